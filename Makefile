@@ -24,6 +24,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
+	mkdir -p build/typecheck/tslic
+	for d in protocol runtime server client cli; do ln -sfn ../../../$$d build/typecheck/tslic/$$d; done
 	$(BIN)/mypy
 
 check: lint typecheck test

@@ -1,0 +1,148 @@
+"""Licensing utility <-> license server (docs/PROTOCOL.md §5.4).
+
+Contract: the utility opens with a Hello whose envelope key is the administrator credential
+created when the license server was set up; a license server refuses every admin request from
+any other key with ACCESS_DENIED. Each request has one reply type (or an Error).
+Activation by web or telephone is two steps, as in the wizard: `AdminActivate` returns the
+code to take to the Clearinghouse; `AdminCompleteActivation` takes the code it gives back.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from ..domain import ActivationMethod, ActivationState, CalProduct, Program
+from .base import Conversation, Message, MessageType, message, require_range
+from .records import ContactInfo, IssuedLicenseInfo, KeyPackInfo, ServerStatus, UserUsage
+
+ADM = Conversation.ADMIN
+
+
+class ActivationAction(enum.StrEnum):
+    ACTIVATE = "activate"
+    DEACTIVATE = "deactivate"
+    REACTIVATE = "reactivate"
+
+
+@message(MessageType.ADMIN_GET_STATUS, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminGetStatus(Message):
+    """Utility -> LS: properties, status and activation state."""
+
+
+@message(MessageType.ADMIN_STATUS, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminStatus(Message):
+    status: ServerStatus
+
+
+@message(MessageType.ADMIN_SET_PROPERTIES, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminSetProperties(Message):
+    """Utility -> LS: the Required Information and Installation Method tabs."""
+
+    contact: ContactInfo
+    method: ActivationMethod
+
+
+@message(MessageType.ADMIN_ACTIVATE, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminActivate(Message):
+    """Utility -> LS: activate, deactivate or reactivate by a method. Reactivation needs a
+    reason (KB814593)."""
+
+    action: ActivationAction
+    method: ActivationMethod
+    reason: str = ""
+
+
+@message(MessageType.ADMIN_ACTIVATION_STEP, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminActivationStep(Message):
+    """LS -> utility: what to take to the Clearinghouse (web page or telephone)."""
+
+    action: ActivationAction
+    method: ActivationMethod
+    state: ActivationState
+    product_id: str
+    request_code: str  # groups of five characters; read aloud or typed into the web page
+    instructions: str
+
+
+@message(MessageType.ADMIN_COMPLETE_ACTIVATION, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminCompleteActivation(Message):
+    """Utility -> LS: the License Server ID or confirmation code the Clearinghouse gave."""
+
+    action: ActivationAction
+    code: str
+
+
+@message(MessageType.ADMIN_INSTALL_KEYPACK, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminInstallKeyPack(Message):
+    """Utility -> LS: install licenses. Which fields matter depends on `program`; a web or
+    telephone install passes `keypack_code`, a transition redemption `transition_token`."""
+
+    program: Program
+    product: CalProduct
+    count: int
+    method: ActivationMethod = ActivationMethod.AUTOMATIC
+    retail_code: str = ""
+    license_number: str = ""
+    authorization_number: str = ""
+    agreement_number: str = ""
+    keypack_code: str = ""
+    transition_token: str = ""
+
+    def check(self) -> None:
+        require_range(self.count, "count", 0, 1_000_000)
+
+
+@message(MessageType.ADMIN_KEYPACK_INSTALLED, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminKeyPackInstalled(Message):
+    keypack: KeyPackInfo
+    event_ids: tuple[int, ...] = ()
+
+
+@message(MessageType.ADMIN_LIST_KEYPACKS, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminListKeyPacks(Message):
+    """Utility -> LS: all installed key packs with their counts."""
+
+
+@message(MessageType.ADMIN_KEYPACKS, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminKeyPacks(Message):
+    keypacks: tuple[KeyPackInfo, ...]
+
+
+@message(MessageType.ADMIN_LIST_LICENSES, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminListLicenses(Message):
+    """Utility -> LS: issued licenses in a date range (LSREPORT), or the per-user report."""
+
+    since: int = 0
+    until: int = 0  # 0: no upper bound
+    per_user: bool = False
+
+
+@message(MessageType.ADMIN_LICENSES, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminLicenses(Message):
+    licenses: tuple[IssuedLicenseInfo, ...]
+    users: tuple[UserUsage, ...] = ()
+
+
+@message(MessageType.ADMIN_SET_POLICY, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminSetPolicy(Message):
+    """Utility -> LS: License Server Security Group and Prevent License Upgrade policies.
+    None leaves a policy unchanged."""
+
+    security_group_enabled: bool | None = None
+    prevent_upgrade: bool | None = None
+    add_members: tuple[str, ...] = ()
+    remove_members: tuple[str, ...] = ()

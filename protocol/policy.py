@@ -1,0 +1,475 @@
+"""The licensing rules of Terminal Server Licensing as pure functions (§ = tslicensing.md).
+
+Contract:
+- Sans-IO: no clock, no randomness. Time comes in as `now` (aware datetime); a random lease
+  length comes in as an integer the caller drew.
+- `choose_license` alone decides which license a device gets. It never refers by itself: it
+  reports `IssueDecision.missing`, `should_refer` says whether another server could help, and
+  `refer` builds the referral once the caller has found one (§2.5, §3.5).
+- Rules are tables (`_SERVES`, `_INSTALLABLE`, `_PERMANENT_PREFERENCE`) where natural.
+
+Uncertain choices, made switches (`GraceEnd`, `PolicyOptions`):
+- `GraceEnd` (§3.1, sources conflict): grace ends at the first permanent CAL (cc738708,
+  hh553157; default) or at the first license server found (KB813052).
+- `built_in_requires_activation` (§1.3 vs §3.2 "an unactivated LS issues only temporary
+  licenses"): default True, so built-in licenses also need an activated server.
+- `w2000_post_logon_issuance` (§3.3): W2000 SP3 / MS01-052 issue a temporary first and the CAL
+  after a validated logon (default True); pre-SP3 issued the CAL on first connection.
+- Per User (§7.2): "temporaries are not upgraded" is read as "no validation step": a User CAL
+  whenever a User CAL pack is installed, else one temporary per device.
+- License-server event ids are the 2008 numbers (§7.5: 18 not activated, 21
+  TLS_W_NOPERMLICENSE); the 2003 numbers are not public.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .domain import ActivationState, CalProduct, ClientOS, LicensingMode, WindowsVersion
+from .errors import ErrorCode
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+W2000 = WindowsVersion.W2000
+W2003 = WindowsVersion.W2003
+
+
+class GraceEnd(enum.StrEnum):
+    """What ends a terminal server's grace period early (§3.1; sources conflict, hence a switch)."""
+
+    FIRST_PERMANENT_CAL = "first-permanent-cal"  # TechNet cc738708 / hh553157 (default)
+    FIRST_LICENSE_SERVER = "first-license-server"  # KB813052
+
+
+class DecisionKind(enum.StrEnum):
+    """What the license server does with a license request."""
+
+    BUILT_IN = "built-in"
+    PERMANENT = "permanent"
+    TEMPORARY = "temporary"
+    REFUSE = "refuse"
+    REFER = "refer"
+
+
+class LsEvent(enum.IntEnum):
+    """License-server event ids (Windows Server 2008 numbering, §7.5)."""
+
+    NOT_ACTIVATED = 18
+    NO_PERMANENT_LICENSE = 21  # TLS_W_NOPERMLICENSE
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PolicyOptions:
+    """Switches for the rules the sources leave uncertain (see the module docstring)."""
+
+    built_in_requires_activation: bool = True
+    w2000_post_logon_issuance: bool = True
+
+
+DEFAULT_OPTIONS = PolicyOptions()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IssueContext:
+    """Everything `choose_license` needs to know about one license request.
+
+    `available` counts the free permanent CALs per product on this license server (for User
+    CALs, which are never decremented, the installed count). `holds_permanent` means the device
+    presents a permanent CAL from this server, suitable for this terminal server (see
+    `permanent_products`), whose lease has not run out: the request is a renewal (§3.4).
+    The three `temporary_*` flags describe the one temporary license the device may have had.
+    """
+
+    ls_version: WindowsVersion
+    ls_activation: ActivationState
+    ts_version: WindowsVersion
+    ts_mode: LicensingMode
+    client_os: ClientOS
+    available: Mapping[CalProduct, int] = field(default_factory=dict)
+    prevent_upgrade: bool = False
+    had_temporary: bool = False
+    temporary_validated: bool = False
+    temporary_expired: bool = False
+    holds_permanent: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.temporary_validated or self.temporary_expired) and not self.had_temporary:
+            raise ValueError("temporary_validated/temporary_expired require had_temporary")
+        if any(count < 0 for count in self.available.values()):
+            raise ValueError("available CAL counts cannot be negative")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IssueDecision:
+    """The license server's answer to one license request.
+
+    Attributes:
+        kind: what to do.
+        product: the product issued (for a temporary: the CAL it stands in for); None for a
+            renewal (the product the device holds) and for most refusals.
+        error: the wire error for REFUSE and REFER, else None.
+        reason: one sentence for the administrator, citing the rule.
+        event_id: license-server event to log (`LsEvent`), or None.
+        consumes: True when a CAL leaves the pool (a new Per Device or Windows 2000 CAL).
+        keeps_existing: True when no new license document is issued because the device goes on
+            with what it holds (a temporary keeps its first expiry, §3.2); for PERMANENT, the
+            license it holds is re-leased (§3.4).
+        missing: the permanent product the device qualified for but this server could not
+            give (drives event 21 and `should_refer`).
+        refer_to: for REFER, the license server the request is sent to.
+    """
+
+    kind: DecisionKind
+    product: CalProduct | None
+    reason: str
+    error: ErrorCode | None = None
+    event_id: int | None = None
+    consumes: bool = False
+    keeps_existing: bool = False
+    missing: CalProduct | None = None
+    refer_to: str | None = None
+
+
+# §1.1: (license server, terminal server) pairs that work together.
+_SERVES: frozenset[tuple[WindowsVersion, WindowsVersion]] = frozenset(
+    {(W2000, W2000), (W2003, W2000), (W2003, W2003)}
+)
+
+# §1.2: key packs a license server accepts. Built-in licenses are a pool, never a key pack.
+_INSTALLABLE: dict[WindowsVersion, frozenset[CalProduct]] = {
+    W2000: frozenset({CalProduct.W2000_TS_CAL}),
+    W2003: frozenset(
+        {CalProduct.W2000_TS_CAL, CalProduct.W2003_DEVICE_CAL, CalProduct.W2003_USER_CAL}
+    ),
+}
+
+# §1.2, §7.2: "most appropriate" permanent CALs per (terminal server, mode), best first. A
+# product newer than the terminal server is a license upgrade (Prevent License Upgrade, §1.2).
+_PERMANENT_PREFERENCE: dict[tuple[WindowsVersion, LicensingMode], tuple[CalProduct, ...]] = {
+    (W2000, LicensingMode.PER_DEVICE): (CalProduct.W2000_TS_CAL, CalProduct.W2003_DEVICE_CAL),
+    (W2003, LicensingMode.PER_DEVICE): (CalProduct.W2003_DEVICE_CAL,),
+    (W2003, LicensingMode.PER_USER): (CalProduct.W2003_USER_CAL,),
+}
+
+
+def ls_serves_ts(ls_version: WindowsVersion, ts_version: WindowsVersion) -> bool:
+    """Whether a license server can serve a terminal server (§1.1).
+
+    Args:
+        ls_version, ts_version: the license server's and terminal server's versions.
+
+    Returns:
+        False only for a Windows Server 2003 terminal server and a Windows 2000 license server.
+    """
+    return (ls_version, ts_version) in _SERVES
+
+
+def keypack_installable(ls_version: WindowsVersion, product: CalProduct) -> bool:
+    """Whether a key pack of `product` can be installed on a license server (§1.2).
+
+    Args:
+        ls_version: the license server's version; product: the key pack's CAL product.
+
+    Returns:
+        False for 2003 CALs on a Windows 2000 server and for the built-in pool anywhere.
+    """
+    return product in _INSTALLABLE[ls_version]
+
+
+def permanent_products(
+    ls_version: WindowsVersion,
+    ts_version: WindowsVersion,
+    mode: LicensingMode,
+    *,
+    prevent_upgrade: bool = False,
+) -> tuple[CalProduct, ...]:
+    """The permanent CAL products that satisfy a terminal server, most appropriate first.
+
+    Args:
+        ls_version: the license server's version (a Windows 2000 server holds no 2003 CALs).
+        ts_version: the terminal server's version.
+        mode: the terminal server's licensing mode.
+        prevent_upgrade: the Prevent License Upgrade policy (§1.2): no 2003 CAL for a 2000 TS.
+
+    Returns:
+        The products in order of preference; empty when the combination is not supported.
+    """
+    products = _PERMANENT_PREFERENCE.get((ts_version, mode), ())
+    return tuple(
+        p
+        for p in products
+        if keypack_installable(ls_version, p) and not (prevent_upgrade and p.version > ts_version)
+    )
+
+
+def choose_license(
+    request: IssueContext, options: PolicyOptions = DEFAULT_OPTIONS
+) -> IssueDecision:
+    """Choose the license a device gets (§1.2, §1.3, §3.2, §3.3, §3.5, §5.4, §7.2).
+
+    Args:
+        request: the facts of the request.
+        options: switches for the uncertain rules (module docstring).
+
+    Returns:
+        The decision. REFER is never returned here; see `should_refer` and `refer`.
+    """
+    ctx = request
+    if not ls_serves_ts(ctx.ls_version, ctx.ts_version):  # §1.1
+        return _refuse(
+            ErrorCode.LOWER_VERSION,
+            f"A {ctx.ls_version.label} license server cannot serve a {ctx.ts_version.label}"
+            " terminal server; install a Windows Server 2003 license server (§1.1).",
+        )
+    products = _PERMANENT_PREFERENCE.get((ctx.ts_version, ctx.ts_mode))
+    if products is None:  # §7.1
+        return _refuse(
+            ErrorCode.MODE_NOT_SUPPORTED,
+            f"{ctx.ts_version.label} terminal servers have no {ctx.ts_mode} licensing mode;"
+            " Per User licensing exists only on Windows Server 2003 (§7.1, §1.2).",
+        )
+    activated = ctx.ls_activation.may_issue_permanent
+    best = products[0]  # the most appropriate CAL; a temporary license stands in for it
+    not_activated = (
+        f"The license server is {ctx.ls_activation}, so it issues only temporary licenses"
+        " (§3.2, §5.4)."
+    )
+
+    # §1.3: OS equivalency, Windows 2000 terminal servers only.
+    if ctx.ts_version is W2000 and ctx.client_os.has_w2000_built_in:
+        if activated or not options.built_in_requires_activation:
+            return IssueDecision(
+                kind=DecisionKind.BUILT_IN,
+                product=CalProduct.W2000_BUILT_IN,
+                reason="Windows 2000 Professional and XP Professional clients of a Windows 2000"
+                " terminal server get the built-in license (OS equivalency, §1.3).",
+            )
+        built_in = CalProduct.W2000_BUILT_IN
+        return _without_permanent(ctx, best, built_in, LsEvent.NOT_ACTIVATED, not_activated)
+
+    # §7.2: User CALs are handed out uncounted and without a validation step.
+    if ctx.ts_mode is LicensingMode.PER_USER:
+        if not activated:
+            return _without_permanent(ctx, best, best, LsEvent.NOT_ACTIVATED, not_activated)
+        if ctx.available.get(best, 0) > 0:
+            return IssueDecision(
+                kind=DecisionKind.PERMANENT,
+                product=best,
+                reason="Per User mode: a TS User CAL is issued without decrementing the pool;"
+                " counting users is the administrator's job under the EULA (§7.2).",
+            )
+        why = "No TS User CAL pack is installed on this license server (event 21, §7.2)."
+        return _without_permanent(ctx, best, best, LsEvent.NO_PERMANENT_LICENSE, why)
+
+    # Per Device, §3.4: a device presenting a valid permanent CAL is renewing its lease.
+    if ctx.holds_permanent:
+        if activated:
+            return IssueDecision(
+                kind=DecisionKind.PERMANENT,
+                product=None,
+                keeps_existing=True,
+                reason="The device's permanent CAL is re-leased for a new 52-89 days (§3.4).",
+            )
+        return _refuse(
+            ErrorCode.NOT_ACTIVATED,
+            f"{not_activated} The lease is not renewed; the device keeps its current CAL until"
+            " it runs out (MS-RDPELE 3.2.5.5).",
+            event_id=LsEvent.NOT_ACTIVATED,
+            keeps_existing=True,
+        )
+
+    # §3.3: post-logon issuance; a device qualifies once a logon validated its temporary.
+    post_logon = ctx.ts_version is W2003 or options.w2000_post_logon_issuance
+    if post_logon and not (ctx.had_temporary and ctx.temporary_validated):
+        why = (
+            "No successful logon has validated this device's temporary license yet (§3.3)."
+            if ctx.had_temporary
+            else "First connection of this device: a permanent CAL waits for a logon (§3.3)."
+        )
+        return _without_permanent(ctx, best, None, None, why)
+    if not activated:
+        return _without_permanent(ctx, best, best, LsEvent.NOT_ACTIVATED, not_activated)
+    allowed = permanent_products(
+        ctx.ls_version, ctx.ts_version, ctx.ts_mode, prevent_upgrade=ctx.prevent_upgrade
+    )
+    for product in allowed:
+        if ctx.available.get(product, 0) > 0:
+            how = (
+                f"because no {best.label} is left (license upgrade, §1.2)"
+                if product is not best
+                else "(most appropriate CAL, §1.2, §3.3)"
+            )
+            return IssueDecision(
+                kind=DecisionKind.PERMANENT,
+                product=product,
+                consumes=True,
+                reason=f"A {product.label} is issued {how}.",
+            )
+    blocked = allowed != permanent_products(ctx.ls_version, ctx.ts_version, ctx.ts_mode)
+    why = (
+        f"No {' or '.join(p.label for p in allowed)} is left on this license server"
+        + (", and Prevent License Upgrade forbids a 2003 CAL (§1.2)" if blocked else "")
+        + " (event 21, §3.5)."
+    )
+    return _without_permanent(ctx, best, best, LsEvent.NO_PERMANENT_LICENSE, why)
+
+
+def _refuse(error: ErrorCode, reason: str, **extra: Any) -> IssueDecision:
+    return IssueDecision(
+        kind=DecisionKind.REFUSE, product=None, error=error, reason=reason, **extra
+    )
+
+
+def _without_permanent(
+    ctx: IssueContext,
+    stand_in: CalProduct,
+    missing: CalProduct | None,
+    event: LsEvent | None,
+    why: str,
+) -> IssueDecision:
+    """§3.2: no permanent license now. A device gets one temporary license, ever; it keeps it
+    until it expires and is refused afterwards (termsrv event 1011)."""
+    if ctx.had_temporary and ctx.temporary_expired:
+        return _refuse(
+            ErrorCode.NO_LICENSE_AVAILABLE,
+            f"{why} The device's temporary license has expired and a device gets only one (§3.2).",
+            missing=missing,
+            event_id=event,
+        )
+    then = (
+        "The device keeps its temporary license until it expires (§3.2)."
+        if ctx.had_temporary
+        else f"The device gets a {TEMPORARY_DAYS}-day temporary license (§3.2)."
+    )
+    return IssueDecision(
+        kind=DecisionKind.TEMPORARY,
+        product=stand_in,
+        missing=missing,
+        event_id=event,
+        keeps_existing=ctx.had_temporary,
+        reason=f"{why} {then}",
+    )
+
+
+def should_refer(decision: IssueDecision) -> bool:
+    """Whether asking another license server could give this device a permanent license.
+
+    Args:
+        decision: a decision from `choose_license`.
+
+    Returns:
+        True when the device qualified for a permanent license that this server could not give
+        (no CAL of the product left, or the server not activated) (§2.5, §3.5).
+    """
+    return decision.missing is not None and decision.kind in (
+        DecisionKind.TEMPORARY,
+        DecisionKind.REFUSE,
+    )
+
+
+def refer(decision: IssueDecision, *, to: str) -> IssueDecision:
+    """Turn a decision into a referral to another license server (§2.5, §3.5).
+
+    Args:
+        decision: a decision for which `should_refer` is True.
+        to: the name of the license server that has the missing product.
+
+    Returns:
+        A REFER decision naming `to`, with error REFERRAL.
+
+    Raises:
+        ValueError: if the decision does not call for a referral.
+    """
+    if not should_refer(decision) or decision.missing is None:
+        raise ValueError(f"decision {decision.kind} does not call for a referral")
+    return IssueDecision(
+        kind=DecisionKind.REFER,
+        product=decision.missing,
+        error=ErrorCode.REFERRAL,
+        refer_to=to,
+        reason=(
+            f"This license server has no {decision.missing.label} to give; the request is"
+            f" referred to license server {to}, which has them (§2.5, §3.5)."
+        ),
+    )
+
+
+# §3.4: permanent Per Device leases run a random 52-89 days; renewal starts 7 days before.
+LEASE_MIN_DAYS = 52
+LEASE_MAX_DAYS = 89
+RENEWAL_WINDOW_DAYS = 7
+# §3.2: a temporary license lasts 90 days.
+TEMPORARY_DAYS = 90
+
+
+def ensure_aware(when: datetime, name: str = "now") -> datetime:
+    """Return `when` unchanged if it carries a time zone (the core compares aware datetimes).
+
+    Args:
+        when: the datetime to check; name: the argument's name, for the message.
+
+    Raises:
+        ValueError: if `when` is naive.
+    """
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime (UTC), got {when!r}")
+    return when
+
+
+def lease_days(draw: int) -> int:
+    """Map any integer the caller drew onto a lease length of 52..89 days, uniformly (§3.4).
+
+    Args:
+        draw: any integer (e.g. from a random generator outside the core).
+
+    Returns:
+        ``draw % 38 + 52``.
+    """
+    return draw % (LEASE_MAX_DAYS - LEASE_MIN_DAYS + 1) + LEASE_MIN_DAYS
+
+
+def lease_expiry(now: datetime, draw: int) -> datetime:
+    """Return the expiry, ``now + lease_days(draw)`` days, of a permanent CAL issued at `now`.
+
+    Args:
+        now: issue time (aware); draw: the caller's random integer (see `lease_days`).
+    """
+    return ensure_aware(now) + timedelta(days=lease_days(draw))
+
+
+def temporary_expiry(now: datetime) -> datetime:
+    """Return the expiry, ``now + 90 days``, of a temporary license issued at `now` (§3.2).
+
+    Args:
+        now: issue time (aware).
+    """
+    return ensure_aware(now) + timedelta(days=TEMPORARY_DAYS)
+
+
+def needs_renewal(expires_at: datetime, now: datetime) -> bool:
+    """Whether a client should renew its license (§3.4: from 7 days before expiry on).
+
+    Args:
+        expires_at: the license's expiry; now: current time (both aware).
+
+    Returns:
+        True when at most 7 days are left (exactly 7 included), or the license has expired.
+    """
+    left = ensure_aware(expires_at, "expires_at") - ensure_aware(now)
+    return left <= timedelta(days=RENEWAL_WINDOW_DAYS)
+
+
+def is_expired(expires_at: datetime, now: datetime) -> bool:
+    """Whether a license has run out (it is valid up to, not including, `expires_at`).
+
+    Args:
+        expires_at: the license's expiry; now: current time (both aware).
+
+    Returns:
+        True when ``now >= expires_at``.
+    """
+    return ensure_aware(now) >= ensure_aware(expires_at, "expires_at")
