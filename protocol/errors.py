@@ -38,7 +38,6 @@ class ErrorCode(enum.IntEnum):
     WRONG_SENDER = 1012
     HANDSHAKE_TIMEOUT = 1013
     IDLE_TIMEOUT = 1014
-    RATE_LIMITED = 1015
     SERVER_BUSY = 1016
     SHUTTING_DOWN = 1017
     CONNECTION_LOST = 1018
@@ -78,6 +77,7 @@ class ErrorCode(enum.IntEnum):
     # 9xxx: the service itself
     INTERNAL_ERROR = 9001
     STORAGE_ERROR = 9002
+    RATE_LIMITED = 9003
 
     @property
     def closes_connection(self) -> bool:

@@ -33,7 +33,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtensionOID, NameOID, SignatureAlgorithmOID
 from tslic.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 
@@ -44,10 +43,10 @@ OID_TSLIC_IDENTITY = x509.ObjectIdentifier("2.25.2117143640124197865164323864587
 ORGANIZATION = "tslic emulated Terminal Services"
 # The hierarchy has three levels, so a longer chain is refused before any signature work.
 MAX_CHAIN_LENGTH = 3
-# What cryptography raises on malformed input. Its warning about non-positive serial numbers
-# (forbidden by RFC 5280 §4.1.2.2) is made an error by _strict_parsing().
+# What cryptography raises on malformed input. It only *warns* about some defects (a
+# non-positive serial, a wrongly sized country name); _strict_parsing() makes those errors.
 _PARSE_ERRORS = (
-    *(ValueError, TypeError, UnsupportedAlgorithm, CryptographyDeprecationWarning),
+    *(ValueError, TypeError, UnsupportedAlgorithm, Warning),
     *(x509.InvalidVersion, x509.DuplicateExtension, x509.UnsupportedGeneralNameType),
 )
 _UNPACK_ERRORS = (ValueError, TypeError, msgpack.exceptions.UnpackException)
@@ -148,7 +147,7 @@ def _strict_parsing() -> Iterator[None]:
     # A peer must not be able to make us print warnings; a warning here means bad input.
     # (catch_warnings is process-global, but nothing inside the block can switch tasks.)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", CryptographyDeprecationWarning)
+        warnings.simplefilter("error")
         yield
 
 

@@ -1,0 +1,96 @@
+"""Clocks that every daemon and tool reads: the one place real time is read.
+
+Contract: a `Clock` gives virtual milliseconds since the epoch (`now()`) and sleeps until a
+virtual instant (`sleep_until`). Three kinds:
+- `WallClock(spec)`: real time through a `ClockSpec` (start date, speed, real anchor). Separate
+  processes given the same spec agree on the virtual date; this is what daemons use.
+- `TrioClock(start, speed)`: follows `trio.current_time()`, so under pytest-trio's
+  `autojump_clock` months pass instantly and deterministically; what in-process tests use.
+- `ManualClock(start)`: moved only by `advance()`; for pure tests of timed logic.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import trio
+from tslic.protocol.clock import MS_PER_DAY, ClockSpec
+
+
+class Clock(Protocol):
+    speed: float
+
+    def now(self) -> int:
+        """Virtual milliseconds since the Unix epoch."""
+        ...
+
+    async def sleep_until(self, virtual_ms: int) -> None:
+        """Return once the virtual clock reads at least `virtual_ms`."""
+        ...
+
+
+def real_seconds_for(clock: Clock, virtual_ms: int) -> float:
+    """Real seconds that `virtual_ms` of virtual time take on `clock`."""
+    return max(0.0, virtual_ms / 1000 / clock.speed)
+
+
+class WallClock:
+    """Virtual time computed from the machine's real clock and a `ClockSpec`."""
+
+    def __init__(self, spec: ClockSpec | None = None) -> None:
+        self.spec = spec or ClockSpec()
+        self.speed = self.spec.speed
+
+    @classmethod
+    def starting(cls, start_ms: int | None, speed: float = 1.0) -> WallClock:
+        """A clock that reads `start_ms` now and runs at `speed` (None: real time)."""
+        if start_ms is None:
+            return cls(ClockSpec(speed=1.0))
+        return cls(ClockSpec(start=start_ms, anchor=time.time(), speed=speed))
+
+    def now(self) -> int:
+        return self.spec.at(time.time())
+
+    async def sleep_until(self, virtual_ms: int) -> None:
+        # A loop, not one sleep: the conversion rounds, and we must not wake early.
+        while (left := virtual_ms - self.now()) > 0:  # noqa: ASYNC110
+            await trio.sleep(real_seconds_for(self, left))
+
+
+class TrioClock:
+    """Virtual time that follows Trio's clock (and so `MockClock`/`autojump_clock`)."""
+
+    def __init__(self, start_ms: int, speed: float = 1.0) -> None:
+        self.speed = speed
+        self._start = start_ms
+        self._origin = trio.current_time()
+
+    def now(self) -> int:
+        return self._start + int((trio.current_time() - self._origin) * self.speed * 1000)
+
+    async def sleep_until(self, virtual_ms: int) -> None:
+        # A loop, not one sleep: the conversion rounds, and we must not wake early.
+        while (left := virtual_ms - self.now()) > 0:  # noqa: ASYNC110
+            await trio.sleep(real_seconds_for(self, left))
+
+
+class ManualClock:
+    """A clock moved only by `advance()`. `sleep_until` parks until then."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.speed = 1.0
+        self._now = start_ms
+        self._moved = trio.Event()
+
+    def now(self) -> int:
+        return self._now
+
+    def advance(self, *, days: float = 0, ms: int = 0) -> None:
+        self._now += ms + int(days * MS_PER_DAY)
+        self._moved.set()
+        self._moved = trio.Event()
+
+    async def sleep_until(self, virtual_ms: int) -> None:
+        while self._now < virtual_ms:
+            await self._moved.wait()

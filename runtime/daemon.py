@@ -1,0 +1,91 @@
+"""Running a daemon: readiness line, ready file, signals, graceful shutdown.
+
+Contract: `run_daemon(role, start)` runs `start(task_status, shutdown_event)` in a nursery.
+Once it reports its bound address, one JSON line `{"role", "address", "pid", ...}` goes to
+stdout (flushed) and, if asked, to the ready file (atomically). SIGINT or SIGTERM sets the
+shutdown event (the daemon stops accepting and gives handlers their grace period); a second
+signal cancels everything at once. Startup errors are `TslicError`s printed as one line with
+their code, with exit status 2; nobody sees a traceback for a bad flag or a busy port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+from tslic.protocol.errors import TslicError
+
+from .files import write_atomic
+
+log = logging.getLogger(__name__)
+
+Starter = Callable[[trio.Event, "trio.TaskStatus[dict[str, Any]]"], Awaitable[None]]
+
+
+def announce(info: dict[str, Any], ready_file: Path | None) -> None:
+    """Print the readiness line and write the ready file."""
+    line = json.dumps({**info, "pid": os.getpid()}, sort_keys=True)
+    print(line, flush=True)
+    if ready_file is not None:
+        write_atomic(ready_file, (line + "\n").encode())
+
+
+async def _run(start: Starter, ready_file: Path | None) -> None:
+    shutdown = trio.Event()
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as outer:
+            async with trio.open_nursery() as inner:
+
+                async def watch() -> None:
+                    count = 0
+                    async for signum in signals:
+                        count += 1
+                        log.info("signal %s: shutting down", signal.Signals(signum).name)
+                        shutdown.set()
+                        if count > 1:  # a second signal: stop now
+                            inner.cancel_scope.cancel()
+
+                outer.start_soon(watch)
+                info = await inner.start(start, shutdown)
+                announce(info, ready_file)
+            # The daemon has drained (or was cancelled); stop watching signals.
+            outer.cancel_scope.cancel()
+
+
+def run_daemon(start: Starter, *, ready_file: Path | None = None) -> int:
+    """Run a daemon to completion; return the process exit status."""
+    logging.basicConfig(
+        level=os.environ.get("TSLIC_LOG", "WARNING").upper(),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    failure: TslicError | None = None
+    interrupted = False
+    try:
+        trio.run(_run, start, ready_file)
+    except* TslicError as group:
+        failure = first_error(group)
+    except* KeyboardInterrupt:
+        interrupted = True
+    if interrupted:
+        return 130
+    if failure is not None:
+        print(f"tslic: error: {failure}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def first_error(group: BaseExceptionGroup[TslicError]) -> TslicError:
+    """The first TslicError in a (possibly nested) exception group."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return first_error(exc)
+        return exc
+    raise AssertionError("empty exception group")

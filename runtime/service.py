@@ -1,0 +1,281 @@
+"""Serving a request/response conversation over TCP, with limits and graceful shutdown.
+
+Contract:
+- `serve(service, limits, ...)` is Trio-shaped: run it with `nursery.start`; it binds, calls
+  `task_status.started(address)` and serves until cancelled or until `shutdown` is set.
+- Each connection: a Hello within `handshake_timeout` (else HANDSHAKE_TIMEOUT), then requests,
+  each within `idle_timeout` of the last (else IDLE_TIMEOUT). `service.on_hello` returns the
+  Welcome or raises `ServiceError` (sent as an Error; the conversation ends). Each request goes
+  to `service.handle`; a `ServiceError` becomes an Error refusal and the conversation goes on.
+- A peer's protocol error gets a fatal Error naming its code, then the connection is closed;
+  other connections are unaffected. An unexpected exception in a handler is logged and
+  answered with INTERNAL_ERROR: the daemon stays up.
+- Limits: at most `max_connections` at once (the next is told SERVER_BUSY and closed at once,
+  so nothing waits in the accept queue); per-peer-key request rate (token bucket; RATE_LIMITED
+  refusal); the frame size.
+- Graceful shutdown (the hypercorn pattern): on `shutdown`, stop accepting, tell idle peers
+  Goodbye, and give busy handlers `grace` seconds before they are cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import trio
+from tslic.protocol import (
+    Connection,
+    ConnectionLost,
+    Conversation,
+    Direction,
+    ErrorCode,
+    Message,
+    ProtocolError,
+    ServiceError,
+)
+from tslic.protocol.envelope import ReplayGuard
+from tslic.protocol.messages import Error, Goodbye, Hello, Welcome
+from tslic.protocol.trio_stream import MessageStream
+
+from .clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Configurable protections; the defaults are documented in docs/OPERATIONS.md."""
+
+    max_connections: int = 15_000
+    handshake_timeout: float = 10.0  # real seconds for the Hello to arrive
+    idle_timeout: float = 300.0  # real seconds between requests
+    request_timeout: float = 30.0  # real seconds a handler may take
+    max_frame: int = 65536
+    rate_per_second: float = 2000.0  # requests per peer key per second
+    rate_burst: float = 4000.0
+    shutdown_grace: float = 5.0
+    window_real_seconds: float = 300.0  # freshness window, in real seconds
+
+
+@dataclass(slots=True)
+class Peer:
+    """What a handler knows about the other end of one connection."""
+
+    address: str
+    key: bytes
+    hello: Hello
+    state: dict[str, Any] = field(default_factory=dict)  # per-connection data for the service
+
+
+class Service(Protocol):
+    """A daemon's request handlers for one conversation."""
+
+    conversation: Conversation
+
+    async def on_hello(self, peer: Peer) -> Welcome: ...
+
+    async def handle(self, peer: Peer, request: Message) -> Message: ...
+
+
+@dataclass(slots=True)
+class Counters:
+    """Connection-level counts for status pages and metrics."""
+
+    accepted: int = 0
+    refused_busy: int = 0
+    active: int = 0
+    errors: dict[int, int] = field(default_factory=dict)
+
+    def error(self, code: ErrorCode) -> None:
+        self.errors[int(code)] = self.errors.get(int(code), 0) + 1
+
+
+class _Bucket:
+    __slots__ = ("stamp", "tokens")
+
+    def __init__(self, burst: float, now: float) -> None:
+        self.tokens = burst
+        self.stamp = now
+
+
+class Server:
+    """One listening conversation. `serve` runs it; `shutdown()` winds it down."""
+
+    def __init__(
+        self,
+        service: Service,
+        *,
+        key: Any,
+        clock: Clock,
+        limits: Limits | None = None,
+        on_error: Callable[[ErrorCode], None] | None = None,
+    ) -> None:
+        self.service = service
+        self.key = key
+        self.clock = clock
+        self.limits = limits or Limits()
+        self.counters = Counters()
+        self._on_error = on_error
+        window = int(self.limits.window_real_seconds * 1000 * max(1.0, clock.speed))
+        self.guard = ReplayGuard(window=window)
+        self._window = window
+        self._shutdown = trio.Event()
+        self._buckets: dict[bytes, _Bucket] = {}
+        self._idle: set[MessageStream] = set()
+
+    def shutdown(self) -> None:
+        self._shutdown.set()
+
+    def _count(self, code: ErrorCode) -> None:
+        self.counters.error(code)
+        if self._on_error is not None:
+            self._on_error(code)
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Bind, report the bound "host:port", serve until shutdown or cancellation."""
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        sockname = listeners[0].socket.getsockname()
+        address = f"{sockname[0]}:{sockname[1]}"
+        async with trio.open_nursery() as handlers:
+            async with trio.open_nursery() as acceptors:
+                acceptors.start_soon(self._accept, listeners, handlers)
+                task_status.started(address)
+                await self._shutdown.wait()
+                acceptors.cancel_scope.cancel()  # stop accepting; listeners close
+            for stream in list(self._idle):  # idle peers hear Goodbye now
+                await stream.aclose(goodbye="the service is shutting down")
+            handlers.cancel_scope.deadline = trio.current_time() + self.limits.shutdown_grace
+
+    async def _accept(self, listeners: list[trio.SocketListener], handlers: trio.Nursery) -> None:
+        await trio.serve_listeners(self._handle_tcp, listeners, handler_nursery=handlers)
+
+    async def _handle_tcp(self, tcp: trio.SocketStream) -> None:
+        try:
+            peer_addr = "{}:{}".format(*tcp.socket.getpeername()[:2])
+        except OSError:
+            peer_addr = "?"
+        conn = Connection(
+            conversation=self.service.conversation,
+            our_role=Direction.SERVER,
+            key=self.key,
+            nonce_source=lambda: os.urandom(16),
+            replay_guard=self.guard,
+            window=self._window,
+            max_frame=self.limits.max_frame,
+        )
+        stream = MessageStream(tcp, conn, self.clock.now)
+        if self.counters.active >= self.limits.max_connections or self._shutdown.is_set():
+            self.counters.refused_busy += 1
+            self._count(ErrorCode.SERVER_BUSY)
+            await self._refuse(stream, ErrorCode.SERVER_BUSY, "too many connections; try later")
+            return
+        self.counters.accepted += 1
+        self.counters.active += 1
+        try:
+            await self._converse(stream, peer_addr)
+        except ConnectionLost:
+            pass
+        except ProtocolError as exc:
+            self._count(exc.code)
+            log.info("peer %s: %s", peer_addr, exc)
+            await self._refuse(stream, exc.code, exc.message)
+        finally:
+            self.counters.active -= 1
+            self._idle.discard(stream)
+            await stream.aclose()
+
+    async def _refuse(self, stream: MessageStream, code: ErrorCode, text: str) -> None:
+        with trio.move_on_after(1, shield=True):
+            await stream.send_error(code, text)
+
+    async def _converse(self, stream: MessageStream, peer_addr: str) -> None:
+        with trio.move_on_after(self.limits.handshake_timeout) as scope:
+            first = await stream.receive()
+        if scope.cancelled_caught:
+            self._count(ErrorCode.HANDSHAKE_TIMEOUT)
+            await self._refuse(stream, ErrorCode.HANDSHAKE_TIMEOUT, "no Hello in time")
+            return
+        assert isinstance(first, Hello)  # the state table admits nothing else first
+        assert stream.conn.peer_key is not None
+        peer = Peer(address=peer_addr, key=stream.conn.peer_key, hello=first)
+        try:
+            welcome = await self._call(self.service.on_hello, peer)
+        except ServiceError as exc:
+            self._count(exc.code)
+            await self._refuse(stream, exc.code, exc.message)
+            return
+        await stream.send(welcome)
+        while True:
+            self._idle.add(stream)
+            with trio.move_on_after(self.limits.idle_timeout) as scope:
+                request = await stream.receive()
+            self._idle.discard(stream)
+            if scope.cancelled_caught:
+                self._count(ErrorCode.IDLE_TIMEOUT)
+                await self._refuse(stream, ErrorCode.IDLE_TIMEOUT, "idle for too long")
+                return
+            if isinstance(request, Goodbye):
+                return
+            if not self._take_token(peer.key):
+                self._count(ErrorCode.RATE_LIMITED)
+                await stream.send(_refusal(ErrorCode.RATE_LIMITED, "too many requests; slow down"))
+                continue
+            try:
+                with trio.fail_after(self.limits.request_timeout):
+                    reply = await self._call(self.service.handle, peer, request)
+            except ServiceError as exc:
+                self._count(exc.code)
+                reply = _refusal(exc.code, exc.message, exc.detail)
+            except trio.TooSlowError:
+                self._count(ErrorCode.INTERNAL_ERROR)
+                reply = _refusal(ErrorCode.INTERNAL_ERROR, "the request took too long")
+            await stream.send(reply)
+            if isinstance(reply, Error) and reply.fatal:
+                return
+            if self._shutdown.is_set():
+                await stream.aclose(goodbye="the service is shutting down")
+                return
+
+    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        try:
+            return await fn(*args)
+        except (ServiceError, ProtocolError, ConnectionLost):
+            raise
+        except Exception:
+            # A bug must not take the daemon down or leave the peer hanging.
+            log.exception("handler failed")
+            raise ServiceError(
+                "internal error in the service (logged)", code=ErrorCode.INTERNAL_ERROR
+            ) from None
+
+    def _take_token(self, key: bytes) -> bool:
+        now = trio.current_time()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > 100_000:
+                self._buckets.clear()  # bounded memory under a flood of keys
+            bucket = self._buckets[key] = _Bucket(self.limits.rate_burst, now)
+        bucket.tokens = min(
+            self.limits.rate_burst,
+            bucket.tokens + (now - bucket.stamp) * self.limits.rate_per_second,
+        )
+        bucket.stamp = now
+        if bucket.tokens < 1:
+            return False
+        bucket.tokens -= 1
+        return True
+
+
+def _refusal(code: ErrorCode, text: str, detail: dict[str, Any] | None = None) -> Error:
+    return Error(
+        code=int(code), message=text, detail={k: str(v) for k, v in (detail or {}).items()}
+    )
