@@ -80,7 +80,9 @@ def group5(code: str) -> str:
     return "-".join(c[i : i + GROUP] for i in range(0, len(c), GROUP))
 
 
-def _fail(code: ErrorCode, message: str, reason: str, **detail: object) -> NoReturn:
+def _fail(
+    code: ErrorCode, message: str, reason: str, groups: list[int] | None = None
+) -> NoReturn:
     raise ServiceError(
         f"{message} {reason}".strip(), code=code, detail={"reason": reason, **detail}
     )
@@ -343,34 +345,41 @@ def decode_b24(text: str, length: int) -> bytes:
     s0, s1 = _checks(payload)
     right_check = _to_digits(s0 * _CHECK_PRIME + s1, GROUP)
     if typed_check != right_check:
-        groups = _locate(payload, typed_check, right_check)
-        where = " or ".join(f"group {g} ({group5(code).split('-')[g - 1]})" for g in groups)
-        reason = (
-            f"{where[0].upper()}{where[1:]} looks mistyped; check it and type it again."
-            if groups
-            else "It does not check out: characters are mistyped or swapped; check every group."
-        )
-        _fail(err, lead, reason, groups=groups)
+        _fail(err, lead, *_diagnose(group5(code).split("-"), payload, typed_check))
     value = _from_digits(payload)
     if value >= 256**length:
         _fail(err, lead, "It is too large for this field; check the first group.", groups=[1])
     return value.to_bytes(length, "big")
 
 
-def _locate(payload: list[int], typed_check: list[int], right_check: list[int]) -> list[int]:
-    """The groups (1-based) where a single typo explains the mismatch, if any."""
-    groups: list[int] = []
+def _diagnose(
+    groups: list[str], payload: list[int], typed_check: list[int]
+) -> tuple[str, list[int]]:
+    """Explain a check mismatch: (reason, the 1-based groups a single typo would be in)."""
+    s0, s1 = _checks(payload)
+    last = len(groups)
     stored = _from_digits(typed_check)
+    t0, t1 = divmod(stored, _CHECK_PRIME)
+    if stored < _CHECK_PRIME * _CHECK_PRIME and s0 == t0:
+        # Same digit sum: two characters swapped (S1 shifts by (a - b) * distance), or a typo
+        # in the check group that left S0 alone; the two cannot be told apart.
+        return (
+            f"Two characters may be swapped, or group {last} ({groups[-1]}) is mistyped;"
+            " check every group.",
+            [],
+        )
+    found: list[int] = []
     if stored < _CHECK_PRIME * _CHECK_PRIME:
-        # A typo e at position i shifts S0 by e and S1 by i*e (mod p): i = dS1 / dS0.
-        t0, t1 = divmod(stored, _CHECK_PRIME)
-        s0, s1 = _checks(payload)
+        # A typo e at payload position i (1-based) shifts S0 by e and S1 by i*e (mod p).
         d0, d1 = (s0 - t0) % _CHECK_PRIME, (s1 - t1) % _CHECK_PRIME
-        if d0:
-            pos = d1 * pow(d0, -1, _CHECK_PRIME) % _CHECK_PRIME
-            e = d0 if d0 <= _CHECK_PRIME // 2 else d0 - _CHECK_PRIME
-            if 1 <= pos <= len(payload) and 0 <= payload[pos - 1] - e < _BASE:
-                groups.append((pos - 1) // GROUP + 1)
+        pos = d1 * pow(d0, -1, _CHECK_PRIME) % _CHECK_PRIME
+        e = d0 if d0 <= _CHECK_PRIME // 2 else d0 - _CHECK_PRIME
+        if 1 <= pos <= len(payload) and 0 <= payload[pos - 1] - e < _BASE:
+            found.append((pos - 1) // GROUP + 1)
+    right_check = _to_digits(s0 * _CHECK_PRIME + s1, GROUP)
     if sum(a != b for a, b in zip(typed_check, right_check, strict=True)) == 1:
-        groups.append(len(payload) // GROUP + 1)  # the check group itself
-    return groups
+        found.append(last)  # a typo in the check group itself
+    if not found:
+        return "It does not check out: several characters are wrong; check every group.", []
+    where = " or ".join(f"group {g} ({groups[g - 1]})" for g in found)
+    return f"{where[0].upper()}{where[1:]} looks mistyped; check it and type it again.", found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 import pytest
@@ -16,6 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tslic.protocol import pki
 from tslic.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 T0 = datetime(2003, 4, 1, tzinfo=UTC)
 T1 = datetime(2033, 4, 1, tzinfo=UTC)
@@ -186,6 +189,7 @@ def test_certificate_shape() -> None:
     )
     ext = w.ts.extensions.get_extension_for_oid(pki.OID_TSLIC_IDENTITY)
     assert not ext.critical
+    assert isinstance(ext.value, x509.UnrecognizedExtension)
     raw = msgpack.unpackb(ext.value.value, raw=False, strict_map_key=True)
     assert raw == ident_map("terminal-server", "TS01", license_server_id="LSID-0001")
     ls_constraints = w.ls.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -551,7 +555,7 @@ def test_non_self_signed_temporary_top_is_refused() -> None:
 def test_builders_refuse_bad_arguments() -> None:
     w = world()
     naive = datetime(2003, 1, 1)
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: pki.make_root(key(1), name="CH", not_before=naive, not_after=T1, serial=1),
         lambda: pki.make_root(key(1), name="CH", not_before=T1, not_after=T0, serial=1),
         lambda: pki.make_root(key(1), name="CH", not_before=T0, not_after=T1, serial=0),
