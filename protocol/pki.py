@@ -145,7 +145,7 @@ def key_id(raw_public: bytes) -> str:
 @contextmanager
 def _strict_parsing() -> Iterator[None]:
     # A peer must not be able to make us print warnings; a warning here means bad input.
-    # (catch_warnings is process-global, but nothing inside the block can switch tasks.)
+    # catch_warnings is process-global, but the block never awaits, so no task interleaves.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         yield
