@@ -94,3 +94,60 @@ class ManualClock:
     async def sleep_until(self, virtual_ms: int) -> None:
         while self._now < virtual_ms:
             await self._moved.wait()
+
+
+class FileClock(WallClock):
+    """A `WallClock` whose spec can be moved forward by rewriting a shared file.
+
+    The lab (and a conformance target in test mode) runs every daemon with `--clock-file`;
+    jumping the whole deployment months ahead is one atomic write of a new spec. Daemons
+    poll the file (`watch`, run in their nursery) every `poll` real seconds. Virtual time
+    never goes backwards: a spec that would make it is ignored.
+    """
+
+    def __init__(self, path: str, *, poll: float = 0.05) -> None:
+        self.path = path
+        self.poll = poll
+        self._mtime = -1.0
+        super().__init__(self._read() or ClockSpec())
+
+    def _read(self) -> ClockSpec | None:
+        import os
+
+        try:
+            mtime = os.stat(self.path).st_mtime
+            if mtime == self._mtime:
+                return None
+            with open(self.path, encoding="utf-8") as handle:
+                text = handle.read().strip()
+            self._mtime = mtime
+            return ClockSpec.from_arg(text) if text else None
+        except OSError:
+            return None
+
+    def refresh(self) -> None:
+        spec = self._read()
+        if spec is not None and spec.at(time.time()) >= self.now():
+            self.spec = spec
+            self.speed = spec.speed
+
+    async def watch(self) -> None:
+        """Poll the clock file forever (run it in the daemon's nursery)."""
+        while True:
+            await trio.sleep(self.poll)
+            self.refresh()
+
+    async def sleep_until(self, virtual_ms: int) -> None:
+        # Short naps, so that a jump of the shared clock wakes sleepers promptly.
+        while (left := virtual_ms - self.now()) > 0:  # noqa: ASYNC110
+            await trio.sleep(min(self.poll, real_seconds_for(self, left)))
+
+
+def write_clock_file(path: str, spec: ClockSpec) -> None:
+    """Atomically publish a clock spec for `FileClock`s to pick up."""
+    import os
+
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(spec.to_arg() + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,52 @@
+"""Command-line options every daemon shares: the clock, the ready file, --json.
+
+Contract: `add_clock_arguments` adds `--start-date`, `--speed`, `--clock` and `--clock-file`;
+`clock_from_args` turns them into a `Clock`. Precedence: `--clock-file` (a shared, movable
+clock, as the lab uses), then `--clock` (an exact spec, so separate processes agree to the
+millisecond), then `--start-date`/`--speed` (anchored at this process's start), else real
+time. A `FileClock` must be watched: run `clock.watch()` in the daemon's nursery.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tslic.protocol.clock import ClockSpec, parse_date
+
+from .clock import Clock, FileClock, WallClock
+
+
+def add_clock_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("virtual clock")
+    group.add_argument(
+        "--start-date", help="virtual date at start, e.g. 2003-05-01 (default: real time)"
+    )
+    group.add_argument(
+        "--speed", type=float, default=1.0, help="virtual seconds per real second (default 1)"
+    )
+    group.add_argument("--clock", help="exact clock spec START_MS@ANCHORxSPEED (overrides)")
+    group.add_argument("--clock-file", help="follow a shared clock file (the lab uses this)")
+
+
+def clock_from_args(args: argparse.Namespace) -> Clock:
+    """The clock the options describe."""
+    if getattr(args, "clock_file", None):
+        return FileClock(args.clock_file)
+    if getattr(args, "clock", None):
+        return WallClock(ClockSpec.from_arg(args.clock))
+    if getattr(args, "start_date", None):
+        return WallClock.starting(parse_date(args.start_date), args.speed)
+    return WallClock.starting(None)
+
+
+def add_daemon_arguments(parser: argparse.ArgumentParser, *, default_listen: str) -> None:
+    """--listen, --data, --ready-file, plus the clock options."""
+    parser.add_argument(
+        "--listen",
+        default=default_listen,
+        help=f"HOST:PORT (port 0: any; default {default_listen})",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="data directory")
+    parser.add_argument("--ready-file", type=Path, help="write the readiness line here too")
+    add_clock_arguments(parser)
