@@ -6,7 +6,7 @@ Contract:
   white space dropped, upper case) and every check either returns the normalized value or
   raises `ServiceError` with a message saying what is wrong and where.
 - The alphabet is the 24 characters of Windows product keys, `BCDFGHJKMPQRTVWXY2346789`
-  (§4.3 [B]); it has no vowels and none of 0/O, 1/I/L, 5/S, U/V-style look-alikes.
+  (§4.3 [B]): no vowels, and no 0, 1 or 5, which people confuse with O, I/L and S.
 
 Formats (§4.3):
 - Retail license code: 25 characters (5 groups of 5). Ours are 24 characters derived from the
@@ -24,7 +24,8 @@ Formats (§4.3):
   (§4.3 reports 35 characters decoded into a 21-byte buffer; 35 base-24 characters carry at
   most 160 bits, so 21 arbitrary bytes need 37 characters plus padding.) The check group holds
   S0 = sum(v_i) and S1 = sum(i * v_i) modulo the prime 2819: every single-character typo and
-  every swap of two characters is detected, and a single typo is located to its group.
+  every swap of two payload characters is detected, and a single typo in the payload is
+  located to its group (a swap and a typo in the check group look alike and are not).
 """
 
 from __future__ import annotations
@@ -80,9 +81,7 @@ def group5(code: str) -> str:
     return "-".join(c[i : i + GROUP] for i in range(0, len(c), GROUP))
 
 
-def _fail(
-    code: ErrorCode, message: str, reason: str, groups: list[int] | None = None
-) -> NoReturn:
+def _fail(code: ErrorCode, message: str, reason: str, **detail: object) -> NoReturn:
     raise ServiceError(
         f"{message} {reason}".strip(), code=code, detail={"reason": reason, **detail}
     )
@@ -345,7 +344,8 @@ def decode_b24(text: str, length: int) -> bytes:
     s0, s1 = _checks(payload)
     right_check = _to_digits(s0 * _CHECK_PRIME + s1, GROUP)
     if typed_check != right_check:
-        _fail(err, lead, *_diagnose(group5(code).split("-"), payload, typed_check))
+        reason, groups = _diagnose(group5(code).split("-"), payload, typed_check)
+        _fail(err, lead, reason, groups=groups)
     value = _from_digits(payload)
     if value >= 256**length:
         _fail(err, lead, "It is too large for this field; check the first group.", groups=[1])
