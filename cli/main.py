@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -29,35 +28,27 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def available() -> dict[str, tuple[str, str]]:
-    """Subcommands whose modules exist in this installation."""
-    found = {}
-    for name, (module, help_text) in SUBCOMMANDS.items():
-        try:
-            spec = importlib.util.find_spec(module)
-        except ModuleNotFoundError:
-            spec = None
-        if spec is not None:
-            found[name] = (module, help_text)
-    return found
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(chosen: str | None) -> argparse.ArgumentParser:
+    """The parser; only the chosen subcommand's module is imported and asked for its
+    arguments, so one broken or slow module cannot affect the others."""
     parser = argparse.ArgumentParser(
         prog="tslic",
         description="Emulated Windows 2000 / Windows Server 2003 Terminal Server Licensing.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (module, help_text) in available().items():
+    for name, (module, help_text) in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         sub_parser.set_defaults(_module=module)
-        importlib.import_module(module).add_arguments(sub_parser)
+        if name == chosen:
+            importlib.import_module(module).add_arguments(sub_parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in args_list if not a.startswith("-")), None)
+    parser = build_parser(chosen if chosen in SUBCOMMANDS else None)
+    args = parser.parse_args(args_list)
     module = importlib.import_module(args._module)
     try:
         status: int = module.run(args)

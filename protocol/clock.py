@@ -9,6 +9,7 @@ spec with no start date and speed 1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +31,13 @@ class ClockSpec:
         if not 0 < self.speed <= 10_000_000:
             raise ServiceError(
                 f"clock speed must be above 0 and at most 10,000,000 (got {self.speed})",
+                code=ErrorCode.INVALID_FIELD,
+            )
+        # A NaN or infinite anchor (say "1@nanx2" on a command line) would only fail later,
+        # inside at(), as a raw ValueError/OverflowError.
+        if not math.isfinite(self.anchor):
+            raise ServiceError(
+                f"clock anchor must be a finite number of seconds (got {self.anchor})",
                 code=ErrorCode.INVALID_FIELD,
             )
 

@@ -78,6 +78,7 @@ class ErrorCode(enum.IntEnum):
     INTERNAL_ERROR = 9001
     STORAGE_ERROR = 9002
     RATE_LIMITED = 9003
+    INVALID_REQUEST = 9004
 
     @property
     def closes_connection(self) -> bool:

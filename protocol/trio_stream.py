@@ -22,7 +22,13 @@ from collections.abc import Callable
 import trio
 
 from .connection import NEED_DATA, PEER_CLOSED, Connection
-from .errors import ConnectionLost, ErrorCode, RemoteProtocolError, ServiceError
+from .errors import (
+    ConnectionLost,
+    ErrorCode,
+    LocalProtocolError,
+    RemoteProtocolError,
+    ServiceError,
+)
 from .messages.base import Message
 from .messages.common import Error, Goodbye
 
@@ -97,8 +103,13 @@ class MessageStream:
         return reply
 
     async def send_error(self, code: ErrorCode, message: str, **detail: str) -> None:
-        """Best-effort Error to the peer; a broken transport is ignored (we are closing)."""
-        with contextlib.suppress(ConnectionLost):
+        """Best-effort Error to the peer; a broken transport is ignored (we are closing).
+
+        So is a conversation that can no longer carry an Error: after the peer's own fatal
+        Error it is CLOSED, and the LocalProtocolError of sending then must not escape into
+        (and take down) the server that was only trying to say why it hangs up.
+        """
+        with contextlib.suppress(ConnectionLost, LocalProtocolError):
             await self.send(Error(code=int(code), message=message, detail=detail))
 
     async def aclose(self, *, goodbye: str | None = None) -> None:

@@ -32,9 +32,10 @@ Starter = Callable[[trio.Event, "trio.TaskStatus[dict[str, Any]]"], Awaitable[No
 def announce(info: dict[str, Any], ready_file: Path | None) -> None:
     """Print the readiness line and write the ready file."""
     line = json.dumps({**info, "pid": os.getpid()}, sort_keys=True)
-    print(line, flush=True)
+    # The file first: whoever reads the line on stdout may look for the file at once.
     if ready_file is not None:
         write_atomic(ready_file, (line + "\n").encode())
+    print(line, flush=True)
 
 
 async def _run(start: Starter, ready_file: Path | None) -> None:

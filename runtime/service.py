@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -112,8 +112,14 @@ class Server:
         clock: Clock,
         limits: Limits | None = None,
         on_error: Callable[[ErrorCode], None] | None = None,
+        more_services: Mapping[Conversation, Service] | None = None,
     ) -> None:
         self.service = service
+        # Other conversations served on the same port, chosen by the Hello's `conversation`.
+        # Every request/reply conversation has the same START -> HELLO_SENT step, so the
+        # Hello decodes under the default service's conversation and the connection then
+        # switches to the one it names (see _service_for).
+        self.more_services: dict[Conversation, Service] = dict(more_services or {})
         self.key = key
         self.clock = clock
         self.limits = limits or Limits()
@@ -207,8 +213,9 @@ class Server:
         assert isinstance(first, Hello)  # the state table admits nothing else first
         assert stream.conn.peer_key is not None
         peer = Peer(address=peer_addr, key=stream.conn.peer_key, hello=first)
+        service = self._service_for(stream, first)
         try:
-            welcome = await self._call(self.service.on_hello, peer)
+            welcome = await self._call(service.on_hello, peer)
         except ServiceError as exc:
             self._count(exc.code)
             await self._refuse(stream, exc.code, exc.message)
@@ -231,10 +238,10 @@ class Server:
                 continue
             try:
                 with trio.fail_after(self.limits.request_timeout):
-                    reply = await self._call(self.service.handle, peer, request)
+                    reply = await self._call(service.handle, peer, request)
             except ServiceError as exc:
                 self._count(exc.code)
-                reply = _refusal(exc.code, exc.message, exc.detail)
+                reply = _refusal(_refusal_code(exc.code), exc.message, exc.detail)
             except trio.TooSlowError:
                 self._count(ErrorCode.INTERNAL_ERROR)
                 reply = _refusal(ErrorCode.INTERNAL_ERROR, "the request took too long")
@@ -244,6 +251,14 @@ class Server:
             if self._shutdown.is_set():
                 await stream.aclose(goodbye="the service is shutting down")
                 return
+
+    def _service_for(self, stream: MessageStream, hello: Hello) -> Service:
+        """The service for the conversation a Hello names (the default one otherwise)."""
+        service = self.more_services.get(hello.conversation)
+        if service is None or hello.conversation == self.service.conversation:
+            return self.service
+        stream.conn.conversation = service.conversation
+        return service
 
     async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         try:
@@ -273,6 +288,12 @@ class Server:
             return False
         bucket.tokens -= 1
         return True
+
+
+def _refusal_code(code: ErrorCode) -> ErrorCode:
+    """A handler's refusal never ends the conversation: a 1xxx code (which would) from a
+    handler judging a request's values becomes INVALID_REQUEST, with the same message."""
+    return ErrorCode.INVALID_REQUEST if code.closes_connection else code
 
 
 def _refusal(code: ErrorCode, text: str, detail: dict[str, Any] | None = None) -> Error:
