@@ -92,7 +92,8 @@ ERROR_NOTES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.STORAGE_ERROR: ("the service could not commit to its database", "any server"),
     ErrorCode.RATE_LIMITED: ("too many requests from this key per second", "any server"),
     ErrorCode.INVALID_REQUEST: (
-        "a request's values are well-formed but not acceptable to the service (the conversation goes on)",
+        "a request's values are well-formed but not acceptable to the service "
+        "(the conversation goes on)",
         "any server, instead of a 1xxx code, when a handler judges a request",
     ),
 }

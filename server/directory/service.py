@@ -15,7 +15,7 @@ Contract (docs/DIRECTORY.md, tslicensing.md §2.2, §2.3, §7.3):
   with hmac.compare_digest before anything else is looked at; a wrong one is refused with
   PUBLISH_DENIED. Unknown sites, domains, computers and groups are NOT_FOUND; values that
   break the rules (a bad name or address, a 2000 DC in a 2003 domain, demoting the last DC,
-  an OS downgrade) are INVALID_FIELD. A refusal changes nothing.
+  an OS downgrade) are INVALID_REQUEST refusals. A refusal changes nothing.
 - Changes are committed to the store before the reply, then applied to the in-memory view;
   a StorageError becomes a STORAGE_ERROR refusal and the view is unchanged.
 - At start the view is the topology file overlaid with the stored changes. Stored entries that
@@ -74,7 +74,7 @@ def _not_found(text: str) -> ServiceError:
 
 
 def _invalid(text: str, field: str) -> ServiceError:
-    return ServiceError(text, code=ErrorCode.INVALID_FIELD, detail={"field": field})
+    return ServiceError(text, code=ErrorCode.INVALID_REQUEST, detail={"field": field})
 
 
 class DirectoryService:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tslic.protocol import Conversation, ErrorCode, RemoteProtocolError, ServiceError
+from tslic.protocol import Conversation, ErrorCode, ServiceError
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.messages.directory import (
     DirAck,
@@ -240,18 +240,18 @@ async def test_group_members_both_spellings_and_default_empty(
 
 async def test_ambiguous_group_name_is_invalid(tmp_path: Path, autojump_clock: object) -> None:
     async with directory(tmp_path) as (_, s):
-        # INVALID_FIELD is a 1xxx code: the directory says why, then ends the conversation.
-        with pytest.raises(RemoteProtocolError) as info:
+        # A refusal of a request's values: the directory says why and the conversation goes on.
+        with pytest.raises(ServiceError) as info:
             await s.request(DirGroupMembers(group="Terminal Services Computers"))
-        assert info.value.code is ErrorCode.INVALID_FIELD
+        assert info.value.code is ErrorCode.INVALID_REQUEST
         assert "W3KLS1\\Terminal Services Computers" in info.value.message
 
 
 async def test_register_rejects_a_bad_address(tmp_path: Path, autojump_clock: object) -> None:
     async with directory(tmp_path) as (service, s):
-        with pytest.raises(RemoteProtocolError) as info:
+        with pytest.raises(ServiceError) as info:
             await s.request(DirRegister(computer="W3KLS1", address="not-an-address"))
-        assert info.value.code is ErrorCode.INVALID_FIELD
+        assert info.value.code is ErrorCode.INVALID_REQUEST
         assert "not an address" in info.value.message
         assert all(c.address == "" for c in service.computers() if c.name == "W3KLS1")
 
@@ -324,11 +324,13 @@ async def test_set_computer_refuses_impossible_changes(
 ) -> None:
     async with directory(tmp_path) as (service, s):
         before = service.computers()
-        with pytest.raises(RemoteProtocolError) as caught:
+        with pytest.raises(ServiceError) as caught:
             await s.request(DirSetComputer(computer=info, credential=SECRET))
-        assert caught.value.code is ErrorCode.INVALID_FIELD
+        assert caught.value.code is ErrorCode.INVALID_REQUEST
         assert text in caught.value.message
         assert service.computers() == before
+        # The conversation survives the refusal.
+        assert (await s.request(DirLookupComputer(name="W3KDC1"))).computer.name == "W3KDC1"
 
 
 async def test_set_computer_unknown_domain_or_site(tmp_path: Path, autojump_clock: object) -> None:
@@ -409,7 +411,7 @@ async def test_garbage_frame_leaves_the_directory_serving(
 def test_empty_credential_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ServiceError) as info:
         DirectoryService(load_topology(None), tmp_path, TrioClockStub(), "  ")
-    assert info.value.code is ErrorCode.INVALID_FIELD
+    assert info.value.code is ErrorCode.INVALID_REQUEST
 
 
 class TrioClockStub:
