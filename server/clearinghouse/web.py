@@ -1,0 +1,259 @@
+"""The Clearinghouse web site: a small ASGI app served by hypercorn's Trio worker.
+
+Contract:
+- `WebApp(ch, clock)` is an ASGI 3 application (http and lifespan scopes). Pages (pages.py):
+  `/` index; `/activate` (Web Browser activation: product ID + Required Information incl.
+  e-mail -> License Server ID code); `/install` (CAL installation -> license key pack code);
+  `/transition` (KB823313 method 2: license type, e-mail twice, XP product keys -> "License
+  Code Request Successfully Processed", tokens written to <data>/outbox/); `/deactivate`
+  (always refused: METHOD_NOT_ALLOWED, KB814593).
+- Forms are POSTed as application/x-www-form-urlencoded; bodies over `MAX_BODY` get 413,
+  other methods 405, unknown paths 404. A refusal re-shows the form with the person's entries
+  and an alert naming the wire error code (HTTP 400; 409 for a code already used; 503 when
+  storage fails). An unexpected exception is logged and answered with a plain 500 page: no
+  traceback reaches the browser and the daemon stays up.
+- `serve_web(app, host, port, shutdown)` runs hypercorn until `shutdown` returns and reports
+  the bound "host:port" through `task_status` (port 0 allowed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qs
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from tslic.protocol.domain import ActivationMethod, CalProduct, Program
+from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
+from tslic.protocol.messages.records import ContactInfo
+from tslic.runtime.clock import Clock
+
+from . import pages
+from .core import Clearinghouse
+from .installation import Purchase, install_by_hand
+from .transition import request_transition
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Form = dict[str, str]
+
+E = TypeVar("E", Program, CalProduct)
+MAX_BODY = 64 * 1024
+_STATUS = {ErrorCode.ALREADY_REDEEMED: 409, ErrorCode.STORAGE_ERROR: 503}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        event = await receive()
+        if event["type"] == "http.disconnect":
+            break
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not event.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _parse_form(body: bytes) -> Form:
+    text = body.decode("utf-8", errors="replace")
+    parsed = parse_qs(text, keep_blank_values=True, max_num_fields=64)
+    return {k: v[0] for k, v in parsed.items() if v}
+
+
+class WebApp:
+    """The ASGI application. Handlers are short synchronous SQLite transactions."""
+
+    def __init__(self, ch: Clearinghouse, clock: Clock) -> None:
+        self.ch = ch
+        self.clock = clock
+        self._routes: dict[str, tuple[Callable[[], str], Callable[[Form], str]]] = {
+            "/activate": (lambda: pages.activate_form({}), self._activate),
+            "/install": (lambda: pages.install_form({}), self._install),
+            "/transition": (lambda: pages.transition_form({}), self._transition),
+            "/deactivate": (lambda: pages.deactivate_form({}), self._deactivate),
+        }
+        self._forms: dict[str, Callable[[Form, str], str]] = {
+            "/activate": pages.activate_form,
+            "/install": pages.install_form,
+            "/transition": pages.transition_form,
+            "/deactivate": pages.deactivate_form,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            status, html = await self._respond(scope, receive)
+        except Exception:
+            log.exception("web request failed")
+            status = 500
+            html = pages.message_page("Internal error", "The request failed (logged).")
+        await _send_html(send, status, html)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif event["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _respond(self, scope: Scope, receive: Receive) -> tuple[int, str]:
+        method, path = scope["method"], scope["path"].rstrip("/") or "/"
+        if path == "/":
+            if method not in ("GET", "HEAD"):
+                return 405, pages.message_page("Not allowed", "Use GET for this page.")
+            return 200, pages.index()
+        route = self._routes.get(path)
+        if route is None:
+            return 404, pages.message_page("Not found", f"There is no page {path}.")
+        if method in ("GET", "HEAD"):
+            return 200, route[0]()
+        if method != "POST":
+            return 405, pages.message_page("Not allowed", "Use GET or POST for this page.")
+        try:
+            form = _parse_form(await _read_body(receive))
+        except BodyTooLarge:
+            return 413, pages.message_page("Too large", "The form is too large.")
+        try:
+            return 200, route[1](form)
+        except ServiceError as exc:
+            if isinstance(exc, StorageError):
+                log.error("storage: %s", exc)
+            box = pages.error_box(exc.message, exc.code.name, int(exc.code))
+            return _STATUS.get(exc.code, 400), self._forms[path](form, box)
+
+    # --- handlers (raise ServiceError to re-show the form with an alert) -------------------
+
+    def _activate(self, form: Form) -> str:
+        contact = ContactInfo(
+            first_name=form.get("first_name", "").strip(),
+            last_name=form.get("last_name", "").strip(),
+            company=form.get("company", "").strip(),
+            country=form.get("country", "").strip(),
+            email=form.get("email", "").strip(),
+        )
+        code = self.ch.request_activation(
+            method=ActivationMethod.WEB,
+            product_id=form.get("product_id", ""),
+            contact=contact,
+            now=self.clock.now(),
+        )
+        return pages.activated(code)
+
+    def _install(self, form: Form) -> str:
+        purchase = Purchase(
+            program=_choice(Program, form.get("program", ""), "program"),
+            product=_choice(CalProduct, form.get("product", ""), "product"),
+            count=_count(form.get("count", "")),
+            retail_code=form.get("retail_code", ""),
+            license_number=form.get("license_number", ""),
+            authorization_number=form.get("authorization_number", ""),
+            agreement_number=form.get("agreement_number", ""),
+            transition_token=form.get("transition_token", ""),
+        )
+        code, grant = install_by_hand(
+            self.ch,
+            license_server_id=form.get("license_server_id", ""),
+            purchase=purchase,
+            now=self.clock.now(),
+            method=ActivationMethod.WEB,
+        )
+        return pages.installed(code, grant.description, grant.count)
+
+    def _transition(self, form: Form) -> str:
+        result = request_transition(
+            self.ch,
+            product=_choice(CalProduct, form.get("license_type", ""), "license type"),
+            email=form.get("email", ""),
+            confirm=form.get("confirm_email", ""),
+            keys_text=form.get("product_keys", ""),
+            now=self.clock.now(),
+        )
+        return pages.transition_done(result.email, result.count, result.product.label)
+
+    def _deactivate(self, form: Form) -> str:
+        contact = ContactInfo(
+            first_name=form.get("first_name", ""), last_name=form.get("last_name", "")
+        )
+        self.ch.deactivate(
+            license_server_id=form.get("license_server_id", ""),
+            method=ActivationMethod.WEB,
+            contact=contact,
+            now=self.clock.now(),
+        )
+        raise AssertionError("the web method never deactivates")  # pragma: no cover
+
+
+def _choice(kind: type[E], value: str, what: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ServiceError(
+            f"Choose a {what} from the list.", code=ErrorCode.INVALID_FIELD, detail={"field": what}
+        ) from None
+
+
+def _count(text: str) -> int:
+    text = text.strip() or "0"
+    if not text.isascii() or not text.isdigit() or int(text) > 1_000_000:
+        raise ServiceError(
+            "The quantity must be a whole number from 0 to 1,000,000.",
+            code=ErrorCode.INVALID_FIELD,
+            detail={"field": "count"},
+        )
+    return int(text)
+
+
+async def _send_html(send: Send, status: int, html: str) -> None:
+    data = html.encode()
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(data)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def serve_web(
+    app: WebApp,
+    host: str,
+    port: int,
+    shutdown: Callable[[], Awaitable[Any]],
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the pages with hypercorn until `shutdown()` returns; report "host:port"."""
+    config = Config()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("tslic.clearinghouse.hypercorn")
+    config.graceful_timeout = 2.0
+
+    async def run(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        await serve(cast(Any, app), config, shutdown_trigger=shutdown, task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(run)
+        address = binds[0].split("://", 1)[1]
+        task_status.started(address)
