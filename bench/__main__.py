@@ -1,0 +1,27 @@
+"""`make bench` / `python -m bench [signed-echo | load] [ARGS...]`.
+
+Contract: runs bench/signed_echo.py (`signed-echo`) or bench/load_vs_baseline.py (`load`,
+the default) with the remaining arguments; see bench/README.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import load_vs_baseline
+import signed_echo
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "signed-echo":
+        return signed_echo.main(argv[1:])
+    if argv and argv[0] == "load":
+        argv = argv[1:]
+    return load_vs_baseline.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,252 @@
+"""The license server under `tslic load`, as ratios against baselines measured in the same run.
+
+Contract: `python bench/load_vs_baseline.py [--seconds S] [--connections N] [--json]` runs,
+in order, and prints one JSON document (and a human summary):
+1. the signed-echo bound (bench/signed_echo.py) and the unsigned echo figure;
+2. the license server's maximum sustained issuance rate (durable: the server commits before
+   it answers) under the closed model, and its ratio to the signed-echo bound (goal >= 0.7);
+3. p99 response time (intended send to reply) at half that rate, open model (goal <= 10 ms);
+4. memory per connection with `--connections` (default 10,000) terminal servers connected
+   at once, spread over two generator processes (a process here may open at most 20,000
+   files), from the server's resident set size before and while they are connected
+   (goal <= 30 KB);
+5. the generator's CPU per request against the bare cost of signing a request and verifying
+   a reply (goal <= 1.5x).
+The license server runs in its own process from a fresh data directory (unactivated: it
+issues temporary licenses, which are written to its database like any other). If the
+license server package is missing, step 2-4 are skipped and the output says so. Figures and
+ratios only; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tslic.client.load.config import LoadConfig, parse_mix
+from tslic.client.load.coordinator import RunResult, Snapshot, run_processes
+from tslic.client.load.report import build_report
+from tslic.client.load.schedule import OpenSchedule, Share
+from tslic.protocol import Connection, Conversation, Direction
+from tslic.protocol.domain import PeerRole
+from tslic.protocol.messages import Hello, Welcome
+from tslic.protocol.messages.licensing import LicenseMarked, MarkLicense
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import signed_echo
+
+
+def _serve_license_server(conn: Any, data_dir: str) -> None:
+    from tslic.protocol.domain import WindowsVersion
+    from tslic.runtime.clock import WallClock
+    from tslic.runtime.service import Limits
+    from tslic.server.license_server.config import Config
+    from tslic.server.license_server.daemon import LicenseServer
+
+    async def main() -> None:
+        config = Config(name="BENCHLS", version=WindowsVersion.W2003, data_dir=Path(data_dir))
+        limits = Limits(rate_per_second=1e9, rate_burst=1e9, max_connections=19_000)
+        server = LicenseServer(config, WallClock(), limits=limits)
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.serve)
+            conn.send((address, os.getpid()))
+            await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
+            server.shutdown()
+
+    trio.run(main)
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _config(address: str, **changes: Any) -> LoadConfig:
+    base = LoadConfig(
+        target=address,
+        duration=5.0,
+        model="open",
+        stages=OpenSchedule.constant(10, 5).stages,
+        start_rate=10,
+        agents=32,
+        seed=1,
+        ts2000=0.0,
+        per_user=0.0,
+        mix=parse_mix("new=100"),
+        connect_rate=500.0,
+        cpu_limit=None,
+    )
+    return replace(base, **changes)
+
+
+def bare_cost_per_request(n: int = 2000) -> float:
+    """CPU seconds to sign one request and verify one reply (the generator's floor)."""
+    ck, sk = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    client = Connection(
+        conversation=Conversation.LICENSING,
+        our_role=Direction.CLIENT,
+        key=ck,
+        nonce_source=lambda: os.urandom(16),
+    )
+    server = Connection(
+        conversation=Conversation.LICENSING,
+        our_role=Direction.SERVER,
+        key=sk,
+        nonce_source=lambda: os.urandom(16),
+    )
+    now = int(time.time() * 1000)
+    hello = Hello(
+        role=PeerRole.TERMINAL_SERVER, name="B", version=2003, conversation=Conversation.LICENSING
+    )
+    server.receive_data(client.send(hello, now=now))
+    server.next_event(now=now)
+    client.receive_data(
+        server.send(Welcome(role=PeerRole.LICENSE_SERVER, name="S", version=2003), now=now)
+    )
+    client.next_event(now=now)
+    spent = 0.0
+    for i in range(n):
+        t0 = time.process_time()
+        frame = client.send(MarkLicense(license_id=i, hwid=bytes(32)), now=now)
+        spent += time.process_time() - t0
+        server.receive_data(frame)
+        server.next_event(now=now)
+        reply = server.send(LicenseMarked(license_id=i, validated=True), now=now)
+        t0 = time.process_time()
+        client.receive_data(reply)
+        client.next_event(now=now)
+        spent += time.process_time() - t0
+    return spent / n
+
+
+def _run(
+    config: LoadConfig, workers: int = 1, progress: Any = None
+) -> tuple[RunResult, dict[str, Any]]:
+    result = run_processes(config, Share(), workers, progress=progress)
+    return result, build_report(result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--connect-rate", type=float, default=400.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    out["signed_echo_per_s"] = round(signed_echo.measure_signed_bound(16, args.seconds / 2), 1)
+    out["unsigned_echo_per_s"] = round(signed_echo.measure_unsigned(16, args.seconds / 2), 1)
+    bare = bare_cost_per_request()
+    out["bare_sign_verify_us"] = round(bare * 1e6, 1)
+    try:
+        import tslic.server.license_server.daemon  # noqa: F401
+    except ImportError as exc:
+        out["license_server"] = f"skipped: the license server is not available ({exc})"
+        _print(out, args.json)
+        return 0
+    ctx = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve_license_server, args=(child, data_dir), daemon=True)
+        proc.start()
+        try:
+            address, pid = parent.recv()
+            # 2. maximum sustained issuance rate, closed model
+            closed = _config(
+                address,
+                model="closed",
+                stages=(),
+                concurrency=args.concurrency,
+                agents=args.concurrency,
+                duration=args.seconds,
+            )
+            result, report = _run(closed)
+            top = report["rate"]["achieved"]
+            out["max_issuance_per_s"] = top
+            out["max_run_errors"] = report["errors"]["by_code"]
+            out["issuance_over_signed_echo"] = round(top / out["signed_echo_per_s"], 3)
+            # 3. p99 response time at half the maximum, open model
+            half = max(1.0, top / 2)
+            stages = OpenSchedule.constant(half, args.seconds).stages
+            open_cfg = _config(
+                address,
+                stages=stages,
+                start_rate=half,
+                agents=args.concurrency,
+                duration=args.seconds,
+            )
+            result, report = _run(open_cfg)
+            out["half_rate_per_s"] = round(half, 1)
+            out["half_rate_achieved_per_s"] = report["rate"]["achieved"]
+            out["half_rate_response_p99_ms"] = report["latency_ms"]["response"]["p99"]
+            out["half_rate_service_p99_ms"] = report["latency_ms"]["service"]["p99"]
+            out["half_rate_inconclusive"] = report["verdict"]["inconclusive"]
+            # 5. generator CPU per request at that rate
+            cpu = sum(float(w.get("cpu_seconds", 0.0)) for w in result.workers)
+            per_request = cpu / max(1, report["requests"]["completed"])
+            out["generator_cpu_per_request_us"] = round(per_request * 1e6, 1)
+            out["generator_over_bare"] = round(per_request / bare, 2)
+            system = sum(float(w.get("cpu_system_seconds", 0.0)) for w in result.workers)
+            user_per_request = (cpu - system) / max(1, report["requests"]["completed"])
+            out["generator_user_cpu_per_request_us"] = round(user_per_request * 1e6, 1)
+            out["generator_user_over_bare"] = round(user_per_request / bare, 2)
+            # 4. memory per connection
+            before = _rss_kb(pid)
+            peak: list[int] = [0]
+
+            held: list[int] = [0]
+
+            def sample(snap: Snapshot) -> None:
+                rss = _rss_kb(pid)
+                if rss > peak[0]:
+                    peak[0], held[0] = rss, snap.connected
+
+            many = _config(
+                address,
+                agents=args.connections,
+                connect_rate=args.connect_rate,
+                stages=OpenSchedule.constant(5, 3).stages,
+                start_rate=5,
+                duration=3.0,
+                timeout=60.0,
+            )
+            result, report = _run(many, workers=2, progress=sample)
+            connected = held[0]
+            out["connections_held"] = connected
+            out["connect_errors"] = report["agents"]["connect_errors"]
+            out["server_rss_before_kb"] = before
+            out["server_rss_connected_kb"] = peak[0]
+            if connected:
+                out["memory_per_connection_kb"] = round((peak[0] - before) / connected, 1)
+        finally:
+            parent.send("stop")
+            proc.join(timeout=15)
+            if proc.is_alive():
+                proc.terminate()
+    _print(out, args.json)
+    return 0
+
+
+def _print(out: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(out, indent=2))
+        return
+    for key, value in out.items():
+        print(f"{key:32} {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
