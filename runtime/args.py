@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import trio
 from tslic.protocol.clock import ClockSpec, parse_date
 
 from .clock import Clock, FileClock, WallClock
@@ -50,3 +51,9 @@ def add_daemon_arguments(parser: argparse.ArgumentParser, *, default_listen: str
     parser.add_argument("--data", type=Path, required=True, help="data directory")
     parser.add_argument("--ready-file", type=Path, help="write the readiness line here too")
     add_clock_arguments(parser)
+
+
+def watch_clock(nursery: trio.Nursery, clock: Clock) -> None:
+    """Keep a shared `FileClock` up to date for as long as `nursery` lives (no-op otherwise)."""
+    if isinstance(clock, FileClock):
+        nursery.start_soon(clock.watch)

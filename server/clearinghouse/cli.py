@@ -28,6 +28,7 @@ from tslic.protocol.clock import format_date, parse_date
 from tslic.protocol.codes import group5
 from tslic.protocol.domain import CalProduct, Program
 from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.runtime.args import clock_from_args, watch_clock
 from tslic.runtime.clock import Clock, WallClock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import write_certs
@@ -53,6 +54,8 @@ def _data(p: argparse.ArgumentParser, required: bool = True) -> None:
 def _clock_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start-date", help="virtual date at start, e.g. 2005-01-01 (default: now)")
     p.add_argument("--speed", type=float, default=1.0, help="virtual seconds per real second")
+    p.add_argument("--clock", help="exact clock spec START_MS@ANCHORxSPEED (overrides)")
+    p.add_argument("--clock-file", help="follow a shared clock file (the lab uses this)")
 
 
 def _serve_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -104,8 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _clock_args(p)
 
 
-def make_clock(start_date: str | None, speed: float) -> Clock:
-    """The virtual clock from --start-date and --speed."""
+def make_clock(
+    start_date: str | None, speed: float, args: argparse.Namespace | None = None
+) -> Clock:
+    """The virtual clock from --clock-file, --clock, or --start-date and --speed."""
+    if args is not None and (args.clock_file or args.clock):
+        return clock_from_args(args)
     if start_date is None and speed == 1.0:
         return WallClock.starting(None)
     start = parse_date(start_date) if start_date else int(time.time() * 1000)
@@ -133,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    clock = make_clock(args.start_date, args.speed)
+    clock = make_clock(args.start_date, args.speed, args)
     host, port = split_address(args.listen)
     web_host, web_port = split_address(args.web)
     service = ClearinghouseService(args.data, clock)
@@ -141,6 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
         server = Server(service, key=service.ch.root_key, clock=clock)
         async with trio.open_nursery() as nursery:
+            watch_clock(nursery, clock)
             address = await nursery.start(server.serve, host, port)
             app = WebApp(service.ch, clock)
             web = await nursery.start(serve_web, app, web_host, web_port, shutdown.wait)
@@ -164,7 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _phone(args: argparse.Namespace) -> int:
-    clock = make_clock(args.start_date, args.speed)
+    clock = make_clock(args.start_date, args.speed, args)
     ch = Clearinghouse(args.data)
     try:
         out = sys.stderr if args.json else sys.stdout

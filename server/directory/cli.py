@@ -32,32 +32,30 @@ from typing import Any
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
-from rich.table import Table
 from tslic.protocol import Conversation, ErrorCode, Message, ServiceError, Timeout
 from tslic.protocol.clock import ClockSpec, parse_date
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.errors import RemoteProtocolError
 from tslic.protocol.messages.directory import (
-    DirAck,
     DirComputer,
-    DirGroup,
     DirGroupMembers,
     DirLookupComputer,
     DirPublish,
     DirQueryDomainControllers,
     DirQueryEnterprise,
     DirRegister,
-    DirServers,
     DirSetComputer,
     DirUnpublish,
 )
 from tslic.protocol.messages.records import ComputerInfo
-from tslic.runtime.clock import WallClock
+from tslic.runtime.args import watch_clock
+from tslic.runtime.clock import FileClock, WallClock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import ensure_dir, load_or_create_key, read_bytes, write_atomic
 from tslic.runtime.peer import PeerStream, open_peer, split_address
 from tslic.runtime.service import Server
 
+from .render import computers_table, print_reply
 from .service import DirectoryService
 from .topology import Topology, load_topology
 
@@ -77,6 +75,7 @@ _SERVE_DEFAULTS: dict[str, Any] = {
     "credential": None,
     "credential_file": None,
     "start_date": None,
+    "clock_file": None,
     "speed": 1.0,
     "json": False,
 }
@@ -93,6 +92,7 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--credential-file", type=Path, default=s, help="read the credential")
     p.add_argument("--start-date", default=s, help="virtual clock start, e.g. 2003-05-01")
     p.add_argument("--speed", type=float, default=s, help="virtual seconds per real second")
+    p.add_argument("--clock-file", default=s, help="follow a shared clock file (the lab)")
     p.add_argument("--json", action="store_true", default=s, help="no human summary")
 
 
@@ -181,7 +181,9 @@ def server_credential(opts: dict[str, Any], data: Path) -> str:
     return _read_secret(path)
 
 
-def _clock(start_date: str | None, speed: float) -> WallClock:
+def _clock(start_date: str | None, speed: float, clock_file: str | None = None) -> WallClock:
+    if clock_file:
+        return FileClock(clock_file)
     if start_date is None and speed == 1.0:
         return WallClock()
     start = parse_date(start_date) if start_date else int(time.time() * 1000)
@@ -192,7 +194,7 @@ def _serve(opts: dict[str, Any]) -> int:
     topology = load_topology(opts["topology"])
     data = ensure_dir(Path(opts["data"]))
     host, port = split_address(opts["listen"])
-    clock = _clock(opts["start_date"], float(opts["speed"]))
+    clock = _clock(opts["start_date"], float(opts["speed"]), opts.get("clock_file"))
     credential = server_credential(opts, data)
     key = load_or_create_key(data / KEY_FILE)
     service = DirectoryService(topology, data, clock, credential)
@@ -200,6 +202,7 @@ def _serve(opts: dict[str, Any]) -> int:
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
         server = Server(service, key=key, clock=clock)
         async with trio.open_nursery() as nursery:
+            watch_clock(nursery, clock)
             try:
                 address = await nursery.start(server.serve, host, port)
             except OSError as exc:
@@ -251,7 +254,7 @@ def _check(args: argparse.Namespace) -> int:
         return 0
     console = Console()
     console.print(f"Forest {topo.forest_name} ({topo.forest_dn}): the topology is valid")
-    console.print(_computers_table("Computers", [dataclasses.asdict(c) for c in topo.computers]))
+    console.print(computers_table("Computers", [dataclasses.asdict(c) for c in topo.computers]))
     for g in topo.groups:
         console.print(f"{g.qualified}: {', '.join(g.members) or '(empty)'}")
     return 0
@@ -349,59 +352,5 @@ def _client(action: str, args: argparse.Namespace) -> int:
                 "of its readiness line"
             )
         raise
-    _print(reply, args.json)
+    print_reply(reply, args.json)
     return 0
-
-
-def _print(reply: Message, as_json: bool) -> None:
-    value: dict[str, Any]
-    if isinstance(reply, DirServers):
-        value = {
-            "distinguished_name": reply.distinguished_name,
-            "servers": [dataclasses.asdict(s) for s in reply.servers],
-        }
-    elif isinstance(reply, DirComputer):
-        value = {"computer": dataclasses.asdict(reply.computer)}
-    elif isinstance(reply, DirGroup):
-        value = {"group": reply.group, "members": list(reply.members)}
-    elif isinstance(reply, DirAck):
-        value = {"ok": True, "detail": reply.detail}
-    else:
-        raise ServiceError(
-            f"the directory answered with an unexpected {type(reply).__name__}",
-            code=ErrorCode.ILLEGAL_STATE,
-        )
-    if as_json:
-        print(json.dumps(value, indent=2, sort_keys=True))
-        return
-    console = Console()
-    if isinstance(reply, DirServers):
-        if reply.servers:
-            console.print(_computers_table(reply.distinguished_name, value["servers"]))
-        else:
-            console.print(f"{reply.distinguished_name}: no servers", soft_wrap=True)
-    elif isinstance(reply, DirComputer):
-        console.print(_computers_table(reply.computer.name, [value["computer"]]))
-    elif isinstance(reply, DirGroup):
-        members = ", ".join(reply.members) or "(no members)"
-        console.print(f"{reply.group}: {members}", soft_wrap=True)
-    else:
-        console.print(reply.detail, soft_wrap=True)
-
-
-def _computers_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    with_os = any(r.get("os_version") for r in rows)  # ServerRef rows carry no OS
-    table = Table(title=title)
-    for column in ("Name", "Domain", "Site", "Role", *(["OS"] if with_os else []), "Address"):
-        table.add_column(column)
-    for r in rows:
-        cells = [
-            r["name"],
-            r.get("domain", ""),
-            r.get("site", ""),
-            "domain controller" if r.get("is_domain_controller") else "member server",
-        ]
-        if with_os:
-            cells.append(f"Windows {r['os_version']}")
-        table.add_row(*cells, r.get("address") or "(not registered)")
-    return table
