@@ -1,0 +1,71 @@
+"""Every case of the suite, and the rules of docs/PROTOCOL.md they cite.
+
+Contract: `all_cases()` returns fresh `Case` objects of every module in a stable order
+(framing, envelope, state, limits, then the per-role licensing cases); `load_spec(path)`
+reads the specification (default: docs/PROTOCOL.md next to the installed source tree) and
+returns its rules by id, or raises `ServiceError` (INVALID_FIELD) naming the file when it
+cannot be read.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+from tslic.protocol import ErrorCode, ServiceError
+from tslic.protocol.rules import Rule, rules_by_id
+
+from . import (
+    cases_agent,
+    cases_clearinghouse,
+    cases_declared,
+    cases_directory,
+    cases_envelope,
+    cases_framing,
+    cases_license_server,
+    cases_limits,
+    cases_ls_time,
+    cases_ls_wire,
+    cases_observe,
+    cases_state,
+)
+from .model import Case, bind_rules
+
+DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
+
+_MODULES = (
+    cases_framing,
+    cases_envelope,
+    cases_state,
+    cases_limits,
+    cases_observe,
+    cases_license_server,
+    cases_ls_wire,
+    cases_ls_time,
+    cases_agent,
+    cases_clearinghouse,
+    cases_directory,
+    cases_declared,
+)
+
+
+def all_cases(rules: dict[str, Rule] | None = None) -> list[Case]:
+    """Every case (copies, so a run may bind rule text without touching the originals)."""
+    cases = [copy.copy(c) for module in _MODULES for c in module.CASES]
+    if rules is not None:
+        bind_rules(cases, rules)
+    return cases
+
+
+def load_spec(path: Path | None = None) -> dict[str, Rule]:
+    """The rules of the protocol specification, keyed by id."""
+    spec = path or DEFAULT_SPEC
+    try:
+        text = spec.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot read the protocol specification {spec}: {exc.strerror or exc}"
+            " (pass --spec FILE)",
+            code=ErrorCode.INVALID_FIELD,
+        ) from None
+    return rules_by_id(text)

@@ -1,0 +1,267 @@
+"""`tslic conformance`: run the black-box suite against a target.
+
+Contract: `tslic conformance --target HOST:PORT --role ROLE` runs every case for the role and
+exits 0 when all pass, 1 when any case fails (or an --expect-fail case passes), 2 for usage
+errors (bad options, unreadable files, an unreachable target). `--list` and `--coverage` print
+without connecting. Progress is one line per case; the summary is a table by rule section;
+`--json FILE` and `--junit FILE` write the reports (docs/CONFORMANCE.md has the schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import trio
+from rich.console import Console
+from rich.table import Table
+from tslic.protocol import ErrorCode, ServiceError, TslicError
+from tslic.protocol.rules import Level
+from tslic.runtime.files import write_atomic
+from tslic.runtime.peer import split_address
+
+from . import report
+from .catalogue import all_cases, load_spec
+from .model import Result, Role
+from .runner import SuiteConfig, run_suite, select
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", help="HOST:PORT of the implementation under test")
+    parser.add_argument("--role", choices=[str(r) for r in Role], help="what the target is")
+    parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="ID|GLOB",
+        help="run only matching cases (case id, rule id or glob; repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip matching cases (repeatable)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="SHOULD and MAY rules count towards the exit status too",
+    )
+    parser.add_argument(
+        "--expect-fail",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="a case expected to fail; if it passes the run fails",
+    )
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long the target has to answer one probe (default 5)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of keys, nonces and names")
+    parser.add_argument(
+        "--coverage",
+        action="store_true",
+        help="print which MUST and SHOULD rules have cases, and exit",
+    )
+    parser.add_argument(
+        "--evidence",
+        type=Path,
+        metavar="DIR",
+        help="write an evidence bundle for each failing case under DIR",
+    )
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        metavar="FILE",
+        help="the protocol specification (default: docs/PROTOCOL.md)",
+    )
+    prep = parser.add_argument_group("target preparation (docs/CONFORMANCE.md)")
+    prep.add_argument(
+        "--admin-credential",
+        type=Path,
+        metavar="FILE",
+        help="the license server's administrator key (to provision it)",
+    )
+    prep.add_argument(
+        "--trust-root",
+        type=Path,
+        metavar="FILE",
+        help="the Clearinghouse root certificate the target trusts (PEM or DER)",
+    )
+    prep.add_argument(
+        "--clock-file",
+        type=Path,
+        metavar="PATH",
+        help="the clock file the target follows (--clock-file of the daemon)",
+    )
+    prep.add_argument(
+        "--window",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="the target's freshness window in virtual seconds (default 300)",
+    )
+    prep.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="the target's Hello deadline (default 10, as runtime Limits)",
+    )
+    prep.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the target's idle timeout, to test it (default 0: skip; 300 for tslic daemons)",
+    )
+    prep.add_argument(
+        "--flood",
+        type=int,
+        default=200,
+        metavar="N",
+        help="connections opened without a handshake in the flood case",
+    )
+    prep.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="names in the target's data the cases may use: site=SITE, "
+        "group=DOMAIN\\GROUP (directory targets)",
+    )
+    prep.add_argument("--slow-delay", type=float, default=0.05, metavar="SECONDS",
+                      help="seconds between bytes in the slow-sender case")  # fmt: skip
+
+
+def _usage(message: str) -> int:
+    print(f"tslic conformance: error: {message}", file=sys.stderr)
+    return 2
+
+
+def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) -> SuiteConfig:
+    if args.timeout <= 0 or args.flood < 1 or args.slow_delay < 0 or args.window <= 0:
+        raise ServiceError(
+            "--timeout and --window must be positive, --flood at least 1",
+            code=ErrorCode.INVALID_FIELD,
+        )
+    names = {}
+    for item in args.name:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ServiceError(f"--name {item!r} is not KEY=VALUE", code=ErrorCode.INVALID_FIELD)
+        names[key.strip().lower()] = value.strip()
+    return SuiteConfig(
+        names=names,
+        target=args.target or "",
+        role=Role(args.role) if args.role else Role.LICENSE_SERVER,
+        only=args.only,
+        exclude=args.exclude,
+        strict=args.strict,
+        expect_fail=args.expect_fail,
+        timeout=args.timeout,
+        seed=args.seed,
+        evidence=args.evidence,
+        admin_credential=args.admin_credential,
+        trust_root=args.trust_root,
+        clock_file=args.clock_file,
+        window_ms=int(args.window * 1000),
+        handshake_timeout=args.handshake_timeout,
+        flood=args.flood,
+        slow_delay=args.slow_delay,
+        idle_timeout=args.idle_timeout,
+        argv=argv or [],
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    try:
+        config = config_from_args(args)
+        rules = load_spec(args.spec)
+    except ServiceError as exc:
+        return _usage(exc.message)
+    cases = all_cases(rules)
+    if args.coverage:
+        cov = report.coverage(cases, rules)
+        console.print(report.coverage_table(cov))
+        for level in (Level.MUST, Level.SHOULD):
+            done, total = cov.counts(level)
+            console.print(f"{level}: {done}/{total} rules have cases")
+        if cov.unknown:
+            console.print(f"cases cite ids missing from the spec: {', '.join(sorted(cov.unknown))}")
+        if args.json:
+            _write(args.json, json.dumps(report.coverage_json(cov), indent=1).encode())
+        return 0
+    if not args.role:
+        return _usage("--role is required (license-server, agent, clearinghouse, directory)")
+    if args.list:
+        chosen = select(cases, config)
+        table = Table(title=f"{len(chosen)} cases for {config.role}")
+        for column in ("id", "level", "description", "expected"):
+            table.add_column(column)
+        for c in chosen:
+            table.add_row(c.id, str(c.level), c.description, " | ".join(c.expected))
+        console.print(table)
+        if args.json:
+            _write(args.json, json.dumps(report.list_rows(chosen), indent=1).encode())
+        return 0
+    if not args.target:
+        return _usage("--target HOST:PORT is required to run cases")
+    try:
+        split_address(args.target)
+    except ServiceError as exc:
+        return _usage(exc.message)
+    total = len(select(cases, config))
+    if total == 0:
+        return _usage("no case matches the selection (see --list)")
+    seen = [0]
+
+    def progress(result: Result) -> None:
+        seen[0] += 1
+        console.print(report.progress_line(result, seen[0], total))
+
+    try:
+        suite = trio.run(run_suite, config, cases, progress)
+    except ServiceError as exc:
+        return _usage(str(exc))
+    except TslicError as exc:  # e.g. the target is unreachable (ConnectionLost)
+        return _usage(str(exc))
+    console.print(report.summary_table(suite))
+    failed = suite.failed
+    console.print(
+        f"{len(suite.results)} cases, {len(failed)} failed, wall time {suite.wall_time:.1f} s"
+    )
+    try:
+        if args.json:
+            _write(args.json, json.dumps(report.to_json(suite), indent=1).encode())
+        if args.junit:
+            _write(args.junit, report.to_junit(suite))
+    except ServiceError as exc:
+        return _usage(str(exc))
+    return suite.exit_status
+
+
+def _write(path: Path, data: bytes) -> None:
+    write_atomic(path, data)  # raises StorageError (a ServiceError) naming the path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for tests: parse `argv` and run."""
+    parser = argparse.ArgumentParser(prog="tslic conformance")
+    add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return run(args)
