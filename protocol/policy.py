@@ -19,17 +19,28 @@ Uncertain choices, made switches (`GraceEnd`, `PolicyOptions`):
   whenever a User CAL pack is installed, else one temporary per device.
 - License-server event ids are the 2008 numbers (§7.5: 18 not activated, 21
   TLS_W_NOPERMLICENSE); the 2003 numbers are not public.
+- Lease lengths, expiries and renewal (§3.2, §3.4) live in leases.py and are re-exported
+  here (`import X as X`), so callers import every licensing rule from this module.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .domain import ActivationState, CalProduct, ClientOS, LicensingMode, WindowsVersion
 from .errors import ErrorCode
+from .leases import LEASE_MAX_DAYS as LEASE_MAX_DAYS
+from .leases import LEASE_MIN_DAYS as LEASE_MIN_DAYS
+from .leases import RENEWAL_WINDOW_DAYS as RENEWAL_WINDOW_DAYS
+from .leases import TEMPORARY_DAYS as TEMPORARY_DAYS
+from .leases import ensure_aware as ensure_aware
+from .leases import is_expired as is_expired
+from .leases import lease_days as lease_days
+from .leases import lease_expiry as lease_expiry
+from .leases import needs_renewal as needs_renewal
+from .leases import temporary_expiry as temporary_expiry
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -396,80 +407,3 @@ def refer(decision: IssueDecision, *, to: str) -> IssueDecision:
             f" referred to license server {to}, which has them (§2.5, §3.5)."
         ),
     )
-
-
-# §3.4: permanent Per Device leases run a random 52-89 days; renewal starts 7 days before.
-LEASE_MIN_DAYS = 52
-LEASE_MAX_DAYS = 89
-RENEWAL_WINDOW_DAYS = 7
-# §3.2: a temporary license lasts 90 days.
-TEMPORARY_DAYS = 90
-
-
-def ensure_aware(when: datetime, name: str = "now") -> datetime:
-    """Return `when` unchanged if it carries a time zone (the core compares aware datetimes).
-
-    Args:
-        when: the datetime to check; name: the argument's name, for the message.
-
-    Raises:
-        ValueError: if `when` is naive.
-    """
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"{name} must be a timezone-aware datetime (UTC), got {when!r}")
-    return when
-
-
-def lease_days(draw: int) -> int:
-    """Map any integer the caller drew onto a lease length of 52..89 days, uniformly (§3.4).
-
-    Args:
-        draw: any integer (e.g. from a random generator outside the core).
-
-    Returns:
-        ``draw % 38 + 52``.
-    """
-    return draw % (LEASE_MAX_DAYS - LEASE_MIN_DAYS + 1) + LEASE_MIN_DAYS
-
-
-def lease_expiry(now: datetime, draw: int) -> datetime:
-    """Return the expiry, ``now + lease_days(draw)`` days, of a permanent CAL issued at `now`.
-
-    Args:
-        now: issue time (aware); draw: the caller's random integer (see `lease_days`).
-    """
-    return ensure_aware(now) + timedelta(days=lease_days(draw))
-
-
-def temporary_expiry(now: datetime) -> datetime:
-    """Return the expiry, ``now + 90 days``, of a temporary license issued at `now` (§3.2).
-
-    Args:
-        now: issue time (aware).
-    """
-    return ensure_aware(now) + timedelta(days=TEMPORARY_DAYS)
-
-
-def needs_renewal(expires_at: datetime, now: datetime) -> bool:
-    """Whether a client should renew its license (§3.4: from 7 days before expiry on).
-
-    Args:
-        expires_at: the license's expiry; now: current time (both aware).
-
-    Returns:
-        True when at most 7 days are left (exactly 7 included), or the license has expired.
-    """
-    left = ensure_aware(expires_at, "expires_at") - ensure_aware(now)
-    return left <= timedelta(days=RENEWAL_WINDOW_DAYS)
-
-
-def is_expired(expires_at: datetime, now: datetime) -> bool:
-    """Whether a license has run out (it is valid up to, not including, `expires_at`).
-
-    Args:
-        expires_at: the license's expiry; now: current time (both aware).
-
-    Returns:
-        True when ``now >= expires_at``.
-    """
-    return ensure_aware(now) >= ensure_aware(expires_at, "expires_at")

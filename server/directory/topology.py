@@ -16,6 +16,8 @@ Contract:
   domain controllers; the forest root DN is the DN of one of the domains.
 - Pure: no I/O except `load_topology` (reads one file) and `sample_topology_text` (reads the
   packaged sample).
+- The values and naming rules (`Topology`, `Domain`, `Computer`, `Group`, `TopologyError`,
+  `check_*`, `is_ts_group`, `same_group`) live in forest.py and are re-exported here.
 """
 
 from __future__ import annotations
@@ -23,126 +25,31 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tslic.protocol.errors import ErrorCode, ServiceError
+from .forest import NETBIOS_NAME
+from .forest import TS_GROUP_NAMES as TS_GROUP_NAMES
+from .forest import VERSIONS as VERSIONS
+from .forest import Computer as Computer
+from .forest import Domain as Domain
+from .forest import Group as Group
+from .forest import Topology as Topology
+from .forest import TopologyError as TopologyError
+from .forest import check_computer_name as check_computer_name
+from .forest import check_dc_rules as check_dc_rules
+from .forest import check_version as check_version
+from .forest import dns_to_dn as dns_to_dn
+from .forest import is_ts_group as is_ts_group
+from .forest import same_group as same_group
 
-VERSIONS = (2000, 2003)
-# §7.3: 2003 TechNet spells the License Server Security Group "Terminal Services Computers";
-# the 2003 termsrv event 1043 and later docs say "Terminal Server Computers". Both are one group.
-TS_GROUP_NAMES = ("Terminal Services Computers", "Terminal Server Computers")
 SAMPLE_FILE = "sample_topology.toml"
 
-_NETBIOS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$")
 _DNS = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(\.(?!-)[A-Za-z0-9-]{1,63})*$")
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 _ADDRESS = re.compile(r"^\[?[A-Za-z0-9_.:-]+\]?:\d{1,5}$")
 _DN = re.compile(r"^DC=[A-Za-z0-9-]+(,DC=[A-Za-z0-9-]+)*$", re.IGNORECASE)
-
-
-class TopologyError(ServiceError):
-    """A topology file or a computer description that breaks the rules."""
-
-    code = ErrorCode.INVALID_FIELD
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Domain:
-    dns_name: str
-    netbios: str
-    functional_level: int  # 2000 or 2003
-
-    @property
-    def dn(self) -> str:
-        return dns_to_dn(self.dns_name)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Computer:
-    name: str
-    domain: str  # NetBIOS name of its domain
-    site: str
-    is_domain_controller: bool
-    os_version: int  # 2000 or 2003
-    address: str = ""  # a fixed address from the file; registrations override it
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Group:
-    name: str
-    scope: str  # the NetBIOS domain name (domain-local group) or the computer name (local)
-    local: bool  # True: local to the computer `scope`
-    members: tuple[str, ...]
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.scope}\\{self.name}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Topology:
-    forest_dn: str
-    domains: tuple[Domain, ...]
-    sites: tuple[str, ...]
-    computers: tuple[Computer, ...]
-    groups: tuple[Group, ...]
-
-    @property
-    def forest_name(self) -> str:
-        """The forest root domain's DNS name (DC=oldcorp,DC=example -> oldcorp.example)."""
-        return ".".join(part.split("=", 1)[1] for part in self.forest_dn.split(","))
-
-    def domain(self, name: str) -> Domain | None:
-        """A domain by NetBIOS or DNS name, case-insensitively."""
-        key = name.strip().casefold()
-        for d in self.domains:
-            if key in (d.netbios.casefold(), d.dns_name.casefold()):
-                return d
-        return None
-
-    def site(self, name: str) -> str | None:
-        """The site's spelling in the file, found case-insensitively."""
-        key = name.strip().casefold()
-        return next((s for s in self.sites if s.casefold() == key), None)
-
-    def site_dn(self, site: str) -> str:
-        """The DN of the site's TS-Enterprise-License-Server object (§2.2)."""
-        return (
-            f"CN=TS-Enterprise-License-Server,CN={site},CN=Sites,CN=Configuration,{self.forest_dn}"
-        )
-
-
-def dns_to_dn(dns_name: str) -> str:
-    return ",".join(f"DC={label}" for label in dns_name.split("."))
-
-
-def is_ts_group(name: str) -> bool:
-    """True for either spelling of the License Server Security Group (§7.3)."""
-    return name.strip().casefold() in {n.casefold() for n in TS_GROUP_NAMES}
-
-
-def check_computer_name(name: str, key: str = "name") -> None:
-    """Refuse a computer name that is not a NetBIOS-style name (1-15 letters, digits, - or _).
-
-    Raises:
-        TopologyError: INVALID_FIELD naming `key`.
-    """
-    if not _NETBIOS.match(name):
-        raise TopologyError(
-            f"{key} {name!r} is not a computer name: use 1 to 15 letters, digits, '-' or '_'",
-            detail={"key": key},
-        )
-
-
-def check_version(value: object, key: str) -> int:
-    """Refuse anything but 2000 or 2003 (bool is not a number here)."""
-    if isinstance(value, bool) or value not in VERSIONS:
-        raise TopologyError(f"{key} must be 2000 or 2003, got {value!r}", detail={"key": key})
-    assert isinstance(value, int)
-    return value
 
 
 def sample_topology_text() -> str:
@@ -293,7 +200,7 @@ class _Reader:
                     "domain", i, "name", f"{name!r} is not a DNS name like corp.example"
                 )
             netbios = self._str("domain", i, e, "netbios")
-            if not _NETBIOS.match(netbios):
+            if not NETBIOS_NAME.match(netbios):
                 raise self.fail(
                     "domain", i, "netbios", f"{netbios!r}: use 1 to 15 letters, digits, - or _"
                 )
@@ -412,26 +319,6 @@ class _Reader:
                 raise self.fail("group", i, "name", f"group {group.qualified} is defined twice")
             out.append(group)
         return tuple(out)
-
-
-def check_dc_rules(domain: Domain, computer: Computer) -> None:
-    """A domain at functional level 2003 admits only Windows Server 2003 domain controllers."""
-    if computer.is_domain_controller and computer.os_version < domain.functional_level:
-        raise TopologyError(
-            f"{computer.name} cannot be a domain controller of {domain.netbios}: the domain's "
-            f"functional level is {domain.functional_level}, so its domain controllers must "
-            f"run Windows Server {domain.functional_level}",
-            detail={"key": "os_version"},
-        )
-
-
-def same_group(group: Group, scope: str, name: str) -> bool:
-    """True if `group` is `scope\\name`, treating both TS group spellings as one (§7.3)."""
-    if group.scope.casefold() != scope.casefold():
-        return False
-    if is_ts_group(group.name) and is_ts_group(name):
-        return True
-    return group.name.casefold() == name.strip().casefold()
 
 
 def _unique(names: Iterable[str]) -> list[str]:
