@@ -1,0 +1,97 @@
+"""The agent's configuration: what `tslic agent` options say, validated once.
+
+Contract: `AgentConfig` is immutable and valid by construction (`check()` raises a
+`ServiceError` with INVALID_FIELD or MODE_NOT_SUPPORTED naming the bad option). Per User is a
+Windows Server 2003 mode (§7.1); a Windows 2000 agent asked for it refuses to start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from tslic.protocol.domain import LicensingMode, WindowsVersion
+from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.protocol.grace import DiscoveryIntervals
+from tslic.protocol.policy import GraceEnd
+
+# MS-RDPELE PRODUCT_INFO of the terminal server (§6.3): dwVersion is the TS's OS version.
+PRODUCT_VERSIONS = {WindowsVersion.W2000: 0x00050000, WindowsVersion.W2003: 0x00050002}
+COMPANY = "Microsoft Corporation"
+PRODUCT_ID = "A02"
+SCOPE = "microsoft.com"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamedAddress:
+    """A license server named in configuration, with its address if the option gave one."""
+
+    name: str
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConfig:
+    """Everything an agent needs to know about itself and where to look for servers."""
+
+    name: str
+    version: WindowsVersion
+    mode: LicensingMode = LicensingMode.PER_DEVICE
+    domain: str = ""
+    site: str = ""
+    workgroup: str = ""
+    policy_servers: tuple[NamedAddress, ...] = ()  # 2003 SP1 policy list (tried first)
+    registry_servers: tuple[NamedAddress, ...] = ()  # LicenseServers registry key
+    default_license_server: NamedAddress | None = None  # 2000 DefaultLicenseServer
+    subnet_servers: tuple[NamedAddress, ...] = ()  # license servers answering a broadcast
+    directory: str = ""
+    trust_root: x509.Certificate | None = None
+    intervals: DiscoveryIntervals = field(default_factory=DiscoveryIntervals)
+    grace_end: GraceEnd = GraceEnd.FIRST_PERMANENT_CAL
+    network_timeout: float = 10.0  # real seconds for any one exchange with another daemon
+    handshake_timeout: float = 10.0  # real seconds for an RDP client's first answer
+    idle_timeout: float = 60.0  # real seconds between an RDP client's messages
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 64:
+            raise ServiceError("--name must be 1 to 64 characters", code=ErrorCode.INVALID_FIELD)
+        if self.mode is LicensingMode.PER_USER and self.version is WindowsVersion.W2000:
+            raise ServiceError(
+                "Per User licensing exists only on Windows Server 2003 terminal servers; a "
+                "Windows 2000 terminal server licenses per device (use --mode per-device or "
+                "--version 2003)",
+                code=ErrorCode.MODE_NOT_SUPPORTED,
+            )
+        if self.domain and self.workgroup:
+            raise ServiceError(
+                "a computer is in a domain or in a workgroup, not both (--domain, --workgroup)",
+                code=ErrorCode.INVALID_FIELD,
+            )
+        if self.version is WindowsVersion.W2000 and (self.policy_servers or self.registry_servers):
+            raise ServiceError(
+                "a Windows 2000 terminal server has no LicenseServers key or SP1 policy; use "
+                "--default-license-server NAME for its DefaultLicenseServer value",
+                code=ErrorCode.INVALID_FIELD,
+            )
+        if self.version is WindowsVersion.W2003 and self.default_license_server is not None:
+            raise ServiceError(
+                "DefaultLicenseServer is the Windows 2000 setting; a Windows Server 2003 "
+                "terminal server uses --license-server or --policy-license-server",
+                code=ErrorCode.INVALID_FIELD,
+            )
+
+    @property
+    def in_domain(self) -> bool:
+        return bool(self.domain)
+
+    @property
+    def product_version(self) -> int:
+        return PRODUCT_VERSIONS[self.version]
+
+    def known_addresses(self) -> dict[str, str]:
+        """Addresses given on the command line, by case-folded server name."""
+        named = [*self.policy_servers, *self.registry_servers, *self.subnet_servers]
+        if self.default_license_server is not None:
+            named.append(self.default_license_server)
+        return {n.name.casefold(): n.address for n in named if n.address}

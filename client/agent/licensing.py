@@ -1,0 +1,413 @@
+"""The terminal server's side of the licensing exchange, and its grace period.
+
+Contract (tslicensing.md §3, §6, §7; RDPELE semantics):
+- `Licensing.converse(stream)` runs one RDP conversation as the server: LicenseRequest (chain,
+  product info, scope, mode); the client's NewLicenseRequest or LicenseInfo; a
+  PlatformChallenge whose response must echo the challenge and whose hardware id must be the
+  key signing the client's envelopes (and, for LicenseInfo, the license's hwid); then
+  NewLicense, UpgradeLicense or an ErrorAlert; then the logon, after which a temporary Per
+  Device license is marked validated at its license server (§3.3).
+- Decisions: a stored permanent license that fits and is not within 7 days of expiry is
+  accepted (STATUS_VALID_CLIENT); a temporary one is sent for upgrade (Per Device) or kept
+  (Per User: no upgrade, §7.2); a permanent one within 7 days is renewed (§3.4). If no license
+  server answers and the presented license is still valid, it is echoed in UpgradeLicense
+  (RDPELE 3.2.5.5). During the grace period any client without a license is accepted with
+  STATUS_VALID_CLIENT + ST_NO_TRANSITION. Otherwise: expired temporary -> 1011, ERR_NO_LICENSE,
+  LICENSE_NO_LICENSE; expired permanent not renewable -> 1028, LICENSE_CANT_UPGRADE_LICENSE;
+  no license server -> ERR_NO_LICENSE_SERVER, LICENSE_NO_LICENSE_SERVER and 1010/1026/1027
+  (once per outage); a license server refusing a new client -> 1004, ERR_NO_LICENSE.
+- Grace (protocol.grace): starts at the first client connection; ends at the first permanent
+  CAL or, by `--grace-ends first-license-server`, at the first license server found; events
+  1009 and 1008 via `check_grace()`, each once.
+- Timeouts and protocol errors propagate to the caller (service.py), which answers them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+from tslic.protocol import ErrorCode, Message, ServiceError
+from tslic.protocol.clock import to_datetime
+from tslic.protocol.domain import CalProduct, LicenseKind, LicensingMode, WindowsVersion
+from tslic.protocol.errors import ProtocolError
+from tslic.protocol.licenses import SignedLicense, open_license, verify_license
+from tslic.protocol.messages import Goodbye
+from tslic.protocol.messages.licensing import (
+    IssueLicense,
+    LicenseGranted,
+    LicenseMarked,
+    MarkLicense,
+    UpgradeLicenseRequest,
+)
+from tslic.protocol.messages.rdp import (
+    ClientLogon,
+    DisconnectReason,
+    ErrorAlert,
+    LicenseInfo,
+    LicenseRequest,
+    LogonComplete,
+    NewLicense,
+    NewLicenseRequest,
+    PlatformChallenge,
+    PlatformChallengeResponse,
+    RdpError,
+    StateTransition,
+    UpgradeLicense,
+)
+from tslic.protocol.messages.records import LicenseBody, ProductInfo
+from tslic.protocol.policy import GraceEnd, is_expired, needs_renewal
+from tslic.protocol.trio_stream import MessageStream
+from tslic.runtime.clock import Clock
+
+from ..rdp import texts
+from .config import COMPANY, PRODUCT_ID, SCOPE, AgentConfig
+from .discovery import LicenseServers, NoLicenseServer
+from .events import EventId, EventLog
+from .grace import GraceKeeper
+from .state import AgentState
+from .upstream import ask, ask_license
+
+log = logging.getLogger(__name__)
+
+_ABORT = StateTransition.ST_TOTAL_ABORT
+LOGON_FAILED = (
+    "The system could not log you on. Make sure your User name and domain are correct, then "
+    "type your password again."
+)
+
+# Permanent products a terminal server accepts as they are, per (version, mode) (§1.2, §7.2).
+_FITS: dict[tuple[WindowsVersion, LicensingMode], frozenset[CalProduct]] = {
+    (WindowsVersion.W2000, LicensingMode.PER_DEVICE): frozenset(
+        {CalProduct.W2000_TS_CAL, CalProduct.W2003_DEVICE_CAL, CalProduct.W2000_BUILT_IN}
+    ),
+    (WindowsVersion.W2003, LicensingMode.PER_DEVICE): frozenset({CalProduct.W2003_DEVICE_CAL}),
+    (WindowsVersion.W2003, LicensingMode.PER_USER): frozenset({CalProduct.W2003_USER_CAL}),
+}
+
+
+@dataclass(slots=True)
+class _Held:
+    """The license a client ends licensing with, if any (for the post-logon mark)."""
+
+    body: LicenseBody | None = None
+
+
+class Licensing(GraceKeeper):
+    """The licensing logic of one terminal server (the grace bookkeeping is inherited)."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        state: AgentState,
+        events: EventLog,
+        servers: LicenseServers,
+        clock: Clock,
+        *,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.events = events
+        self.servers = servers
+        self.clock = clock
+        self._random = random_bytes
+        self._sessions = 0
+
+    # ---- one conversation ---------------------------------------------------------------
+
+    def license_request(self) -> LicenseRequest:
+        return LicenseRequest(
+            server_random=self._random(32),
+            product=ProductInfo(
+                version=self.config.product_version, company=COMPANY, product_id=PRODUCT_ID
+            ),
+            cert_chain=self.servers.chain(),
+            scopes=(SCOPE,),
+            mode=self.config.mode,
+        )
+
+    async def _receive(self, stream: MessageStream, limit: float) -> Message:
+        with trio.fail_after(limit):
+            return await stream.receive()
+
+    async def converse(self, stream: MessageStream) -> None:
+        """Run one client's licensing exchange and logon (see the module docstring).
+
+        Raises:
+            ProtocolError, ConnectionLost: the client broke the protocol or went away.
+            trio.TooSlowError: the client did not answer in time.
+        """
+        self.state.count("connections")
+        await stream.send(self.license_request())
+        first = await self._receive(stream, self.config.handshake_timeout)
+        if isinstance(first, ErrorAlert):
+            log.info("client aborted licensing: %s", first.error_code.name)
+            return
+        self.state.grace = self.state.grace.start(to_datetime(self.clock.now()))
+        self.check_grace()
+        self.state.save()
+        held = _Held()
+        if isinstance(first, NewLicenseRequest):
+            ok = await self._new_client(stream, first, held)
+        else:
+            assert isinstance(first, LicenseInfo)  # the state table admits nothing else
+            ok = await self._presented(stream, first, held)
+        self.state.save()
+        if ok:
+            await self._logon(stream, held)
+
+    async def _alert(
+        self,
+        stream: MessageStream,
+        code: RdpError,
+        reason: DisconnectReason,
+        text: str,
+        transition: StateTransition = _ABORT,
+    ) -> bool:
+        await stream.send(
+            ErrorAlert(
+                error_code=code, state_transition=transition, disconnect_reason=reason, text=text
+            )
+        )
+        if transition is _ABORT:
+            self.state.count("refused")
+            return False
+        return True
+
+    async def _valid_client(self, stream: MessageStream) -> bool:
+        self.state.count("valid_client")
+        return await self._alert(
+            stream,
+            RdpError.STATUS_VALID_CLIENT,
+            DisconnectReason.NONE,
+            "",
+            StateTransition.ST_NO_TRANSITION,
+        )
+
+    async def _no_license_server(self, stream: MessageStream) -> bool:
+        self.note_no_server()
+        return await self._alert(
+            stream,
+            RdpError.ERR_NO_LICENSE_SERVER,
+            DisconnectReason.LICENSE_NO_LICENSE_SERVER,
+            texts.NO_LICENSE_SERVER,
+        )
+
+    async def _challenge(self, stream: MessageStream, expected_hwid: bytes | None) -> bytes | None:
+        """Send the platform challenge; return the proven hardware id, or None after an alert."""
+        challenge = self._random(32)
+        await stream.send(PlatformChallenge(challenge=challenge))
+        reply = await self._receive(stream, self.config.idle_timeout)
+        if not isinstance(reply, PlatformChallengeResponse):
+            return None  # the client aborted (ErrorAlert ST_TOTAL_ABORT)
+        if reply.challenge != challenge or reply.hwid != stream.conn.peer_key:
+            await self._alert(
+                stream,
+                RdpError.ERR_INVALID_CLIENT,
+                DisconnectReason.LICENSE_BAD_CLIENT_MSG,
+                texts.BAD_CLIENT_MSG,
+            )
+            return None
+        if expected_hwid is not None and reply.hwid != expected_hwid:
+            await self._alert(
+                stream,
+                RdpError.ERR_INVALID_CLIENT,
+                DisconnectReason.LICENSE_HWID_DOESNT_MATCH_LICENSE,
+                texts.HWID_MISMATCH,
+            )
+            return None
+        return reply.hwid
+
+    async def _usable_server(self) -> bool:
+        if await self.servers.settled() is not None:
+            return True
+        retry = int(self.config.intervals.retry_when_none_found.total_seconds() * 1000)
+        if not self.state.last_discovery or self.clock.now() - self.state.last_discovery >= retry:
+            return await self.servers.discover() is not None
+        return False
+
+    async def _new_client(
+        self, stream: MessageStream, request: NewLicenseRequest, held: _Held
+    ) -> bool:
+        if not await self._usable_server() and self.in_grace():
+            # §3.1: during grace, clients are accepted without contacting a license server.
+            return await self._valid_client(stream)
+        hwid = await self._challenge(stream, None)
+        if hwid is None:
+            return False
+        issue = IssueLicense(
+            hwid=hwid,
+            machine=request.machine_name,
+            user=request.user_name,
+            client_os=request.client_os,
+            mode=self.config.mode,
+        )
+        try:
+            granted = await ask_license(self.servers, issue, issuer=None)
+        except NoLicenseServer:
+            if self.in_grace():
+                return await self._valid_client(stream)
+            return await self._no_license_server(stream)
+        except ServiceError as exc:
+            if self.in_grace():
+                return await self._valid_client(stream)
+            expired_temp = exc.code is ErrorCode.TEMPORARY_ALREADY_ISSUED
+            event_id = EventId.TEMPORARY_EXPIRED if expired_temp else EventId.CANNOT_ISSUE_LICENSE
+            self.events.log(
+                event_id, self.clock.now(), client=request.machine_name, reason=exc.message
+            )
+            return await self._alert(
+                stream,
+                RdpError.ERR_NO_LICENSE,
+                DisconnectReason.LICENSE_NO_LICENSE,
+                texts.NO_LICENSE,
+            )
+        held.body = self._granted(granted, presented=None)
+        await stream.send(NewLicense(license=granted.license, scope=SCOPE))
+        return True
+
+    async def _presented(self, stream: MessageStream, info: LicenseInfo, held: _Held) -> bool:
+        now = self.clock.now()
+        try:
+            signed = self._open(info.license)
+        except ProtocolError as exc:
+            self.events.log(
+                EventId.CANNOT_ISSUE_LICENSE, now, client=info.machine_name, reason=exc.message
+            )
+            await stream.send(PlatformChallenge(challenge=self._random(32)))
+            reply = await self._receive(stream, self.config.idle_timeout)
+            if not isinstance(reply, PlatformChallengeResponse):
+                return False  # the client aborted
+            return await self._alert(
+                stream,
+                RdpError.ERR_INVALID_CLIENT,
+                DisconnectReason.LICENSE_BAD_CLIENT_LICENSE,
+                texts.BAD_LICENSE,
+            )
+        body = signed.body
+        hwid = await self._challenge(stream, body.hwid)
+        if hwid is None:
+            return False
+        held.body = body
+        dt = to_datetime(now)
+        expires = to_datetime(body.expires_at) if body.expires_at else None
+        expired = expires is not None and is_expired(expires, dt)
+        renew = expires is not None and needs_renewal(expires, dt)
+        per_user = self.config.mode is LicensingMode.PER_USER
+        temporary = body.kind is LicenseKind.TEMPORARY
+        fits = body.product in _FITS[(self.config.version, self.config.mode)]
+        if not temporary and fits and not renew:
+            return await self._valid_client(stream)
+        if temporary and per_user and not expired:
+            # §7.2: in Per User mode a temporary license is not upgraded.
+            return await self._upgrade(stream, info.license, echoed=True)
+        request: Message
+        if temporary and per_user:
+            request = IssueLicense(
+                hwid=hwid,
+                machine=info.machine_name,
+                user=info.user_name,
+                client_os=info.client_os,
+                mode=self.config.mode,
+                had_temporary=True,
+            )
+        else:
+            request = UpgradeLicenseRequest(
+                license=info.license,
+                hwid=hwid,
+                machine=info.machine_name,
+                user=info.user_name,
+                client_os=info.client_os,
+                mode=self.config.mode,
+            )
+        try:
+            granted = await ask_license(self.servers, request, issuer=body.issuer)
+        except (NoLicenseServer, ServiceError) as exc:
+            if not expired:
+                # RDPELE 3.2.5.5: the old license is still valid; send it back.
+                return await self._upgrade(stream, info.license, echoed=True)
+            if self.in_grace():
+                return await self._valid_client(stream)
+            if isinstance(exc, NoLicenseServer) and temporary:
+                return await self._no_license_server(stream)
+            if isinstance(exc, NoLicenseServer):
+                self.note_no_server()
+            event_id = EventId.TEMPORARY_EXPIRED if temporary else EventId.PERMANENT_NOT_RENEWED
+            self.events.log(event_id, self.clock.now(), client=info.machine_name)
+            if temporary:
+                return await self._alert(
+                    stream,
+                    RdpError.ERR_NO_LICENSE,
+                    DisconnectReason.LICENSE_NO_LICENSE,
+                    texts.NO_LICENSE,
+                )
+            return await self._alert(
+                stream,
+                RdpError.ERR_NO_LICENSE,
+                DisconnectReason.LICENSE_CANT_UPGRADE_LICENSE,
+                texts.CANT_UPGRADE,
+            )
+        held.body = self._granted(granted, presented=info)
+        if granted.license == info.license:
+            return await self._upgrade(stream, info.license, echoed=True)
+        return await self._upgrade(stream, granted.license, echoed=False)
+
+    async def _upgrade(self, stream: MessageStream, blob: bytes, *, echoed: bool) -> bool:
+        if echoed:
+            self.state.count("echoed")
+        await stream.send(UpgradeLicense(license=blob, scope=SCOPE))
+        return True
+
+    def _open(self, blob: bytes) -> SignedLicense:
+        if self.config.trust_root is None:
+            return open_license(blob)
+        return verify_license(blob, self.config.trust_root, to_datetime(self.clock.now()))
+
+    def _granted(self, granted: LicenseGranted, *, presented: LicenseInfo | None) -> LicenseBody:
+        """Count a license handed to a client and end grace on the first permanent CAL."""
+        body = open_license(granted.license).body
+        permanent = body.kind is LicenseKind.PERMANENT
+        if presented is None:
+            self.state.count("permanent_issued" if permanent else "temporary_issued")
+        elif permanent and granted.license != presented.license:
+            old = open_license(presented.license).body
+            self.state.count("renewed" if old.kind is LicenseKind.PERMANENT else "upgraded")
+        if permanent:
+            self.end_grace(GraceEnd.FIRST_PERMANENT_CAL)
+        return body
+
+    async def _logon(self, stream: MessageStream, held: _Held) -> None:
+        message = await self._receive(stream, self.config.idle_timeout)
+        if isinstance(message, Goodbye):
+            return
+        assert isinstance(message, ClientLogon)  # the state table admits nothing else
+        self._sessions += 1
+        ok = message.credentials_valid
+        text = "" if ok else LOGON_FAILED
+        body = held.body
+        per_device = self.config.mode is LicensingMode.PER_DEVICE
+        if ok and per_device and body is not None and body.kind is LicenseKind.TEMPORARY:
+            # §3.3: the logon succeeded, so the temporary license is marked validated (done
+            # before LogonComplete so the session starts with the mark recorded). Per User
+            # temporaries are not upgraded (§7.2), so they are not marked either.
+            await self._mark(body)
+        await stream.send(LogonComplete(logged_on=ok, session_id=self._sessions, text=text))
+        self.state.save()
+        # The session lasts until the client says Goodbye (or goes away).
+        await self._receive(stream, self.config.idle_timeout)
+
+    async def _mark(self, body: LicenseBody) -> None:
+        """§3.3: after a successful logon, the temporary license is marked validated."""
+        try:
+            reply = await ask(
+                self.servers, MarkLicense(license_id=body.license_id, hwid=body.hwid), body.issuer
+            )
+        except (NoLicenseServer, ServiceError) as exc:
+            log.info("could not mark license %s validated: %s", body.license_id, exc)
+            return
+        if isinstance(reply, LicenseMarked) and reply.validated:
+            self.state.count("marked_validated")

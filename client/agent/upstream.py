@@ -1,0 +1,55 @@
+"""Requests from the terminal server to its license servers, with issuer-first routing and
+referrals (tslicensing.md §2.5, §3.3, §3.5).
+
+Contract: `ask` sends a request to the server that issued the license concerned if it is
+usable, else to the server in use (with failover, `LicenseServers.call`). `ask_license` does
+the same for license requests and follows one `Referral` to a server that has the CALs; its
+result is always a `LicenseGranted`. Refusals are `ServiceError`; no usable server is
+`NoLicenseServer`.
+"""
+
+from __future__ import annotations
+
+from tslic.protocol import ErrorCode, Message, ServiceError
+from tslic.protocol.messages.licensing import LicenseGranted, Referral
+
+from .discovery import LicenseServers, Unusable
+
+
+async def ask(servers: LicenseServers, request: Message, issuer: str | None) -> Message:
+    """Send `request` to `issuer` if it is usable, else to the server in use."""
+    entry = servers.state.entry(issuer) if issuer else None
+    if entry is not None and entry.issuing:
+        try:
+            return await servers.call_at(entry, request)
+        except Unusable:
+            pass
+    return (await servers.call(request))[1]
+
+
+async def ask_license(
+    servers: LicenseServers, request: Message, *, issuer: str | None
+) -> LicenseGranted:
+    """`ask`, then follow one referral (§2.5: a server without CALs refers to one with them).
+
+    Raises:
+        ServiceError: refused (NO_LICENSE_AVAILABLE if no referral target could help).
+        NoLicenseServer: no server can be used.
+    """
+    reply = await ask(servers, request, issuer)
+    if isinstance(reply, Referral):
+        for ref in reply.servers:
+            target = await servers.resolve(ref)
+            if not target.issuing:
+                continue
+            try:
+                reply = await servers.call_at(target, request)
+            except Unusable:
+                continue
+            break
+    if not isinstance(reply, LicenseGranted):
+        raise ServiceError(
+            "no license server could give this client a license",
+            code=ErrorCode.NO_LICENSE_AVAILABLE,
+        )
+    return reply

@@ -1,0 +1,2 @@
+"""The emulated RDP client (`tslic connect`): an MSLicensing-like store and the client side of
+the licensing exchange."""
