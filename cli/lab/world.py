@@ -1,0 +1,346 @@
+"""The lab's deployment: real daemons over loopback, and the hands that drive them.
+
+Contract: `World` owns one `Deployment` (separate processes: one Clearinghouse, one directory,
+the license servers and terminal-server agents each scenario asks for) and one `LabClock`
+shared by all of them through a clock file. It seeds the Clearinghouse catalogue, exports the
+root every daemon trusts, and gives scenarios what an administrator and a user have: the
+licensing utility's operations (over the admin conversation, with the server's credential),
+the Clearinghouse's web page and telephone line, and emulated RDP clients (`tslic connect`'s
+client, in this process, each with its own license store). Daemons are named after their
+computer accounts in the lab topology, so the directory can publish and resolve them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tslic.client.agent.status import events_document, status_document
+from tslic.client.rdp.client import Outcome, connect
+from tslic.client.rdp.store import LicenseStore
+from tslic.protocol import Conversation
+from tslic.protocol.domain import (
+    ActivationMethod,
+    CalProduct,
+    ClientOS,
+    PeerRole,
+    Program,
+)
+from tslic.protocol.messages import Message
+from tslic.protocol.messages.admin import (
+    ActivationAction,
+    AdminActivate,
+    AdminActivationStep,
+    AdminCompleteActivation,
+    AdminInstallKeyPack,
+    AdminSetProperties,
+)
+from tslic.protocol.messages.records import ContactInfo
+from tslic.runtime.files import load_key, read_certs, write_certs
+from tslic.runtime.peer import open_peer
+from tslic.server.clearinghouse.core import Clearinghouse
+from tslic.server.clearinghouse.purchases import add_agreement, add_retail, add_xp
+
+from .clock import LabClock
+from .procs import Daemon, Deployment, LabError
+
+CREDENTIAL = "lab-enterprise-admin"
+CONTACT = ContactInfo(
+    first_name="Pat",
+    last_name="Admin",
+    company="Contoso Lab",
+    country="United States",
+    email="pat@contoso.example",
+)
+TOPOLOGY = Path(__file__).with_name("lab_topology.toml")
+CODE = re.compile(r"\b(?:[BCDFGHJKMPQRTVWXY2346789]{5}-){4,}[BCDFGHJKMPQRTVWXY2346789]{5}\b")
+
+
+@dataclass
+class Catalogue:
+    """Test purchases the lab seeds before the Clearinghouse starts."""
+
+    retail: dict[str, str] = field(default_factory=dict)  # label -> 25-character code
+    agreement: str = "4711001"
+    xp_keys: dict[str, str] = field(default_factory=dict)
+
+
+class World:
+    def __init__(self, data: Path, clock: LabClock, echo: Any) -> None:
+        self.data = data
+        self.clock = clock
+        self.echo = echo
+        self.dep = Deployment(data, clock.path)
+        self.catalogue = Catalogue()
+        self.root_pem = data / "root.pem"
+        self.root: x509.Certificate | None = None
+        self.ch: Daemon | None = None
+        self.directory: Daemon | None = None
+        self.lab_key = Ed25519PrivateKey.generate()
+
+    # ---- boot ----------------------------------------------------------------------------
+
+    async def boot(self) -> None:
+        await self.dep.__aenter__()
+        self._seed_clearinghouse()
+        self.ch = await self.dep.start(
+            "clearinghouse", "clearinghouse", "serve", "--data", str(self.data / "clearinghouse")
+        )
+        self.directory = await self.dep.start(
+            "directory", "directory", "serve", "--data", str(self.data / "directory"),
+            "--topology", str(TOPOLOGY), "--credential", CREDENTIAL, "--listen", "127.0.0.1:0",
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        await self.dep.__aexit__(None, None, None)
+
+    def _seed_clearinghouse(self) -> None:
+        """The catalogue of purchases a customer of 2003 might have made."""
+        ch = Clearinghouse(self.data / "clearinghouse")
+        try:
+            today = self.clock.now()
+            for label, product, count in (
+                ("w2003-device-25", CalProduct.W2003_DEVICE_CAL, 25),
+                ("w2003-device-5", CalProduct.W2003_DEVICE_CAL, 5),
+                ("w2003-device-2", CalProduct.W2003_DEVICE_CAL, 2),
+                ("w2003-device-3", CalProduct.W2003_DEVICE_CAL, 3),
+                ("w2003-device-10", CalProduct.W2003_DEVICE_CAL, 10),
+                ("w2003-device-20", CalProduct.W2003_DEVICE_CAL, 20),
+                ("w2003-device-1", CalProduct.W2003_DEVICE_CAL, 1),
+                ("w2003-user-10", CalProduct.W2003_USER_CAL, 10),
+                ("w2000-cal-1", CalProduct.W2000_TS_CAL, 1),
+                ("w2000-cal-5", CalProduct.W2000_TS_CAL, 5),
+                ("w2003-device-web", CalProduct.W2003_DEVICE_CAL, 5),
+                ("w2003-device-phone", CalProduct.W2003_DEVICE_CAL, 5),
+            ):
+                row = add_retail(ch, product=product, count=count, now=today)
+                self.catalogue.retail[label] = row.reference
+            add_agreement(
+                ch, program=Program.SELECT, agreement_number=self.catalogue.agreement,
+                product=CalProduct.W2003_DEVICE_CAL, count=50, now=today,
+            )  # fmt: skip
+            self.root = ch.root_cert
+        finally:
+            ch.close()
+        write_certs(self.root_pem, [self.root])
+
+    def add_xp_license(self, key: str, acquired: int, channel: str, **volume: Any) -> None:
+        ch = Clearinghouse(self.data / "clearinghouse")
+        try:
+            add_xp(ch, product_key=key, acquired_at=acquired, channel=channel, **volume)
+        finally:
+            ch.close()
+
+    # ---- daemons --------------------------------------------------------------------------
+
+    async def license_server(
+        self,
+        computer: str,
+        *,
+        version: int,
+        role: str = "domain",
+        domain: str,
+        site: str,
+        extra: tuple[str, ...] = (),
+        name: str = "",
+    ) -> Daemon:
+        """Start a license server on `computer` (daemon `name`, default the computer)."""
+        assert self.ch is not None
+        assert self.directory is not None
+        name = name or computer
+        return await self.dep.start(
+            name, "server", "serve", "--data", str(self.data / "ls" / name),
+            "--name", computer, "--version", str(version), "--role", role,
+            "--domain", domain, "--site", site, "--listen", "127.0.0.1:0",
+            "--clearinghouse", self.ch.address, "--directory", self.directory.address,
+            "--trust-root", str(self.root_pem), "--enterprise-credential", CREDENTIAL,
+            "--seed", "2003", *extra,
+        )  # fmt: skip
+
+    async def agent(
+        self,
+        name: str,
+        *,
+        version: int,
+        domain: str,
+        site: str,
+        mode: str = "per-device",
+        extra: tuple[str, ...] = (),
+    ) -> Daemon:
+        assert self.directory is not None
+        return await self.dep.start(
+            name, "agent", "run", "--data", str(self.data / "agents" / name),
+            "--name", name, "--version", str(version), "--mode", mode,
+            "--domain", domain, "--site", site, "--listen", "127.0.0.1:0",
+            "--directory", self.directory.address, "--trust-root", str(self.root_pem),
+            *extra,
+        )  # fmt: skip
+
+    def ref(self, daemon_name: str) -> str:
+        """NAME=HOST:PORT of a running daemon, for the agents' preferred-server lists."""
+        return f"{daemon_name}={self.dep.daemons[daemon_name].address}"
+
+    async def stop(self, name: str, *, kill: bool = False) -> None:
+        await self.dep.stop(name, kill=kill)
+
+    async def directory_write(self, request: Message) -> Message:
+        """One request to the directory (publishing, computer changes)."""
+        assert self.directory is not None
+        with trio.fail_after(20):
+            async with open_peer(
+                self.directory.address,
+                conversation=Conversation.DIRECTORY,
+                key=self.lab_key,
+                clock=self.clock,
+                role=PeerRole.ADMINISTRATOR,
+                name="LABADMIN",
+            ) as stream:
+                return await stream.request(request)
+
+    # ---- the licensing utility -------------------------------------------------------------
+
+    async def admin(self, ls_name: str, *requests: Message) -> list[Message]:
+        """Send admin requests to a license server with its administrator credential."""
+        daemon = self.dep.daemons[ls_name]
+        key = load_key(Path(daemon.info["admin_credential"]))
+        replies = []
+        with trio.fail_after(20):
+            async with open_peer(
+                daemon.address,
+                conversation=Conversation.ADMIN,
+                key=key,
+                clock=self.clock,
+                role=PeerRole.ADMINISTRATOR,
+                name="LABADMIN",
+            ) as stream:
+                for request in requests:
+                    replies.append(await stream.request(request))
+        return replies
+
+    async def activate(self, ls_name: str, method: ActivationMethod) -> str:
+        """Activate by a method; return the code the operator carried (web, telephone)."""
+        await self.admin(ls_name, AdminSetProperties(contact=CONTACT, method=method))
+        (step,) = await self.admin(
+            ls_name, AdminActivate(action=ActivationAction.ACTIVATE, method=method)
+        )
+        if method is ActivationMethod.AUTOMATIC:
+            return ""
+        assert isinstance(step, AdminActivationStep)
+        if method is ActivationMethod.WEB:
+            code = await self.web_activate(step.product_id)
+        else:
+            code = await self.phone_activate(step.product_id)
+        await self.admin(
+            ls_name, AdminCompleteActivation(action=ActivationAction.ACTIVATE, code=code)
+        )
+        return code
+
+    async def install_retail(self, ls_name: str, label: str, product: CalProduct) -> Message:
+        (reply,) = await self.admin(
+            ls_name,
+            AdminInstallKeyPack(
+                program=Program.RETAIL,
+                product=product,
+                count=0,
+                retail_code=self.catalogue.retail[label],
+            ),
+        )
+        return reply
+
+    # ---- the Clearinghouse by hand -----------------------------------------------------------
+
+    async def web_post(self, page: str, form: dict[str, str]) -> str:
+        assert self.ch is not None
+        url = f"{self.ch.info['url'].rstrip('/')}/{page}"
+        body = urllib.parse.urlencode(form).encode()
+
+        def post() -> str:
+            request = urllib.request.Request(url, data=body, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    return str(response.read().decode())
+            except urllib.error.HTTPError as exc:
+                return str(exc.read().decode())
+
+        return await trio.to_thread.run_sync(post)
+
+    async def web_activate(self, product_id: str) -> str:
+        html = await self.web_post(
+            "activate",
+            {"product_id": product_id, **{k: getattr(CONTACT, k) for k in vars_of(CONTACT)}},
+        )
+        return first_code(html, "the activation page")
+
+    async def phone(self, answers: list[str]) -> list[dict[str, str]]:
+        """Call the Clearinghouse: answer its prompts in order; return its JSON results."""
+        argv = [
+            sys.executable, "-m", "tslic.cli", "clearinghouse", "phone", "--json",
+            "--data", str(self.data / "clearinghouse"), "--clock-file", str(self.clock.path),
+        ]  # fmt: skip
+        stdin = ("\n".join([*answers, "5"]) + "\n").encode()
+        result = await trio.run_process(argv, stdin=stdin, capture_stdout=True, check=False)
+        return [json.loads(line) for line in result.stdout.decode().splitlines() if line]
+
+    async def phone_activate(self, product_id: str) -> str:
+        results = await self.phone(
+            ["1", product_id, CONTACT.first_name, CONTACT.last_name, CONTACT.company,
+             CONTACT.country]
+        )  # fmt: skip
+        if not results:
+            raise LabError("the telephone activation was refused")
+        return results[0]["license_server_id"]
+
+    # ---- clients -----------------------------------------------------------------------------
+
+    async def connect(
+        self,
+        agent_name: str,
+        device: str,
+        client_os: ClientOS,
+        *,
+        user: str = "alice",
+        logon: bool = True,
+    ) -> Outcome:
+        """One RDP connection from an emulated client with its own license store."""
+        store = LicenseStore(self.data / "clients" / device)
+        return await connect(
+            self.dep.daemons[agent_name].address,
+            store=store,
+            device=device,
+            user=user,
+            client_os=client_os,
+            clock=self.clock,
+            trust_root=self.root,
+            password_ok=logon,
+            timeout=30,
+        )
+
+    def agent_status(self, agent_name: str) -> dict[str, Any]:
+        return status_document(self.data / "agents" / agent_name, self.clock.spec.to_arg())
+
+    def agent_events(self, agent_name: str) -> list[int]:
+        return [int(e["id"]) for e in events_document(self.data / "agents" / agent_name)]
+
+
+def vars_of(contact: ContactInfo) -> tuple[str, ...]:
+    return ("first_name", "last_name", "company", "country", "email")
+
+
+def first_code(html: str, where: str) -> str:
+    match = CODE.search(html)
+    if match is None:
+        raise LabError(f"no code on {where}: {re.sub('<[^>]+>', ' ', html)[:300]}")
+    return match.group(0)
+
+
+def read_root(path: Path) -> x509.Certificate:
+    return read_certs(path)[0]
