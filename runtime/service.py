@@ -11,14 +11,17 @@ Contract:
   other connections are unaffected. An unexpected exception in a handler is logged and
   answered with INTERNAL_ERROR: the daemon stays up.
 - Limits: at most `max_connections` at once (the next is told SERVER_BUSY and closed at once,
-  so nothing waits in the accept queue); per-peer-key request rate (token bucket; RATE_LIMITED
-  refusal); the frame size.
+  so nothing waits in the accept queue); new connections accepted at most `accept_rate` a
+  second (a flood waits in the kernel's backlog, not in our event loop); per-peer-key request
+  rate (token bucket; RATE_LIMITED refusal); the frame size.
 - Graceful shutdown (the hypercorn pattern): on `shutdown`, stop accepting, tell idle peers
-  Goodbye, and give busy handlers `grace` seconds before they are cancelled.
+  Goodbye, and give busy handlers `grace` seconds before they are cancelled; a peer whose
+  request is cancelled that way is told SHUTTING_DOWN (fatal) before the connection closes.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
@@ -44,6 +47,9 @@ from .clock import Clock
 
 log = logging.getLogger(__name__)
 
+# accept() errors that mean "out of resources for now", not a broken listener (as in trio).
+_ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
@@ -57,6 +63,8 @@ class Limits:
     rate_per_second: float = 2000.0  # requests per peer key per second
     rate_burst: float = 4000.0
     shutdown_grace: float = 5.0
+    accept_rate: float = 10_000.0  # new connections per second (0: unpaced)
+    accept_burst: float = 2_000.0
     window_real_seconds: float = 300.0  # freshness window, in real seconds
 
 
@@ -130,6 +138,9 @@ class Server:
         self._window = window
         self._shutdown = trio.Event()
         self._buckets: dict[bytes, _Bucket] = {}
+        self._pruned_at = float("-inf")
+        self._accept_tokens = max(1.0, self.limits.accept_burst)
+        self._accept_stamp = 0.0
         self._idle: set[MessageStream] = set()
 
     def shutdown(self) -> None:
@@ -162,7 +173,41 @@ class Server:
             handlers.cancel_scope.deadline = trio.current_time() + self.limits.shutdown_grace
 
     async def _accept(self, listeners: list[trio.SocketListener], handlers: trio.Nursery) -> None:
-        await trio.serve_listeners(self._handle_tcp, listeners, handler_nursery=handlers)
+        async with trio.open_nursery() as nursery:
+            for listener in listeners:
+                nursery.start_soon(self._accept_from, listener, handlers)
+
+    async def _accept_from(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
+        """trio.serve_listeners, paced: at most `accept_rate` new connections a second (burst
+        `accept_burst`). Under a connection flood the excess waits in the kernel's backlog
+        instead of taking the event loop from the peers already being served."""
+        async with listener:
+            while True:
+                try:
+                    tcp = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    # Out of file descriptors or memory: wait for connections to close.
+                    log.error("accept failed (%s); pausing 100 ms", exc)
+                    await trio.sleep(0.1)
+                    continue
+                handlers.start_soon(self._handle_tcp, tcp)
+                await self._pace_accepts()
+
+    async def _pace_accepts(self) -> None:
+        rate = self.limits.accept_rate
+        if rate <= 0:
+            return
+        now = trio.current_time()
+        burst = max(1.0, self.limits.accept_burst)
+        self._accept_tokens = min(burst, self._accept_tokens + (now - self._accept_stamp) * rate)
+        self._accept_stamp = now
+        if self._accept_tokens < 1:
+            await trio.sleep((1 - self._accept_tokens) / rate)
+            self._accept_tokens = 1.0
+            self._accept_stamp = trio.current_time()
+        self._accept_tokens -= 1
 
     async def _handle_tcp(self, tcp: trio.SocketStream) -> None:
         try:
@@ -194,6 +239,15 @@ class Server:
             self._count(exc.code)
             log.info("peer %s: %s", peer_addr, exc)
             await self._refuse(stream, exc.code, exc.message)
+        except trio.Cancelled:
+            # The shutdown grace ran out with this peer's request still in hand: tell it so
+            # (a documented, fatal SHUTTING_DOWN) rather than resetting the connection.
+            if self._shutdown.is_set():
+                self._count(ErrorCode.SHUTTING_DOWN)
+                await self._refuse(
+                    stream, ErrorCode.SHUTTING_DOWN, "the service is shutting down; retry later"
+                )
+            raise
         finally:
             self.counters.active -= 1
             self._idle.discard(stream)
@@ -276,6 +330,8 @@ class Server:
         now = trio.current_time()
         bucket = self._buckets.get(key)
         if bucket is None:
+            if len(self._buckets) >= 10_000:
+                self._prune_buckets(now)
             if len(self._buckets) > 100_000:
                 self._buckets.clear()  # bounded memory under a flood of keys
             bucket = self._buckets[key] = _Bucket(self.limits.rate_burst, now)
@@ -288,6 +344,17 @@ class Server:
             return False
         bucket.tokens -= 1
         return True
+
+    def _prune_buckets(self, now: float) -> None:
+        """Forget the buckets that have refilled: such a bucket behaves exactly as a new one,
+        so memory follows the peers active in the last refill period, not every key ever
+        seen (a fuzzer or a flood uses a fresh key per connection). At most once per refill
+        period, so a flood of new keys cannot make every request pay for a full scan."""
+        refill = self.limits.rate_burst / max(self.limits.rate_per_second, 1e-9)
+        if now - self._pruned_at < refill:
+            return
+        self._pruned_at = now
+        self._buckets = {k: b for k, b in self._buckets.items() if now - b.stamp < refill}
 
 
 def _refusal_code(code: ErrorCode) -> ErrorCode:

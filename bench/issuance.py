@@ -1,0 +1,190 @@
+"""Issuance throughput of the license server against the bare signed round trip, same run.
+
+Contract: `python bench/issuance.py [--seconds S] [--connections C] [--json]` (or
+`python -m bench.issuance`) starts, each in a child process with a core of its own:
+- the license server (`server.license_server.daemon.LicenseServer`, Windows Server 2003,
+  fresh data directory, durable group-committed SQLite, threaded store);
+- the signed echo of bench/signed_echo.py (runtime.service.Server answering MarkLicense with
+  LicenseMarked: one verified and one signed envelope each way, nothing else).
+This process enrols C terminal servers (RequestTermServCert) and runs C closed loops of
+IssueLicense for new devices for S seconds (each answer is a 90-day temporary license, signed
+and committed before it is sent), then the same loops of MarkLicense against the echo. It
+prints requests per second of both, their ratio, and the store's operations per transaction.
+A benchmark: figures, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tslic.protocol import Conversation
+from tslic.protocol.domain import ClientOS, LicensingMode, PeerRole, WindowsVersion
+from tslic.protocol.messages.licensing import (
+    IssueLicense,
+    MarkLicense,
+    RequestTermServCert,
+    TermServCert,
+)
+from tslic.protocol.pki import raw_public_key
+from tslic.runtime.clock import WallClock
+from tslic.runtime.peer import open_peer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import signed_echo
+
+
+def _serve_license_server(conn: Any, data_dir: str) -> None:
+    from tslic.runtime.service import Limits
+    from tslic.server.license_server.config import Config
+    from tslic.server.license_server.daemon import LicenseServer
+
+    async def main() -> None:
+        config = Config(name="BENCHLS", version=WindowsVersion.W2003, data_dir=Path(data_dir))
+        limits = Limits(rate_per_second=1e9, rate_burst=1e9)
+        server = LicenseServer(config, WallClock(), limits=limits)
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.serve)
+            conn.send(address)
+            await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
+            stats = server.store.stats
+            conn.send((stats.operations, stats.transactions, stats.largest_group))
+            server.shutdown()
+
+    trio.run(main)
+
+
+async def _issue_loops(address: str, connections: int, seconds: float) -> int:
+    clock = WallClock()
+    done = 0
+    stop = trio.current_time() + seconds
+
+    async def loop(i: int) -> None:
+        nonlocal done
+        key = Ed25519PrivateKey.generate()
+        hello = dict(
+            conversation=Conversation.LICENSING,
+            key=key,
+            clock=clock,
+            role=PeerRole.TERMINAL_SERVER,
+            name=f"TS{i}",
+            version=2003,
+        )
+        async with open_peer(address, **hello) as s:  # type: ignore[arg-type]
+            reply = await s.request(
+                RequestTermServCert(
+                    name=f"TS{i}",
+                    domain="D",
+                    site="S",
+                    version=WindowsVersion.W2003,
+                    public_key=raw_public_key(key),
+                )
+            )
+        assert isinstance(reply, TermServCert)
+        async with open_peer(address, cert_chain=reply.cert_chain, **hello) as s:  # type: ignore[arg-type]
+            n = 0
+            while trio.current_time() < stop:
+                n += 1
+                await s.request(
+                    IssueLicense(
+                        hwid=raw_public_key(Ed25519PrivateKey.generate()),
+                        machine=f"PC{i}-{n}",
+                        user="u",
+                        client_os=ClientOS.XP_PRO,
+                        mode=LicensingMode.PER_DEVICE,
+                    )
+                )
+                done += 1
+
+    async with trio.open_nursery() as nursery:
+        for i in range(connections):
+            nursery.start_soon(loop, i)
+    return done
+
+
+async def _echo_loops(address: str, connections: int, seconds: float) -> int:
+    clock = WallClock()
+    done = 0
+    stop = trio.current_time() + seconds
+    hwid = raw_public_key(Ed25519PrivateKey.generate())
+
+    async def loop(i: int) -> None:
+        nonlocal done
+        async with open_peer(
+            address, conversation=Conversation.LICENSING, key=Ed25519PrivateKey.generate(),
+            clock=clock, role=PeerRole.TERMINAL_SERVER, name=f"TS{i}", version=2003,
+        ) as s:  # fmt: skip
+            while trio.current_time() < stop:
+                await s.request(MarkLicense(license_id=i, hwid=hwid))
+                done += 1
+
+    async with trio.open_nursery() as nursery:
+        for i in range(connections):
+            nursery.start_soon(loop, i)
+    return done
+
+
+def measure(seconds: float, connections: int) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    out: dict[str, Any] = {"seconds": seconds, "connections": connections}
+    with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve_license_server, args=(child, data), daemon=True)
+        proc.start()
+        address = parent.recv()
+        started = time.perf_counter()
+        issued = trio.run(_issue_loops, address, connections, seconds)
+        elapsed = time.perf_counter() - started
+        parent.send("stop")
+        ops, transactions, largest = parent.recv()
+        proc.join(10)
+    out["issuance_per_second"] = round(issued / elapsed, 1)
+    out["store_operations"], out["store_transactions"] = ops, transactions
+    out["operations_per_transaction"] = round(ops / max(1, transactions), 2)
+    out["largest_group"] = largest
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=signed_echo._serve_signed, args=(child,), daemon=True)
+    proc.start()
+    address = parent.recv()
+    started = time.perf_counter()
+    echoed = trio.run(_echo_loops, address, connections, seconds)
+    elapsed = time.perf_counter() - started
+    parent.send("stop")
+    proc.join(10)
+    out["signed_echo_per_second"] = round(echoed / elapsed, 1)
+    out["ratio"] = round(out["issuance_per_second"] / max(1e-9, out["signed_echo_per_second"]), 3)
+    out["cpus"] = os.cpu_count()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure(args.seconds, args.connections)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(
+            f"issuance (durable, {args.connections} terminal servers): "
+            f"{result['issuance_per_second']:.0f} requests/s, "
+            f"{result['operations_per_transaction']} operations per transaction"
+        )
+        print(f"signed echo round trip: {result['signed_echo_per_second']:.0f} requests/s")
+        print(f"ratio issuance / signed echo: {result['ratio']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

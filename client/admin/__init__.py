@@ -1,0 +1,1 @@
+"""The Terminal Server Licensing utility (`tslic admin`)."""

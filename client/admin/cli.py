@@ -1,0 +1,234 @@
+"""`tslic admin`: the Terminal Server Licensing utility, against one license server.
+
+Contract: `add_arguments(parser)` / `run(args) -> int` as every subcommand. Every action opens
+one signed admin conversation with --server using the administrator credential (--credential,
+the `admin.key` the license server created), sends its requests and prints a table, or JSON
+with --json. Actions:
+  status | properties [--first-name --last-name --company --country --email --method]
+  activate | deactivate | reactivate --method automatic|web|telephone [--reason] [--code]
+      web/telephone: prints the Product ID and request code, then reads the code the
+      Clearinghouse gave from --code or, if absent, from standard input (as the wizard asks)
+  install --program retail|open-license|select|enterprise-agreement|campus-agreement|
+          school-agreement|keypack-code|transition --product P [--count N] and the numbers
+  keypacks | licenses [--since --until] | report [--since --until] [--per-user]
+  policy [--security-group on|off] [--add NAME]... [--remove NAME]... [--prevent-upgrade on|off]
+A license server on a virtual clock needs the same clock (--clock, from its readiness line).
+Errors reach the user as one line with their wire code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+from rich.console import Console
+from tslic.protocol import Conversation
+from tslic.protocol.clock import parse_date
+from tslic.protocol.domain import ActivationMethod, CalProduct, PeerRole, Program
+from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.protocol.messages import Message
+from tslic.protocol.messages.admin import (
+    ActivationAction,
+    AdminActivate,
+    AdminActivationStep,
+    AdminCompleteActivation,
+    AdminGetStatus,
+    AdminInstallKeyPack,
+    AdminListKeyPacks,
+    AdminListLicenses,
+    AdminSetPolicy,
+    AdminSetProperties,
+    AdminStatus,
+)
+from tslic.protocol.messages.records import ContactInfo
+from tslic.runtime.args import add_clock_arguments, clock_from_args
+from tslic.runtime.clock import Clock
+from tslic.runtime.files import load_key
+from tslic.runtime.peer import PeerStream, open_peer
+
+from .render import show, to_json
+
+PROGRAMS = [p.value for p in Program] + ["keypack-code", "transition"]
+PRODUCTS = [p.value for p in CalProduct if p is not CalProduct.W2000_BUILT_IN]
+METHODS = [m.value for m in ActivationMethod]
+TIMEOUT = 60.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", required=True, help="license server HOST:PORT")
+    parser.add_argument(
+        "--credential", type=Path, required=True, help="administrator credential (admin.key)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    add_clock_arguments(parser)
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("status", help="status and activation state")
+    p = sub.add_parser("properties", help="show or set Required Information and method")
+    for name in ("first-name", "last-name", "company", "country", "email"):
+        p.add_argument(f"--{name}")
+    p.add_argument("--method", choices=METHODS)
+    for action in ActivationAction:
+        p = sub.add_parser(action.value, help=f"{action} the license server")
+        p.add_argument(
+            "--method", choices=METHODS, help="default: the Installation Method in properties"
+        )
+        p.add_argument("--reason", default="", help="reactivation reason (required there)")
+        p.add_argument("--code", default="", help="code from the Clearinghouse (web/telephone)")
+    p = sub.add_parser("install", help="install licenses (a key pack)")
+    p.add_argument("--program", required=True, choices=PROGRAMS)
+    p.add_argument("--product", required=True, choices=PRODUCTS)
+    p.add_argument("--count", type=int, default=0, help="licenses (0: all the purchase has)")
+    p.add_argument("--code", default="", help="retail license code (25 characters)")
+    p.add_argument("--license-number", default="", help="Open License number (8 digits)")
+    p.add_argument("--authorization-number", default="", help="Open License authorization")
+    p.add_argument("--agreement-number", default="", help="agreement/enrollment (7 digits)")
+    p.add_argument("--keypack-code", default="", help="license key pack code (web/telephone)")
+    p.add_argument("--token", default="", help="transition license token (from the e-mail)")
+    sub.add_parser("keypacks", help="installed key packs")
+    for name, help_text in (("licenses", "issued licenses"), ("report", "LSREPORT-like report")):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--since", help="from this date (e.g. 2003-06-01)")
+        p.add_argument("--until", help="up to this date")
+        if name == "report":
+            p.add_argument("--per-user", action="store_true", help="the per-user report")
+    p = sub.add_parser("policy", help="security group and Prevent License Upgrade")
+    p.add_argument("--security-group", choices=["on", "off"])
+    p.add_argument("--add", action="append", default=[], metavar="COMPUTER")
+    p.add_argument("--remove", action="append", default=[], metavar="COMPUTER")
+    p.add_argument("--prevent-upgrade", choices=["on", "off"])
+
+
+def _switch(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
+
+
+def _requests(args: argparse.Namespace) -> list[Message]:
+    action = args.action
+    if action == "status":
+        return [AdminGetStatus()]
+    if action == "keypacks":
+        return [AdminListKeyPacks()]
+    if action in ("licenses", "report"):
+        since = parse_date(args.since) if args.since else 0
+        until = parse_date(args.until) if args.until else 0
+        return [
+            AdminListLicenses(since=since, until=until, per_user=getattr(args, "per_user", False))
+        ]
+    if action == "policy":
+        return [
+            AdminSetPolicy(
+                security_group_enabled=_switch(args.security_group),
+                prevent_upgrade=_switch(args.prevent_upgrade),
+                add_members=tuple(args.add),
+                remove_members=tuple(args.remove),
+            )
+        ]
+    if action == "install":
+        return [_install(args)]
+    return []  # properties and activation need the server's answers first (see _converse)
+
+
+def _install(args: argparse.Namespace) -> AdminInstallKeyPack:
+    program = args.program
+    fields: dict[str, Any] = {}
+    if program == "keypack-code":
+        if not args.keypack_code:
+            raise ServiceError("--keypack-code is required", code=ErrorCode.INVALID_FIELD)
+        program, fields = Program.RETAIL.value, {"keypack_code": args.keypack_code}
+    elif program == "transition":
+        if not args.token:
+            raise ServiceError("--token is required", code=ErrorCode.INVALID_FIELD)
+        program, fields = Program.RETAIL.value, {"transition_token": args.token}
+    elif program == Program.RETAIL.value:
+        fields = {"retail_code": args.code}
+    elif program == Program.OPEN_LICENSE.value:
+        fields = {
+            "license_number": args.license_number,
+            "authorization_number": args.authorization_number,
+        }
+    else:
+        fields = {"agreement_number": args.agreement_number}
+    return AdminInstallKeyPack(
+        program=Program(program), product=CalProduct(args.product), count=args.count, **fields
+    )
+
+
+async def _properties(stream: PeerStream, args: argparse.Namespace) -> Message:
+    current = await stream.request(AdminGetStatus())
+    assert isinstance(current, AdminStatus)
+    names = ("first_name", "last_name", "company", "country", "email")
+    changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if not changes and args.method is None:
+        return current
+    old = current.status.contact
+    contact = ContactInfo(**{n: changes.get(n, getattr(old, n)) for n in names})
+    method = ActivationMethod(args.method) if args.method else current.status.method
+    return await stream.request(AdminSetProperties(contact=contact, method=method))
+
+
+async def _activation(stream: PeerStream, args: argparse.Namespace, out: Console) -> Message:
+    action = ActivationAction(args.action)
+    if args.method:
+        method = ActivationMethod(args.method)
+    else:  # as the wizard does: the method chosen on the Installation Method tab
+        current = await stream.request(AdminGetStatus())
+        assert isinstance(current, AdminStatus)
+        method = current.status.method
+    reply = await stream.request(AdminActivate(action=action, method=method, reason=args.reason))
+    if not isinstance(reply, AdminActivationStep):
+        return reply
+    if args.json:
+        print(json.dumps(to_json(reply), sort_keys=True))
+    else:
+        show(out, reply)
+    sys.stdout.flush()  # the operator needs the codes before the prompt waits for input
+    code = args.code
+    if not code:
+        what = "confirmation code" if action is ActivationAction.DEACTIVATE else "License Server ID"
+        prompt = f"Type the {what} the Clearinghouse gave you: "
+        print(prompt, end="", file=sys.stderr, flush=True)
+        code = (await trio.to_thread.run_sync(sys.stdin.readline)).strip()
+    return await stream.request(AdminCompleteActivation(action=action, code=code))
+
+
+async def _converse(args: argparse.Namespace, clock: Clock, out: Console) -> list[Message]:
+    key = load_key(args.credential)
+    with trio.fail_after(TIMEOUT if args.action not in _INTERACTIVE else 3600):
+        async with open_peer(
+            args.server,
+            conversation=Conversation.ADMIN,
+            key=key,
+            clock=clock,
+            role=PeerRole.ADMINISTRATOR,
+            name="TSLIC-ADMIN",
+        ) as stream:
+            if args.action == "properties":
+                return [await _properties(stream, args)]
+            if args.action in _INTERACTIVE:
+                return [await _activation(stream, args, out)]
+            return [await stream.request(r) for r in _requests(args)]
+
+
+_INTERACTIVE = {a.value for a in ActivationAction}
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Console()
+    clock = clock_from_args(args)
+    try:
+        replies = trio.run(_converse, args, clock, out)
+    except trio.TooSlowError:
+        raise ServiceError(
+            f"the license server at {args.server} did not answer in time",
+            code=ErrorCode.IDLE_TIMEOUT,
+        ) from None
+    for reply in replies:
+        if args.json:
+            print(json.dumps(to_json(reply), sort_keys=True))
+        else:
+            show(out, reply)
+    return 0

@@ -1,0 +1,267 @@
+"""The admin conversation: what the licensing utility (`tslic admin`) may do.
+
+Contract (protocol/messages/admin.py; tslicensing.md §1.2, §4, §5):
+- Hello: the envelope key must be the administrator credential created at setup
+  (`<data>/admin.key`); anything else is refused with ACCESS_DENIED and logged.
+- Key pack installation: a Windows 2000 server refuses Windows Server 2003 products BEFORE
+  contacting the Clearinghouse, with KEYPACK_NOT_SUPPORTED, the wizard's text and message
+  number 0x13A7, and logs event 41 (KB839878). Otherwise the server must be activated; the
+  program numbers are checked locally (protocol/codes.py), then the Clearinghouse validates
+  the purchase (`ChInstallKeyPack`) or redeems a web/telephone key pack code
+  (`ChClaimKeyPack`) and returns a grant signed by its root, which is checked, bound to this
+  License Server ID, and stored once (the same grant twice: ALREADY_REDEEMED).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from tslic.protocol import codes
+from tslic.protocol.domain import CalProduct, KeyPackType, PeerRole, Program
+from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.licenses import open_grant
+from tslic.protocol.messages import Conversation, Message, Welcome
+from tslic.protocol.messages.admin import (
+    AdminActivate,
+    AdminActivationStep,
+    AdminCompleteActivation,
+    AdminGetStatus,
+    AdminInstallKeyPack,
+    AdminKeyPackInstalled,
+    AdminKeyPacks,
+    AdminLicenses,
+    AdminListKeyPacks,
+    AdminListLicenses,
+    AdminSetPolicy,
+    AdminSetProperties,
+    AdminStatus,
+)
+from tslic.protocol.messages.clearinghouse import ChClaimKeyPack, ChInstallKeyPack, ChKeyPack
+from tslic.protocol.messages.records import KeyPackGrant
+from tslic.protocol.policy import keypack_installable
+from tslic.runtime.service import Peer
+
+from . import schema
+from .config import EVENT_ACCESS_DENIED, EVENT_POLICY_MODULE, event
+
+if TYPE_CHECKING:
+    from .daemon import LicenseServer
+
+POLICY_MODULE_TEXT = (
+    "Can't initialize policy module because of error 'Missing Policy module registry entry"
+    " for product Microsoft Corporation, company 004'"
+)
+
+
+class AdminService:
+    """Request handlers of the licensing utility <-> license server conversation."""
+
+    conversation = Conversation.ADMIN
+
+    def __init__(self, server: LicenseServer) -> None:
+        self.ls = server
+
+    async def on_hello(self, peer: Peer) -> Welcome:
+        if peer.key != self.ls.admin_public:
+            why = "this key is not the license server's administrator credential"
+            event(EVENT_ACCESS_DENIED, f"refused admin {peer.hello.name} at {peer.address}: {why}")
+            raise ServiceError(why, code=ErrorCode.ACCESS_DENIED)
+        return Welcome(
+            role=PeerRole.LICENSE_SERVER,
+            name=self.ls.config.name,
+            version=int(self.ls.config.version),
+            server_time=self.ls.clock.now(),
+        )
+
+    async def handle(self, peer: Peer, request: Message) -> Message:
+        ls = self.ls
+        actor = f"admin@{peer.address}"
+        if isinstance(request, AdminGetStatus):
+            return AdminStatus(status=await ls.status())
+        if isinstance(request, AdminSetProperties):
+            await ls.activation.set_properties(request.contact, request.method, actor)
+            return AdminStatus(status=await ls.status())
+        if isinstance(request, AdminActivate):
+            step = await ls.activation.begin(request.action, request.method, request.reason, actor)
+            if isinstance(step, AdminActivationStep):
+                return step
+            return AdminStatus(status=await ls.status())
+        if isinstance(request, AdminCompleteActivation):
+            await ls.activation.complete(request.action, request.code, actor)
+            return AdminStatus(status=await ls.status())
+        if isinstance(request, AdminInstallKeyPack):
+            return await self._install(request, actor)
+        if isinstance(request, AdminListKeyPacks):
+            return AdminKeyPacks(keypacks=tuple(await ls.store.run_op(schema.list_keypacks)))
+        if isinstance(request, AdminListLicenses):
+            return await self._licenses(request)
+        if isinstance(request, AdminSetPolicy):
+            await self._set_policy(request, actor)
+            return AdminStatus(status=await ls.status())
+        raise ServiceError(f"{type(request).__name__} is not an admin request")
+
+    async def _licenses(self, req: AdminListLicenses) -> AdminLicenses:
+        def op(db: sqlite3.Connection) -> AdminLicenses:
+            licenses = schema.list_licenses(db, req.since, req.until)
+            if req.per_user:
+                per_user = tuple(x for x in licenses if x.product.is_per_user)
+                return AdminLicenses(
+                    licenses=per_user, users=tuple(schema.list_usage(db, req.since, req.until))
+                )
+            return AdminLicenses(licenses=tuple(licenses))
+
+        reply: AdminLicenses = await self.ls.store.run_op(op)
+        return reply
+
+    async def _set_policy(self, req: AdminSetPolicy, actor: str) -> None:
+        ls, now = self.ls, self.ls.clock.now()
+
+        def op(db: sqlite3.Connection) -> None:
+            if req.security_group_enabled is not None:
+                schema.set_meta(db, "security_group", req.security_group_enabled)
+            if req.prevent_upgrade is not None:
+                schema.set_meta(db, "prevent_upgrade", req.prevent_upgrade)
+            for name in req.add_members:
+                if name.strip():
+                    db.execute(
+                        "INSERT OR IGNORE INTO sg_members (name) VALUES (?)", (name.upper(),)
+                    )
+            for name in req.remove_members:
+                db.execute("DELETE FROM sg_members WHERE name = ?", (name.upper(),))
+            schema.audit(
+                db, at=now, what="set-policy", actor=actor,
+                security_group=req.security_group_enabled, prevent_upgrade=req.prevent_upgrade,
+                added=list(req.add_members), removed=list(req.remove_members),
+            )  # fmt: skip
+
+        await ls.store.run_op(op)
+        if req.security_group_enabled is not None:
+            ls.security_group = req.security_group_enabled
+        if req.prevent_upgrade is not None:
+            ls.issuer.prevent_upgrade = req.prevent_upgrade
+
+    # ---- key pack installation ----------------------------------------------------------
+
+    async def _refuse_product(self, product: CalProduct, actor: str) -> None:
+        ls, now = self.ls, self.ls.clock.now()
+        event(
+            EVENT_POLICY_MODULE,
+            POLICY_MODULE_TEXT,
+            product=product.value,
+            source="TermServLicensing",
+        )
+
+        def op(db: sqlite3.Connection) -> None:
+            schema.audit(
+                db, at=now, what="keypack-refused", actor=actor, event_id=EVENT_POLICY_MODULE,
+                product=product.value, text=POLICY_MODULE_TEXT,
+            )  # fmt: skip
+
+        await ls.store.run_op(op)
+        raise ServiceError(
+            f"{codes.WIZARD_MESSAGE} A {ls.config.version.label} license server cannot hold"
+            f" {product.label}s (event 41: {POLICY_MODULE_TEXT}).",
+            code=ErrorCode.KEYPACK_NOT_SUPPORTED,
+            detail={"message_number": "0x13A7", "event_id": str(EVENT_POLICY_MODULE)},
+        )
+
+    async def _install(self, req: AdminInstallKeyPack, actor: str) -> AdminKeyPackInstalled:
+        ls = self.ls
+        if not keypack_installable(ls.config.version, req.product):
+            await self._refuse_product(req.product, actor)
+        if not ls.activation.state.may_issue_permanent:
+            raise ServiceError(
+                f"the license server is {ls.activation.state}; activate it before installing"
+                " licenses",
+                code=ErrorCode.NOT_ACTIVATED,
+            )
+        lsid = ls.activation.license_server_id
+        request: Message
+        if req.keypack_code:
+            request = ChClaimKeyPack(
+                license_server_id=lsid, keypack_code=codes.normalize_code(req.keypack_code)
+            )
+        else:
+            fields: dict[str, str] = {}
+            if req.transition_token:
+                fields["transition_token"] = req.transition_token.strip()
+            elif req.program is Program.RETAIL:
+                fields["retail_code"] = codes.check_retail_code(req.retail_code)
+            elif req.program is Program.OPEN_LICENSE:
+                number, auth = codes.check_open_license(
+                    req.license_number, req.authorization_number
+                )
+                fields |= {"license_number": number, "authorization_number": auth}
+            else:
+                fields["agreement_number"] = codes.check_agreement_number(req.agreement_number)
+            request = ChInstallKeyPack(
+                license_server_id=lsid,
+                program=req.program,
+                product=req.product,
+                count=req.count,
+                **fields,
+            )
+        reply = await ls.activation.ask(request)
+        if not isinstance(reply, ChKeyPack):
+            raise ServiceError(f"the Clearinghouse answered {type(reply).__name__}")
+        grant = self._open(reply.grant)
+        if not keypack_installable(ls.config.version, grant.product):
+            await self._refuse_product(grant.product, actor)
+        return await self._store_grant(grant, reply, actor)
+
+    def _open(self, blob: bytes) -> KeyPackGrant:
+        root = self.ls.activation.trusted_root
+        if root is None:
+            raise ServiceError(
+                "no Clearinghouse root is known (--trust-root); cannot check the key pack",
+                code=ErrorCode.UNTRUSTED_CERTIFICATE,
+            )
+        try:
+            grant = open_grant(blob, root)
+        except ProtocolError as exc:
+            raise ServiceError(f"the key pack grant is not valid: {exc.message}") from None
+        if grant.license_server_id != self.ls.activation.license_server_id:
+            raise ServiceError(
+                f"the key pack was granted to license server {grant.license_server_id},"
+                " not to this one",
+                code=ErrorCode.INVALID_LICENSE,
+            )
+        return grant
+
+    async def _store_grant(
+        self, grant: KeyPackGrant, reply: ChKeyPack, actor: str
+    ) -> AdminKeyPackInstalled:
+        now = self.ls.clock.now()
+
+        def op(db: sqlite3.Connection) -> AdminKeyPackInstalled:
+            if db.execute(
+                "SELECT 1 FROM keypacks WHERE grant_id = ?", (grant.grant_id,)
+            ).fetchone():
+                raise ServiceError(
+                    f"key pack grant {grant.grant_id} is already installed here",
+                    code=ErrorCode.ALREADY_REDEEMED,
+                )
+            cur = db.execute(
+                "INSERT INTO keypacks (product, program, keypack_type, description, total,"
+                " issued, installed_at, expires_at, grant_id, keypack_code, grant_blob)"
+                " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                (grant.product.value, grant.program.value, int(_type_of(grant.program)),
+                 grant.description, grant.count, now, grant.expires_at, grant.grant_id,
+                 reply.keypack_code, reply.grant),
+            )  # fmt: skip
+            kid = int(cur.lastrowid or 0)
+            schema.audit(
+                db, at=now, what="keypack-installed", actor=actor, keypack=kid,
+                product=grant.product.value, count=grant.count,
+            )  # fmt: skip
+            info = schema.get_keypack(db, kid)
+            self.ls.metrics.set_pools(schema.available_by_product(db, now))
+            return AdminKeyPackInstalled(keypack=info)
+
+        reply_msg: AdminKeyPackInstalled = await self.ls.store.run_op(op)
+        return reply_msg
+
+
+def _type_of(program: Program) -> KeyPackType:
+    return program.keypack_type

@@ -1,0 +1,381 @@
+"""The licensing decisions: certificates for terminal servers and licenses for their clients.
+
+Contract (tslicensing.md §1-§3, §7):
+- Every decision is `policy.choose_license` applied to what the database knows about the
+  device (its one temporary license, its permanent lease) and the pools of this server; the
+  decision and what it writes (pool decrement, license row, audit, usage) run as ONE store
+  operation, so two terminal servers can never take the same last CAL.
+- Leases: a permanent Device CAL lasts `lease_days(rng)` = 52..89 days from a seedable
+  `random.Random`; a presented permanent CAL is renewed once it is within 7 days of expiry;
+  the sweeper returns expired leases to their pool. Temporaries last 90 days, once per device;
+  `mark` (post-logon validation) lets the next request upgrade it to a permanent CAL.
+- Per User: a User CAL is issued while a User CAL pack is installed, without decrementing it;
+  who used it is recorded for the per-user report.
+- With no CAL of the needed type and a peer known to hold that type (`--peer`), the answer is
+  a `Referral` to that peer instead of a temporary license.
+- Refusals are `ServiceError`s with the policy's code and reason; events are logged with
+  their ids (18 not activated, 21 no permanent license) and written to the audit log.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from tslic.protocol.clock import MS_PER_DAY, to_datetime
+from tslic.protocol.domain import (
+    CalProduct,
+    ClientOS,
+    LicenseKind,
+    LicenseStatus,
+    LicensingMode,
+    WindowsVersion,
+)
+from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.licenses import open_license, sign_license
+from tslic.protocol.messages.licensing import LicenseGranted, Referral
+from tslic.protocol.messages.records import LicenseBody, ServerRef
+from tslic.protocol.policy import (
+    TEMPORARY_DAYS,
+    DecisionKind,
+    IssueContext,
+    choose_license,
+    lease_days,
+    needs_renewal,
+    permanent_products,
+    should_refer,
+)
+
+from . import schema
+from .config import EVENT_NO_PERMANENT_LICENSE, EVENT_NOT_ACTIVATED, Config, event
+
+if TYPE_CHECKING:
+    from .activation import Activation
+
+_ROW = f"SELECT {schema.LICENSE_COLUMNS}, kind, blob, client_os, mode FROM licenses"
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalServer:
+    """A terminal server authenticated by the certificate this server issued it."""
+
+    name: str
+    version: WindowsVersion
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    """A client's license request as the terminal server relays it."""
+
+    hwid: bytes
+    machine: str
+    user: str
+    client_os: ClientOS
+    mode: LicensingMode
+    had_temporary: bool = False
+    presented: bytes = b""  # the license the client presented (upgrade / renewal)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one decision produced (handed back from the store operation)."""
+
+    reply: LicenseGranted | Referral | None = None
+    refusal: ServiceError | None = None
+    events: list[tuple[int, str]] = field(default_factory=list)
+    issued: tuple[CalProduct, LicenseKind] | None = None
+    available: dict[CalProduct, int] = field(default_factory=dict)
+
+
+class Issuer:
+    """Licensing decisions of one license server."""
+
+    def __init__(self, config: Config, activation: Activation, rng: random.Random) -> None:
+        self.config = config
+        self.activation = activation
+        self.rng = rng
+        self.prevent_upgrade = False
+
+    # ---- the store operation ----------------------------------------------------------------
+
+    def decide(self, db: sqlite3.Connection, ts: TerminalServer, req: Request, now: int) -> Outcome:
+        """Decide and record one license request (runs inside a store transaction)."""
+        out = Outcome()
+        rows = [_Row(*r) for r in db.execute(f"{_ROW} WHERE hwid = ? ORDER BY id", (req.hwid,))]
+        presented = self._presented(req, rows)
+        temp = next((r for r in reversed(rows) if r.kind is LicenseKind.TEMPORARY), None)
+        suitable = permanent_products(self.config.version, ts.version, req.mode)
+        lease = next(
+            (
+                r
+                for r in reversed(rows)
+                if r.kind is LicenseKind.PERMANENT
+                and r.status is LicenseStatus.ACTIVE
+                and r.product in suitable
+                and r.expires_at > now
+                and not r.product.is_per_user
+            ),
+            None,
+        )
+        # A presented lease far from expiry: nothing to do (the client keeps it).
+        if (
+            presented is not None
+            and presented is lease
+            and lease.blob
+            and not needs_renewal(to_datetime(lease.expires_at), to_datetime(now))
+        ):
+            out.reply = self._granted(lease, upgraded=False)
+            return out
+        per_user = req.mode is LicensingMode.PER_USER
+        pools = schema.installed_by_product if per_user else schema.available_by_product
+        expired_temp = temp is not None and now >= temp.expires_at
+        ctx = IssueContext(
+            ls_version=self.config.version,
+            ls_activation=self.activation.state,
+            ts_version=ts.version,
+            ts_mode=req.mode,
+            client_os=req.client_os,
+            available=pools(db, now),
+            prevent_upgrade=self.prevent_upgrade,
+            had_temporary=temp is not None or req.had_temporary,
+            temporary_validated=temp is not None and temp.validated,
+            temporary_expired=expired_temp or (temp is None and req.had_temporary),
+            holds_permanent=lease is not None,
+        )
+        decision = choose_license(ctx)
+        if decision.event_id is not None:
+            out.events.append(
+                (int(decision.event_id), self._event_text(decision.event_id, ts, req))
+            )
+        peer = self._peer_for(decision.missing) if should_refer(decision) else None
+        if peer is not None and decision.missing is not None:
+            out.reply = Referral(
+                product=decision.missing,
+                servers=(ServerRef(name=peer.name, address=peer.address),),
+                reason=f"This license server has no {decision.missing.label} left; license"
+                f" server {peer.name} has them (§3.5).",
+            )
+        elif decision.kind is DecisionKind.REFUSE:
+            code = decision.error or ErrorCode.NO_LICENSE_AVAILABLE
+            out.refusal = ServiceError(decision.reason, code=code)
+        elif decision.kind is DecisionKind.TEMPORARY:
+            if decision.keeps_existing and temp is not None and temp.blob:
+                out.reply = self._granted(temp, upgraded=False)
+            else:
+                product = decision.product or suitable[0]
+                expiry = now + TEMPORARY_DAYS * MS_PER_DAY
+                row = self._insert(db, ts, req, now, LicenseKind.TEMPORARY, product, expiry, 0)
+                out.reply = self._granted(row, upgraded=False)
+                out.issued = (product, LicenseKind.TEMPORARY)
+        elif decision.kind is DecisionKind.BUILT_IN:
+            product = CalProduct.W2000_BUILT_IN
+            old = next((r for r in rows if r.kind is LicenseKind.BUILT_IN), None)
+            row = self._write(db, ts, req, now, LicenseKind.BUILT_IN, product, 0, 0, old)
+            out.reply = self._granted(row, upgraded=presented is not None and old is None)
+            out.issued = (product, LicenseKind.BUILT_IN)
+        elif decision.product is None and lease is not None:  # renewal of the lease (§3.4)
+            expiry = now + self._lease_ms()
+            row = self._write(
+                db, ts, req, now, LicenseKind.PERMANENT, lease.product, expiry, 0, lease
+            )
+            out.reply = self._granted(row, upgraded=True)
+        elif decision.product is not None:
+            out.reply, out.issued = self._permanent(db, ts, req, now, decision.product, temp)
+        else:  # choose_license never returns this combination
+            out.refusal = ServiceError(decision.reason, code=ErrorCode.INTERNAL_ERROR)
+        for event_id, text in out.events:
+            schema.audit(db, at=now, what="event", actor=ts.name, event_id=event_id, text=text)
+        if out.issued is not None:
+            product, kind = out.issued
+            schema.audit(
+                db, at=now, what=f"issued {kind}", actor=ts.name, product=product.value,
+                machine=req.machine, user=req.user,
+            )  # fmt: skip
+        out.available = schema.available_by_product(db, now)
+        return out
+
+    def _permanent(
+        self,
+        db: sqlite3.Connection,
+        ts: TerminalServer,
+        req: Request,
+        now: int,
+        product: CalProduct,
+        temp: _Row | None,
+    ) -> tuple[LicenseGranted, tuple[CalProduct, LicenseKind]]:
+        if product.is_per_user:  # §7.2: not decremented; usage recorded
+            schema.record_usage(db, req.user, product, now)
+            old = db.execute(
+                f"{_ROW} WHERE kind = ? AND product = ? AND user = ? ORDER BY id DESC LIMIT 1",
+                (LicenseKind.PERMANENT.value, product.value, req.user),
+            ).fetchone()
+            keypack = schema.any_keypack_of(db, product)
+            expiry = now + self._lease_ms()
+            previous = _Row(*old) if old else None
+            row = self._write(
+                db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack, previous
+            )
+            return self._granted(row, upgraded=req.presented != b""), (product, row.kind)
+        keypack = schema.take_from_pool(db, product, now)
+        if not keypack:  # available_by_product said otherwise: a bug, refuse loudly
+            raise ServiceError(f"no {product.label} left in any key pack")
+        expiry = now + self._lease_ms()
+        row = self._insert(db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack)
+        if temp is not None:
+            db.execute(
+                "UPDATE licenses SET status = ? WHERE id = ?",
+                (int(LicenseStatus.UPGRADED), temp.id),
+            )
+        return self._granted(row, upgraded=temp is not None), (product, LicenseKind.PERMANENT)
+
+    # ---- rows and documents -----------------------------------------------------------------
+
+    def _lease_ms(self) -> int:
+        return lease_days(self.rng.getrandbits(32)) * MS_PER_DAY
+
+    def _insert(
+        self,
+        db: sqlite3.Connection,
+        ts: TerminalServer,
+        req: Request,
+        now: int,
+        kind: LicenseKind,
+        product: CalProduct,
+        expiry: int,
+        keypack: int,
+    ) -> _Row:
+        return self._write(db, ts, req, now, kind, product, expiry, keypack, None)
+
+    def _write(
+        self,
+        db: sqlite3.Connection,
+        ts: TerminalServer,
+        req: Request,
+        now: int,
+        kind: LicenseKind,
+        product: CalProduct,
+        expiry: int,
+        keypack: int,
+        old: _Row | None,
+    ) -> _Row:
+        status = LicenseStatus.TEMPORARY if kind is LicenseKind.TEMPORARY else LicenseStatus.ACTIVE
+        if old is None:
+            cur = db.execute(
+                "INSERT INTO licenses (keypack_id, product, kind, status, hwid, machine, user,"
+                " client_os, mode, terminal_server, issued_at, expires_at, validated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                (keypack, product.value, kind.value, int(status), req.hwid, req.machine,
+                 req.user, req.client_os.value, req.mode.value, ts.name, now, expiry),
+            )  # fmt: skip
+            license_id = int(cur.lastrowid or 0)
+            keypack_id, issued_at = keypack, now
+        else:
+            license_id, keypack_id, issued_at = old.id, old.keypack_id or keypack, old.issued_at
+        body = LicenseBody(
+            license_id=license_id,
+            kind=kind,
+            product=product,
+            hwid=req.hwid,
+            machine=req.machine,
+            user=req.user,
+            client_os=req.client_os,
+            mode=req.mode,
+            issuer=self.config.name,
+            license_server_id=self.activation.license_server_id,
+            issued_at=issued_at,
+            expires_at=expiry,
+        )
+        blob = sign_license(self.activation.key, self.activation.chain, body)
+        db.execute(
+            "UPDATE licenses SET blob = ?, expires_at = ?, status = ?, machine = ?, user = ?,"
+            " hwid = ?, terminal_server = ?, keypack_id = ? WHERE id = ?",
+            (blob, expiry, int(status), req.machine, req.user, req.hwid, ts.name, keypack_id,
+             license_id),
+        )  # fmt: skip
+        return _Row(
+            license_id, keypack_id, product.value, kind.value, int(status), req.hwid,
+            req.machine, req.user, ts.name, issued_at, expiry, 0, kind.value, blob,
+            req.client_os.value, req.mode.value,
+        )  # fmt: skip
+
+    @staticmethod
+    def _granted(row: _Row, *, upgraded: bool) -> LicenseGranted:
+        return LicenseGranted(
+            license=row.blob,
+            license_id=row.id,
+            kind=row.kind,
+            product=row.product,
+            expires_at=row.expires_at,
+            upgraded=upgraded,
+        )
+
+    def _presented(self, req: Request, rows: list[_Row]) -> _Row | None:
+        """The database row of the license the client presented, if this server issued it."""
+        if not req.presented:
+            return None
+        try:
+            signed = open_license(req.presented)
+        except ProtocolError as exc:
+            raise ServiceError(
+                f"the client's license is not valid: {exc.message}", code=ErrorCode.INVALID_LICENSE
+            ) from None
+        if signed.body.hwid != req.hwid:
+            raise ServiceError(
+                "the license was issued to another device (its hardware id differs)",
+                code=ErrorCode.HWID_MISMATCH,
+            )
+        if signed.issuer.public_key != self.activation.public_key:
+            return None  # another server's license: decide as for a new request
+        return next((r for r in rows if r.id == signed.body.license_id), None)
+
+    def _peer_for(self, product: CalProduct | None) -> Any:
+        return next((p for p in self.config.peers if product in p.products), None)
+
+    def _event_text(self, event_id: int, ts: TerminalServer, req: Request) -> str:
+        if event_id == EVENT_NOT_ACTIVATED:
+            text = (
+                f"The Terminal Services license server {self.config.name} has not been"
+                " activated; it issues only temporary licenses."
+            )
+        elif event_id == EVENT_NO_PERMANENT_LICENSE:
+            wanted = permanent_products(self.config.version, ts.version, req.mode)
+            label = wanted[0].label if wanted else "?"
+            text = (
+                f"The Terminal Services license server {self.config.name} does not have any"
+                f' remaining permanent licenses of the type "{label}"; it cannot issue a'
+                f' permanent license to the terminal server "{ts.name}".'
+            )
+        else:
+            text = f"license server event {event_id}"
+        event(event_id, text, terminal_server=ts.name, machine=req.machine)
+        return text
+
+
+class _Row:
+    """One licenses row (the columns of `_ROW`)."""
+
+    __slots__ = (
+        "blob", "client_os", "expires_at", "hwid", "id", "issued_at", "keypack_id", "kind",
+        "machine", "mode", "product", "status", "terminal_server", "user", "validated",
+    )  # fmt: skip
+
+    def __init__(self, *row: Any) -> None:
+        (self.id, self.keypack_id, product, _kind, status, hwid, self.machine, self.user,
+         self.terminal_server, self.issued_at, self.expires_at, validated, kind, blob,
+         self.client_os, self.mode) = row  # fmt: skip
+        self.product = CalProduct(product)
+        self.kind = LicenseKind(kind)
+        self.status = LicenseStatus(status)
+        self.hwid = bytes(hwid)
+        self.validated = bool(validated)
+        self.blob = bytes(blob) if blob is not None else b""
+
+
+def ts_cert_validity(now: int) -> tuple[Any, Any]:
+    """Validity window of a terminal-server certificate issued at `now` (five years)."""
+    start = to_datetime(now)
+    return start - timedelta(days=1), start + timedelta(days=5 * 365)

@@ -1,0 +1,274 @@
+"""The licensing conversation: what a terminal server may ask its license server.
+
+Contract (protocol/messages/licensing.py; tslicensing.md §1.1, §5.3, §7.3):
+- Hello: only terminal servers. A Windows 2000 license server refuses a Windows Server 2003
+  terminal server with LOWER_VERSION (so the agent can tell "lower version" from
+  "unreachable"). A terminal server that presents a certificate this server issued, for the
+  key signing the conversation, is authenticated for license requests.
+- RequestTermServCert: the public key must be the envelope key; with the License Server
+  Security Group on, the computer must be a member ("Terminal Services Computers"; the
+  refusal text is termsrv event 1043's). The certificate is signed by this server's key
+  under its current chain (activated or temporary) and also authenticates the connection.
+- IssueLicense / UpgradeLicenseRequest / MarkLicense / ReturnLicense need that certificate
+  (else ACCESS_DENIED); Mark and Return only for the terminal server's own licenses
+  (WRONG_TERMINAL_SERVER) and the device's own hardware id (HWID_MISMATCH).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, NoReturn
+
+import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from tslic.protocol.domain import LicenseKind, LicenseStatus, PeerRole, WindowsVersion
+from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.messages import Conversation, Message, Welcome
+from tslic.protocol.messages.licensing import (
+    IssueLicense,
+    LicenseMarked,
+    LicenseReturned,
+    MarkLicense,
+    RequestTermServCert,
+    ReturnLicense,
+    TermServCert,
+    UpgradeLicenseRequest,
+)
+from tslic.protocol.pki import (
+    MAX_CHAIN_LENGTH,
+    cert_from_der,
+    cert_to_der,
+    identity_of,
+    issue_terminal_server_cert,
+)
+from tslic.protocol.policy import ls_serves_ts
+from tslic.runtime.service import Peer
+
+from . import schema
+from .config import EVENT_ACCESS_DENIED, event
+from .issuance import Request, TerminalServer, ts_cert_validity
+
+if TYPE_CHECKING:
+    from .daemon import LicenseServer
+
+SECURITY_GROUP = "Terminal Services Computers"
+SECURITY_GROUP_ALIASES = ("Terminal Services Computers", "Terminal Server Computers")
+
+
+def lower_version_text(ls_version: WindowsVersion) -> str:
+    return (
+        f"This license server runs {ls_version.label}. Windows Server 2003 terminal servers"
+        " require a Windows Server 2003 license server (KB823313)."
+    )
+
+
+def not_in_group_text(ls_name: str) -> str:
+    """termsrv event 1043's text (tslicensing.md §7.3)."""
+    return (
+        "This Terminal Server is not able to communicate with the License Server. Please make"
+        " sure that this Terminal Server's computer account is a member of the \"Terminal"
+        f' Server Computers" group on License Server ({ls_name}).'
+    )
+
+
+def _check_presented_chain(peer: Peer) -> None:
+    """A Hello's chain, when present, must be at most 3 DER certificates ending with one for
+    the envelope key (docs/PROTOCOL.md §5.1, SEC-7, LIMIT-8); else UNTRUSTED_CERTIFICATE.
+    Whether *this* server issued it is decided later (`_authenticate`)."""
+    chain = peer.hello.cert_chain
+    if not chain:
+        return
+    if len(chain) > MAX_CHAIN_LENGTH:
+        raise ServiceError(
+            f"a chain of {len(chain)} certificates is longer than the hierarchy"
+            f" ({MAX_CHAIN_LENGTH})",
+            code=ErrorCode.UNTRUSTED_CERTIFICATE,
+        )
+    try:
+        leaf = identity_of(cert_from_der(chain[-1]))
+        for der in chain[:-1]:
+            cert_from_der(der)
+    except ProtocolError as exc:
+        raise ServiceError(exc.message, code=ErrorCode.UNTRUSTED_CERTIFICATE) from None
+    if leaf.public_key != peer.key:
+        raise ServiceError(
+            f"the certificate {leaf.name!r} is for another key than the one signing this"
+            " conversation",
+            code=ErrorCode.UNTRUSTED_CERTIFICATE,
+        )
+
+
+class LicensingService:
+    """Request handlers of the terminal server <-> license server conversation."""
+
+    conversation = Conversation.LICENSING
+
+    def __init__(self, server: LicenseServer) -> None:
+        self.ls = server
+
+    async def on_hello(self, peer: Peer) -> Welcome:
+        ls, hello = self.ls, peer.hello
+        if hello.role is not PeerRole.TERMINAL_SERVER:
+            self._denied(peer, f"a {hello.role} may not use the licensing conversation")
+        if hello.version not in (2000, 2003):
+            self._denied(peer, "a terminal server must say its version (2000 or 2003)")
+        ts_version = WindowsVersion(hello.version)
+        if not ls_serves_ts(ls.config.version, ts_version):
+            raise ServiceError(
+                lower_version_text(ls.config.version),
+                code=ErrorCode.LOWER_VERSION,
+                detail={"license_server_version": str(int(ls.config.version))},
+            )
+        _check_presented_chain(peer)
+        peer.state["ts"] = await self._authenticate(peer, ts_version)
+        return Welcome(
+            role=PeerRole.LICENSE_SERVER,
+            name=ls.config.name,
+            version=int(ls.config.version),
+            cert_chain=ls.activation.chain,
+            server_time=ls.clock.now(),
+        )
+
+    async def handle(self, peer: Peer, request: Message) -> Message:
+        started = trio.current_time()
+        try:
+            return await self._dispatch(peer, request)
+        finally:
+            self.ls.metrics.observe(type(request).__name__, trio.current_time() - started)
+
+    async def _dispatch(self, peer: Peer, request: Message) -> Message:
+        if isinstance(request, RequestTermServCert):
+            return await self._cert(peer, request)
+        ts = peer.state.get("ts")
+        if not isinstance(ts, TerminalServer):
+            return self._denied(
+                peer,
+                "present the certificate this license server issued you"
+                " (ask for one with RequestTermServCert)",
+            )
+        if isinstance(request, IssueLicense | UpgradeLicenseRequest):
+            presented = request.license if isinstance(request, UpgradeLicenseRequest) else b""
+            had = request.had_temporary if isinstance(request, IssueLicense) else False
+            req = Request(
+                hwid=request.hwid,
+                machine=request.machine,
+                user=request.user,
+                client_os=request.client_os,
+                mode=request.mode,
+                had_temporary=had,
+                presented=presented,
+            )
+            return await self.ls.grant(ts, req)
+        if isinstance(request, MarkLicense | ReturnLicense):
+            return await self._mark_or_return(ts, request)
+        raise ServiceError(f"{type(request).__name__} is not a licensing request")
+
+    def _denied(self, peer: Peer, why: str) -> NoReturn:
+        event(EVENT_ACCESS_DENIED, f"refused {peer.hello.name} at {peer.address}: {why}")
+        raise ServiceError(why, code=ErrorCode.ACCESS_DENIED)
+
+    async def _authenticate(self, peer: Peer, version: WindowsVersion) -> TerminalServer | None:
+        chain = peer.hello.cert_chain
+        if not chain:
+            return None
+        leaf = chain[-1]
+
+        def op(db: sqlite3.Connection) -> str | None:
+            row = db.execute(
+                "SELECT name, expires_at, cert FROM ts_certs WHERE public_key = ?", (peer.key,)
+            ).fetchone()
+            if row is None or bytes(row[2]) != leaf or row[1] <= now:
+                return None
+            return str(row[0])
+
+        now = self.ls.clock.now()
+        name = await self.ls.store.run_op(op)
+        return None if name is None else TerminalServer(name, version, peer.key)
+
+    async def _cert(self, peer: Peer, req: RequestTermServCert) -> TermServCert:
+        ls = self.ls
+        if req.public_key != peer.key:
+            self._denied(peer, "the certificate must be for the key that signs this conversation")
+        if req.version is WindowsVersion.W2003 and not ls_serves_ts(ls.config.version, req.version):
+            raise ServiceError(lower_version_text(ls.config.version), code=ErrorCode.LOWER_VERSION)
+        now = ls.clock.now()
+        name = req.name.upper()
+        not_before, not_after = ts_cert_validity(now)
+        issuer_cert = cert_from_der(ls.activation.chain[-1])
+        not_after = min(not_after, identity_of(issuer_cert).not_after)
+
+        def op(db: sqlite3.Connection) -> bytes:
+            ls.check_security_group(db, name)
+            serial = schema.next_counter(db, "serial")
+            cert = issue_terminal_server_cert(
+                ls.activation.key,
+                issuer_cert,
+                Ed25519PublicKey.from_public_bytes(req.public_key),
+                name=name,
+                version=int(req.version),
+                not_before=not_before,
+                not_after=not_after,
+                serial=serial,
+            )
+            der = cert_to_der(cert)
+            db.execute(
+                "INSERT OR REPLACE INTO ts_certs (public_key, name, domain, site, version,"
+                " serial, issued_at, expires_at, cert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (req.public_key, name, req.domain, req.site, int(req.version), serial, now,
+                 int(not_after.timestamp() * 1000), der),
+            )  # fmt: skip
+            schema.audit(db, at=now, what="ts-certificate", actor=name, serial=serial)
+            return der
+
+        try:
+            der = await ls.store.run_op(op)
+        except ProtocolError as exc:  # our own certificate could not sign (a local fault)
+            raise ServiceError(f"cannot issue the certificate: {exc.message}") from None
+        peer.state["ts"] = TerminalServer(name, req.version, req.public_key)
+        return TermServCert(cert_chain=(*ls.activation.chain, der))
+
+    async def _mark_or_return(
+        self, ts: TerminalServer, req: MarkLicense | ReturnLicense
+    ) -> LicenseMarked | LicenseReturned:
+        ls = self.ls
+        now = ls.clock.now()
+
+        def op(db: sqlite3.Connection) -> LicenseMarked | LicenseReturned:
+            ls.check_security_group(db, ts.name)
+            row = db.execute(
+                "SELECT terminal_server, hwid, kind, status, keypack_id, product, validated"
+                " FROM licenses WHERE id = ?",
+                (req.license_id,),
+            ).fetchone()
+            if row is None:
+                raise ServiceError(
+                    f"no license {req.license_id} was issued by this license server",
+                    code=ErrorCode.LICENSE_NOT_FOUND,
+                )
+            owner, hwid, kind, status, keypack, product, _validated = row
+            if owner != ts.name:
+                raise ServiceError(
+                    f"license {req.license_id} belongs to terminal server {owner}, not {ts.name}",
+                    code=ErrorCode.WRONG_TERMINAL_SERVER,
+                )
+            if bytes(hwid) != req.hwid:
+                raise ServiceError(
+                    f"license {req.license_id} was issued to another device",
+                    code=ErrorCode.HWID_MISMATCH,
+                )
+            if isinstance(req, MarkLicense):
+                db.execute("UPDATE licenses SET validated = 1 WHERE id = ?", (req.license_id,))
+                schema.audit(db, at=now, what="validated", actor=ts.name, license=req.license_id)
+                return LicenseMarked(license_id=req.license_id, validated=True)
+            if LicenseStatus(status) in (LicenseStatus.ACTIVE, LicenseStatus.TEMPORARY):
+                if LicenseKind(kind) is LicenseKind.PERMANENT and not product.endswith("user-cal"):
+                    schema.return_to_pool(db, int(keypack))
+                db.execute(
+                    "UPDATE licenses SET status = ? WHERE id = ?",
+                    (int(LicenseStatus.RETURNED), req.license_id),
+                )
+                schema.audit(db, at=now, what="returned", actor=ts.name, license=req.license_id)
+            return LicenseReturned(license_id=req.license_id)
+
+        reply: LicenseMarked | LicenseReturned = await ls.store.run_op(op)
+        return reply

@@ -1,0 +1,223 @@
+"""The license server's database: SQLite (WAL) with group commit.
+
+Contract:
+- One `Store` per data directory (`<data>/licenses.db`). Every read and write is an
+  *operation*: a plain function `fn(db) -> T` run on the database by a single writer task.
+  `await store.run_op(fn)` returns only after the transaction holding the operation has been
+  committed (and fsynced: WAL with `synchronous=FULL`), so nothing acknowledged is lost in a
+  crash or restart.
+- Group commit: operations that arrive while a transaction is being written wait in a queue;
+  the writer takes all of them into the next transaction (one fsync for the group). Each
+  operation runs inside its own SAVEPOINT, so one operation refusing (`ServiceError`) or
+  failing rolls back only its own changes; the others in the group still commit.
+- Errors: sqlite errors become `StorageError` with a sentence for the administrator. If the
+  commit itself fails (disk full, read-only directory), every operation of the group gets a
+  `StorageError`: a caller never acknowledges something that is not stored.
+- With `threaded=True` (daemons) the writer runs the SQLite work in a worker thread, so the
+  event loop keeps reading requests while a group is being fsynced. With `threaded=False`
+  it runs on the Trio thread: the operations queued during one scheduling round still form
+  one group; tests use this because the autojump clock would otherwise jump virtual time
+  forward while a thread works (every task looks blocked), firing timeouts spuriously.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import trio
+from tslic.protocol.errors import ServiceError, StorageError
+
+from .schema import SCHEMA_VERSION, create_schema
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], T]
+
+DB_NAME = "licenses.db"
+MAX_GROUP = 512  # operations per transaction; bounds the time one group holds the writer
+
+
+def storage_error(exc: BaseException, doing: str) -> StorageError:
+    """Translate a sqlite3/OSError into a StorageError a person can act on."""
+    text = str(exc).lower()
+    if "full" in text:
+        hint = "the disk (or the database's size limit) is full; free space and retry"
+    elif "readonly" in text or "read-only" in text or "read only" in text:
+        hint = "the data directory is read-only; make it writable"
+    elif "locked" in text or "busy" in text:
+        hint = "another process holds the database; run one license server per data directory"
+    elif "malformed" in text or "not a database" in text:
+        hint = "the database file is damaged; restore it from a backup"
+    else:
+        hint = f"sqlite reported: {exc}"
+    return StorageError(f"the license database could not {doing}: {hint}; nothing was changed")
+
+
+@dataclass(slots=True)
+class _Pending(Generic[T]):
+    fn: Op[T]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class StoreStats:
+    """What the group commit achieved (the tests and the benchmark read these)."""
+
+    operations: int = 0
+    transactions: int = 0
+    largest_group: int = 0
+    failed_commits: int = 0
+
+
+class Store:
+    """The database of one license server. Start `run` in a nursery before `run_op`."""
+
+    def __init__(self, data_dir: Path, *, threaded: bool = True) -> None:
+        self.path = data_dir / DB_NAME
+        self.threaded = threaded
+        self.stats = StoreStats()
+        try:
+            # Autocommit mode: transactions are begun and committed explicitly below.
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # durable at every commit
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("BEGIN IMMEDIATE")
+            create_schema(self._db)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, f"be opened at {self.path}") from None
+        self._send, self._receive = trio.open_memory_channel[_Pending[Any]](math.inf)
+        self._running = False
+        self._closed = False
+        log.debug("opened %s (schema %d)", self.path, SCHEMA_VERSION)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The writer task: apply queued operations in groups until cancelled."""
+        self._running = True
+        task_status.started()
+        try:
+            async for first in self._receive:
+                group = [first]
+                while len(group) < MAX_GROUP:
+                    try:
+                        group.append(self._receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                if self.threaded:
+                    # Not cancellable: a group, once started, is committed or rolled back whole.
+                    await trio.to_thread.run_sync(self._apply, group)
+                else:
+                    self._apply(group)
+                for pending in group:
+                    pending.done.set()
+                if not self.threaded:
+                    # Let the woken callers and newly arrived requests run, so the next
+                    # group collects everything queued meanwhile.
+                    await trio.lowlevel.checkpoint()
+        finally:
+            self._running = False
+            self.close()
+
+    async def run_op(self, fn: Op[T]) -> T:
+        """Run `fn(db)` in the next group and return its result once committed.
+
+        Raises:
+            ServiceError: whatever `fn` refused with (its changes are rolled back).
+            StorageError: the database could not commit; nothing of `fn` is stored.
+        """
+        if self._closed:
+            raise StorageError("the license database is closed (the server is shutting down)")
+        pending: _Pending[T] = _Pending(fn)
+        self._send.send_nowait(pending)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        result: T = pending.result
+        return result
+
+    def run_now(self, fn: Op[T]) -> T:
+        """Run `fn` synchronously in its own transaction (startup and offline tools only,
+        before `run` starts)."""
+        if self._running:
+            raise RuntimeError("run_now is for use before the writer task starts")
+        group: list[_Pending[T]] = [_Pending(fn)]
+        self._apply(group)
+        if group[0].error is not None:
+            raise group[0].error
+        result: T = group[0].result
+        return result
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._send.close()
+            self._db.close()
+
+    # ---- the worker-thread side ---------------------------------------------------------
+
+    def _apply(self, group: list[_Pending[Any]]) -> None:
+        db = self._db
+        self.stats.transactions += 1
+        self.stats.operations += len(group)
+        self.stats.largest_group = max(self.stats.largest_group, len(group))
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for pending in group:
+                pending.error = storage_error(exc, "start a transaction")
+            return
+        cause: StorageError | None = None
+        for pending in group:
+            if not db.in_transaction:  # sqlite rolled the whole group back (disk full, I/O)
+                break
+            self._apply_one(db, pending)
+            if cause is None and isinstance(pending.error, StorageError):
+                cause = pending.error
+        try:
+            if not db.in_transaction:
+                raise sqlite3.OperationalError("the transaction was rolled back by sqlite")
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self.stats.failed_commits += 1
+            # The first storage error says why (e.g. a full disk) better than COMMIT does.
+            error = cause or storage_error(exc, "commit")
+            log.error("commit of %d operations failed: %s", len(group), exc)
+            with contextlib.suppress(sqlite3.Error):  # the transaction may already be gone
+                db.execute("ROLLBACK")
+            for pending in group:
+                pending.result = None
+                pending.error = error
+
+    @staticmethod
+    def _apply_one(db: sqlite3.Connection, pending: _Pending[Any]) -> None:
+        db.execute("SAVEPOINT op")
+        try:
+            pending.result = pending.fn(db)
+        except ServiceError as exc:
+            pending.error = exc
+        except sqlite3.Error as exc:
+            pending.error = storage_error(exc, "be written")
+        except Exception as exc:  # a bug in an operation: refuse it, keep the others
+            log.exception("database operation failed")
+            pending.error = ServiceError(f"internal error in the license database: {exc!r}")
+        if pending.error is None:
+            db.execute("RELEASE op")
+        else:
+            try:
+                db.execute("ROLLBACK TO op")
+                db.execute("RELEASE op")
+            except sqlite3.Error:
+                pass  # the whole transaction is broken; COMMIT will fail and say so

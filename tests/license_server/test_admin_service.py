@@ -1,0 +1,272 @@
+"""The admin conversation: credential, activation states and methods, key pack rules."""
+
+from __future__ import annotations
+
+import logging
+
+import ls_harness as h
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tslic.protocol.domain import (
+    ActivationMethod,
+    ActivationState,
+    CalProduct,
+    LicenseKind,
+    Program,
+)
+from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.protocol.messages.admin import (
+    ActivationAction,
+    AdminActivate,
+    AdminActivationStep,
+    AdminCompleteActivation,
+    AdminGetStatus,
+    AdminInstallKeyPack,
+    AdminKeyPackInstalled,
+    AdminLicenses,
+    AdminListLicenses,
+    AdminSetProperties,
+    AdminStatus,
+)
+from tslic.protocol.messages.records import ContactInfo
+from tslic.server.clearinghouse.installation import Purchase, install_by_hand
+
+A, M = ActivationAction, ActivationMethod
+
+
+async def refused(coro, code):
+    with pytest.raises(ServiceError) as info:
+        await coro
+    assert info.value.code is code, info.value
+    return info.value
+
+
+async def status(lab, ls):
+    async with lab.admin(ls) as adm:
+        reply = await adm.request(AdminGetStatus())
+    assert isinstance(reply, AdminStatus)
+    return reply.status
+
+
+async def test_admin_needs_the_credential_created_at_setup(lab, autojump_clock, caplog):
+    ls = await lab.start_ls(lab.config("LS3", 2003))
+    assert (ls.admin_key_path.stat().st_mode & 0o777) == 0o600
+    with caplog.at_level(logging.INFO), pytest.raises(ServiceError) as info:
+        async with lab.admin(ls, key=Ed25519PrivateKey.generate()):
+            pass
+    assert info.value.code is ErrorCode.ACCESS_DENIED
+    assert any(getattr(r, "event_id", None) == 5003 for r in caplog.records)
+    st = await status(lab, ls)
+    assert (st.activation, st.certificate_temporary) == (ActivationState.UNACTIVATED, True)
+
+
+async def test_automatic_activation_deactivation_reactivation(lab, autojump_clock, caplog):
+    ls = await lab.start_ls(lab.config("LS3", 2003))
+    async with lab.admin(ls) as adm:
+        err = await refused(
+            adm.request(AdminActivate(action=A.ACTIVATE, method=M.AUTOMATIC)),
+            ErrorCode.MISSING_REQUIRED_INFO,
+        )
+        assert "first name" in err.message
+        await adm.request(AdminSetProperties(contact=h.CONTACT, method=M.AUTOMATIC))
+        with caplog.at_level(logging.INFO):
+            done = await adm.request(AdminActivate(action=A.ACTIVATE, method=M.AUTOMATIC))
+        assert isinstance(done, AdminStatus)
+        assert done.status.activation is ActivationState.ACTIVATED
+        assert not done.status.certificate_temporary
+        assert done.status.license_server_id
+        assert any(getattr(r, "event_id", None) == 4 for r in caplog.records)
+        await refused(
+            adm.request(AdminActivate(action=A.DEACTIVATE, method=M.WEB)),
+            ErrorCode.METHOD_NOT_ALLOWED,
+        )
+        off = await adm.request(AdminActivate(action=A.DEACTIVATE, method=M.AUTOMATIC))
+        assert off.status.activation is ActivationState.DEACTIVATED
+        await refused(
+            adm.request(AdminActivate(action=A.REACTIVATE, method=M.AUTOMATIC)),
+            ErrorCode.REASON_REQUIRED,
+        )
+    # Deactivated: temporary licenses only, and no key pack installation.
+    ts = h.TerminalServerPeer(lab, "TS1", 2003)
+    await ts.enrol(ls)
+    dev = h.Device("PC")
+    async with ts.connect(ls) as s:
+        await dev.connect(s)
+        await dev.logon(s)
+        assert (await dev.connect(s)).kind is LicenseKind.TEMPORARY
+    await refused(lab.install(ls, CalProduct.W2003_DEVICE_CAL, 1), ErrorCode.NOT_ACTIVATED)
+    async with lab.admin(ls) as adm:
+        again = await adm.request(
+            AdminActivate(action=A.REACTIVATE, method=M.AUTOMATIC, reason="certificate damaged")
+        )
+    assert again.status.activation is ActivationState.REACTIVATED
+
+
+async def test_web_activation_and_telephone_deactivation_by_codes(lab, autojump_clock):
+    ls = await lab.start_ls(lab.config("LS3", 2003))
+    async with lab.admin(ls) as adm:
+        await adm.request(AdminSetProperties(contact=h.CONTACT, method=M.WEB))
+        step = await adm.request(AdminActivate(action=A.ACTIVATE, method=M.WEB))
+        assert isinstance(step, AdminActivationStep)
+        assert step.product_id == ls.activation.product_id
+        assert len(step.request_code.replace("-", "")) == 35
+        # The operator takes the Product ID to the Clearinghouse web page...
+        code = lab.ch.ch.request_activation(
+            method=M.WEB, product_id=step.product_id, contact=h.CONTACT, now=lab.clock.now()
+        )
+        await refused(
+            adm.request(AdminCompleteActivation(action=A.ACTIVATE, code="BCDFG-" * 6 + "BCDFG")),
+            ErrorCode.INVALID_CONFIRMATION_CODE,
+        )
+        done = await adm.request(AdminCompleteActivation(action=A.ACTIVATE, code=code))
+        assert done.status.activation is ActivationState.ACTIVATED
+        step = await adm.request(AdminActivate(action=A.DEACTIVATE, method=M.TELEPHONE))
+        assert step.request_code == done.status.license_server_id
+        confirmation = lab.ch.ch.deactivate(
+            license_server_id=step.request_code,
+            method=M.TELEPHONE,
+            contact=h.CONTACT,
+            now=lab.clock.now(),
+        )
+        typo = "B" + confirmation[1:] if confirmation[0] != "B" else "C" + confirmation[1:]
+        await refused(
+            adm.request(AdminCompleteActivation(action=A.DEACTIVATE, code=typo)),
+            ErrorCode.INVALID_CONFIRMATION_CODE,
+        )
+        off = await adm.request(AdminCompleteActivation(action=A.DEACTIVATE, code=confirmation))
+    assert off.status.activation is ActivationState.DEACTIVATED
+
+
+async def test_2000_server_refuses_2003_packs_with_0x13a7_and_event_41(lab, autojump_clock, caplog):
+    ls = await lab.start_ls(lab.config("LS2K", 2000))
+    await lab.activate(ls)
+    before = len(lab.ch.ch.db.grants())
+    with caplog.at_level(logging.INFO):
+        err = await refused(
+            lab.install(ls, CalProduct.W2003_DEVICE_CAL, 5), ErrorCode.KEYPACK_NOT_SUPPORTED
+        )
+    assert err.message.startswith(
+        "Licensing Wizard was unable to install the client license key pack. Please verify"
+        " your entry and try this operation again."
+    )
+    assert "Message Number 0x13A7" in err.message
+    assert err.detail["event_id"] == "41"
+    assert len(lab.ch.ch.db.grants()) == before  # refused before the Clearinghouse was asked
+    logged = [r for r in caplog.records if getattr(r, "event_id", None) == 41]
+    assert (
+        "Missing Policy module registry entry for product Microsoft Corporation, company 004"
+        in (logged[0].event_text)
+    )
+    # A Windows 2000 pack installs.
+    done = await lab.install(ls, CalProduct.W2000_TS_CAL, 5)
+    assert isinstance(done, AdminKeyPackInstalled)
+    assert done.keypack.available == 5
+
+
+async def test_install_programs_codes_and_reports(lab, autojump_clock):
+    ls = await lab.start_ls(lab.config("LS3", 2003))
+    await lab.activate(ls)
+    async with lab.admin(ls) as adm:
+        bad = AdminInstallKeyPack(
+            program=Program.RETAIL, product=CalProduct.W2003_DEVICE_CAL, count=1,
+            retail_code="BCDFG-HJKMP-QRTVW-XY234-6789B",
+        )  # fmt: skip
+        err = await refused(adm.request(bad), ErrorCode.INVALID_LICENSE_CODE)
+        assert "0x13A7" in err.message
+        # A key pack code from the web/telephone install, typed in.
+        code, _ = install_by_hand(
+            lab.ch.ch,
+            license_server_id=ls.activation.license_server_id,
+            purchase=Purchase(
+                program=Program.RETAIL,
+                product=CalProduct.W2000_TS_CAL,
+                count=3,
+                retail_code=lab.retail_code(CalProduct.W2000_TS_CAL, 3),
+            ),
+            now=lab.clock.now(),
+            method=M.TELEPHONE,
+        )
+        by_code = AdminInstallKeyPack(
+            program=Program.RETAIL, product=CalProduct.W2000_TS_CAL, count=0, keypack_code=code
+        )
+        done = await adm.request(by_code)
+        assert done.keypack.total == 3
+        await refused(adm.request(by_code), ErrorCode.ALREADY_REDEEMED)
+    ts = h.TerminalServerPeer(lab, "TS2K", 2000)
+    await ts.enrol(ls)
+    async with ts.connect(ls) as s:
+        dev = h.Device("HOME")
+        await dev.connect(s)
+        await dev.logon(s)
+        await dev.connect(s)
+    async with lab.admin(ls) as adm:
+        report = await adm.request(AdminListLicenses(since=0, until=0))
+        later = await adm.request(AdminListLicenses(since=lab.clock.now() + 1))
+    assert isinstance(report, AdminLicenses)
+    assert isinstance(later, AdminLicenses)
+    kinds = sorted((x.kind, x.machine) for x in report.licenses)
+    assert kinds == [(LicenseKind.PERMANENT, "HOME"), (LicenseKind.TEMPORARY, "HOME")]
+    assert later.licenses == ()
+
+
+async def test_restart_keeps_everything(lab, autojump_clock):
+    cfg = lab.config("LS3", 2003)
+    ls = await lab.start_ls(cfg)
+    await lab.activate(ls)
+    await lab.install(ls, CalProduct.W2003_DEVICE_CAL, 4)
+    async with lab.admin(ls) as adm:
+        from tslic.protocol.messages.admin import AdminSetPolicy
+
+        await adm.request(AdminSetPolicy(prevent_upgrade=True, add_members=("TS1",)))
+    ts = h.TerminalServerPeer(lab, "TS1", 2003)
+    await ts.enrol(ls)
+    dev = h.Device("PC")
+    async with ts.connect(ls) as s:
+        await dev.connect(s)
+        await dev.logon(s)
+        first = await dev.connect(s)
+    before = await status(lab, ls)
+    ls.shutdown()
+    await h.trio.sleep(10)
+    again = await lab.start_ls(cfg)
+    after = await status(lab, again)
+    assert after == before
+    assert after.contact == ContactInfo(**vars_of(h.CONTACT))
+    assert after.prevent_upgrade
+    assert after.security_group_members == ("TS1",)
+    async with ts.connect(again) as s:  # its certificate is still known
+        same = await dev.connect(s)
+    assert (same.license_id, same.expires_at) == (first.license_id, first.expires_at)
+    async with lab.admin(again) as adm:
+        report = await adm.request(AdminListLicenses())
+    assert len(report.licenses) == 2
+
+
+def vars_of(contact):
+    return {
+        f: getattr(contact, f) for f in ("first_name", "last_name", "company", "country", "email")
+    }
+
+
+async def test_telephone_reactivation_by_code(lab, autojump_clock):
+    ls = await lab.start_ls(lab.config("LS3", 2003))
+    await lab.activate(ls)
+    old_chain = ls.activation.chain
+    async with lab.admin(ls) as adm:
+        await refused(
+            adm.request(AdminActivate(action=A.REACTIVATE, method=M.TELEPHONE)),
+            ErrorCode.REASON_REQUIRED,
+        )
+        step = await adm.request(
+            AdminActivate(action=A.REACTIVATE, method=M.TELEPHONE, reason="redeployed")
+        )
+        assert isinstance(step, AdminActivationStep)
+        # The telephone operator reactivates under the same License Server ID...
+        code = lab.ch.ch.request_activation(
+            method=M.TELEPHONE, product_id=step.product_id, contact=h.CONTACT,
+            now=lab.clock.now(), reactivate_id=ls.activation.license_server_id,
+            reason="redeployed",
+        )  # fmt: skip
+        done = await adm.request(AdminCompleteActivation(action=A.REACTIVATE, code=code))
+    assert done.status.activation is ActivationState.REACTIVATED
+    assert ls.activation.chain != old_chain

@@ -1,0 +1,143 @@
+"""The store: group commit, durability, isolation of failing operations, full disks."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import ls_harness as h
+import pytest
+import trio
+from tslic.protocol.domain import CalProduct, LicenseKind
+from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
+from tslic.server.license_server.store import Store
+
+
+def insert(value: int):
+    def op(db: sqlite3.Connection) -> int:
+        db.execute("INSERT INTO sg_members (name) VALUES (?)", (f"M{value}",))
+        return value
+
+    return op
+
+
+def count(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT COUNT(*) FROM sg_members").fetchone()[0])
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+async def test_concurrent_operations_share_transactions_and_all_are_durable(tmp_path, threaded):
+    store = Store(tmp_path, threaded=threaded)
+    results: list[int] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+
+        async def one(i: int) -> None:
+            results.append(await store.run_op(insert(i)))
+
+        async with trio.open_nursery() as clients:
+            for i in range(200):
+                clients.start_soon(one, i)
+        nursery.cancel_scope.cancel()
+    assert sorted(results) == list(range(200))
+    assert store.stats.operations == 200
+    assert store.stats.transactions < 200
+    assert store.stats.largest_group > 1
+    reopened = Store(tmp_path)
+    assert reopened.run_now(count) == 200
+    reopened.close()
+
+
+async def test_a_refused_operation_rolls_back_alone(tmp_path):
+    store = Store(tmp_path, threaded=False)
+
+    def refuse(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO sg_members (name) VALUES ('HALF')")
+        raise ServiceError("no", code=ErrorCode.NO_LICENSE_AVAILABLE)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        outcomes: dict[str, object] = {}
+
+        async def run(name: str, op) -> None:
+            try:
+                outcomes[name] = await store.run_op(op)
+            except ServiceError as exc:
+                outcomes[name] = exc.code
+
+        async with trio.open_nursery() as clients:
+            clients.start_soon(run, "a", insert(1))
+            clients.start_soon(run, "b", refuse)
+            clients.start_soon(run, "c", insert(2))
+        assert await store.run_op(count) == 2
+        nursery.cancel_scope.cancel()
+    assert outcomes == {"a": 1, "b": ErrorCode.NO_LICENSE_AVAILABLE, "c": 2}
+
+
+async def test_full_disk_refuses_and_acknowledges_nothing_unstored(tmp_path):
+    store = Store(tmp_path, threaded=False)
+    acknowledged = 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        pages = await store.run_op(lambda db: db.execute("PRAGMA page_count").fetchone()[0])
+        await store.run_op(lambda db: db.execute(f"PRAGMA max_page_count = {pages + 2}"))
+        failure: StorageError | None = None
+        for i in range(10_000):
+            try:
+                await store.run_op(insert(i) if i % 2 else _big(i))
+            except StorageError as exc:
+                failure = exc
+                break
+            acknowledged += 1
+        nursery.cancel_scope.cancel()
+    assert failure is not None
+    assert "full" in failure.message
+    assert failure.code is ErrorCode.STORAGE_ERROR
+    reopened = Store(tmp_path)
+    stored = reopened.run_now(count) + reopened.run_now(
+        lambda db: db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
+    )
+    reopened.close()
+    assert stored == acknowledged
+
+
+def _big(i: int):
+    def op(db: sqlite3.Connection) -> int:
+        db.execute("INSERT INTO blobs (key, value) VALUES (?, ?)", (f"b{i}", b"x" * 2000))
+        return i
+
+    return op
+
+
+def test_unusable_data_directory_is_a_storage_error(tmp_path):
+    (tmp_path / "licenses.db").write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(StorageError) as info:
+        Store(tmp_path)
+    assert "damaged" in info.value.message
+
+
+async def test_many_terminal_servers_at_once_fewer_transactions_than_requests(lab, autojump_clock):
+    ls = await h.Lab.start_ls(lab, lab.config("LS3", 2003))
+    await lab.activate(ls)
+    await lab.install(ls, CalProduct.W2003_DEVICE_CAL, 50)
+    servers = [h.TerminalServerPeer(lab, f"TS{i}", 2003) for i in range(10)]
+    for ts in servers:
+        await ts.enrol(ls)
+    before = ls.store.stats.operations, ls.store.stats.transactions
+    kinds: list[LicenseKind] = []
+
+    async def clients(ts: h.TerminalServerPeer) -> None:
+        async with ts.connect(ls) as s:
+            for j in range(5):
+                kinds.append((await h.Device(f"{ts.name}-{j}").connect(s)).kind)
+
+    async with trio.open_nursery() as nursery:
+        for ts in servers:
+            nursery.start_soon(clients, ts)
+    ops = ls.store.stats.operations - before[0]
+    transactions = ls.store.stats.transactions - before[1]
+    assert kinds == [LicenseKind.TEMPORARY] * 50
+    assert transactions < ops
+    rows = await ls.store.run_op(
+        lambda db: db.execute("SELECT COUNT(*) FROM licenses").fetchone()[0]
+    )
+    assert rows == 50
