@@ -28,8 +28,9 @@ from rich.table import Table
 from tslic.protocol.clock import parse_date
 
 from . import scenarios
+from .catalogue import CATALOGUE
 from .clock import LabClock
-from .model import CATALOGUE, Context, Outcome
+from .model import Context, Outcome
 from .procs import LabError
 from .world import World
 
@@ -67,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
 async def _play(args: argparse.Namespace, data: Path, console: Console) -> int:
     chosen = [CATALOGUE[n] for n in args.scenario] or list(CATALOGUE.values())
     clock = LabClock(data / "clock", start_ms=parse_date(START_DATE), speed=SPEED)
-    echo = (lambda _line: None) if args.quiet else console.print
+
+    def echo(line: str) -> None:
+        if not args.quiet:
+            console.print(line)
+
     world = World(data, clock, echo)
     outcomes: list[Outcome] = []
     started = time.monotonic()
@@ -76,8 +81,10 @@ async def _play(args: argparse.Namespace, data: Path, console: Console) -> int:
             await world.boot()
             for number, item in enumerate(chosen, 1):
                 status.update(f"scenario {number}/{len(chosen)}: {item.title}")
-                echo(f"\n[bold]{number}. {item.title}[/bold]  [dim]{item.source}; "
-                     f"{', '.join(item.rules)}[/dim]")  # fmt: skip
+                echo(
+                    f"\n[bold]{number}. {item.title}[/bold]  [dim]{item.source}; "
+                    f"{', '.join(item.rules)}[/dim]"
+                )
                 outcome = Outcome(item.name, item.title, item.rules, item.source)
                 ctx = Context(outcome, clock.today, echo)
                 begun = time.monotonic()

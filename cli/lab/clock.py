@@ -28,6 +28,11 @@ class LabClock:
     def now(self) -> int:
         return self.spec.at(time.time())
 
+    async def sleep_until(self, virtual_ms: int) -> None:
+        """Part of the `Clock` protocol: wait (in real time) until the lab clock reads it."""
+        while (left := virtual_ms - self.now()) > 0:  # noqa: ASYNC110 - the spec may jump
+            await trio.sleep(min(PROPAGATION, left / 1000 / self.speed))
+
     def today(self) -> str:
         return format_date(self.now())
 

@@ -76,9 +76,16 @@ class Deployment:
         ready.unlink(missing_ok=True)
         log = self.data / "logs" / f"{name}.log"
         argv = [
-            sys.executable, "-m", "tslic.cli", role, *args,
-            "--ready-file", str(ready), "--clock-file", str(self.clock_file),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "tslic.cli",
+            role,
+            *args,
+            "--ready-file",
+            str(ready),
+            "--clock-file",
+            str(self.clock_file),
+        ]
         handle = open(log, "ab")  # noqa: ASYNC230, SIM115 - handed to the child, closed below
         try:
             process = await trio.lowlevel.open_process(

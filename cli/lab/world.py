@@ -96,9 +96,18 @@ class World:
             "clearinghouse", "clearinghouse", "serve", "--data", str(self.data / "clearinghouse")
         )
         self.directory = await self.dep.start(
-            "directory", "directory", "serve", "--data", str(self.data / "directory"),
-            "--topology", str(TOPOLOGY), "--credential", CREDENTIAL, "--listen", "127.0.0.1:0",
-        )  # fmt: skip
+            "directory",
+            "directory",
+            "serve",
+            "--data",
+            str(self.data / "directory"),
+            "--topology",
+            str(TOPOLOGY),
+            "--credential",
+            CREDENTIAL,
+            "--listen",
+            "127.0.0.1:0",
+        )
 
     async def close(self) -> None:
         await self.dep.__aexit__(None, None, None)
@@ -111,6 +120,9 @@ class World:
             for label, product, count in (
                 ("w2003-device-25", CalProduct.W2003_DEVICE_CAL, 25),
                 ("w2003-device-5", CalProduct.W2003_DEVICE_CAL, 5),
+                ("w2003-device-5b", CalProduct.W2003_DEVICE_CAL, 5),
+                ("w2003-device-2b", CalProduct.W2003_DEVICE_CAL, 2),
+                ("w2003-device-10b", CalProduct.W2003_DEVICE_CAL, 10),
                 ("w2003-device-2", CalProduct.W2003_DEVICE_CAL, 2),
                 ("w2003-device-3", CalProduct.W2003_DEVICE_CAL, 3),
                 ("w2003-device-10", CalProduct.W2003_DEVICE_CAL, 10),
@@ -125,9 +137,13 @@ class World:
                 row = add_retail(ch, product=product, count=count, now=today)
                 self.catalogue.retail[label] = row.reference
             add_agreement(
-                ch, program=Program.SELECT, agreement_number=self.catalogue.agreement,
-                product=CalProduct.W2003_DEVICE_CAL, count=50, now=today,
-            )  # fmt: skip
+                ch,
+                program=Program.SELECT,
+                agreement_number=self.catalogue.agreement,
+                product=CalProduct.W2003_DEVICE_CAL,
+                count=50,
+                now=today,
+            )
             self.root = ch.root_cert
         finally:
             ch.close()
@@ -158,13 +174,35 @@ class World:
         assert self.directory is not None
         name = name or computer
         return await self.dep.start(
-            name, "server", "serve", "--data", str(self.data / "ls" / name),
-            "--name", computer, "--version", str(version), "--role", role,
-            "--domain", domain, "--site", site, "--listen", "127.0.0.1:0",
-            "--clearinghouse", self.ch.address, "--directory", self.directory.address,
-            "--trust-root", str(self.root_pem), "--enterprise-credential", CREDENTIAL,
-            "--seed", "2003", *extra,
-        )  # fmt: skip
+            name,
+            "server",
+            "serve",
+            "--data",
+            str(self.data / "ls" / name),
+            "--name",
+            computer,
+            "--version",
+            str(version),
+            "--role",
+            role,
+            "--domain",
+            domain,
+            "--site",
+            site,
+            "--listen",
+            "127.0.0.1:0",
+            "--clearinghouse",
+            self.ch.address,
+            "--directory",
+            self.directory.address,
+            "--trust-root",
+            str(self.root_pem),
+            "--enterprise-credential",
+            CREDENTIAL,
+            "--seed",
+            "2003",
+            *extra,
+        )
 
     async def agent(
         self,
@@ -178,12 +216,29 @@ class World:
     ) -> Daemon:
         assert self.directory is not None
         return await self.dep.start(
-            name, "agent", "run", "--data", str(self.data / "agents" / name),
-            "--name", name, "--version", str(version), "--mode", mode,
-            "--domain", domain, "--site", site, "--listen", "127.0.0.1:0",
-            "--directory", self.directory.address, "--trust-root", str(self.root_pem),
+            name,
+            "agent",
+            "run",
+            "--data",
+            str(self.data / "agents" / name),
+            "--name",
+            name,
+            "--version",
+            str(version),
+            "--mode",
+            mode,
+            "--domain",
+            domain,
+            "--site",
+            site,
+            "--listen",
+            "127.0.0.1:0",
+            "--directory",
+            self.directory.address,
+            "--trust-root",
+            str(self.root_pem),
             *extra,
-        )  # fmt: skip
+        )
 
     def ref(self, daemon_name: str) -> str:
         """NAME=HOST:PORT of a running daemon, for the agents' preferred-server lists."""
@@ -283,18 +338,34 @@ class World:
     async def phone(self, answers: list[str]) -> list[dict[str, str]]:
         """Call the Clearinghouse: answer its prompts in order; return its JSON results."""
         argv = [
-            sys.executable, "-m", "tslic.cli", "clearinghouse", "phone", "--json",
-            "--data", str(self.data / "clearinghouse"), "--clock-file", str(self.clock.path),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "tslic.cli",
+            "clearinghouse",
+            "phone",
+            "--json",
+            "--data",
+            str(self.data / "clearinghouse"),
+            "--clock-file",
+            str(self.clock.path),
+        ]
         stdin = ("\n".join([*answers, "5"]) + "\n").encode()
-        result = await trio.run_process(argv, stdin=stdin, capture_stdout=True, check=False)
+        result = await trio.run_process(
+            argv, stdin=stdin, capture_stdout=True, capture_stderr=True, check=False
+        )
         return [json.loads(line) for line in result.stdout.decode().splitlines() if line]
 
     async def phone_activate(self, product_id: str) -> str:
         results = await self.phone(
-            ["1", product_id, CONTACT.first_name, CONTACT.last_name, CONTACT.company,
-             CONTACT.country]
-        )  # fmt: skip
+            [
+                "1",
+                product_id,
+                CONTACT.first_name,
+                CONTACT.last_name,
+                CONTACT.company,
+                CONTACT.country,
+            ]
+        )
         if not results:
             raise LabError("the telephone activation was refused")
         return results[0]["license_server_id"]
