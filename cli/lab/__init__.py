@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(highlight=False)
+    # Wide enough for the table when the output is a file or a pipe (CI logs, the README).
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
     if args.list:
         for item in CATALOGUE.values():
             console.print(f"[bold]{item.name}[/bold]  {item.title}  ({', '.join(item.rules)})")
@@ -128,8 +129,8 @@ def _table(outcomes: list[Outcome]) -> Table:
     table.add_column("observed")
     table.add_column("verdict")
     for n, o in enumerate(outcomes, 1):
-        documented = "; ".join(c.expected for c in o.checks) or "-"
-        observed = "; ".join(c.actual for c in o.checks) + (f" {o.error}" if o.error else "")
+        documented = "\n".join(c.expected for c in o.checks) or "-"
+        observed = "\n".join(c.actual for c in o.checks) + (f"\n{o.error}" if o.error else "")
         verdict = "[green]as documented[/green]" if o.ok else "[red]deviates[/red]"
         table.add_row(str(n), o.title, ", ".join(o.rules), documented, observed, verdict)
     return table

@@ -150,7 +150,11 @@ async def version_skip(world: World, ctx: Context) -> None:
         extra=("--license-server", world.ref("W2KLS6"), "--license-server", world.ref("W3KLS3")),
     )
     outcome = await world.connect("W3KTS21", "XP-PC21", ClientOS.XP_PRO)
-    ctx.say(f"an XP Professional client connects: {outcome.status}, {outcome.text}")
+    held = outcome.license
+    ctx.say(
+        f"an XP Professional client connects: {outcome.status}"
+        + (f", a {held.kind} {held.product} from {held.issuer}" if held else "")
+    )
     status = connectivity(world, "W3KTS21")
     ctx.equal("LOWER_VERSION", status.get("W2KLS6"), "W2KLS6 recorded as")
     ctx.equal("W3KLS3", world.agent_status("W3KTS21")["license_server_in_use"], "server in use")
