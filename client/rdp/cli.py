@@ -17,7 +17,7 @@ import trio
 from tslic.protocol.clock import ClockSpec, format_date
 from tslic.protocol.domain import ClientOS
 from tslic.protocol.errors import ErrorCode, ServiceError
-from tslic.runtime.clock import WallClock
+from tslic.runtime.clock import FileClock, WallClock
 from tslic.runtime.files import read_certs
 from tslic.runtime.peer import split_address
 
@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--clock", help="the deployment's clock (START_MS@ANCHORxSPEED), as the agent's"
     )
+    parser.add_argument("--clock-file", help="follow a shared clock file (as the lab's daemons)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per connection")
     parser.add_argument("--json", action="store_true")
 
@@ -75,7 +76,11 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.count <= 10_000:
         raise ServiceError("--count must be between 1 and 10000", code=ErrorCode.INVALID_FIELD)
     trust_root = read_certs(args.trust_root)[0] if args.trust_root is not None else None
-    clock = WallClock(ClockSpec.from_arg(args.clock) if args.clock else ClockSpec())
+    clock: WallClock = (
+        FileClock(args.clock_file)
+        if args.clock_file
+        else WallClock(ClockSpec.from_arg(args.clock) if args.clock else ClockSpec())
+    )
     if args.count == 1:
         devices = [(args.device, args.store)]
     else:
