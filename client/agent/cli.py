@@ -19,7 +19,8 @@ from tslic.protocol.domain import LicensingMode, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
-from tslic.runtime.clock import WallClock
+from tslic.runtime.args import watch_clock
+from tslic.runtime.clock import FileClock, WallClock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import read_certs
 from tslic.runtime.peer import split_address
@@ -76,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start-date", help="virtual date at start, e.g. 2003-06-01")
     parser.add_argument("--speed", type=float, default=1.0, help="virtual seconds per real second")
     parser.add_argument("--clock", help="a shared clock (START_MS@ANCHORxSPEED, or 'real')")
+    parser.add_argument("--clock-file", help="follow a shared clock file (the lab uses this)")
     parser.add_argument(
         "--grace-ends",
         choices=[g.value for g in GraceEnd],
@@ -166,14 +168,16 @@ def run(args: argparse.Namespace) -> int:
     from .service import Agent
 
     config = build_config(args)
-    spec = _clock_spec(args)
+    clock = FileClock(args.clock_file) if args.clock_file else WallClock(_clock_spec(args))
+    spec = clock.spec
     host, port = split_address(args.listen)
 
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
-        agent = Agent(config, args.data, WallClock(spec))
+        agent = Agent(config, args.data, clock)
         agent.state.clock_spec = spec.to_arg()
         agent.state.save()
         async with trio.open_nursery() as nursery:
+            watch_clock(nursery, clock)
             address = await nursery.start(agent.serve, host, port)
             task_status.started(
                 {

@@ -16,9 +16,11 @@ Contract:
   not accept it. A 2000 server refusing a 2003 terminal server (LOWER_VERSION) is recorded and
   skipped; a security-group refusal is recorded as NOT_IN_TSCGROUP and logs event 1043.
 - `call(request)` sends one request to the server in use; when it stops answering the next
-  candidate is probed (failover) and the request retried there. A refusal of the request
-  itself (no license available, ...) is the caller's, as `ServiceError`. When no server can
-  be used it raises `NoLicenseServer`.
+  candidate is probed (failover) and the request retried there; until a discovery runs,
+  `lost` says a failover is due now (DISC-8). A server refusing a request with ACCESS_DENIED
+  (it does not trust our certificate, SEC-9) is asked for one of its own, then asked again.
+  A refusal of the request itself (no license available, ...) is the caller's, as
+  `ServiceError`. When no server can be used it raises `NoLicenseServer`.
 - Nothing from trio, sockets or the directory escapes: failures become cache entries.
 """
 
@@ -104,6 +106,7 @@ class LicenseServers:
         self._key = state.key()
         self._directory = Directory(config, self._key, clock)
         self._lock = trio.Lock()
+        self._lost = False
 
     # ---- the cache --------------------------------------------------------------------------
 
@@ -151,6 +154,7 @@ class LicenseServers:
                 if entry.connectivity is Connectivity.VALID_LS:
                     chosen = entry
             self.state.current = None if chosen is None else chosen.name
+            self._lost = False
             if chosen is not None:
                 self.state.discovery_events.clear()
             self.state.save()
@@ -344,11 +348,21 @@ class LicenseServers:
             ServiceError: the server refused the request.
             Unusable: the server cannot be used now (its cache entry says why).
         """
+        fresh_cert = False
         for attempt in range(2):
             try:
                 with trio.fail_after(self.config.network_timeout):
+                    if fresh_cert:
+                        await self._certificate_from(entry)
                     async with self._open(entry.address, self.chain()) as stream:
                         return await stream.request(request)
+            except ServiceError as exc:
+                if exc.code is ErrorCode.ACCESS_DENIED and attempt == 0:
+                    # SEC-9: this server accepted our Hello but not the certificate we hold
+                    # (another server's, not chaining to the root): get one of its own, retry.
+                    fresh_cert = True
+                    continue
+                raise
             except _Refused as exc:
                 certificate = exc.code in (
                     ErrorCode.UNTRUSTED_CERTIFICATE,
@@ -365,8 +379,6 @@ class LicenseServers:
                         self.events.log(
                             EventId.NOT_IN_TS_COMPUTERS_GROUP, self.clock.now(), server=entry.name
                         )
-            except ServiceError:
-                raise
             except (ConnectionLost, ProtocolError, trio.TooSlowError) as exc:
                 entry.connectivity, entry.reachable, entry.issuing = (
                     Connectivity.NOT_CONNECTABLE,
@@ -375,11 +387,26 @@ class LicenseServers:
                 )
                 entry.detail = str(exc) or "no answer in time"
             entry.last_checked = self.clock.now()
-            if self.state.current and self.state.current.casefold() == entry.name.casefold():
-                self.state.current = None
-            self.state.save()
+            self.drop(entry)
             raise Unusable(entry.name)
         raise Unusable(entry.name)  # pragma: no cover (the loop always returns or raises)
+
+    async def _certificate_from(self, entry: ServerEntry) -> None:
+        """Obtain a terminal-server certificate from `entry` (it replaces the one we hold)."""
+        async with self._open(entry.address, ()) as stream:
+            await self._request_cert(entry, stream)
+
+    @property
+    def lost(self) -> bool:
+        """The server in use stopped answering and no discovery ran since (DISC-8)."""
+        return self._lost and self.state.current is None
+
+    def drop(self, entry: ServerEntry) -> None:
+        """`entry` cannot be used now; if it was in use, a failover is due (§2.3)."""
+        if self.state.current and self.state.current.casefold() == entry.name.casefold():
+            self.state.current = None
+            self._lost = True
+        self.state.save()
 
     async def resolve(self, ref: ServerRef) -> ServerEntry:
         """A cache entry for a server named in a referral."""

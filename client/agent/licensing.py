@@ -226,7 +226,9 @@ class Licensing(GraceKeeper):
         if await self.servers.settled() is not None:
             return True
         retry = int(self.config.intervals.retry_when_none_found.total_seconds() * 1000)
-        if not self.state.last_discovery or self.clock.now() - self.state.last_discovery >= retry:
+        last = self.state.last_discovery
+        if self.servers.lost or not last or self.clock.now() - last >= retry:
+            # A server in use that stopped answering is replaced at once (DISC-8, §2.3).
             return await self.servers.discover() is not None
         return False
 

@@ -140,7 +140,12 @@ class Agent:
                     else:
                         await self.servers.probe(entry)
                         if entry.connectivity is not Connectivity.VALID_LS:
-                            self.state.current = None  # fail over at once (§2.3)
+                            # Fail over at once (§2.3, DISC-8), not after the retry interval.
+                            self.servers.drop(entry)
+                            failed = frozenset({entry.name.casefold()})
+                            if await self.servers.discover(exclude=failed) is None:
+                                self.licensing.note_no_server()
+                            last_full = self.clock.now()
                         self.state.save()
                 await self.clock.sleep_until(
                     self.clock.now() + _ms(intervals.retry_when_none_found)

@@ -3,15 +3,18 @@ referrals (tslicensing.md §2.5, §3.3, §3.5).
 
 Contract: `ask` sends a request to the server that issued the license concerned if it is
 usable, else to the server in use (with failover, `LicenseServers.call`). `ask_license` does
-the same for license requests and follows one `Referral` to a server that has the CALs; its
-result is always a `LicenseGranted`. Refusals are `ServiceError`; no usable server is
+the same for license requests and follows one `Referral` to a server that has the CALs
+(forwarding the referrer's statement that the presented temporary was validated); its result
+is always a `LicenseGranted`. Refusals are `ServiceError`; no usable server is
 `NoLicenseServer`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tslic.protocol import ErrorCode, Message, ServiceError
-from tslic.protocol.messages.licensing import LicenseGranted, Referral
+from tslic.protocol.messages.licensing import LicenseGranted, Referral, UpgradeLicenseRequest
 
 from .discovery import LicenseServers, Unusable
 
@@ -38,6 +41,10 @@ async def ask_license(
     """
     reply = await ask(servers, request, issuer)
     if isinstance(reply, Referral):
+        if isinstance(request, UpgradeLicenseRequest) and reply.temporary_validated:
+            # The target did not issue the presented temporary and cannot know a logon
+            # validated it; the referring server says so, and we pass that on (CAL-12).
+            request = replace(request, temporary_validated=True)
         for ref in reply.servers:
             target = await servers.resolve(ref)
             if not target.issuing:

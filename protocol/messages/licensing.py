@@ -73,6 +73,9 @@ class UpgradeLicenseRequest(Message):
     user: str
     client_os: ClientOS
     mode: LicensingMode
+    # Set only when forwarding a Referral that says so: the referring license server marked
+    # this (its own) temporary license validated after a logon (CAL-12, §7).
+    temporary_validated: bool = False
 
     def check(self) -> None:
         require_len(self.hwid, "hwid", 32)
@@ -101,6 +104,9 @@ class Referral(Message):
     product: CalProduct
     servers: tuple[ServerRef, ...]
     reason: str = ""
+    # The referring server issued the presented temporary license and it was validated by a
+    # logon (MarkLicense): the target may upgrade it although it did not issue it (CAL-12).
+    temporary_validated: bool = False
 
 
 @message(MessageType.LS_MARK_LICENSE, LIC)

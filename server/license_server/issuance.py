@@ -12,7 +12,10 @@ Contract (tslicensing.md §1-§3, §7):
 - Per User: a User CAL is issued while a User CAL pack is installed, without decrementing it;
   who used it is recorded for the per-user report.
 - With no CAL of the needed type and a peer known to hold that type (`--peer`), the answer is
-  a `Referral` to that peer instead of a temporary license.
+  a `Referral` to that peer instead of a temporary license; it says whether the presented
+  temporary (ours) was validated by a logon. A request forwarded with that statement and
+  another activated server's genuine, unexpired temporary for the same device is decided as
+  for a validated temporary here, so the device gets a permanent CAL (CAL-12).
 - Refusals are `ServiceError`s with the policy's code and reason; events are logged with
   their ids (18 not activated, 21 no permanent license) and written to the audit log.
 """
@@ -35,7 +38,7 @@ from tslic.protocol.domain import (
     WindowsVersion,
 )
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
-from tslic.protocol.licenses import open_license, sign_license
+from tslic.protocol.licenses import open_license, sign_license, verify_license
 from tslic.protocol.messages.licensing import LicenseGranted, Referral
 from tslic.protocol.messages.records import LicenseBody, ServerRef
 from tslic.protocol.policy import (
@@ -78,6 +81,7 @@ class Request:
     mode: LicensingMode
     had_temporary: bool = False
     presented: bytes = b""  # the license the client presented (upgrade / renewal)
+    temporary_validated: bool = False  # forwarded from the referring server's Referral
 
 
 @dataclass(slots=True)
@@ -107,6 +111,7 @@ class Issuer:
         out = Outcome()
         rows = [_Row(*r) for r in db.execute(f"{_ROW} WHERE hwid = ? ORDER BY id", (req.hwid,))]
         presented = self._presented(req, rows)
+        referred = presented is None and self._referred_validated(req, now)
         temp = next((r for r in reversed(rows) if r.kind is LicenseKind.TEMPORARY), None)
         suitable = permanent_products(self.config.version, ts.version, req.mode)
         lease = next(
@@ -141,8 +146,8 @@ class Issuer:
             client_os=req.client_os,
             available=pools(db, now),
             prevent_upgrade=self.prevent_upgrade,
-            had_temporary=temp is not None or req.had_temporary,
-            temporary_validated=temp is not None and temp.validated,
+            had_temporary=temp is not None or req.had_temporary or referred,
+            temporary_validated=(temp is not None and temp.validated) or referred,
             temporary_expired=expired_temp or (temp is None and req.had_temporary),
             holds_permanent=lease is not None,
         )
@@ -158,6 +163,13 @@ class Issuer:
                 servers=(ServerRef(name=peer.name, address=peer.address),),
                 reason=f"This license server has no {decision.missing.label} left; license"
                 f" server {peer.name} has them (§3.5).",
+                # The target cannot know that a logon validated our temporary: say so.
+                temporary_validated=(
+                    presented is not None
+                    and presented is temp
+                    and temp.validated
+                    and now < temp.expires_at
+                ),
             )
         elif decision.kind is DecisionKind.REFUSE:
             code = decision.error or ErrorCode.NO_LICENSE_AVAILABLE
@@ -331,6 +343,27 @@ class Issuer:
         if signed.issuer.public_key != self.activation.public_key:
             return None  # another server's license: decide as for a new request
         return next((r for r in rows if r.id == signed.body.license_id), None)
+
+    def _referred_validated(self, req: Request, now: int) -> bool:
+        """CAL-12: the presented license is another license server's temporary, which that
+        server (through the Referral the terminal server forwards) says a logon validated.
+        It counts as this device's validated temporary if it is genuine (its issuer chains
+        to the Clearinghouse root), unexpired and for this device. The terminal server's word
+        is trusted as for MarkLicense, which also rests on it alone (§3.3)."""
+        root = self.activation.trusted_root
+        if not (req.temporary_validated and req.presented) or root is None:
+            return False
+        try:
+            signed = verify_license(req.presented, root, to_datetime(now))
+        except ProtocolError:
+            return False  # not genuine here: decide as for a new request
+        body = signed.body
+        return (
+            body.kind is LicenseKind.TEMPORARY
+            and body.hwid == req.hwid
+            and body.issuer.casefold() != self.config.name.casefold()
+            and body.expires_at > now
+        )
 
     def _peer_for(self, product: CalProduct | None) -> Any:
         return next((p for p in self.config.peers if product in p.products), None)

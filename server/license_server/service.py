@@ -4,7 +4,9 @@ Contract (protocol/messages/licensing.py; tslicensing.md §1.1, §5.3, §7.3):
 - Hello: only terminal servers. A Windows 2000 license server refuses a Windows Server 2003
   terminal server with LOWER_VERSION (so the agent can tell "lower version" from
   "unreachable"). A terminal server that presents a certificate this server issued, for the
-  key signing the conversation, is authenticated for license requests.
+  key signing the conversation, is authenticated for license requests; so is one presenting
+  a terminal-server certificate another activated license server issued (its chain leads to
+  the Clearinghouse root, SEC-9), as a terminal server following a Referral does.
 - RequestTermServCert: the public key must be the envelope key; with the License Server
   Security Group on, the computer must be a member ("Terminal Services Computers"; the
   refusal text is termsrv event 1043's). The certificate is signed by this server's key
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from tslic.protocol.clock import to_datetime
 from tslic.protocol.domain import LicenseKind, LicenseStatus, PeerRole, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
 from tslic.protocol.messages import Conversation, Message, Welcome
@@ -36,10 +39,12 @@ from tslic.protocol.messages.licensing import (
 )
 from tslic.protocol.pki import (
     MAX_CHAIN_LENGTH,
+    CertRole,
     cert_from_der,
     cert_to_der,
     identity_of,
     issue_terminal_server_cert,
+    validate_chain,
 )
 from tslic.protocol.policy import ls_serves_ts
 from tslic.runtime.service import Peer
@@ -149,6 +154,9 @@ class LicensingService:
         if isinstance(request, IssueLicense | UpgradeLicenseRequest):
             presented = request.license if isinstance(request, UpgradeLicenseRequest) else b""
             had = request.had_temporary if isinstance(request, IssueLicense) else False
+            validated = (
+                request.temporary_validated if isinstance(request, UpgradeLicenseRequest) else False
+            )
             req = Request(
                 hwid=request.hwid,
                 machine=request.machine,
@@ -157,6 +165,7 @@ class LicensingService:
                 mode=request.mode,
                 had_temporary=had,
                 presented=presented,
+                temporary_validated=validated,
             )
             return await self.ls.grant(ts, req)
         if isinstance(request, MarkLicense | ReturnLicense):
@@ -183,7 +192,25 @@ class LicensingService:
 
         now = self.ls.clock.now()
         name = await self.ls.store.run_op(op)
+        if name is None:
+            name = self._trusted_elsewhere(chain, now)
         return None if name is None else TerminalServer(name, version, peer.key)
+
+    def _trusted_elsewhere(self, chain: tuple[bytes, ...], now: int) -> str | None:
+        """SEC-9: a terminal-server certificate another *activated* license server issued
+        (its chain leads to the Clearinghouse root) authenticates the terminal server too, so
+        a terminal server sent here by a Referral (CAL-12) can ask without a new certificate.
+        A chain topped by a temporary (unactivated) certificate is trusted only by the server
+        that made it (the ts_certs lookup above): anyone can make one."""
+        root = self.ls.activation.trusted_root
+        if root is None:
+            return None
+        try:
+            certs = [cert_from_der(der) for der in chain]
+            leaf = validate_chain(certs, root, to_datetime(now), leaf_role=CertRole.TERMINAL_SERVER)
+        except ProtocolError:
+            return None  # not trusted here: license requests get ACCESS_DENIED (SEC-9)
+        return leaf.name.upper()
 
     async def _cert(self, peer: Peer, req: RequestTermServCert) -> TermServCert:
         ls = self.ls
