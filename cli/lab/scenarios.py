@@ -77,8 +77,7 @@ async def kb823313_deploy(world: World, ctx: Context) -> None:
         world, "W2KDC1", domain="OLDCORP", site="HQ", packs=("w2003-device-10",), name="W2KDC1-2003"
     )
     await world.agent("W3KTS12", version=2003, domain="OLDCORP", site="HQ")
-    await world.connect("W3KTS12", "PC12", ClientOS.XP_PRO)
-    after = await world.connect("W3KTS12", "PC12", ClientOS.XP_PRO)
+    after = await world.connect_twice("W3KTS12", "PC12", ClientOS.XP_PRO)
     ctx.equal("W2KDC1", after.license.issuer if after.license else None, "option 1, issuer")
 
     # Option 2: a 2003 license server on a member server, named in the registry.
@@ -92,10 +91,9 @@ async def kb823313_deploy(world: World, ctx: Context) -> None:
         version=2003,
         domain="MEMBERCORP",
         site="HQ",
-        extra=("--license-server", world.ref("W3KLS2")),
+        registry=("W3KLS2",),
     )
-    await world.connect("W3KTS13", "PC13", ClientOS.XP_PRO)
-    after = await world.connect("W3KTS13", "PC13", ClientOS.XP_PRO)
+    after = await world.connect_twice("W3KTS13", "PC13", ClientOS.XP_PRO)
     ctx.equal("W3KLS2", after.license.issuer if after.license else None, "option 2, issuer")
 
     # Option 3: demote the 2000 license server's DC, upgrade it, add it back as a DC.
@@ -125,8 +123,7 @@ async def kb823313_deploy(world: World, ctx: Context) -> None:
         name="W2KDC3-2003",
     )
     await world.agent("W3KTS15", version=2003, domain="REBUILDCORP", site="HQ")
-    await world.connect("W3KTS15", "PC15", ClientOS.XP_PRO)
-    after = await world.connect("W3KTS15", "PC15", ClientOS.XP_PRO)
+    after = await world.connect_twice("W3KTS15", "PC15", ClientOS.XP_PRO)
     ctx.equal("W2KDC3", after.license.issuer if after.license else None, "option 3, issuer")
 
 
@@ -147,7 +144,7 @@ async def version_skip(world: World, ctx: Context) -> None:
         version=2003,
         domain="NEWCORP",
         site="BRANCH",
-        extra=("--license-server", world.ref("W2KLS6"), "--license-server", world.ref("W3KLS3")),
+        registry=("W2KLS6", "W3KLS3"),
     )
     outcome = await world.connect("W3KTS21", "XP-PC21", ClientOS.XP_PRO)
     held = outcome.license
@@ -194,8 +191,7 @@ async def w2000_on_2003(world: World, ctx: Context) -> None:
         ctx.equal(want, got.license.product if got.license else got.status, f"{os.value} gets")
     ctx.say("the administrator enables Prevent License Upgrade on W3KLS9")
     await world.admin("W3KLS9", AdminSetPolicy(prevent_upgrade=True))
-    await world.connect("W2KTS31", "HOME31", ClientOS.XP_HOME)
-    got = await world.connect("W2KTS31", "HOME31", ClientOS.XP_HOME)
+    got = await world.connect_twice("W2KTS31", "HOME31", ClientOS.XP_HOME)
     ctx.equal(
         "temporary",
         got.license.kind if got.license else got.status,
@@ -251,7 +247,7 @@ async def registry_discovery(world: World, ctx: Context) -> None:
         version=2003,
         domain="MEMBERCORP",
         site="HQ",
-        extra=("--license-server", world.ref("W3KLS2")),
+        registry=("W3KLS2",),
     )
     await world.connect("W3KTS72", "PC72", ClientOS.XP_PRO)
     servers = {s["name"]: s for s in world.agent_status("W3KTS72")["servers"]}

@@ -54,11 +54,10 @@ async def activation(world: World, ctx: Context) -> None:
         version=2003,
         domain="NEWCORP",
         site="BRANCH",
-        extra=("--license-server", world.ref("W3KLS10")),
+        registry=("W3KLS10",),
     )
     ctx.equal("unactivated", await activation_state(world, "W3KLS10"), "W3KLS10 installed")
-    await world.connect("W3KTS41", "PC41", ClientOS.XP_PRO)
-    got = await world.connect("W3KTS41", "PC41", ClientOS.XP_PRO)
+    got = await world.connect_twice("W3KTS41", "PC41", ClientOS.XP_PRO)
     ctx.equal(
         "temporary",
         got.license.kind if got.license else got.status,
@@ -172,7 +171,7 @@ async def security_group(world: World, ctx: Context) -> None:
             version=2003,
             domain="NEWCORP",
             site="BRANCH",
-            extra=("--license-server", world.ref("W3KLS5")),
+            registry=("W3KLS5",),
         )
     member = await world.connect("W3KTS12A", "PC12A", ClientOS.XP_PRO)
     ctx.equal(
@@ -209,24 +208,22 @@ async def referral_failover(world: World, ctx: Context) -> None:
         version=2003,
         domain="NEWCORP",
         site="BRANCH",
-        extra=("--license-server", world.ref("W3KLS7")),
+        registry=("W3KLS7",),
     )
-    await world.connect("W3KTS131", "PC131", ClientOS.XP_PRO)
-    got = await world.connect("W3KTS131", "PC131", ClientOS.XP_PRO)
+    got = await world.connect_twice("W3KTS131", "PC131", ClientOS.XP_PRO)
     ctx.equal("W3KLS3", got.license.issuer if got.license else got.status, "referred; issuer")
     await world.agent(
         "W3KTS132",
         version=2003,
         domain="NEWCORP",
         site="BRANCH",
-        extra=("--license-server", world.ref("W3KLS8"), "--license-server", world.ref("W3KLS3")),
+        registry=("W3KLS8", "W3KLS3"),
     )
     await world.connect("W3KTS132", "PC132", ClientOS.XP_PRO)
     ctx.equal("W3KLS8", world.agent_status("W3KTS132")["license_server_in_use"], "in use")
     ctx.say("W3KLS8 stops answering (its process is killed)")
     await world.stop("W3KLS8", kill=True)
-    await world.connect("W3KTS132", "PC133", ClientOS.XP_PRO)
-    got = await world.connect("W3KTS132", "PC133", ClientOS.XP_PRO)
+    got = await world.connect_twice("W3KTS132", "PC133", ClientOS.XP_PRO)
     ctx.equal("W3KLS3", got.license.issuer if got.license else got.status, "after failover")
 
 

@@ -61,7 +61,7 @@ async def temporary_to_permanent(world: World, ctx: Context) -> None:
         version=2003,
         domain="NEWCORP",
         site="BRANCH",
-        extra=("--license-server", world.ref("W3KLS8")),
+        registry=("W3KLS8",),
     )
     first = await world.connect("W3KTS91", "PC91", ClientOS.XP_HOME)
     kind = first.license.kind if first.license else first.status
@@ -85,8 +85,7 @@ async def temporary_to_permanent(world: World, ctx: Context) -> None:
         bool(new and new.expires_at > lic.expires_at),
     )
     # A device that never comes back: its lease runs out and the CAL returns to the pool.
-    await world.connect("W3KTS91", "PC92", ClientOS.NT4)
-    gone = await world.connect("W3KTS91", "PC92", ClientOS.NT4)
+    gone = await world.connect_twice("W3KTS91", "PC92", ClientOS.NT4)
     before = await _available(world, "W3KLS8")
     ctx.say(f"PC92 gets a permanent CAL and is never seen again; {before} left in the pool")
     if gone.license is not None:

@@ -212,9 +212,14 @@ class World:
         domain: str,
         site: str,
         mode: str = "per-device",
+        registry: tuple[str, ...] = (),
         extra: tuple[str, ...] = (),
     ) -> Daemon:
+        """Start a terminal server; `registry` names running license servers for its
+        LicenseServers key, in order."""
         assert self.directory is not None
+        for server in registry:
+            extra = (*extra, "--license-server", self.ref(server))
         return await self.dep.start(
             name,
             "agent",
@@ -394,6 +399,12 @@ class World:
             password_ok=logon,
             timeout=30,
         )
+
+    async def connect_twice(self, agent_name: str, device: str, client_os: ClientOS) -> Outcome:
+        """Connect and log on, then connect again: the second connection is the one on which
+        a validated temporary license is upgraded (post-logon issuance, §3.3)."""
+        await self.connect(agent_name, device, client_os)
+        return await self.connect(agent_name, device, client_os)
 
     def agent_status(self, agent_name: str) -> dict[str, Any]:
         return status_document(self.data / "agents" / agent_name, self.clock.spec.to_arg())

@@ -21,9 +21,8 @@ PY = sys.executable
 
 
 async def tslic(*args: str) -> tuple[int, str, str]:
-    module = "tslic.client.agent" if args[0] == "agent" else "tslic.client.rdp"
     result = await trio.run_process(
-        [PY, "-m", module, *args[1:]], capture_stdout=True, capture_stderr=True, check=False
+        [PY, "-m", "tslic.cli", *args], capture_stdout=True, capture_stderr=True, check=False
     )
     return result.returncode, result.stdout.decode(), result.stderr.decode()
 
@@ -59,7 +58,8 @@ async def test_agent_and_client_processes(tmp_path: Path, fakes) -> None:  # typ
             [
                 PY,
                 "-m",
-                "tslic.client.agent",
+                "tslic.cli",
+                "agent",
                 "--version",
                 "2003",
                 "--name",
