@@ -192,8 +192,14 @@ class Server:
                     log.error("accept failed (%s); pausing 100 ms", exc)
                     await trio.sleep(0.1)
                     continue
-                handlers.start_soon(self._handle_tcp, tcp)
+                handlers.start_soon(self._run_handler, tcp)
                 await self._pace_accepts()
+
+    async def _run_handler(self, tcp: trio.SocketStream) -> None:
+        try:
+            await self._handle_tcp(tcp)
+        finally:
+            await trio.aclose_forcefully(tcp)  # every path closes, refusals included
 
     async def _pace_accepts(self) -> None:
         rate = self.limits.accept_rate

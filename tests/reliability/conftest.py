@@ -1,0 +1,98 @@
+"""Fixtures of the reliability tests.
+
+- `rel_support` (support.py) and `rel_fuzzer` (fuzzer.py) are loaded by path, so tests
+  `import rel_support` and `import rel_fuzzer`.
+- `figures`: the session's report (tools/reliability_report.py). Each test adds what it
+  measured; at the end of the session reliability.json and reliability.md are written under
+  the session's temporary directory (or $TSLIC_RELIABILITY_REPORT if set) and the path is
+  printed in the terminal summary.
+- `zygote`: a fork server (zygote.py) that starts real license-server processes quickly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+
+
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_load("rel_support", HERE / "support.py")
+_load("rel_fuzzer", HERE / "fuzzer.py")
+report_tool = _load("reliability_report", ROOT / "tools" / "reliability_report.py")
+
+_written: list[Path] = []
+
+
+@pytest.fixture(scope="session")
+def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    report = report_tool.Figures()
+    yield report
+    out = Path(os.environ.get("TSLIC_RELIABILITY_REPORT") or tmp_path_factory.mktemp("report"))
+    _written.extend(report_tool.write(report, out))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for path in _written:
+        terminalreporter.write_line(f"reliability report: {path}")
+
+
+class Zygote:
+    """Client side of zygote.py (one command at a time)."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self._buffer = b""
+
+    async def call(self, **cmd: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        await self.process.stdin.send_all(json.dumps(cmd).encode() + b"\n")
+        while b"\n" not in self._buffer:
+            chunk = await self.process.stdout.receive_some(4096)
+            if not chunk:
+                raise RuntimeError("the zygote died")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+
+@pytest.fixture
+async def zygote() -> AsyncIterator[Zygote]:
+    process = await trio.lowlevel.open_process(
+        [sys.executable, str(HERE / "zygote.py")],
+        stdin=-1,  # subprocess.PIPE
+        stdout=-1,
+    )
+    try:
+        yield Zygote(process)
+    finally:
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        with trio.move_on_after(10):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        assert process.stdout is not None
+        await process.stdout.aclose()

@@ -1,0 +1,182 @@
+"""Crash safety of the Clearinghouse's redemptions: SIGKILL at random moments (seeded).
+
+Retail license codes (one CAL each) are added to a Clearinghouse data directory; each cycle
+forks the Clearinghouse (zygote.py), lets a few license servers redeem codes as fast as it
+answers (ChInstallKeyPack), and SIGKILLs it after 50-250 ms. After every restart: every
+code whose key pack grant was acknowledged is used up, with exactly one grant recorded for
+it; no code has more grants than its entitlement; and asking again for an acknowledged code
+is refused ALREADY_REDEEMED (never a second grant).
+
+TSLIC_CRASH_CYCLES and TSLIC_CRASH_SEED apply here too.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rel_support as rs
+import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tslic.protocol import Conversation
+from tslic.protocol.domain import ActivationMethod, CalProduct, PeerRole, Program, WindowsVersion
+from tslic.protocol.errors import ConnectionLost, ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.messages.admin import ActivationAction
+from tslic.protocol.messages.clearinghouse import (
+    ChActivate,
+    ChActivated,
+    ChInstallKeyPack,
+    ChKeyPack,
+)
+from tslic.protocol.pki import raw_public_key
+from tslic.runtime.clock import WallClock
+from tslic.runtime.peer import open_peer
+from tslic.server.clearinghouse.purchases import add_retail
+from tslic.server.clearinghouse.service import ClearinghouseService
+from tslic.server.license_server.activation import product_id_for
+
+CYCLES = int(os.environ.get("TSLIC_CRASH_CYCLES", "50"))
+SEED = int(os.environ.get("TSLIC_CRASH_SEED", "9"))
+PRODUCT = CalProduct.W2003_DEVICE_CAL
+SERVERS = 3
+
+
+def ch_peer(address: str, key: Ed25519PrivateKey) -> Any:
+    return open_peer(
+        address,
+        conversation=Conversation.CLEARINGHOUSE,
+        key=key,
+        clock=WallClock(),
+        role=PeerRole.LICENSE_SERVER,
+        name="LSREL",
+        version=2003,
+    )
+
+
+async def activate(address: str, key: Ed25519PrivateKey) -> str:
+    public = raw_public_key(key)
+    async with ch_peer(address, key) as s:
+        reply = await s.request(
+            ChActivate(
+                action=ActivationAction.ACTIVATE,
+                method=ActivationMethod.AUTOMATIC,
+                product_id=product_id_for(public),
+                name="LSREL",
+                version=WindowsVersion.W2003,
+                public_key=public,
+                contact=rs.CONTACT,
+            )
+        )
+    assert isinstance(reply, ChActivated)
+    return reply.license_server_id
+
+
+def install(lsid: str, code: str) -> ChInstallKeyPack:
+    return ChInstallKeyPack(
+        license_server_id=lsid, program=Program.RETAIL, product=PRODUCT, count=1, retail_code=code
+    )
+
+
+async def redeem(
+    address: str, key: Ed25519PrivateKey, lsid: str, codes: list[str], acked: set[str]
+) -> None:
+    """Redeem codes one after another until the Clearinghouse dies under us."""
+    try:
+        async with ch_peer(address, key) as s:
+            while codes:
+                code = codes.pop()
+                reply = await s.request(install(lsid, code))
+                assert isinstance(reply, ChKeyPack)
+                acked.add(code)
+    except (ConnectionLost, ProtocolError):
+        pass
+    except ServiceError as exc:
+        # A code taken in flight by the previous (killed) process may already be used.
+        if exc.code is not ErrorCode.ALREADY_REDEEMED:
+            raise
+
+
+def check(db_path: Path, acked: set[str]) -> list[str]:
+    problems = []
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        if (ok := db.execute("PRAGMA integrity_check").fetchone()[0]) != "ok":
+            problems.append(f"integrity_check: {ok}")
+        grants: dict[str, tuple[int, int]] = {
+            source: (n, total)
+            for source, n, total in db.execute(
+                "SELECT source, COUNT(*), SUM(count) FROM grants GROUP BY source"
+            )
+        }
+        for code, total, used in db.execute(
+            "SELECT retail_code, total, used FROM entitlements WHERE retail_code IS NOT NULL"
+        ):
+            n, granted = grants.get(f"retail:{code}", (0, 0))
+            if granted != used or granted > total:
+                problems.append(f"code {code}: used {used}, granted {granted} of {total}")
+            if code in acked and (used != total or n != 1):
+                problems.append(f"acknowledged code {code}: used {used}, {n} grants")
+    finally:
+        db.close()
+    return problems
+
+
+async def test_sigkill_cycles_never_lose_or_double_a_redemption(
+    tmp_path: Path, zygote: Any, figures: Any
+) -> None:
+    data = tmp_path / "ch"
+    service = ClearinghouseService(data, WallClock())
+    try:
+        now = WallClock().now()
+        codes = [
+            str(add_retail(service.ch, product=PRODUCT, count=1, now=now).retail_code)
+            for _ in range(CYCLES * 40)
+        ]
+    finally:
+        service.close()
+    rng = random.Random(SEED)
+    rng.shuffle(codes)
+    keys = [Ed25519PrivateKey.generate() for _ in range(SERVERS)]
+    lsids: list[str] = []
+    acked: set[str] = set()
+    db_path = data / "clearinghouse.db"
+    for cycle in range(CYCLES):
+        pid, address = await rs.spawn(zygote, data, tmp_path, f"ch{cycle}", role="clearinghouse")
+        assert check(db_path, acked) == [], f"after restart {cycle}"
+        if not lsids:
+            lsids = [await activate(address, key) for key in keys]
+        async with trio.open_nursery() as nursery:
+            for key, lsid in zip(keys, lsids, strict=True):
+                nursery.start_soon(redeem, address, key, lsid, codes, acked)
+            await trio.sleep(rng.uniform(0.05, 0.25))
+            os.kill(pid, signal.SIGKILL)
+        status = (await zygote.call(op="wait", pid=pid))["status"]
+        assert os.WIFSIGNALED(status)
+        assert os.WTERMSIG(status) == signal.SIGKILL
+    pid, address = await rs.spawn(zygote, data, tmp_path, "ch-final", role="clearinghouse")
+    try:
+        # Asking again for an acknowledged code never yields a second grant.
+        async with ch_peer(address, keys[0]) as s:
+            for code in sorted(acked)[:20]:
+                with pytest.raises(ServiceError) as info:
+                    await s.request(install(lsids[0], code))
+                assert info.value.code is ErrorCode.ALREADY_REDEEMED
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        await zygote.call(op="wait", pid=pid)
+    problems = check(db_path, acked)
+    assert problems == []
+    assert len(acked) > CYCLES
+    figures.add("crash_cycles_clearinghouse", CYCLES)
+    figures.add("redemptions_acknowledged", len(acked))
+    figures.add("redemptions_lost", sum("acknowledged" in p for p in problems))
+    figures.note(
+        "crash (Clearinghouse)",
+        f"{CYCLES} SIGKILL cycles, seed {SEED}, {len(acked)} retail redemptions acknowledged; "
+        "each recorded once after every restart; re-redeeming is ALREADY_REDEEMED",
+    )
