@@ -40,7 +40,8 @@ from tslic.protocol import (
     ServiceError,
 )
 from tslic.protocol.envelope import ReplayGuard
-from tslic.protocol.messages import Error, Goodbye, Hello, Welcome
+from tslic.protocol.messages import Error, Goodbye, Hello, Welcome, describe
+from tslic.protocol.states import next_state
 from tslic.protocol.trio_stream import MessageStream
 
 from .clock import Clock
@@ -305,6 +306,13 @@ class Server:
             except trio.TooSlowError:
                 self._count(ErrorCode.INTERNAL_ERROR)
                 reply = _refusal(ErrorCode.INTERNAL_ERROR, "the request took too long")
+            if not _may_answer(stream, reply):
+                # A handler bug (a reply the state table does not allow here) is ours, not
+                # the peer's: log it and answer INTERNAL_ERROR instead of an ILLEGAL_STATE
+                # that would blame the client.
+                log.error("handler answered %s with %s", describe(request), describe(reply))
+                self._count(ErrorCode.INTERNAL_ERROR)
+                reply = _refusal(ErrorCode.INTERNAL_ERROR, "internal error in the service (logged)")
             await stream.send(reply)
             if isinstance(reply, Error) and reply.fatal:
                 return
@@ -361,6 +369,15 @@ class Server:
             return
         self._pruned_at = now
         self._buckets = {k: b for k, b in self._buckets.items() if now - b.stamp < refill}
+
+
+def _may_answer(stream: MessageStream, reply: Message) -> bool:
+    """Whether the state table lets the server send `reply` now."""
+    conn = stream.conn
+    return conn.conversation in reply.CONVERSATIONS and (
+        next_state(conn.conversation, conn.state, conn.our_role, reply.TYPE, reply.variant())
+        is not None
+    )
 
 
 def _refusal_code(code: ErrorCode) -> ErrorCode:

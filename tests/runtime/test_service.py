@@ -68,6 +68,8 @@ class DirService:
             raise ServiceError("no site named 'nowhere'", code=ErrorCode.NOT_FOUND)
         if request.site == "bug":
             raise KeyError("a bug in the handler")
+        if request.site == "wrong-reply":
+            return DirAck(detail="not a reply to a query")  # a handler bug of another kind
         if request.site == "slow":
             self.slow_started.set()
             await trio.sleep(self.slow_seconds)
@@ -135,6 +137,10 @@ async def test_request_refusal_and_continue(autojump_clock: trio.testing.MockClo
         with pytest.raises(ServiceError) as bug:
             await stream.request(DirQueryEnterprise(site="bug"))
         assert bug.value.code is ErrorCode.INTERNAL_ERROR
+        # So is a reply the state table does not allow: the client is not blamed for it.
+        with pytest.raises(ServiceError) as wrong:
+            await stream.request(DirQueryEnterprise(site="wrong-reply"))
+        assert wrong.value.code is ErrorCode.INTERNAL_ERROR
         assert await stream.request(DirRegister(computer="LS1", address="10.0.0.5:4170")) == (
             DirAck(detail="registered LS1")
         )
@@ -142,7 +148,7 @@ async def test_request_refusal_and_continue(autojump_clock: trio.testing.MockClo
     assert server.counters.accepted == 1
     assert server.counters.errors == {
         int(ErrorCode.NOT_FOUND): 1,
-        int(ErrorCode.INTERNAL_ERROR): 1,
+        int(ErrorCode.INTERNAL_ERROR): 2,
     }
     assert service.peers[0].hello.name == "TS1"
 
