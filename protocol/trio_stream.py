@@ -112,6 +112,16 @@ class MessageStream:
         with contextlib.suppress(ConnectionLost, LocalProtocolError):
             await self.send(Error(code=int(code), message=message, detail=detail))
 
+    async def _drain(self) -> None:
+        """Half-close, then read (and drop) until the peer closes. Closing a socket that
+        still has unread bytes makes the kernel send a reset, which can destroy the Goodbye
+        in flight (h11's shutdown_and_clean_up). Only the task that reads this stream may
+        call it; callers bound it in time."""
+        if isinstance(self.stream, trio.abc.HalfCloseableStream):
+            await self.stream.send_eof()
+        while await self.stream.receive_some(RECEIVE_CHUNK):
+            pass
+
     async def aclose(self, *, goodbye: str | None = None) -> None:
         """Optionally say Goodbye, then close the transport. Never raises for a broken peer."""
         if self._closed:
@@ -121,6 +131,7 @@ class MessageStream:
             if goodbye is not None:
                 with trio.move_on_after(1, shield=True):
                     await self.send(Goodbye(reason=goodbye))
+                    await self._drain()
         except Exception:
             pass
         finally:

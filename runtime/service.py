@@ -142,7 +142,9 @@ class Server:
         self._pruned_at = float("-inf")
         self._accept_tokens = max(1.0, self.limits.accept_burst)
         self._accept_stamp = 0.0
-        self._idle: set[MessageStream] = set()
+        # Idle connections' receive scopes: shutdown cancels them, and each handler then
+        # says Goodbye itself (only the task that reads a stream may drain it).
+        self._idle: dict[MessageStream, trio.CancelScope] = {}
 
     def shutdown(self) -> None:
         self._shutdown.set()
@@ -169,8 +171,8 @@ class Server:
                 task_status.started(address)
                 await self._shutdown.wait()
                 acceptors.cancel_scope.cancel()  # stop accepting; listeners close
-            for stream in list(self._idle):  # idle peers hear Goodbye now
-                await stream.aclose(goodbye="the service is shutting down")
+            for scope in list(self._idle.values()):  # idle peers hear Goodbye now
+                scope.cancel()
             handlers.cancel_scope.deadline = trio.current_time() + self.limits.shutdown_grace
 
     async def _accept(self, listeners: list[trio.SocketListener], handlers: trio.Nursery) -> None:
@@ -257,7 +259,7 @@ class Server:
             raise
         finally:
             self.counters.active -= 1
-            self._idle.discard(stream)
+            self._idle.pop(stream, None)
             await stream.aclose()
 
     async def _refuse(self, stream: MessageStream, code: ErrorCode, text: str) -> None:
@@ -283,10 +285,15 @@ class Server:
             return
         await stream.send(welcome)
         while True:
-            self._idle.add(stream)
             with trio.move_on_after(self.limits.idle_timeout) as scope:
+                self._idle[stream] = scope
+                if self._shutdown.is_set():
+                    scope.cancel()
                 request = await stream.receive()
-            self._idle.discard(stream)
+            self._idle.pop(stream, None)
+            if scope.cancelled_caught and self._shutdown.is_set():
+                await stream.aclose(goodbye="the service is shutting down")
+                return
             if scope.cancelled_caught:
                 self._count(ErrorCode.IDLE_TIMEOUT)
                 await self._refuse(stream, ErrorCode.IDLE_TIMEOUT, "idle for too long")
