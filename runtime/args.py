@@ -53,7 +53,8 @@ def add_daemon_arguments(parser: argparse.ArgumentParser, *, default_listen: str
     add_clock_arguments(parser)
 
 
-def watch_clock(nursery: trio.Nursery, clock: Clock) -> None:
-    """Keep a shared `FileClock` up to date for as long as `nursery` lives (no-op otherwise)."""
+def watch_clock(nursery: trio.Nursery, clock: Clock, until: trio.Event | None = None) -> None:
+    """Keep a shared `FileClock` up to date in `nursery` until `until` is set (the daemon's
+    shutdown event), so the watcher never holds a stopping daemon open (no-op otherwise)."""
     if isinstance(clock, FileClock):
-        nursery.start_soon(clock.watch)
+        nursery.start_soon(clock.watch, until)

@@ -131,10 +131,12 @@ class FileClock(WallClock):
             self.spec = spec
             self.speed = spec.speed
 
-    async def watch(self) -> None:
-        """Poll the clock file forever (run it in the daemon's nursery)."""
-        while True:
-            await trio.sleep(self.poll)
+    async def watch(self, until: trio.Event | None = None) -> None:
+        """Poll the clock file until `until` is set (forever without one)."""
+        stop = until if until is not None else trio.Event()
+        while not stop.is_set():
+            with trio.move_on_after(self.poll):
+                await stop.wait()
             self.refresh()
 
     async def sleep_until(self, virtual_ms: int) -> None:

@@ -1,9 +1,9 @@
 """Keys, certificates and small state files in a daemon's data directory.
 
 Contract: keys are PEM PKCS#8 files created with mode 0600 on first use and reused after;
-certificates are PEM. Writes are atomic (temporary file, fsync, rename), so a crash leaves
-the old file or the new one, never half of one. Every failure is a `StorageError` naming the
-path and what to do, never a raw OSError.
+certificates are PEM. Writes are atomic (temporary file, fsync, rename, fsync of the
+directory), so a crash or power loss leaves the old file or the new one, never half of one.
+Every failure is a `StorageError` naming the path and what to do, never a raw OSError.
 """
 
 from __future__ import annotations
@@ -46,6 +46,23 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         raise StorageError(
             f"cannot write {path}: {exc.strerror} (is the disk full or the directory read-only?)"
         ) from None
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable: until the directory itself is fsynced, a power
+    loss may bring back the old entry. Best effort: some platforms and file systems refuse
+    to open or fsync a directory, and the new file is already complete either way."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_bytes(path: Path) -> bytes:

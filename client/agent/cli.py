@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         agent.state.clock_spec = spec.to_arg()
         agent.state.save()
         async with trio.open_nursery() as nursery:
-            watch_clock(nursery, clock)
+            watch_clock(nursery, clock, shutdown)
             address = await nursery.start(agent.serve, host, port)
             task_status.started(
                 {

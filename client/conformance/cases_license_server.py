@@ -27,6 +27,7 @@ from tslic.runtime.peer import open_peer
 from .lsclient import (
     administrator,
     call,
+    grant_permanent,
     license_problems,
     license_request,
     terminal_server,
@@ -154,10 +155,10 @@ async def temporary_days(ctx: Context) -> Judgement:
 
 
 @case(CASES, "LEASE-1", "lease-52-to-89-days", "a license request answered with a permanent "
-      "Per Device CAL", ("a lease of 52 to 89 days",), roles=LS)  # fmt: skip
+      "Per Device CAL (after a temporary one is marked and presented again, TEMP-4/TEMP-7)",
+      ("a lease of 52 to 89 days",), roles=LS)  # fmt: skip
 async def lease_days(ctx: Context) -> Judgement:
-    now = ctx.now()
-    reply, _ = await _grant(ctx, 2003 if await _is_2003(ctx) else 2000)
+    reply, _, now = await grant_permanent(ctx, 2003 if await _is_2003(ctx) else 2000)
     if not isinstance(reply, LicenseGranted) or reply.kind is not LicenseKind.PERMANENT:
         return Judgement(Verdict.UNSUPPORTED, "no permanent CAL issued (activate the target and "
                          f"install a key pack, docs/CONFORMANCE.md): {_label(reply)}")  # fmt: skip

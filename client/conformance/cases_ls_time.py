@@ -1,5 +1,6 @@
 """License-server cases under the target's virtual clock (--clock-file): an expired temporary
-license (TEMP-2) and the renewal of a permanent lease (LEASE-4).
+license (TEMP-2), the renewal of a permanent lease (LEASE-4) and a Hello presenting a
+terminal-server certificate the target issued that has since expired (SEC-12, §10.1).
 
 Contract: each case first obtains the license it needs as a well-behaved terminal server,
 then moves the target's clock forward with `lsclient.move_clock` (forward only: run these on a
@@ -9,13 +10,24 @@ license of the needed kind, the case is `unsupported` and says why.
 
 from __future__ import annotations
 
-from tslic.protocol import ErrorCode, ServiceError
-from tslic.protocol.domain import LicenseKind
-from tslic.protocol.messages.licensing import IssueLicense, LicenseGranted, UpgradeLicenseRequest
+import trio
+from tslic.protocol import ConnectionLost, Conversation, ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.certs import cert_from_der, identity_of
+from tslic.protocol.clock import from_datetime
+from tslic.protocol.connection import raw_public
+from tslic.protocol.domain import LicenseKind, PeerRole, WindowsVersion
+from tslic.protocol.messages.licensing import (
+    IssueLicense,
+    LicenseGranted,
+    RequestTermServCert,
+    TermServCert,
+    UpgradeLicenseRequest,
+)
 from tslic.protocol.policy import LEASE_MAX_DAYS, LEASE_MIN_DAYS, TEMPORARY_DAYS
+from tslic.runtime.peer import open_peer
 
 from .cases_license_server import DAY, LS, _grant, _is_2003, _label
-from .lsclient import call, move_clock, terminal_server
+from .lsclient import as_datetime, call, grant_permanent, move_clock, terminal_server
 from .model import Case, Judgement, Verdict, case
 from .runner import Context
 
@@ -52,7 +64,7 @@ async def renewal(ctx: Context) -> Judgement:
     if ctx.config.clock_file is None:
         return Judgement(Verdict.UNSUPPORTED, "needs --clock-file (docs/CONFORMANCE.md)")
     version = 2003 if await _is_2003(ctx) else 2000
-    reply, req = await _grant(ctx, version)
+    reply, req, _ = await grant_permanent(ctx, version)
     if not isinstance(reply, LicenseGranted) or reply.kind is not LicenseKind.PERMANENT:
         return Judgement(Verdict.UNSUPPORTED, "no permanent CAL issued (activate the target "
                          f"and install a key pack first): {_label(reply)}")  # fmt: skip
@@ -73,3 +85,49 @@ async def renewal(ctx: Context) -> Judgement:
     ):
         return Judgement(Verdict.PASS, f"renewed for {days:.2f} days")
     return Judgement(Verdict.FAIL, f"{_label(renewed)} for {days:.2f} days")
+
+
+# Last of the clock cases: it moves the target's clock years ahead (past a certificate's
+# not-after), after which no other licensing case could obtain anything meaningful.
+@case(CASES, "SEC-12", "expired-ts-certificate", "the target issues a terminal-server "
+      "certificate (RequestTermServCert); the suite moves the target's clock past its not-after "
+      "and presents that chain in a Hello signed by the certified key",
+      ("refusal CERTIFICATE_EXPIRED (2002): an otherwise trustworthy chain outside its "
+       "validity at now (§10.1)",), roles=LS, negative=True)  # fmt: skip
+async def expired_certificate(ctx: Context) -> Judgement:
+    if ctx.config.clock_file is None:
+        return Judgement(Verdict.UNSUPPORTED, "needs --clock-file (docs/CONFORMANCE.md): the "
+                         "certificate must expire on the target's own clock")  # fmt: skip
+    version = 2003 if await _is_2003(ctx) else 2000
+    name = f"CONF-EXP{ctx.rng.randrange(10**6):06d}"
+    async with terminal_server(ctx, version=version, name=name, certified=False) as (s, key):
+        try:
+            reply = await call(ctx, s, RequestTermServCert(
+                name=name, domain="CONFORMANCE", site="Default-First-Site-Name",
+                version=WindowsVersion(version), public_key=raw_public(key)))  # fmt: skip
+        except ServiceError as exc:
+            return Judgement(Verdict.UNSUPPORTED, f"no certificate issued: {exc.code.name}")
+    if not isinstance(reply, TermServCert) or not reply.cert_chain:
+        return Judgement(Verdict.FAIL, f"RequestTermServCert answered {_label(reply)}")
+    try:
+        not_after = from_datetime(identity_of(cert_from_der(reply.cert_chain[-1])).not_after)
+    except ProtocolError as exc:
+        return Judgement(Verdict.FAIL, f"the issued certificate does not parse: {exc.message}")
+    now = await move_clock(ctx, max(0, not_after + DAY - ctx.now()))
+    ctx.transcript.event(f"certificate expired {(now - not_after) / DAY:.1f} days ago")
+    try:
+        with trio.fail_after(ctx.timeout * 3):
+            async with open_peer(ctx.config.target, conversation=Conversation.LICENSING,
+                                 key=key, clock=ctx.clock, role=PeerRole.TERMINAL_SERVER,
+                                 name=name, version=version,
+                                 cert_chain=reply.cert_chain) as stream:  # fmt: skip
+                welcome = stream.welcome
+    except ServiceError as exc:
+        ctx.transcript.event(f"<- refusal {exc.code.name}: {exc.message}")
+        verdict = Verdict.PASS if exc.code is E.CERTIFICATE_EXPIRED else Verdict.WRONG_CODE
+        return Judgement(verdict, f"refusal {exc.code.name}: {exc.message}")
+    except ConnectionLost as exc:
+        return Judgement(Verdict.NON_STRICT, f"closed without an Error: {exc.message}")
+    return Judgement(Verdict.FAIL, f"a Hello with a chain that expired on "
+                     f"{as_datetime(not_after):%Y-%m-%d} was welcomed (license server "
+                     f"{welcome.version})")  # fmt: skip

@@ -140,6 +140,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="names in the target's data the cases may use: site=SITE, "
         "group=DOMAIN\\GROUP (directory targets)",
     )
+    prep.add_argument(
+        "--clearinghouse",
+        default="",
+        metavar="HOST:PORT",
+        help="the Clearinghouse the license-server target was started with: the suite "
+        "activates the target (automatic method) before the cases; needs --admin-credential",
+    )
+    prep.add_argument(
+        "--retail-code",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="a retail license code the Clearinghouse knows (tslic clearinghouse add-retail); "
+        "installed on the target after activation (repeatable; needs --clearinghouse)",
+    )
     prep.add_argument("--slow-delay", type=float, default=0.05, metavar="SECONDS",
                       help="seconds between bytes in the slow-sender case")  # fmt: skip
 
@@ -155,6 +170,16 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
             "--timeout and --window must be positive, --flood at least 1",
             code=ErrorCode.INVALID_FIELD,
         )
+    if args.clearinghouse:
+        split_address(args.clearinghouse)  # ServiceError naming the bad address
+        if args.admin_credential is None:
+            raise ServiceError(
+                "--clearinghouse needs --admin-credential (the suite activates the target"
+                " through the licensing utility's conversation)",
+                code=ErrorCode.INVALID_FIELD,
+            )
+    if args.retail_code and not args.clearinghouse:
+        raise ServiceError("--retail-code needs --clearinghouse", code=ErrorCode.INVALID_FIELD)
     names = {}
     for item in args.name:
         key, sep, value = item.partition("=")
@@ -180,6 +205,8 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         flood=args.flood,
         slow_delay=args.slow_delay,
         idle_timeout=args.idle_timeout,
+        clearinghouse=args.clearinghouse,
+        retail_codes=tuple(args.retail_code),
         argv=argv or [],
     )
 
@@ -237,6 +264,8 @@ def run(args: argparse.Namespace) -> int:
         return _usage(str(exc))
     except TslicError as exc:  # e.g. the target is unreachable (ConnectionLost)
         return _usage(str(exc))
+    for line in suite.prepared:
+        console.print(f"prepared: {line}")
     console.print(report.summary_table(suite))
     failed = suite.failed
     console.print(

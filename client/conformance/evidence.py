@@ -38,6 +38,8 @@ def rerun_command(config: SuiteConfig, case: Case) -> str:
     ):
         if value is not None:
             parts += [flag, str(value)]
+    if config.clearinghouse:  # already activated by the run; its retail codes are used up
+        parts += ["--clearinghouse", config.clearinghouse]
     return shlex.join(parts)
 
 

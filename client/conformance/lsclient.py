@@ -1,6 +1,9 @@
 """Well-behaved protocol peers the licensing-rule cases drive: a terminal server, an
 administrator, and the clock mover.
 
+`grant_permanent` obtains a permanent CAL the way a terminal server does (temporary license
+first, MarkLicense after the logon, then UpgradeLicenseRequest).
+
 Contract: these use the real client stack (`runtime.peer.open_peer`, `MessageStream`), so
 they only ever send correct messages; what they test is the *licensing* answer. Every request
 and reply is noted in the case's transcript. `move_clock` rewrites the target's clock file
@@ -20,14 +23,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Conversation, ErrorCode, ServiceError, TslicError
 from tslic.protocol.clock import ClockSpec
 from tslic.protocol.connection import raw_public
-from tslic.protocol.domain import ClientOS, LicensingMode, PeerRole, WindowsVersion
+from tslic.protocol.domain import ClientOS, LicenseKind, LicensingMode, PeerRole, WindowsVersion
 from tslic.protocol.licenses import SignedLicense, open_license
 from tslic.protocol.messages import Message
 from tslic.protocol.messages.licensing import (
     IssueLicense,
     LicenseGranted,
+    MarkLicense,
+    Referral,
     RequestTermServCert,
     TermServCert,
+    UpgradeLicenseRequest,
 )
 from tslic.runtime.clock import write_clock_file
 from tslic.runtime.files import load_key
@@ -94,6 +100,33 @@ def license_request(ctx: Context, *, mode: LicensingMode = LicensingMode.PER_DEV
         client_os=client_os,
         mode=mode,
     )
+
+
+async def grant_permanent(ctx: Context, version: int) -> tuple[
+    LicenseGranted | Referral | ServiceError, IssueLicense, int
+]:  # fmt: skip
+    """A permanent Per Device CAL the way a terminal server gets one (TEMP-4, TEMP-5,
+    TEMP-7): the first request may bring a temporary license; after the "logon" the suite
+    marks it (MarkLicense) and presents it again (UpgradeLicenseRequest), which an activated
+    server with CALs answers with the permanent CAL. A client OS without a built-in license
+    is used, so a 2000 terminal server is not answered with one (CAL-4). Returns the last
+    answer, the request and the target time at which it was asked for."""
+    req = license_request(ctx, client_os=ClientOS.XP_HOME)
+    async with terminal_server(ctx, version=version, name=f"CONF-TS{version}") as (stream, _):
+        try:
+            first = await call(ctx, stream, req)
+            assert isinstance(first, LicenseGranted | Referral)
+            if not isinstance(first, LicenseGranted) or first.kind is not LicenseKind.TEMPORARY:
+                return first, req, ctx.now()
+            await call(ctx, stream, MarkLicense(license_id=first.license_id, hwid=req.hwid))
+            asked = ctx.now()
+            second = await call(ctx, stream, UpgradeLicenseRequest(
+                license=first.license, hwid=req.hwid, machine=req.machine, user=req.user,
+                client_os=req.client_os, mode=req.mode))  # fmt: skip
+        except ServiceError as exc:
+            return exc, req, ctx.now()
+    assert isinstance(second, LicenseGranted | Referral)
+    return second, req, asked
 
 
 def license_problems(granted: LicenseGranted, ts_version: int, hwid: bytes) -> list[str]:

@@ -97,6 +97,7 @@ def to_json(report: SuiteReport) -> dict[str, Any]:
             "failed": len(report.failed),
             "exit_status": report.exit_status,
         },
+        "prepared": list(report.prepared),
         "results": [r.to_json() for r in report.results],
     }
 

@@ -12,6 +12,8 @@ Contract:
 - For every failing case an evidence bundle is written under `--evidence DIR`: the transcript
   both ways (hex and decoded), timings, the result, and a one-line command that reruns it.
 - No trio, OS or msgpack exception escapes: a case that breaks is a `fail` with the reason.
+- With `--clearinghouse` (license-server targets) the target is first activated and given the
+  `--retail-code` key packs (provision.py); a preparation that fails raises ServiceError.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class SuiteConfig:
     slow_delay: float = 0.05  # seconds between bytes of a slow sender
     idle_timeout: float = 0.0  # the target's idle timeout; 0 skips the idle case
     names: dict[str, str] = field(default_factory=dict)  # --name KEY=VALUE (site, group)
+    clearinghouse: str = ""  # --clearinghouse: the suite activates a license-server target
+    retail_codes: Sequence[str] = ()  # --retail-code: installed after activation
     argv: Sequence[str] = ()  # the command line, for rerun commands
 
 
@@ -308,6 +312,7 @@ class SuiteReport:
     results: list[Result]
     started: float
     wall_time: float
+    prepared: list[str] = field(default_factory=list)  # what provisioning did (--clearinghouse)
 
     @property
     def failed(self) -> list[Result]:
@@ -373,6 +378,11 @@ async def run_suite(
     except trio.TooSlowError:
         # A silent target is still tested: its cases will time out, with evidence.
         log.warning("the target %s did not answer in time; using the local clock", config.target)
+    prepared: list[str] = []
+    if config.clearinghouse and config.role is Role.LICENSE_SERVER:
+        from .provision import provision  # provision builds on lsclient, which imports us
+
+        prepared = await provision(ctx)
     results = []
     for case in select(cases, config):
         result = await run_case(ctx, case)
@@ -381,4 +391,4 @@ async def run_suite(
         results.append(result)
         if on_result is not None:
             on_result(result)
-    return SuiteReport(config, results, started, time.monotonic() - t0)
+    return SuiteReport(config, results, started, time.monotonic() - t0, prepared)

@@ -383,6 +383,13 @@ class Catalogue:
     def grants(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._rows("SELECT * FROM grants ORDER BY grant_id")]
 
+    def last_grant(self, source: str) -> dict[str, Any] | None:
+        """The most recent grant made from one purchase source (e.g. `retail:<code>`)."""
+        rows = self._rows(
+            "SELECT * FROM grants WHERE source = ? ORDER BY grant_id DESC LIMIT 1", (source,)
+        )
+        return dict(rows[0]) if rows else None
+
     def add_token(
         self, *, token: str, product: CalProduct, count: int, email: str, now: int
     ) -> None:

@@ -148,7 +148,7 @@ def _serve(args: argparse.Namespace) -> int:
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
         server = Server(service, key=service.ch.root_key, clock=clock)
         async with trio.open_nursery() as nursery:
-            watch_clock(nursery, clock)
+            watch_clock(nursery, clock, shutdown)
             address = await nursery.start(server.serve, host, port)
             app = WebApp(service.ch, clock)
             web = await nursery.start(serve_web, app, web_host, web_port, shutdown.wait)

@@ -11,6 +11,11 @@ Contract:
   does not cover -> INVALID_LICENSE_CODE with the same text; a count beyond what is left ->
   ENTITLEMENT_EXHAUSTED; a retail code or token already used -> ALREADY_REDEEMED. Windows
   Server 2003 CALs cannot go on a Windows 2000 license server (KEYPACK_NOT_SUPPORTED, KB839878).
+- Lost replies (automatic method): a retail code used up (or a token redeemed) whose latest
+  grant went to the SAME license server, asked again for the same product and count (or
+  count 0), returns that grant again (same grant_id and content, re-signed: Ed25519 is
+  deterministic, so the blob is byte-identical) and changes nothing; the license server
+  stores each grant_id once. Any other server, or another count, still gets ALREADY_REDEEMED.
 - Transition offer (rules.py): method 1 (volume): Windows XP Professional volume licenses
   acquired before 24 April 2003 and recorded under a program's numbers add one Windows Server
   2003 CAL each to what a normal installation with those numbers may install, until 30 June
@@ -148,6 +153,10 @@ def _install(
             ErrorCode.KEYPACK_NOT_SUPPORTED,
             f"{p.product.label} cannot be installed on a Windows 2000 license server.",
         )
+    if method is ActivationMethod.AUTOMATIC:  # a web/phone retry would mint a second ticket
+        replayed = _replay(ch, p, ls.license_server_id, now)
+        if replayed is not None:
+            return replayed
     if p.transition_token:
         program, count, source = _take_token(ch, p, now, ls.license_server_id)
     elif p.program is Program.RETAIL:
@@ -181,6 +190,58 @@ def _install(
             {"grant_id": grant_id, "product": str(p.product), "count": count, "source": source},
             sort_keys=True,
         ),
+    )
+    return grant, sign_grant(ch.root_key, grant)
+
+
+def _replay(
+    ch: Clearinghouse, p: Purchase, lsid: str, now: int
+) -> tuple[KeyPackGrant, bytes] | None:
+    """The grant already made for this spent code or token to this server, if it is a retry.
+
+    Why: the Clearinghouse may commit a redemption and then crash, or the connection may
+    break, before the reply reaches the license server; refusing its retry would strand the
+    purchase. Returns None when this is not such a retry (the normal checks then decide).
+    """
+    if p.transition_token:
+        token = check_retail_code(p.transition_token)
+        found = ch.db.token(token)
+        if found is None or found.redeemed_at is None or found.license_server_id != lsid:
+            return None
+        source = f"transition:{token}"
+    elif p.program is Program.RETAIL:
+        code = check_retail_code(p.retail_code)
+        ent = ch.db.retail(code)
+        if ent is None or ent.remaining != 0:
+            return None
+        source = f"retail:{code}"
+    else:
+        return None  # volume numbers are used in parts; a retry cannot be told from a purchase
+    row = ch.db.last_grant(source)
+    if (
+        row is None
+        or row["license_server_id"] != lsid
+        or row["product"] != str(p.product)
+        or p.count not in (0, row["count"])
+    ):
+        return None
+    program = Program(row["program"])
+    grant = KeyPackGrant(
+        grant_id=row["grant_id"],
+        license_server_id=lsid,
+        product=p.product,
+        program=program,
+        count=row["count"],
+        description=f"{p.product.label} ({program.label})",
+        issued_at=row["issued_at"],
+        expires_at=0,
+    )
+    ch.db.log(
+        at=now,
+        license_server_id=lsid,
+        action="install-again",
+        method=str(ActivationMethod.AUTOMATIC),
+        detail=json.dumps({"grant_id": grant.grant_id, "source": source}, sort_keys=True),
     )
     return grant, sign_grant(ch.root_key, grant)
 

@@ -202,7 +202,7 @@ def _serve(opts: dict[str, Any]) -> int:
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
         server = Server(service, key=key, clock=clock)
         async with trio.open_nursery() as nursery:
-            watch_clock(nursery, clock)
+            watch_clock(nursery, clock, shutdown)
             try:
                 address = await nursery.start(server.serve, host, port)
             except OSError as exc:

@@ -9,7 +9,9 @@ Contract (protocol/messages/admin.py; tslicensing.md §1.2, §4, §5):
   program numbers are checked locally (protocol/codes.py), then the Clearinghouse validates
   the purchase (`ChInstallKeyPack`) or redeems a web/telephone key pack code
   (`ChClaimKeyPack`) and returns a grant signed by its root, which is checked, bound to this
-  License Server ID, and stored once (the same grant twice: ALREADY_REDEEMED).
+  License Server ID, and stored once: the same grant again (the Clearinghouse hands a
+  retry after a lost reply the grant it already made, and a key pack code may be claimed
+  again) installs nothing and answers with the key pack already holding it.
 """
 
 from __future__ import annotations
@@ -235,13 +237,15 @@ class AdminService:
         now = self.ls.clock.now()
 
         def op(db: sqlite3.Connection) -> AdminKeyPackInstalled:
-            if db.execute(
-                "SELECT 1 FROM keypacks WHERE grant_id = ?", (grant.grant_id,)
-            ).fetchone():
-                raise ServiceError(
-                    f"key pack grant {grant.grant_id} is already installed here",
-                    code=ErrorCode.ALREADY_REDEEMED,
-                )
+            held = db.execute(
+                "SELECT id FROM keypacks WHERE grant_id = ?", (grant.grant_id,)
+            ).fetchone()
+            if held is not None:  # installed before; never a second pool for one grant
+                schema.audit(
+                    db, at=now, what="keypack-already-installed", actor=actor,
+                    keypack=int(held[0]), grant=grant.grant_id,
+                )  # fmt: skip
+                return AdminKeyPackInstalled(keypack=schema.get_keypack(db, int(held[0])))
             cur = db.execute(
                 "INSERT INTO keypacks (product, program, keypack_type, description, total,"
                 " issued, installed_at, expires_at, grant_id, keypack_code, grant_blob)"

@@ -76,9 +76,11 @@ def not_in_group_text(ls_name: str) -> str:
     )
 
 
-def _check_presented_chain(peer: Peer) -> None:
+def _check_presented_chain(peer: Peer, now: int) -> None:
     """A Hello's chain, when present, must be at most 3 DER certificates ending with one for
     the envelope key (docs/PROTOCOL.md §5.1, SEC-7, LIMIT-8); else UNTRUSTED_CERTIFICATE.
+    A leaf outside its validity at `now` is CERTIFICATE_EXPIRED (§10.1): the terminal server
+    must ask for a new certificate (a Hello without a chain, then RequestTermServCert).
     Whether *this* server issued it is decided later (`_authenticate`)."""
     chain = peer.hello.cert_chain
     if not chain:
@@ -100,6 +102,13 @@ def _check_presented_chain(peer: Peer) -> None:
             f"the certificate {leaf.name!r} is for another key than the one signing this"
             " conversation",
             code=ErrorCode.UNTRUSTED_CERTIFICATE,
+        )
+    when = to_datetime(now)
+    if not leaf.not_before <= when <= leaf.not_after:
+        raise ServiceError(
+            f"the certificate {leaf.name!r} is valid from {leaf.not_before:%Y-%m-%d} to"
+            f" {leaf.not_after:%Y-%m-%d}, not on {when:%Y-%m-%d}; ask for a new one",
+            code=ErrorCode.CERTIFICATE_EXPIRED,
         )
 
 
@@ -124,7 +133,7 @@ class LicensingService:
                 code=ErrorCode.LOWER_VERSION,
                 detail={"license_server_version": str(int(ls.config.version))},
             )
-        _check_presented_chain(peer)
+        _check_presented_chain(peer, ls.clock.now())
         peer.state["ts"] = await self._authenticate(peer, ts_version)
         return Welcome(
             role=PeerRole.LICENSE_SERVER,

@@ -10,7 +10,8 @@ Contract:
   the writer takes all of them into the next transaction (one fsync for the group). Each
   operation runs inside its own SAVEPOINT, so one operation refusing (`ServiceError`) or
   failing rolls back only its own changes; the others in the group still commit.
-- Errors: sqlite errors become `StorageError` with a sentence for the administrator. If the
+- Errors: sqlite errors become `StorageError` with a sentence for the administrator (a
+  read-only data directory is named as such at opening, checked before SQLite). If the
   commit itself fails (disk full, read-only directory), every operation of the group gets a
   `StorageError`: a caller never acknowledges something that is not stored.
 - With `threaded=True` (daemons) the writer runs the SQLite work in a worker thread, so the
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -86,6 +88,13 @@ class Store:
         self.path = data_dir / DB_NAME
         self.threaded = threaded
         self.stats = StoreStats()
+        # SQLite only says "unable to open database file" for a read-only directory (it
+        # cannot create the journal files there); say what is wrong before it tries.
+        if data_dir.is_dir() and not os.access(data_dir, os.W_OK):
+            raise StorageError(
+                f"the license database could not be opened at {self.path}: the data directory"
+                f" {data_dir} is read-only; make it writable (or choose another --data)"
+            )
         try:
             # Autocommit mode: transactions are begun and committed explicitly below.
             self._db = sqlite3.connect(

@@ -50,11 +50,50 @@ def test_retail_pack_installs_once_with_a_grant_signed_by_the_root(ch: Clearingh
     opened = open_grant(blob, ch.root_cert)
     assert opened == grant
     assert (opened.count, opened.product, opened.license_server_id) == (20, DEV, lsid)
+    # Another license server may not have it.
+    other = h.activate(ch, name="LS2")
     again = Purchase(program=Program.RETAIL, product=DEV, count=0, retail_code=pack.retail_code)
-    _refused(
-        ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=lsid, purchase=again, now=h.NOW
+    err = _refused(
+        ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=other, purchase=again, now=h.NOW
     )
+    assert "already been used" in err.message
     assert ch.db.retail(pack.retail_code).used == 20  # type: ignore[union-attr]
+    assert len(ch.db.grants()) == 1
+
+
+def test_a_retry_after_a_lost_reply_gets_the_same_grant(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+    """The Clearinghouse committed, the reply was lost: the same server asks again."""
+    lsid = h.activate(ch)
+    other = h.activate(ch, name="LS2")
+    code = purchases.add_retail(ch, product=DEV, count=20, now=h.NOW).retail_code
+    p = Purchase(program=Program.RETAIL, product=DEV, count=20, retail_code=code)
+    grant, blob = install(ch, license_server_id=lsid, purchase=p, now=h.NOW)
+    # hours later, typed with hyphens, count 0 ("all of them"): the same grant, byte for byte
+    retry = Purchase(program=Program.RETAIL, product=DEV, count=0, retail_code=group5(code))
+    grant2, blob2 = install(ch, license_server_id=lsid, purchase=retry, now=h.NOW + 3_600_000)
+    assert (grant2, blob2) == (grant, blob)
+    assert open_grant(blob2, ch.root_cert).issued_at == h.NOW
+    assert ch.db.retail(code).used == 20  # type: ignore[union-attr]
+    assert len(ch.db.grants()) == 1
+    assert [e["action"] for e in ch.db.events(lsid)][-2:] == ["install", "install-again"]
+    # another server, another count, another product: still refused, nothing changes
+    _refused(
+        ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=other, purchase=p, now=h.NOW
+    )
+    fewer = Purchase(program=Program.RETAIL, product=DEV, count=5, retail_code=code)
+    _refused(
+        ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=lsid, purchase=fewer, now=h.NOW
+    )
+    wrong = Purchase(program=Program.RETAIL, product=USER, count=0, retail_code=code)
+    _refused(
+        ErrorCode.INVALID_LICENSE_CODE,
+        install,
+        ch,
+        license_server_id=lsid,
+        purchase=wrong,
+        now=h.NOW,
+    )
+    assert len(ch.db.grants()) == 1
 
 
 def test_retail_partial_installs_never_exceed_the_pack(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
@@ -273,8 +312,12 @@ def test_web_and_phone_installs_give_a_keypack_code_redeemed_once(ch: Clearingho
     assert "another license server" in err.message
     blob = claim_keypack(ch, license_server_id=lsid, code=ticket.lower(), now=h.NOW)
     assert open_grant(blob, ch.root_cert) == grant
-    # the retail code itself is spent by the hand install
-    _refused(ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=lsid, purchase=p, now=h.NOW)
+    # the retail code itself is spent by the hand install: another server is refused, this
+    # one is handed the same grant again (its license server stores a grant_id once)
+    _refused(
+        ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=other, purchase=p, now=h.NOW
+    )
+    assert install(ch, license_server_id=lsid, purchase=p, now=h.NOW)[0] == grant
     mistyped = ("C" if ticket[0] != "C" else "D") + ticket[1:]
     _refused(
         ErrorCode.INVALID_CONFIRMATION_CODE,
@@ -378,9 +421,18 @@ def test_transition_method2_writes_an_email_and_each_xp_license_counts_once(
         now=h.NOW,
     )
     p = Purchase(program=Program.RETAIL, product=USER, count=2, transition_token=result.token)
-    _grant, blob = install(ch, license_server_id=lsid, purchase=p, now=h.NOW)
+    grant, blob = install(ch, license_server_id=lsid, purchase=p, now=h.NOW)
     assert open_grant(blob, ch.root_cert).count == 2
-    _refused(ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=lsid, purchase=p, now=h.NOW)
+    # a retry by the same server (lost reply) gets the same grant; another server is refused
+    assert install(ch, license_server_id=lsid, purchase=p, now=h.NOW + 1) == (grant, blob)
+    other = h.activate(ch, name="LS2")
+    err = _refused(
+        ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=other, purchase=p, now=h.NOW
+    )
+    assert "already been used" in err.message
+    assert [g["source"] for g in ch.db.grants()].count(
+        f"transition:{result.token.replace('-', '')}"
+    ) == 1
 
 
 def test_transition_form_errors_change_nothing(ch: Clearinghouse) -> None:

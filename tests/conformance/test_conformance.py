@@ -4,6 +4,7 @@ deliberately broken doubles (each must get the expected verdict)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -27,8 +28,9 @@ from tslic.runtime.service import Limits, Server
 RULES = load_spec()
 FAST = Limits(handshake_timeout=0.5)
 # Known gaps of tslic's own license server, as expected failures: an expected failure that
-# passes fails the run (tlsfuzzer's strict xpass), so this list can only shrink. The Hello
-# chain checks (SEC-7, LIMIT-8) that were once here are fixed.
+# passes fails the run (tlsfuzzer's strict xpass), so this list can only shrink. Gaps once
+# here and fixed since: the Hello chain checks (SEC-7, LIMIT-8) and an expired terminal-server
+# certificate in a Hello (SEC-12, now refused with CERTIFICATE_EXPIRED).
 LS_KNOWN_GAPS: tuple[str, ...] = ()
 
 
@@ -319,6 +321,34 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["--role", "nosuchrole"]) == 2
     assert cli.main(["--role", "directory", "--target", "127.0.0.1:1"]) == 2  # unreachable
     assert "cannot connect" in capsys.readouterr().err
+    ls = ["--role", "license-server", "--target", "127.0.0.1:1"]
+    assert cli.main([*ls, "--clearinghouse", "127.0.0.1:2"]) == 2  # no --admin-credential
+    assert "--clearinghouse needs --admin-credential" in capsys.readouterr().err
+    assert cli.main([*ls, "--retail-code", "ABCDE"]) == 2
+    assert "--retail-code needs --clearinghouse" in capsys.readouterr().err
+    assert cli.main([*ls, "--clearinghouse", "nonsense", "--admin-credential", "k"]) == 2
+
+
+async def test_failed_preparation_stops_the_run_with_a_reason(tmp_path: Path) -> None:
+    """--clearinghouse against a license server that has no Clearinghouse to activate with:
+    the run stops before any case with a sentence naming the step, not a traceback."""
+    from tslic.protocol import ServiceError
+    from tslic.server.license_server.config import Config
+    from tslic.server.license_server.daemon import LicenseServer
+
+    ls = LicenseServer(
+        Config(name="LSNOCH", version=WindowsVersion.W2003, data_dir=tmp_path / "ls"),
+        WallClock.starting(None),
+        limits=FAST,
+    )
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(ls.serve)
+        cfg = config(address, Role.LICENSE_SERVER, admin_credential=ls.admin_key_path,
+                     clearinghouse="127.0.0.1:9", retail_codes=("X",))  # fmt: skip
+        with pytest.raises(ServiceError) as caught:
+            await run(cfg)
+        ls.shutdown()
+    assert "cannot prepare the target with --clearinghouse" in caught.value.message
 
 
 def test_cli_list_and_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -414,36 +444,76 @@ def test_tslic_conformance_against_a_running_daemon(tmp_path: Path) -> None:
     assert report["summary"]["verdicts"]["pass"] > 80
 
 
+def _stop(daemon: subprocess.Popen[str]) -> None:
+    """SIGTERM: every daemon finishes its graceful shutdown on the first signal (a clock-file
+    watcher once held the Clearinghouse open until a second one)."""
+    daemon.terminate()
+    _, err = daemon.communicate(timeout=10)
+    assert daemon.returncode == 0, err[-2000:]
+
+
 def test_tslic_conformance_against_a_running_license_server(tmp_path: Path) -> None:
     """Issue 8's "done when": `tslic conformance` against a `tslic server` process passes
-    every case, with every MUST rule covered."""
+    every case, with every MUST rule covered. The suite activates the server itself through a
+    `tslic clearinghouse` process (--clearinghouse) and installs a retail pack
+    (--retail-code), so the permanent-CAL cases run for real."""
     import subprocess
     import sys
 
-    clock = tmp_path / "clock"
-    write_clock_file(str(clock), WallClock.starting(1_100_000_000_000).spec)
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "tslic.cli", "server", "--data", str(tmp_path / "ls"),
-         "--name", "LSCONF", "--version", "2003", "--listen", "127.0.0.1:0",
-         "--clock-file", str(clock)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    tslic = [sys.executable, "-m", "tslic.cli"]
+    clock = tmp_path / "clock"  # shared: the suite moves both daemons' time together
+    write_clock_file(str(clock), WallClock.starting(None).spec)
+    ch_data = str(tmp_path / "ch")
+    made = subprocess.run(
+        [*tslic, "clearinghouse", "add-retail", "--data", ch_data, "--product",
+         "w2003-device-cal", "--count", "40", "--json"],
+        capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
-    try:
+    code = json.loads(made.stdout)["reference"]
+    root = tmp_path / "root.pem"
+    subprocess.run([*tslic, "clearinghouse", "export-root", "--data", ch_data, "--out", str(root)],
+                   capture_output=True, timeout=30, check=True)  # fmt: skip
+    daemons: list[subprocess.Popen[str]] = []
+
+    def start(*argv: str) -> dict[str, str]:
+        daemon = subprocess.Popen([*tslic, *argv], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)  # fmt: skip
+        daemons.append(daemon)
         assert daemon.stdout is not None
-        ready = json.loads(daemon.stdout.readline())
+        line = daemon.stdout.readline()  # the readiness line; blocks until bound
+        assert line, daemon.communicate(timeout=10)[1][-2000:]
+        ready: dict[str, str] = json.loads(line)
+        return ready
+
+    try:
+        ch = start("clearinghouse", "serve", "--data", ch_data, "--listen", "127.0.0.1:0",
+                   "--clock-file", str(clock))  # fmt: skip
+        ready = start("server", "--data", str(tmp_path / "ls"), "--name", "LSCONF", "--version",
+                      "2003", "--listen", "127.0.0.1:0", "--clock-file", str(clock),
+                      "--clearinghouse", ch["address"], "--trust-root", str(root))  # fmt: skip
         suite = subprocess.run(
-            [sys.executable, "-m", "tslic.cli", "conformance", "--target", ready["address"],
+            [*tslic, "conformance", "--target", ready["address"],
              "--role", "license-server", "--admin-credential", ready["admin_credential"],
              "--clock-file", str(clock), "--flood", "20", "--timeout", "3",
+             "--clearinghouse", ch["address"], "--retail-code", code,
+             "--trust-root", str(root),
+             *(arg for gap in LS_KNOWN_GAPS for arg in ("--expect-fail", gap)),
              # LIMIT-2 waits out the daemon's 10 s Hello deadline; the in-process run above
              # covers it with a short deadline.
              "--exclude", "LIMIT-2:*", "--json", str(tmp_path / "report.json")],
             capture_output=True, text=True, timeout=180, check=False,
         )  # fmt: skip
     finally:
-        daemon.terminate()
-        daemon.communicate(timeout=10)
+        for daemon in daemons:
+            _stop(daemon)
     assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["summary"]["failed"] == 0
     assert report["summary"]["verdicts"]["pass"] > 100
+    assert any("activated through" in line for line in report["prepared"])
+    assert any(f"{code}: installed 40 x w2003-device-cal" in x for x in report["prepared"])
+    results = {r["id"]: r for r in report["results"]}
+    for case_id in ("LEASE-1:lease-52-to-89-days", "LEASE-4:renewal-within-7-days",
+                    "CAL-4:built-in-for-w2k-pro", "ACT-10:ts-certificate-chain",
+                    "SEC-12:expired-ts-certificate"):  # fmt: skip
+        assert results[case_id]["verdict"] == "pass", results[case_id]

@@ -23,13 +23,15 @@ from tslic.protocol.messages.admin import (
     AdminGetStatus,
     AdminInstallKeyPack,
     AdminKeyPackInstalled,
+    AdminKeyPacks,
     AdminLicenses,
+    AdminListKeyPacks,
     AdminListLicenses,
     AdminSetProperties,
     AdminStatus,
 )
 from tslic.protocol.messages.records import ContactInfo
-from tslic.server.clearinghouse.installation import Purchase, install_by_hand
+from tslic.server.clearinghouse.installation import Purchase, install, install_by_hand
 
 A, M = ActivationAction, ActivationMethod
 
@@ -191,7 +193,10 @@ async def test_install_programs_codes_and_reports(lab, autojump_clock):
         )
         done = await adm.request(by_code)
         assert done.keypack.total == 3
-        await refused(adm.request(by_code), ErrorCode.ALREADY_REDEEMED)
+        # the same code again installs nothing: the key pack already holding the grant
+        assert await adm.request(by_code) == done
+        packs = await adm.request(AdminListKeyPacks())
+        assert [k.total for k in packs.keypacks if k.product is CalProduct.W2000_TS_CAL] == [3]
     ts = h.TerminalServerPeer(lab, "TS2K", 2000)
     await ts.enrol(ls)
     async with ts.connect(ls) as s:
@@ -270,3 +275,33 @@ async def test_telephone_reactivation_by_code(lab, autojump_clock):
         done = await adm.request(AdminCompleteActivation(action=A.REACTIVATE, code=code))
     assert done.status.activation is ActivationState.REACTIVATED
     assert ls.activation.chain != old_chain
+
+
+async def test_a_lost_clearinghouse_reply_is_recovered_without_doubling(lab, autojump_clock):
+    """The Clearinghouse committed a retail redemption but its reply never arrived."""
+    ls = await lab.start_ls(lab.config("LS3", 2003))
+    await lab.activate(ls)
+    product = CalProduct.W2003_DEVICE_CAL
+    code = lab.retail_code(product, 10)
+    # what the Clearinghouse did for the request whose reply was lost
+    lost, _ = install(
+        lab.ch.ch,
+        license_server_id=ls.activation.license_server_id,
+        purchase=Purchase(program=Program.RETAIL, product=product, count=10, retail_code=code),
+        now=lab.clock.now(),
+    )
+    request = AdminInstallKeyPack(
+        program=Program.RETAIL, product=product, count=10, retail_code=code
+    )
+    async with lab.admin(ls) as adm:
+        first = await adm.request(request)  # the administrator tries again
+        assert isinstance(first, AdminKeyPackInstalled)
+        assert (first.keypack.total, first.keypack.available) == (10, 10)
+        second = await adm.request(request)  # and once more: nothing is doubled
+        assert second == first
+        packs = await adm.request(AdminListKeyPacks())
+    assert isinstance(packs, AdminKeyPacks)
+    mine = [k for k in packs.keypacks if k.product is product]
+    assert [k.total for k in mine] == [10]
+    assert len(lab.ch.ch.db.grants()) == 1
+    assert lab.ch.ch.db.grants()[0]["grant_id"] == lost.grant_id

@@ -327,10 +327,14 @@ async def test_expired_terminal_server_certificate(
         await trio.sleep(5 * 366 * 86_400)  # five years of (virtual) time later
 
         async def attempt() -> ErrorCode:
-            async with rs.ts_stream(live.ls.address, ts, live.clock) as s:
-                return await service_code(s.request(issue()))
+            # The Hello that presents the expired chain is refused (§10.1), before any request.
+            try:
+                async with rs.ts_stream(live.ls.address, ts, live.clock) as s:
+                    return await service_code(s.request(issue()))
+            except ServiceError as exc:
+                return exc.code
 
-        await refused(live, "expired certificate", ErrorCode.ACCESS_DENIED, attempt, figures)
+        await refused(live, "expired certificate", ErrorCode.CERTIFICATE_EXPIRED, attempt, figures)
 
 
 async def test_deactivated_license_server_gets_no_more_cals(

@@ -5,7 +5,8 @@ forks the Clearinghouse (zygote.py), lets a few license servers redeem codes as 
 answers (ChInstallKeyPack), and SIGKILLs it after 50-250 ms. After every restart: every
 code whose key pack grant was acknowledged is used up, with exactly one grant recorded for
 it; no code has more grants than its entitlement; and asking again for an acknowledged code
-is refused ALREADY_REDEEMED (never a second grant).
+returns the same grant to the server that redeemed it (a retry after a lost reply) and is
+refused ALREADY_REDEEMED to any other, never a second grant.
 
 TSLIC_CRASH_CYCLES and TSLIC_CRASH_SEED apply here too.
 """
@@ -83,7 +84,11 @@ def install(lsid: str, code: str) -> ChInstallKeyPack:
 
 
 async def redeem(
-    address: str, key: Ed25519PrivateKey, lsid: str, codes: list[str], acked: set[str]
+    address: str,
+    key: Ed25519PrivateKey,
+    lsid: str,
+    codes: list[str],
+    acked: dict[str, tuple[str, bytes]],
 ) -> None:
     """Redeem codes one after another until the Clearinghouse dies under us."""
     try:
@@ -92,7 +97,7 @@ async def redeem(
                 code = codes.pop()
                 reply = await s.request(install(lsid, code))
                 assert isinstance(reply, ChKeyPack)
-                acked.add(code)
+                acked[code] = (lsid, reply.grant)
     except (ConnectionLost, ProtocolError):
         pass
     except ServiceError as exc:
@@ -101,7 +106,7 @@ async def redeem(
             raise
 
 
-def check(db_path: Path, acked: set[str]) -> list[str]:
+def check(db_path: Path, acked: dict[str, tuple[str, bytes]]) -> list[str]:
     problems = []
     db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
@@ -143,7 +148,7 @@ async def test_sigkill_cycles_never_lose_or_double_a_redemption(
     rng.shuffle(codes)
     keys = [Ed25519PrivateKey.generate() for _ in range(SERVERS)]
     lsids: list[str] = []
-    acked: set[str] = set()
+    acked: dict[str, tuple[str, bytes]] = {}
     db_path = data / "clearinghouse.db"
     for cycle in range(CYCLES):
         pid, address = await rs.spawn(zygote, data, tmp_path, f"ch{cycle}", role="clearinghouse")
@@ -160,12 +165,20 @@ async def test_sigkill_cycles_never_lose_or_double_a_redemption(
         assert os.WTERMSIG(status) == signal.SIGKILL
     pid, address = await rs.spawn(zygote, data, tmp_path, "ch-final", role="clearinghouse")
     try:
-        # Asking again for an acknowledged code never yields a second grant.
-        async with ch_peer(address, keys[0]) as s:
-            for code in sorted(acked)[:20]:
+        # Asking again for an acknowledged code never yields a second grant: the server
+        # that redeemed it gets the same grant back, any other is refused.
+        key_of = dict(zip(lsids, keys, strict=True))
+        for code in sorted(acked)[:20]:
+            owner, blob = acked[code]
+            async with ch_peer(address, key_of[owner]) as s:
+                again = await s.request(install(owner, code))
+            assert isinstance(again, ChKeyPack)
+            assert again.grant == blob
+            other = next(x for x in lsids if x != owner)
+            async with ch_peer(address, key_of[other]) as s:
                 with pytest.raises(ServiceError) as info:
-                    await s.request(install(lsids[0], code))
-                assert info.value.code is ErrorCode.ALREADY_REDEEMED
+                    await s.request(install(other, code))
+            assert info.value.code is ErrorCode.ALREADY_REDEEMED
     finally:
         os.kill(pid, signal.SIGTERM)
         await zygote.call(op="wait", pid=pid)
@@ -178,5 +191,6 @@ async def test_sigkill_cycles_never_lose_or_double_a_redemption(
     figures.note(
         "crash (Clearinghouse)",
         f"{CYCLES} SIGKILL cycles, seed {SEED}, {len(acked)} retail redemptions acknowledged; "
-        "each recorded once after every restart; re-redeeming is ALREADY_REDEEMED",
+        "each recorded once after every restart; re-asking returns the same grant to its"
+        " server and is ALREADY_REDEEMED for any other",
     )

@@ -188,8 +188,9 @@ async def test_read_only_data_directory_at_start(tmp_path: Path) -> None:
             )  # fmt: skip
     assert info.value.code is ErrorCode.STORAGE_ERROR
     assert "could not be opened" in info.value.message
-    assert str(ro) in info.value.message
+    assert f"the data directory {ro} is read-only; make it writable" in info.value.message
     assert done.returncode == 2
     lines = done.stderr.decode().strip().splitlines()
     assert len(lines) == 1
     assert "STORAGE_ERROR" in lines[0]
+    assert "is read-only" in lines[0]
