@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -145,9 +146,14 @@ async def _up(data: Path, console: Console) -> int:
         console.print("\n[bold]The deployment is up[/bold] (Ctrl-C stops it):")
         for name, daemon in world.dep.daemons.items():
             console.print(f"  {daemon.role:14} {name:14} {daemon.address}")
-        console.print(scenarios.try_commands(world), markup=False)
         sys.stdout.flush()
-        await trio.sleep_forever()
+        # Plain print: the commands must not be wrapped, people copy them.
+        print(scenarios.try_commands(world), flush=True)
+        # Until Ctrl-C or SIGTERM (a background job may have SIGINT ignored; handle both).
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                console.print("stopping the deployment")
+                break
     except LabError as exc:
         console.print(f"tslic: error: {exc}")
         return 2
