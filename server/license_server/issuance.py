@@ -136,7 +136,8 @@ class Issuer:
             out.reply = self._granted(lease, upgraded=False)
             return out
         per_user = req.mode is LicensingMode.PER_USER
-        pools = schema.installed_by_product if per_user else schema.available_by_product
+        # Free CALs now; reused as the reply's pool figures unless this decision takes one.
+        free = schema.available_by_product(db, now)
         expired_temp = temp is not None and now >= temp.expires_at
         ctx = IssueContext(
             ls_version=self.config.version,
@@ -144,7 +145,7 @@ class Issuer:
             ts_version=ts.version,
             ts_mode=req.mode,
             client_os=req.client_os,
-            available=pools(db, now),
+            available=schema.installed_by_product(db, now) if per_user else free,
             prevent_upgrade=self.prevent_upgrade,
             had_temporary=temp is not None or req.had_temporary or referred,
             temporary_validated=(temp is not None and temp.validated) or referred,
@@ -207,7 +208,12 @@ class Issuer:
                 db, at=now, what=f"issued {kind}", actor=ts.name, product=product.value,
                 machine=req.machine, user=req.user,
             )  # fmt: skip
-        out.available = schema.available_by_product(db, now)
+        took = (
+            out.issued is not None
+            and out.issued[1] is LicenseKind.PERMANENT
+            and not out.issued[0].is_per_user
+        )
+        out.available = schema.available_by_product(db, now) if took else free
         return out
 
     def _permanent(
@@ -302,12 +308,15 @@ class Issuer:
             expires_at=expiry,
         )
         blob = sign_license(self.activation.key, self.activation.chain, body)
-        db.execute(
-            "UPDATE licenses SET blob = ?, expires_at = ?, status = ?, machine = ?, user = ?,"
-            " hwid = ?, terminal_server = ?, keypack_id = ? WHERE id = ?",
-            (blob, expiry, int(status), req.machine, req.user, req.hwid, ts.name, keypack_id,
-             license_id),
-        )  # fmt: skip
+        if old is None:  # the INSERT above wrote every other column already
+            db.execute("UPDATE licenses SET blob = ? WHERE id = ?", (blob, license_id))
+        else:
+            db.execute(
+                "UPDATE licenses SET blob = ?, expires_at = ?, status = ?, machine = ?, user = ?,"
+                " hwid = ?, terminal_server = ?, keypack_id = ? WHERE id = ?",
+                (blob, expiry, int(status), req.machine, req.user, req.hwid, ts.name,
+                 keypack_id, license_id),
+            )  # fmt: skip
         return _Row(
             license_id, keypack_id, product.value, kind.value, int(status), req.hwid,
             req.machine, req.user, ts.name, issued_at, expiry, 0, kind.value, blob,
@@ -350,8 +359,10 @@ class Issuer:
         It counts as this device's validated temporary if it is genuine (its issuer chains
         to the Clearinghouse root), unexpired and for this device. The terminal server's word
         is trusted as for MarkLicense, which also rests on it alone (§3.3)."""
+        if not (req.temporary_validated and req.presented):
+            return False  # checked first: most requests stop here, before any certificate
         root = self.activation.trusted_root
-        if not (req.temporary_validated and req.presented) or root is None:
+        if root is None:
             return False
         try:
             signed = verify_license(req.presented, root, to_datetime(now))
