@@ -100,7 +100,7 @@ class Connection:
                 moves to ERROR), or FRAME_TOO_LARGE if it does not fit in a frame.
         """
         target = next_state(self.conversation, self.state, self.our_role, msg.TYPE, msg.variant())
-        if target is None or msg.CONVERSATIONS.isdisjoint({self.conversation}):
+        if target is None or self.conversation not in msg.CONVERSATIONS:
             err = LocalProtocolError(
                 f"cannot send {type(msg).__name__} as {self.our_role} in state {self.state} "
                 f"of the {self.conversation} conversation",

@@ -10,7 +10,7 @@ time. A `FileClock` must be watched: run `clock.watch()` in the daemon's nursery
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import time
 
 import trio
 from tslic.protocol.clock import ClockSpec, parse_date
@@ -30,27 +30,19 @@ def add_clock_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--clock-file", help="follow a shared clock file (the lab uses this)")
 
 
-def clock_from_args(args: argparse.Namespace) -> Clock:
-    """The clock the options describe."""
+def clock_from_args(args: argparse.Namespace) -> WallClock:
+    """The clock the options describe. `--speed` without `--start-date` starts the fast
+    clock at the present moment."""
     if getattr(args, "clock_file", None):
         return FileClock(args.clock_file)
     if getattr(args, "clock", None):
         return WallClock(ClockSpec.from_arg(args.clock))
+    speed = float(getattr(args, "speed", None) or 1.0)
     if getattr(args, "start_date", None):
-        return WallClock.starting(parse_date(args.start_date), args.speed)
+        return WallClock.starting(parse_date(args.start_date), speed)
+    if speed != 1.0:
+        return WallClock.starting(int(time.time() * 1000), speed)
     return WallClock.starting(None)
-
-
-def add_daemon_arguments(parser: argparse.ArgumentParser, *, default_listen: str) -> None:
-    """--listen, --data, --ready-file, plus the clock options."""
-    parser.add_argument(
-        "--listen",
-        default=default_listen,
-        help=f"HOST:PORT (port 0: any; default {default_listen})",
-    )
-    parser.add_argument("--data", type=Path, required=True, help="data directory")
-    parser.add_argument("--ready-file", type=Path, help="write the readiness line here too")
-    add_clock_arguments(parser)
 
 
 def watch_clock(nursery: trio.Nursery, clock: Clock, until: trio.Event | None = None) -> None:

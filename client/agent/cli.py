@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from tslic.protocol.clock import ClockSpec, parse_date
 from tslic.protocol.domain import LicensingMode, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
-from tslic.runtime.args import watch_clock
-from tslic.runtime.clock import FileClock, WallClock
+from tslic.runtime.args import clock_from_args, watch_clock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import read_certs
 from tslic.runtime.peer import split_address
@@ -101,16 +99,6 @@ def _named(text: str, option: str) -> NamedAddress:
     return NamedAddress(name=name, address=address.strip())
 
 
-def _clock_spec(args: argparse.Namespace) -> ClockSpec:
-    if args.clock:
-        return ClockSpec.from_arg(args.clock)
-    if args.start_date:
-        return WallClock.starting(parse_date(args.start_date), args.speed).spec
-    if args.speed != 1.0:
-        raise ServiceError("--speed needs --start-date", code=ErrorCode.INVALID_FIELD)
-    return ClockSpec()
-
-
 def build_config(args: argparse.Namespace) -> AgentConfig:
     """The AgentConfig the options describe.
 
@@ -168,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from .service import Agent
 
     config = build_config(args)
-    clock = FileClock(args.clock_file) if args.clock_file else WallClock(_clock_spec(args))
+    clock = clock_from_args(args)
     spec = clock.spec
     host, port = split_address(args.listen)
 

@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 
 import trio
-from tslic.protocol.clock import ClockSpec, format_date
+from tslic.protocol.clock import format_date
 from tslic.protocol.domain import ClientOS
 from tslic.protocol.errors import ErrorCode, ServiceError
-from tslic.runtime.clock import FileClock, WallClock
+from tslic.runtime.args import clock_from_args
 from tslic.runtime.files import read_certs
 from tslic.runtime.peer import split_address
 
@@ -76,11 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.count <= 10_000:
         raise ServiceError("--count must be between 1 and 10000", code=ErrorCode.INVALID_FIELD)
     trust_root = read_certs(args.trust_root)[0] if args.trust_root is not None else None
-    clock: WallClock = (
-        FileClock(args.clock_file)
-        if args.clock_file
-        else WallClock(ClockSpec.from_arg(args.clock) if args.clock else ClockSpec())
-    )
+    clock = clock_from_args(args)
     if args.count == 1:
         devices = [(args.device, args.store)]
     else:

@@ -29,7 +29,6 @@ from tslic.protocol.codes import group5
 from tslic.protocol.domain import CalProduct, Program
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.runtime.args import clock_from_args, watch_clock
-from tslic.runtime.clock import Clock, WallClock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import write_certs
 from tslic.runtime.peer import split_address
@@ -107,18 +106,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _clock_args(p)
 
 
-def make_clock(
-    start_date: str | None, speed: float, args: argparse.Namespace | None = None
-) -> Clock:
-    """The virtual clock from --clock-file, --clock, or --start-date and --speed."""
-    if args is not None and (args.clock_file or args.clock):
-        return clock_from_args(args)
-    if start_date is None and speed == 1.0:
-        return WallClock.starting(None)
-    start = parse_date(start_date) if start_date else int(time.time() * 1000)
-    return WallClock.starting(start, speed)
-
-
 def run(args: argparse.Namespace) -> int:
     action = args.action or "serve"
     if args.data is None:
@@ -140,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    clock = make_clock(args.start_date, args.speed, args)
+    clock = clock_from_args(args)
     host, port = split_address(args.listen)
     web_host, web_port = split_address(args.web)
     service = ClearinghouseService(args.data, clock)
@@ -172,7 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _phone(args: argparse.Namespace) -> int:
-    clock = make_clock(args.start_date, args.speed, args)
+    clock = clock_from_args(args)
     ch = Clearinghouse(args.data)
     try:
         out = sys.stderr if args.json else sys.stdout

@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from tslic.protocol import Conversation, ErrorCode, Message, ServiceError, Timeout
-from tslic.protocol.clock import ClockSpec, parse_date
+from tslic.protocol.clock import ClockSpec
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.errors import RemoteProtocolError
 from tslic.protocol.messages.directory import (
@@ -48,8 +47,8 @@ from tslic.protocol.messages.directory import (
     DirUnpublish,
 )
 from tslic.protocol.messages.records import ComputerInfo
-from tslic.runtime.args import watch_clock
-from tslic.runtime.clock import FileClock, WallClock
+from tslic.runtime.args import clock_from_args, watch_clock
+from tslic.runtime.clock import WallClock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import ensure_dir, load_or_create_key, read_bytes, write_atomic
 from tslic.runtime.peer import PeerStream, open_peer, split_address
@@ -181,20 +180,15 @@ def server_credential(opts: dict[str, Any], data: Path) -> str:
     return _read_secret(path)
 
 
-def _clock(start_date: str | None, speed: float, clock_file: str | None = None) -> WallClock:
-    if clock_file:
-        return FileClock(clock_file)
-    if start_date is None and speed == 1.0:
-        return WallClock()
-    start = parse_date(start_date) if start_date else int(time.time() * 1000)
-    return WallClock(ClockSpec(start=start, anchor=time.time(), speed=speed))
-
-
 def _serve(opts: dict[str, Any]) -> int:
     topology = load_topology(opts["topology"])
     data = ensure_dir(Path(opts["data"]))
     host, port = split_address(opts["listen"])
-    clock = _clock(opts["start_date"], float(opts["speed"]), opts.get("clock_file"))
+    clock = clock_from_args(
+        argparse.Namespace(
+            clock_file=opts.get("clock_file"), start_date=opts["start_date"], speed=opts["speed"]
+        )
+    )
     credential = server_credential(opts, data)
     key = load_or_create_key(data / KEY_FILE)
     service = DirectoryService(topology, data, clock, credential)
