@@ -69,9 +69,12 @@ async def open_peer(
     version: int = 0,
     cert_chain: tuple[bytes, ...] = (),
     features: tuple[str, ...] = (),
+    tcp: trio.SocketStream | None = None,
 ) -> AsyncIterator[PeerStream]:
-    """Connect, say Hello, and yield the stream once the server has said Welcome."""
-    tcp = await connect(address)
+    """Connect (or use `tcp`, already connected to `address`), say Hello, and yield the
+    stream once the server has said Welcome. The stream (and `tcp`) is closed on exit."""
+    if tcp is None:
+        tcp = await connect(address)
     conn = Connection(
         conversation=conversation,
         our_role=Direction.CLIENT,

@@ -13,8 +13,8 @@ Contract:
   the wait shows up as schedule lag and response time, never as a quieter schedule.
 - `Operations` turns request number k into a message: the kind is drawn from the mix by a
   hash of (seed, k), so a run split over workers or machines asks for the same things as one
-  process. New licenses are for new synthetic devices (hardware id = a fresh Ed25519 public
-  key); upgrades, marks and returns use licenses the same agent obtained earlier (a license
+  process. New licenses are for new synthetic devices (hardware id = 32 bytes derived from the
+  seed and k); upgrades, marks and returns use licenses the same agent obtained earlier (a license
   server marks and takes back only the licenses of the terminal server that holds them), kept
   in a bounded book per agent so memory stays flat. With no such license yet
   the operation is a new license instead.
@@ -22,12 +22,15 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
+import os
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -57,6 +60,7 @@ from tslic.runtime.clock import Clock
 from tslic.runtime.peer import PeerStream, open_peer
 
 from .config import LoadConfig
+from .link import Link, open_link
 from .schedule import Share
 
 _MASK = (1 << 64) - 1
@@ -91,6 +95,24 @@ def derive_key(seed: int | None, *parts: object) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.from_private_bytes(material)
 
 
+def device_hwid(seed: int | None, k: int) -> bytes:
+    """The 32-byte hardware id of request k's new device: from the seed, or random.
+
+    A real client's hardware id is a hash of its hardware (MS-RDPELE's CLIENT_HARDWARE_ID),
+    not a key, so a keyed digest of k is as good an identity as any and costs a microsecond,
+    where a key pair per device cost the generator ~40 us per new license."""
+    if seed is None:
+        return os.urandom(32)
+    return hashlib.blake2b(
+        k.to_bytes(8, "big"), digest_size=32, key=_seed_key(seed), person=b"tslic-hwid"
+    ).digest()
+
+
+@functools.lru_cache(maxsize=16)
+def _seed_key(seed: int) -> bytes:
+    return hashlib.sha256(repr(seed).encode()).digest()
+
+
 @dataclass(frozen=True, slots=True)
 class AgentProfile:
     """Who one emulated terminal server is."""
@@ -114,23 +136,17 @@ def plan_agents(config: LoadConfig, share: Share) -> list[AgentProfile]:
 
 
 class Agent:
-    """One emulated terminal server and its connection."""
+    """One emulated terminal server, its held connection and its request in flight."""
 
     def __init__(self, profile: AgentProfile, key: Ed25519PrivateKey) -> None:
         self.profile = profile
         self.key = key
         self.chain: tuple[bytes, ...] = ()
-        self.stream: PeerStream | None = None
-        self._broken = trio.Event()
-
-    def mark_broken(self) -> None:
-        """The connection is unusable (lost, timed out mid-request): reconnect."""
-        self._broken.set()
-
-    async def request(self, msg: Message) -> Message:
-        if self.stream is None:
-            raise ConnectionLost("the agent is not connected")
-        return await self.stream.request(msg)
+        self.stream: PeerStream | None = None  # the conversation (its `conn` signs/verifies)
+        self.link: Link | None = None  # the same socket, for the measured requests
+        self.scope: trio.CancelScope | None = None  # the reader's: its deadline is the timeout
+        self.pending: Any = None  # the worker's record of the request in flight
+        self.idle = False  # in the fleet's pool of agents free to send
 
 
 @dataclass(slots=True)
@@ -145,9 +161,16 @@ class Fleet:
     """The agents of one generator: connecting them, lending them out, closing them."""
 
     def __init__(
-        self, config: LoadConfig, share: Share, clock: Clock, *, connect_rate: float
+        self,
+        config: LoadConfig,
+        share: Share,
+        clock: Clock,
+        *,
+        connect_rate: float,
+        serve: Callable[[Agent], Awaitable[None]] | None = None,
     ) -> None:
         self.config = config
+        self.serve = serve
         self.clock = clock
         self.profiles = plan_agents(config, share)
         self.connect_rate = connect_rate
@@ -174,18 +197,34 @@ class Fleet:
 
     async def acquire(self) -> Agent:
         """An idle, connected agent (waiting, FIFO, if none is free)."""
-        return await self._receive.receive()
+        while True:
+            agent = await self._receive.receive()
+            if self._take(agent):
+                return agent
 
     def try_acquire(self) -> Agent | None:
         """An idle agent if one is free now, else None."""
-        try:
-            return self._receive.receive_nowait()
-        except trio.WouldBlock:
-            return None
+        while True:
+            try:
+                agent = self._receive.receive_nowait()
+            except trio.WouldBlock:
+                return None
+            if self._take(agent):
+                return agent
 
     def release(self, agent: Agent) -> None:
-        """Give an agent back to the pool after a request that left it usable."""
-        self._send.send_nowait(agent)
+        """Give an agent back to the pool (after a request that left it usable, or once
+        connected). An agent whose connection broke while it waited in the pool stays there
+        and is skipped when its turn comes (`_take`), unless it reconnected meanwhile: so
+        the pool never holds an agent twice."""
+        if not agent.idle:
+            agent.idle = True
+            self._send.send_nowait(agent)
+
+    @staticmethod
+    def _take(agent: Agent) -> bool:
+        agent.idle = False
+        return agent.link is not None
 
     def _tried(self) -> None:
         self.stats.attempts_done += 1
@@ -216,10 +255,14 @@ class Fleet:
             await trio.sleep(backoff)  # the connection broke: reconnect, gently
 
     async def _connect_once(self, agent: Agent, *, first_attempt: bool) -> None:
-        """Connect with the certificate, lend the agent out until it breaks, then close."""
+        """Connect with the certificate, serve the agent's requests until the connection
+        breaks (`serve` reads the replies; it returns when the agent must reconnect), then
+        close it with a Goodbye."""
         profile = agent.profile
         if not agent.chain:
             agent.chain = await self._certify(agent)
+        with _translated_timeout(self.config.timeout):
+            link = await open_link(self.config.target)
         peer = open_peer(
             self.config.target,
             conversation=Conversation.LICENSING,
@@ -229,23 +272,31 @@ class Fleet:
             name=profile.name,
             version=int(profile.version),
             cert_chain=agent.chain,
+            tcp=link.tcp,
         )
         # Entered by hand: only the connect and Hello are bounded by the timeout, and the
         # connection is then held for the whole run.
-        with _translated_timeout(self.config.timeout):
-            stream = await peer.__aenter__()
         try:
-            agent.stream = stream
-            agent._broken = trio.Event()
+            with _translated_timeout(self.config.timeout):
+                stream = await peer.__aenter__()
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(link.tcp)
+            raise
+        try:
+            agent.stream, agent.link = stream, link
             self.stats.connected += 1
             self.stats.peak = max(self.stats.peak, self.stats.connected)
             if first_attempt:
                 self._tried()
             self.release(agent)
-            await agent._broken.wait()
+            if self.serve is None:
+                await trio.sleep_forever()
+            else:
+                await self.serve(agent)
         finally:
             self.stats.connected -= 1
-            agent.stream = None
+            agent.stream = agent.link = None
             with trio.CancelScope(shield=True):
                 await peer.__aexit__(None, None, None)
 
@@ -333,7 +384,7 @@ class Operations:
             device = book.popleft()
             return Planned(op, self._message(op, device, profile.mode), device, book)
         client_os = ClientOS(pick(self.config.clients, unit(self.seed, k, 4)))
-        hwid = raw_public(derive_key(self.config.seed, "device", k))
+        hwid = device_hwid(self.config.seed, k)
         user = f"user{int(unit(self.seed, k, 5) * 10_000):04d}"
         message = IssueLicense(
             hwid=hwid, machine=f"DEV{k:08d}", user=user, client_os=client_os, mode=profile.mode
