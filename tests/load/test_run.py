@@ -27,7 +27,8 @@ from tslic.client.load.schedule import OpenSchedule, Share
 from tslic.client.load.thresholds import parse_threshold
 from tslic.protocol.errors import ErrorCode
 from tslic.runtime.clock import TrioClock
-from tslic_load_fakes import FakeRdpAgent, serve_fake
+from tslic.runtime.service import Limits, Server
+from tslic_load_fakes import FakeLicenseService, FakeRdpAgent, serve_fake
 
 START_MS = 1_700_000_000_000
 
@@ -234,3 +235,66 @@ async def test_full_stack_rdp_logons_through_agents(autojump_clock: object) -> N
     assert sum(a.upgrades for a in agents) == total.ops["upgrade"] > 0
     report = build_report(result)
     assert report["latency_ms"]["response"]["count"] == 40
+
+
+async def test_a_request_over_the_timeout_counts_and_the_agent_reconnects(
+    autojump_clock: object,
+) -> None:
+    """A server that stalls longer than --timeout: the requests in the server then are
+    counted under the timeout's wire code (not dropped), their agents reconnect, and the
+    rest of the run is answered."""
+    clock = TrioClock(START_MS)
+    async with trio.open_nursery() as nursery:
+        service, server, address = await serve_fake(nursery, clock)
+        service.stall(trio.current_time() + 1.5, 10.0)  # far longer than the 1 s timeout
+        config = _config(
+            address,
+            duration=4.0,
+            agents=2,
+            timeout=1.0,
+            stages=OpenSchedule.constant(20, 4).stages,
+            start_rate=20,
+            mix=parse_mix("new=100"),
+        )
+        result = await run_in_process(config, Share(), clock)
+        server.shutdown()
+    total = result.timeline.total
+    report = build_report(result)
+    timed_out = total.errors[int(ErrorCode.IDLE_TIMEOUT)]
+    assert timed_out >= 2  # at least the two held in the stalled server
+    assert total.scheduled == total.completed == 80  # nothing silently dropped
+    assert total.ok + total.error_count == total.completed
+    # a timed-out request ended between 1.0 and 1.1 timeouts after it was sent
+    assert report["latency_ms"]["service"]["max"] <= 1.1 * 1000 + 5
+    # the agents came back: requests sent after the reconnection succeeded
+    assert total.ok > 0
+    assert result.connected == 2
+
+
+async def test_agents_closed_while_idle_reconnect_without_failing_requests(
+    autojump_clock: object,
+) -> None:
+    """A server that closes idle connections (its idle timeout) ends agents waiting in the
+    pool: they reconnect, and the schedule only ever sends on a live connection."""
+    clock = TrioClock(START_MS)
+    async with trio.open_nursery() as nursery:
+        service = FakeLicenseService(clock)
+        limits = Limits(rate_per_second=1e9, rate_burst=1e9, idle_timeout=1.3)
+        server = Server(service, key=service.key, clock=clock, limits=limits)
+        address = await nursery.start(server.serve)
+        config = _config(
+            address,
+            duration=6.0,
+            agents=4,
+            stages=OpenSchedule.constant(2, 6).stages,
+            start_rate=2,
+            mix=parse_mix("new=100"),
+        )
+        result = await run_in_process(config, Share(), clock)
+        server.shutdown()
+    total = result.timeline.total
+    assert total.scheduled == total.completed == total.ok == 12
+    # agents sat idle past the server's idle timeout (1.3 s; requests every 0.5 s take
+    # the four agents in turn, so each is idle 2 s) and were told so
+    assert server.counters.errors.get(int(ErrorCode.IDLE_TIMEOUT), 0) >= 4
+    assert service.requests["IssueLicense"] == 12
