@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,16 +38,24 @@ from tslic.client.load.config import LoadConfig, parse_mix
 from tslic.client.load.coordinator import RunResult, Snapshot, run_processes
 from tslic.client.load.report import build_report
 from tslic.client.load.schedule import OpenSchedule, Share
-from tslic.protocol import Connection, Conversation, Direction
-from tslic.protocol.domain import PeerRole
+from tslic.protocol import Connection, Conversation, Direction, Message
+from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode, PeerRole
+from tslic.protocol.licenses import sign_license
 from tslic.protocol.messages import Hello, Welcome
-from tslic.protocol.messages.licensing import LicenseMarked, MarkLicense
+from tslic.protocol.messages.licensing import (
+    IssueLicense,
+    LicenseGranted,
+    LicenseMarked,
+    MarkLicense,
+)
+from tslic.protocol.messages.records import LicenseBody
+from tslic.protocol.pki import cert_to_der, make_temporary_license_server_cert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import signed_echo
 
 
-def _serve_license_server(conn: Any, data_dir: str) -> None:
+def _serve_license_server(conn: Any, data_dir: str, max_connections: int = 19_000) -> None:
     from tslic.protocol.domain import WindowsVersion
     from tslic.runtime.clock import WallClock
     from tslic.runtime.service import Limits
@@ -55,7 +64,7 @@ def _serve_license_server(conn: Any, data_dir: str) -> None:
 
     async def main() -> None:
         config = Config(name="BENCHLS", version=WindowsVersion.W2003, data_dir=Path(data_dir))
-        limits = Limits(rate_per_second=1e9, rate_burst=1e9, max_connections=19_000)
+        limits = Limits(rate_per_second=1e9, rate_burst=1e9, max_connections=max_connections)
         server = LicenseServer(config, WallClock(), limits=limits)
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.serve)
@@ -91,8 +100,8 @@ def _config(address: str, **changes: Any) -> LoadConfig:
     return replace(base, **changes)
 
 
-def bare_cost_per_request(n: int = 2000) -> float:
-    """CPU seconds to sign one request and verify one reply (the generator's floor)."""
+def _connection_pair() -> tuple[Connection, Connection, int]:
+    """A client and a server `Connection` past Hello/Welcome, wired by hand (no I/O)."""
     ck, sk = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     client = Connection(
         conversation=Conversation.LICENSING,
@@ -116,16 +125,77 @@ def bare_cost_per_request(n: int = 2000) -> float:
         server.send(Welcome(role=PeerRole.LICENSE_SERVER, name="S", version=2003), now=now)
     )
     client.next_event(now=now)
+    return client, server, now
+
+
+def _temporary_license(now: int) -> bytes:
+    """A 90-day temporary license as the bench's unactivated license server signs it (its
+    one-certificate temporary chain), so the bare reply has the real reply's size."""
+    key = Ed25519PrivateKey.generate()
+    start = datetime.fromtimestamp(now / 1000, UTC)
+    cert = make_temporary_license_server_cert(
+        key,
+        name="BENCHLS",
+        version=2003,
+        not_before=start - timedelta(days=1),
+        not_after=start + timedelta(days=365 * 30),
+        serial=1,
+    )
+    body = LicenseBody(
+        license_id=1,
+        kind=LicenseKind.TEMPORARY,
+        product=CalProduct.W2003_DEVICE_CAL,
+        hwid=bytes(32),
+        machine="DEV00000001",
+        user="user0001",
+        client_os=ClientOS.XP_PRO,
+        mode=LicensingMode.PER_DEVICE,
+        issuer="BENCHLS",
+        license_server_id="",
+        issued_at=now,
+        expires_at=now + 90 * 86_400_000,
+    )
+    return sign_license(key, (cert_to_der(cert),), body)
+
+
+def bare_cost_per_request(n: int = 2000, *, issuance: bool = False) -> float:
+    """CPU seconds to sign one request and verify one reply, `protocol.Connection` send and
+    receive without I/O: the generator's floor. `issuance=False`: MarkLicense and its
+    LicenseMarked (the signed echo's pair); `issuance=True`: IssueLicense and a
+    LicenseGranted carrying a real temporary license (the pair of the runs below)."""
+    client, server, now = _connection_pair()
+    license = _temporary_license(now)
     spent = 0.0
     for i in range(n):
+        request: Message
+        reply: Message
+        if issuance:
+            request = IssueLicense(
+                hwid=os.urandom(32),
+                machine=f"DEV{i:08d}",
+                user="user0001",
+                client_os=ClientOS.XP_PRO,
+                mode=LicensingMode.PER_DEVICE,
+            )
+            reply = LicenseGranted(
+                license=license,
+                license_id=i + 1,
+                kind=LicenseKind.TEMPORARY,
+                product=CalProduct.W2003_DEVICE_CAL,
+                expires_at=now + 90 * 86_400_000,
+                upgraded=False,
+            )
+        else:
+            request = MarkLicense(license_id=i, hwid=bytes(32))
+            reply = LicenseMarked(license_id=i, validated=True)
         t0 = time.process_time()
-        frame = client.send(MarkLicense(license_id=i, hwid=bytes(32)), now=now)
+        frame = client.send(request, now=now)
         spent += time.process_time() - t0
         server.receive_data(frame)
         server.next_event(now=now)
-        reply = server.send(LicenseMarked(license_id=i, validated=True), now=now)
+        answer = server.send(reply, now=now)
         t0 = time.process_time()
-        client.receive_data(reply)
+        client.receive_data(answer)
         client.next_event(now=now)
         spent += time.process_time() - t0
     return spent / n
@@ -144,13 +214,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--connect-rate", type=float, default=400.0)
+    parser.add_argument(
+        "--beyond",
+        type=int,
+        default=500,
+        help="terminal servers beyond the server's --connections limit (refused: SERVER_BUSY)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     out["signed_echo_per_s"] = round(signed_echo.measure_signed_bound(16, args.seconds / 2), 1)
     out["unsigned_echo_per_s"] = round(signed_echo.measure_unsigned(16, args.seconds / 2), 1)
-    bare = bare_cost_per_request()
-    out["bare_sign_verify_us"] = round(bare * 1e6, 1)
+    out["bare_sign_verify_us"] = round(bare_cost_per_request() * 1e6, 1)
+    # The runs below send IssueLicense and verify LicenseGranted: their bare cost is the floor.
+    bare = bare_cost_per_request(issuance=True)
+    out["bare_issue_sign_verify_us"] = round(bare * 1e6, 1)
     try:
         import tslic.server.license_server.daemon  # noqa: F401
     except ImportError as exc:
@@ -160,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ctx = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve_license_server, args=(child, data_dir), daemon=True)
+        proc = ctx.Process(
+            target=_serve_license_server, args=(child, data_dir, args.connections), daemon=True
+        )
         proc.start()
         try:
             address, pid = parent.recv()
@@ -178,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             out["max_issuance_per_s"] = top
             out["max_run_errors"] = report["errors"]["by_code"]
             out["issuance_over_signed_echo"] = round(top / out["signed_echo_per_s"], 3)
+            _generator_cost(out, "busy_", result, report, bare)
             # 3. p99 response time at half the maximum, open model
             half = max(1.0, top / 2)
             stages = OpenSchedule.constant(half, args.seconds).stages
@@ -195,14 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             out["half_rate_service_p99_ms"] = report["latency_ms"]["service"]["p99"]
             out["half_rate_inconclusive"] = report["verdict"]["inconclusive"]
             # 5. generator CPU per request at that rate
-            cpu = sum(float(w.get("cpu_seconds", 0.0)) for w in result.workers)
-            per_request = cpu / max(1, report["requests"]["completed"])
-            out["generator_cpu_per_request_us"] = round(per_request * 1e6, 1)
-            out["generator_over_bare"] = round(per_request / bare, 2)
-            system = sum(float(w.get("cpu_system_seconds", 0.0)) for w in result.workers)
-            user_per_request = (cpu - system) / max(1, report["requests"]["completed"])
-            out["generator_user_cpu_per_request_us"] = round(user_per_request * 1e6, 1)
-            out["generator_user_over_bare"] = round(user_per_request / bare, 2)
+            _generator_cost(out, "", result, report, bare)
             # 4. memory per connection
             before = _rss_kb(pid)
             peak: list[int] = [0]
@@ -216,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
             many = _config(
                 address,
-                agents=args.connections,
+                agents=args.connections + args.beyond,
                 connect_rate=args.connect_rate,
                 stages=OpenSchedule.constant(5, 3).stages,
                 start_rate=5,
@@ -227,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
             connected = held[0]
             out["connections_held"] = connected
             out["connect_errors"] = report["agents"]["connect_errors"]
+            # The server's limit is --connections: the rest must hear SERVER_BUSY at once,
+            # not wait in its accept queue until they time out.
+            out["refused_beyond_limit"] = report["agents"]["connect_errors"].get("SERVER_BUSY", 0)
             out["server_rss_before_kb"] = before
             out["server_rss_connected_kb"] = peak[0]
             if connected:
@@ -238,6 +315,20 @@ def main(argv: list[str] | None = None) -> int:
                 proc.terminate()
     _print(out, args.json)
     return 0
+
+
+def _generator_cost(
+    out: dict[str, Any], prefix: str, result: RunResult, report: dict[str, Any], bare: float
+) -> None:
+    """The generator's CPU per completed request in that run, and its ratio to `bare`."""
+    done = max(1, report["requests"]["completed"])
+    cpu = sum(float(w.get("cpu_seconds", 0.0)) for w in result.workers)
+    system = sum(float(w.get("cpu_system_seconds", 0.0)) for w in result.workers)
+    share = max(float(w.get("cpu_share", 0.0)) for w in result.workers)
+    out[f"{prefix}generator_cpu_per_request_us"] = round(cpu / done * 1e6, 1)
+    out[f"{prefix}generator_over_bare"] = round(cpu / done / bare, 2)
+    out[f"{prefix}generator_user_over_bare"] = round((cpu - system) / done / bare, 2)
+    out[f"{prefix}generator_core_share"] = round(share, 3)
 
 
 def _print(out: dict[str, Any], as_json: bool) -> None:
