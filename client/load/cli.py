@@ -10,6 +10,7 @@ docs/LOAD.md is the manual.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -28,9 +29,10 @@ from .config import (
     parse_fraction,
     parse_mix,
 )
-from .coordinator import RunResult, expected_total, merge_results, run_in_process, run_processes
+from .coordinator import RunResult, merge_results, run_in_process, run_processes
 from .errors import EXIT_USAGE, UsageError
-from .report import Progress, build_report, console_table, write_reports
+from .progress import Progress
+from .report import build_report, console_table, write_reports
 from .schedule import OpenSchedule, Share, parse_duration, parse_shard, parse_stages
 from .thresholds import parse_threshold
 
@@ -186,9 +188,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(config: LoadConfig, share: Share, args: argparse.Namespace, console: Console) -> RunResult:
-    planned = expected_total(config)
-    rate = planned / config.duration if planned is not None else None
-    progress = None if args.json else Progress(console, rate)
+    schedule = config.schedule()
+
+    def target_at(second: int) -> float | None:
+        return schedule.target_in(second) if isinstance(schedule, OpenSchedule) else None
+
+    progress = None if args.json else Progress(console, target_at)
     workers = max(1, args.workers)
     if config.agents:
         workers = min(workers, max(1, share.count_of(config.agents)))
@@ -197,15 +202,16 @@ def _run(config: LoadConfig, share: Share, args: argparse.Namespace, console: Co
             f"tslic load: {config.describe_model()}; {config.agents or len(config.rdp_agents)} "
             f"{'terminal servers' if config.agents else 'RDP agents'}; {workers} generator(s)"
         )
-    if workers == 1:
+    with progress or contextlib.nullcontext():
+        if workers == 1:
 
-        async def main() -> RunResult:
-            return await run_in_process(
-                config, share, WallClock(), progress=progress, start_at_unix=args.start_at
-            )
+            async def main() -> RunResult:
+                return await run_in_process(
+                    config, share, WallClock(), progress=progress, start_at_unix=args.start_at
+                )
 
-        return trio.run(main)
-    return run_processes(config, share, workers, progress=progress, start_at_unix=args.start_at)
+            return trio.run(main)
+        return run_processes(config, share, workers, progress=progress, start_at_unix=args.start_at)
 
 
 def _read_results(path: Path) -> RunResult:

@@ -7,8 +7,8 @@ Contract:
 - `write_reports(report, directory)` writes report.json, timeline.csv (one row per second)
   and report.html (self-contained: inline SVG plots of latency over time and of the
   percentile distribution; no external scripts or styles).
-- `console_table(report)` renders the end-of-run table with rich; `Progress` is the live line
-  (rate, errors, p99, connected agents) shown while a run goes on.
+- `console_table(report)` renders the end-of-run table with rich (the live line while a run
+  goes on is `progress.Progress`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from tslic.protocol.errors import ErrorCode
 
-from .coordinator import RunResult, Snapshot, expected_total
+from .coordinator import RunResult, expected_total
 from .histograms import METRICS, PERCENTILES, percentile_key, summarize
 from .html_report import render_html
 from .thresholds import Threshold, evaluate, exit_code
@@ -256,24 +256,3 @@ def console_table(report: dict[str, Any], console: Console) -> None:
     for reason in verdict["inconclusive"]:
         console.print(f"[yellow]inconclusive:[/] {reason}")
     console.print(f"verdict: [bold]{verdict['status']}[/] (exit code {verdict['exit_code']})")
-
-
-class Progress:
-    """The live one-line status, refreshed once a second."""
-
-    def __init__(self, console: Console, target_rate: float | None) -> None:
-        self.console = console
-        self.target_rate = target_rate
-
-    def __call__(self, snap: Snapshot) -> None:
-        interval = snap.interval
-        p99 = summarize(interval.hists["response"])["p99"]
-        total = snap.total
-        ratio = total.error_count / total.completed if total.completed else 0.0
-        target = "" if self.target_rate is None else f"/{self.target_rate:g}"
-        self.console.print(
-            f"[dim]t={snap.second + 1:>4}s[/] rate {interval.completed}{target}/s  "
-            f"errors {interval.error_count} ({ratio:.2%} so far)  response p99 {p99:.2f} ms  "
-            f"agents {snap.connected}",
-            highlight=False,
-        )
