@@ -10,7 +10,6 @@ docs/LOAD.md is the manual.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -193,7 +192,8 @@ def _run(config: LoadConfig, share: Share, args: argparse.Namespace, console: Co
     def target_at(second: int) -> float | None:
         return schedule.target_in(second) if isinstance(schedule, OpenSchedule) else None
 
-    progress = None if args.json else Progress(console, target_at)
+    # With --json, stdout carries the report alone: the live status goes to stderr.
+    progress = Progress(Console(stderr=True) if args.json else console, target_at)
     workers = max(1, args.workers)
     if config.agents:
         workers = min(workers, max(1, share.count_of(config.agents)))
@@ -202,7 +202,7 @@ def _run(config: LoadConfig, share: Share, args: argparse.Namespace, console: Co
             f"tslic load: {config.describe_model()}; {config.agents or len(config.rdp_agents)} "
             f"{'terminal servers' if config.agents else 'RDP agents'}; {workers} generator(s)"
         )
-    with progress or contextlib.nullcontext():
+    with progress:
         if workers == 1:
 
             async def main() -> RunResult:
