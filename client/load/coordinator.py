@@ -33,7 +33,8 @@ from .config import LoadConfig
 from .errors import UsageError
 from .histograms import Interval, Timeline
 from .schedule import OpenSchedule, Share, Stage
-from .worker import Worker, WorkerSummary
+from .summary import WorkerSummary
+from .worker import Worker
 
 RESULTS_SCHEMA = "tslic-load-results/1"
 

@@ -11,9 +11,12 @@ Contract:
   (`ServiceError.code`), and so does a broken connection or protocol error
   (`RemoteProtocolError.code`, CONNECTION_LOST) or a request over `timeout` (IDLE_TIMEOUT);
   the run goes on.
-- Self-check: the run is *inconclusive* when the generator's dispatch lateness exceeds
-  `max_lag` at p99, or when its CPU time reached `cpu_limit` of the wall time (it was
-  saturated, so the latencies are partly its own).
+- The hot path: the dispatcher signs request k and writes it on an idle agent's socket
+  without yielding (`link.Link.send`); the agent's long-lived reader (`_serve_agent`) reads
+  the reply, records it and gives the agent back. Closed loops send their next request from
+  there. Timeouts are swept every tenth of `timeout` (no cancel scope per request).
+- Self-check (`summary.self_check`): dispatch lateness p99 over `max_lag`, or a saturated
+  CPU, makes the run inconclusive.
 - Times come from `trio.current_time()`, so under pytest-trio's autojump clock the whole
   worker runs in virtual time.
 """
@@ -26,8 +29,7 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import trio
 from tslic.protocol import ConnectionLost, Message, ProtocolError, ServiceError
@@ -36,38 +38,12 @@ from tslic.protocol.messages import Error, Goodbye
 from tslic.runtime.clock import Clock
 
 from .config import LoadConfig
-from .fleet import Agent, Fleet, Operations, Planned
+from .fleet import Agent, Fleet
 from .histograms import Interval, new_histogram
+from .operations import Operations, Planned
 from .rdp_driver import RdpDriver
 from .schedule import ClosedSchedule, OpenSchedule, Share
-
-
-@dataclass(slots=True)
-class WorkerSummary:
-    """What a generator says about itself at the end."""
-
-    worker: int
-    agents: int
-    connected: int  # at the start of the schedule; at the end, the most at once
-    connect_errors: Counter[int] = field(default_factory=Counter)
-    cpu_share: float = 0.0
-    cpu_seconds: float = 0.0  # CPU time of the load phase (for the cost per request)
-    cpu_system_seconds: float = 0.0  # of which in the kernel (socket calls)
-    dispatch_p99_ms: float = 0.0
-    inconclusive: list[str] = field(default_factory=list)
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "worker": self.worker,
-            "agents": self.agents,
-            "connected": self.connected,
-            "connect_errors": {str(k): v for k, v in sorted(self.connect_errors.items())},
-            "cpu_share": round(self.cpu_share, 4),
-            "cpu_seconds": round(self.cpu_seconds, 4),
-            "cpu_system_seconds": round(self.cpu_system_seconds, 4),
-            "dispatch_p99_ms": round(self.dispatch_p99_ms, 3),
-            "inconclusive": list(self.inconclusive),
-        }
+from .summary import WorkerSummary, self_check
 
 
 async def _start_now() -> float:
@@ -155,20 +131,7 @@ class Worker:
             outer.cancel_scope.cancel()  # disconnect the fleet
         summary.connect_errors = Counter(self.fleet.stats.connect_errors)
         summary.connected = self.fleet.stats.peak
-        count = self._dispatch.get_total_count()
-        p99 = self._dispatch.get_value_at_percentile(99.0) / 1e6 if count else 0.0
-        summary.dispatch_p99_ms = p99 * 1000
-        if p99 > self.config.max_lag:
-            summary.inconclusive.append(
-                f"worker {self.worker_id} fell behind its schedule: dispatch lateness p99 "
-                f"{p99 * 1000:.1f} ms > --max-lag {self.config.max_lag * 1000:.0f} ms"
-            )
-        limit = self.config.cpu_limit
-        if limit is not None and summary.cpu_share >= limit:
-            summary.inconclusive.append(
-                f"worker {self.worker_id} was CPU-saturated ({summary.cpu_share:.0%} of a core "
-                f">= {limit:.0%}); add --workers or lower the rate"
-            )
+        self_check(summary, self._dispatch, self.config)
         return summary
 
     # ---- per-second intervals ------------------------------------------------------------
