@@ -2,7 +2,8 @@
 
 Contract: `run_daemon(role, start)` runs `start(task_status, shutdown_event)` in a nursery.
 Once it reports its bound address, one JSON line `{"role", "address", "pid", ...}` goes to
-stdout (flushed) and, if asked, to the ready file (atomically). SIGINT or SIGTERM sets the
+stdout (flushed) and, if asked, to the ready file (atomically). The soft open-files limit is
+raised to the hard one first (runtime/fdlimit.py). SIGINT or SIGTERM sets the
 shutdown event (the daemon stops accepting and gives handlers their grace period); a second
 signal cancels everything at once. Startup errors are `TslicError`s printed as one line with
 their code, with exit status 2; nobody sees a traceback for a bad flag or a busy port.
@@ -22,6 +23,7 @@ from typing import Any
 import trio
 from tslic.protocol.errors import TslicError
 
+from .fdlimit import raise_file_limit
 from .files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,9 @@ def run_daemon(start: Starter, *, ready_file: Path | None = None) -> int:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # Every connection is a descriptor: take the whole hard limit, so the servers' connection
+    # ceiling (fdlimit.connection_ceiling) is as high as this machine allows.
+    raise_file_limit()
     failure: TslicError | None = None
     interrupted = False
     try:
