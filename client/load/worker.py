@@ -124,6 +124,7 @@ class Worker:
                 await self._load()
                 timing.cancel_scope.cancel()
             wall = time.monotonic() - wall0
+            gc.unfreeze()
             summary.cpu_seconds = time.process_time() - cpu0
             summary.cpu_system_seconds = os.times().system - sys0
             summary.cpu_share = summary.cpu_seconds / wall if wall > 0 else 0.0
