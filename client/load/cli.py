@@ -57,7 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--concurrency", type=int, help="closed model: concurrent request loops")
     model.add_argument("--duration", default="30s", help="run time with --rate/--concurrency")
     fleet = parser.add_argument_group("fleet")
-    fleet.add_argument("--agents", type=int, default=100, help="emulated terminal servers")
+    fleet.add_argument(
+        "--agents",
+        default="100",
+        metavar="N | HOST:PORT,...",
+        help="emulated terminal servers (a number), or full-stack mode: the addresses of real"
+        " terminal-server agents to drive RDP client logons through (as --agents-rdp)",
+    )
     fleet.add_argument("--connect-rate", type=float, default=200.0, help="agents connecting per s")
     fleet.add_argument(
         "--mix", default=DEFAULT_MIX, help="operation mix (new, upgrade, mark, return)"
@@ -93,18 +99,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print the JSON report only")
 
 
+def _agents_option(text: str) -> tuple[int, str]:
+    """`--agents`: a count of emulated terminal servers, or addresses (full-stack mode).
+
+    Raises:
+        UsageError: neither a whole number nor HOST:PORT addresses.
+    """
+    value = text.strip()
+    if value.isdigit():
+        return int(value), ""
+    if ":" in value:
+        return 0, value
+    raise UsageError(
+        f"--agents {text!r} must be a number of terminal servers or HOST:PORT,... of agents"
+    )
+
+
 def config_from_args(args: argparse.Namespace) -> tuple[LoadConfig, Share]:
     """Validate the options into a config and the share to run.
 
     Raises:
         UsageError: a missing or contradictory option, or a malformed value.
     """
-    rdp_agents = tuple(a.strip() for a in (args.agents_rdp or "").split(",") if a.strip())
+    count, addresses = _agents_option(args.agents)
+    if addresses and args.agents_rdp:
+        raise UsageError("give the agents' addresses once: --agents HOST:PORT,... or --agents-rdp")
+    listed = args.agents_rdp or addresses
+    rdp_agents = tuple(a.strip() for a in listed.split(",") if a.strip())
     for address in rdp_agents:
         split_address(address)
     if not rdp_agents:
         if not args.target:
-            raise UsageError("give --target HOST:PORT (the license server) or --agents-rdp")
+            raise UsageError(
+                "give --target HOST:PORT (the license server), or --agents HOST:PORT,..."
+                " (terminal-server agents, full-stack mode)"
+            )
         split_address(args.target)
     chosen = [n for n in ("rate", "stages", "concurrency") if getattr(args, n) is not None]
     if len(chosen) != 1:
@@ -125,7 +154,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[LoadConfig, Share]:
             raise UsageError("--concurrency must be at least 1")
         if duration <= 0:
             raise UsageError("--duration must be longer than zero")
-    if args.agents < 1 and not rdp_agents:
+    if count < 1 and not rdp_agents:
         raise UsageError("--agents must be at least 1")
     if args.connect_rate <= 0:
         raise UsageError("--connect-rate must be positive")
@@ -136,7 +165,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[LoadConfig, Share]:
         stages=stages,  # type: ignore[arg-type]
         start_rate=start_rate,
         concurrency=args.concurrency or 0,
-        agents=0 if rdp_agents else args.agents,
+        agents=0 if rdp_agents else count,
         seed=args.seed,
         mix=parse_mix(args.mix),
         ts2000=parse_fraction(args.ts2000, "--ts2000"),

@@ -7,13 +7,14 @@ assertions are about relations and counts, never about speed.
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
 
 import pytest
 import trio
-from tslic.client.load.cli import main
+from tslic.client.load.cli import add_arguments, config_from_args, main
 from tslic.runtime.clock import WallClock
 from tslic_load_fakes import serve_fake
 
@@ -36,6 +37,8 @@ async def _cli(*argv: str) -> int:
         (["--target", "127.0.0.1:1", "--rate", "5", "--threshold", "p99"], "METRIC OP VALUE"),
         (["--target", "127.0.0.1:1", "--rate", "5", "--shard", "2/2"], "--shard"),
         (["merge"], "merge FILE"),
+        (["--target", "127.0.0.1:1", "--rate", "5", "--agents", "many"], "--agents 'many'"),
+        (["--agents", "127.0.0.1:1", "--agents-rdp", "127.0.0.1:2", "--rate", "5"], "once"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
@@ -46,6 +49,19 @@ def test_usage_errors_exit_2_with_one_line(
     assert err.startswith("tslic: error:")
     assert needle in err
     assert "Traceback" not in err
+
+
+def test_agents_takes_a_count_or_the_addresses_of_real_agents() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    fleet, _ = config_from_args(
+        parser.parse_args(["--target", "127.0.0.1:1", "--rate", "5", "--agents", "250"])
+    )
+    assert (fleet.agents, fleet.rdp_agents) == (250, ())
+    stack, _ = config_from_args(
+        parser.parse_args(["--agents", "127.0.0.1:3389, 127.0.0.1:3390", "--rate", "5"])
+    )
+    assert (stack.agents, stack.rdp_agents) == (0, ("127.0.0.1:3389", "127.0.0.1:3390"))
 
 
 @pytest.mark.parametrize("workers", [1, 2])
