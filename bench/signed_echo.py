@@ -4,7 +4,9 @@ Contract: `python bench/signed_echo.py [--seconds S] [--connections C] [--json]`
 servers in a child process each (so the server has a core to itself, as a license server
 would) and drives them from this process with C connections in closed loops for S seconds:
 - signed: `runtime.service.Server` with a trivial echo Service (MarkLicense -> LicenseMarked):
-  every frame is an Ed25519-signed envelope, verified before decoding, and every reply signed;
+  every frame is an Ed25519-signed envelope, verified before decoding, and every reply signed,
+  both inline on the event loop. It must stay that plain server: it is the bound "a bare Trio
+  server that verifies and signs each message" that issue 7's ratios are taken against;
 - unsigned: a raw Trio TCP echo of length-prefixed frames of the same size.
 It prints round trips per second for both and their ratio. `measure_signed_bound()` is what
 bench/load_vs_baseline.py calls to get the bound in the same run. Figures, not assertions.

@@ -48,14 +48,32 @@ def _fail(path: str, expected: str, value: Any) -> typing.NoReturn:
 
 
 def _scalar(py_type: type, label: str) -> Checker:
+    # One closure per type, so the hot path (every field of every message) makes one check.
+    if py_type is str:
+
+        def check_str(value: Any, path: str) -> Any:
+            if type(value) is not str:
+                _fail(path, label, value)
+            if len(value) > MAX_STR:
+                _fail(path, f"a string of at most {MAX_STR} characters", value)
+            return value
+
+        return check_str
+    if py_type is bytes:
+
+        def check_bytes(value: Any, path: str) -> Any:
+            if type(value) is not bytes:
+                _fail(path, label, value)
+            if len(value) > MAX_BIN:
+                _fail(path, f"at most {MAX_BIN} bytes", value)
+            return value
+
+        return check_bytes
+
     def check(value: Any, path: str) -> Any:
         # bool is a subclass of int; an int field must not accept True.
         if type(value) is not py_type:
             _fail(path, label, value)
-        if isinstance(value, str) and len(value) > MAX_STR:
-            _fail(path, f"a string of at most {MAX_STR} characters", value)
-        if isinstance(value, bytes) and len(value) > MAX_BIN:
-            _fail(path, f"at most {MAX_BIN} bytes", value)
         return value
 
     return check
@@ -178,7 +196,12 @@ def validate_fields(obj: Any) -> None:
             object.__setattr__(obj, name, normalised)
 
 
+_PLAIN_TYPES = frozenset({int, str, bytes, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _PLAIN_TYPES:  # most fields: nothing to convert (enums are subclasses)
+        return value
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple):
@@ -228,17 +251,29 @@ def _no_ext(code: int, data: bytes) -> Any:
     )
 
 
+def _too_deep() -> typing.NoReturn:
+    raise RemoteProtocolError(
+        f"value nested deeper than {MAX_DEPTH} levels", code=ErrorCode.BAD_ENCODING
+    )
+
+
 def _check_depth(value: Any, depth: int = 0) -> None:
+    """Refuse any value (container or scalar) at a depth beyond MAX_DEPTH. Recurses into
+    containers only: a scalar child is judged in its parent's loop, without a call."""
     if depth > MAX_DEPTH:
-        raise RemoteProtocolError(
-            f"value nested deeper than {MAX_DEPTH} levels", code=ErrorCode.BAD_ENCODING
-        )
-    if isinstance(value, list | tuple):
-        for v in value:
-            _check_depth(v, depth + 1)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _check_depth(v, depth + 1)
+        _too_deep()
+    if isinstance(value, dict):
+        children: Any = value.values()
+    elif isinstance(value, list | tuple):
+        children = value
+    else:
+        return
+    child_depth = depth + 1
+    for v in children:
+        if isinstance(v, list | tuple | dict):
+            _check_depth(v, child_depth)
+        elif child_depth > MAX_DEPTH:
+            _too_deep()
 
 
 def unpack_untrusted(data: bytes) -> Any:

@@ -44,8 +44,9 @@ from . import schema
 from .activation import Activation
 from .admin import AdminService
 from .config import EVENT_PUBLISHED, EVENT_STARTED, Config, event
-from .issuance import Issuer, Outcome, Request, TerminalServer
+from .issuance import Issuer
 from .metrics import Metrics
+from .records import Outcome, Request, TerminalServer
 from .service import SECURITY_GROUP_ALIASES, LicensingService, not_in_group_text
 from .store import Store
 

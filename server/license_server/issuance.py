@@ -24,18 +24,14 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from tslic.protocol.clock import MS_PER_DAY, to_datetime
 from tslic.protocol.domain import (
     CalProduct,
-    ClientOS,
     LicenseKind,
     LicenseStatus,
     LicensingMode,
-    WindowsVersion,
 )
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
 from tslic.protocol.licenses import open_license, sign_license, verify_license
@@ -54,45 +50,10 @@ from tslic.protocol.policy import (
 
 from . import schema
 from .config import EVENT_NO_PERMANENT_LICENSE, EVENT_NOT_ACTIVATED, Config, event
+from .records import ROW_QUERY, LicenseRow, Outcome, Request, TerminalServer
 
 if TYPE_CHECKING:
     from .activation import Activation
-
-_ROW = f"SELECT {schema.LICENSE_COLUMNS}, kind, blob, client_os, mode FROM licenses"
-
-
-@dataclass(frozen=True, slots=True)
-class TerminalServer:
-    """A terminal server authenticated by the certificate this server issued it."""
-
-    name: str
-    version: WindowsVersion
-    public_key: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    """A client's license request as the terminal server relays it."""
-
-    hwid: bytes
-    machine: str
-    user: str
-    client_os: ClientOS
-    mode: LicensingMode
-    had_temporary: bool = False
-    presented: bytes = b""  # the license the client presented (upgrade / renewal)
-    temporary_validated: bool = False  # forwarded from the referring server's Referral
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one decision produced (handed back from the store operation)."""
-
-    reply: LicenseGranted | Referral | None = None
-    refusal: ServiceError | None = None
-    events: list[tuple[int, str]] = field(default_factory=list)
-    issued: tuple[CalProduct, LicenseKind] | None = None
-    available: dict[CalProduct, int] = field(default_factory=dict)
 
 
 class Issuer:
@@ -103,13 +64,20 @@ class Issuer:
         self.activation = activation
         self.rng = rng
         self.prevent_upgrade = False
+        # The next new license row's id (MAX(id) + 1, what SQLite would choose), known before
+        # the INSERT so the row is written whole, signed blob included, in one statement.
+        # Only this class inserts licenses; a refused or failed operation leaves a gap.
+        self._next_license_id: int | None = None
 
     # ---- the store operation ----------------------------------------------------------------
 
     def decide(self, db: sqlite3.Connection, ts: TerminalServer, req: Request, now: int) -> Outcome:
         """Decide and record one license request (runs inside a store transaction)."""
         out = Outcome()
-        rows = [_Row(*r) for r in db.execute(f"{_ROW} WHERE hwid = ? ORDER BY id", (req.hwid,))]
+        rows = [
+            LicenseRow(*r)
+            for r in db.execute(f"{ROW_QUERY} WHERE hwid = ? ORDER BY id", (req.hwid,))
+        ]
         presented = self._presented(req, rows)
         referred = presented is None and self._referred_validated(req, now)
         temp = next((r for r in reversed(rows) if r.kind is LicenseKind.TEMPORARY), None)
@@ -223,17 +191,17 @@ class Issuer:
         req: Request,
         now: int,
         product: CalProduct,
-        temp: _Row | None,
+        temp: LicenseRow | None,
     ) -> tuple[LicenseGranted, tuple[CalProduct, LicenseKind]]:
         if product.is_per_user:  # §7.2: not decremented; usage recorded
             schema.record_usage(db, req.user, product, now)
             old = db.execute(
-                f"{_ROW} WHERE kind = ? AND product = ? AND user = ? ORDER BY id DESC LIMIT 1",
+                f"{ROW_QUERY} WHERE kind = ? AND product = ? AND user = ? ORDER BY id DESC LIMIT 1",
                 (LicenseKind.PERMANENT.value, product.value, req.user),
             ).fetchone()
             keypack = schema.any_keypack_of(db, product)
             expiry = now + self._lease_ms()
-            previous = _Row(*old) if old else None
+            previous = LicenseRow(*old) if old else None
             row = self._write(
                 db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack, previous
             )
@@ -265,7 +233,7 @@ class Issuer:
         product: CalProduct,
         expiry: int,
         keypack: int,
-    ) -> _Row:
+    ) -> LicenseRow:
         return self._write(db, ts, req, now, kind, product, expiry, keypack, None)
 
     def _write(
@@ -278,21 +246,54 @@ class Issuer:
         product: CalProduct,
         expiry: int,
         keypack: int,
-        old: _Row | None,
-    ) -> _Row:
+        old: LicenseRow | None,
+    ) -> LicenseRow:
         status = LicenseStatus.TEMPORARY if kind is LicenseKind.TEMPORARY else LicenseStatus.ACTIVE
         if old is None:
-            cur = db.execute(
-                "INSERT INTO licenses (keypack_id, product, kind, status, hwid, machine, user,"
-                " client_os, mode, terminal_server, issued_at, expires_at, validated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                (keypack, product.value, kind.value, int(status), req.hwid, req.machine,
-                 req.user, req.client_os.value, req.mode.value, ts.name, now, expiry),
-            )  # fmt: skip
-            license_id = int(cur.lastrowid or 0)
             keypack_id, issued_at = keypack, now
+            for retry in (False, True):
+                license_id = self._new_license_id(db)
+                blob = self._sign(req, kind, product, license_id, issued_at, expiry)
+                try:
+                    db.execute(
+                        "INSERT INTO licenses (id, keypack_id, product, kind, status, hwid,"
+                        " machine, user, client_os, mode, terminal_server, issued_at,"
+                        " expires_at, validated, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                        " ?, ?, 0, ?)",
+                        (license_id, keypack, product.value, kind.value, int(status), req.hwid,
+                         req.machine, req.user, req.client_os.value, req.mode.value, ts.name,
+                         now, expiry, blob),
+                    )  # fmt: skip
+                    break
+                except sqlite3.IntegrityError:
+                    # The id was taken behind our back (not by this class): read MAX(id) again.
+                    self._next_license_id = None
+                    if retry:
+                        raise
         else:
             license_id, keypack_id, issued_at = old.id, old.keypack_id or keypack, old.issued_at
+            blob = self._sign(req, kind, product, license_id, issued_at, expiry)
+            db.execute(
+                "UPDATE licenses SET blob = ?, expires_at = ?, status = ?, machine = ?, user = ?,"
+                " hwid = ?, terminal_server = ?, keypack_id = ? WHERE id = ?",
+                (blob, expiry, int(status), req.machine, req.user, req.hwid, ts.name,
+                 keypack_id, license_id),
+            )  # fmt: skip
+        return LicenseRow(
+            license_id, keypack_id, product.value, kind.value, int(status), req.hwid,
+            req.machine, req.user, ts.name, issued_at, expiry, 0, kind.value, blob,
+            req.client_os.value, req.mode.value,
+        )  # fmt: skip
+
+    def _sign(
+        self,
+        req: Request,
+        kind: LicenseKind,
+        product: CalProduct,
+        license_id: int,
+        issued_at: int,
+        expiry: int,
+    ) -> bytes:
         body = LicenseBody(
             license_id=license_id,
             kind=kind,
@@ -307,24 +308,20 @@ class Issuer:
             issued_at=issued_at,
             expires_at=expiry,
         )
-        blob = sign_license(self.activation.key, self.activation.chain, body)
-        if old is None:  # the INSERT above wrote every other column already
-            db.execute("UPDATE licenses SET blob = ? WHERE id = ?", (blob, license_id))
-        else:
-            db.execute(
-                "UPDATE licenses SET blob = ?, expires_at = ?, status = ?, machine = ?, user = ?,"
-                " hwid = ?, terminal_server = ?, keypack_id = ? WHERE id = ?",
-                (blob, expiry, int(status), req.machine, req.user, req.hwid, ts.name,
-                 keypack_id, license_id),
-            )  # fmt: skip
-        return _Row(
-            license_id, keypack_id, product.value, kind.value, int(status), req.hwid,
-            req.machine, req.user, ts.name, issued_at, expiry, 0, kind.value, blob,
-            req.client_os.value, req.mode.value,
-        )  # fmt: skip
+        return sign_license(self.activation.key, self.activation.chain, body)
+
+    def _new_license_id(self, db: sqlite3.Connection) -> int:
+        """The id for a new license row: read once, then counted here."""
+        if self._next_license_id is None:
+            (self._next_license_id,) = db.execute(
+                "SELECT COALESCE(MAX(id), 0) + 1 FROM licenses"
+            ).fetchone()
+        license_id = self._next_license_id
+        self._next_license_id = license_id + 1
+        return license_id
 
     @staticmethod
-    def _granted(row: _Row, *, upgraded: bool) -> LicenseGranted:
+    def _granted(row: LicenseRow, *, upgraded: bool) -> LicenseGranted:
         return LicenseGranted(
             license=row.blob,
             license_id=row.id,
@@ -334,7 +331,7 @@ class Issuer:
             upgraded=upgraded,
         )
 
-    def _presented(self, req: Request, rows: list[_Row]) -> _Row | None:
+    def _presented(self, req: Request, rows: list[LicenseRow]) -> LicenseRow | None:
         """The database row of the license the client presented, if this server issued it."""
         if not req.presented:
             return None
@@ -397,29 +394,3 @@ class Issuer:
             text = f"license server event {event_id}"
         event(event_id, text, terminal_server=ts.name, machine=req.machine)
         return text
-
-
-class _Row:
-    """One licenses row (the columns of `_ROW`)."""
-
-    __slots__ = (
-        "blob", "client_os", "expires_at", "hwid", "id", "issued_at", "keypack_id", "kind",
-        "machine", "mode", "product", "status", "terminal_server", "user", "validated",
-    )  # fmt: skip
-
-    def __init__(self, *row: Any) -> None:
-        (self.id, self.keypack_id, product, _kind, status, hwid, self.machine, self.user,
-         self.terminal_server, self.issued_at, self.expires_at, validated, kind, blob,
-         self.client_os, self.mode) = row  # fmt: skip
-        self.product = CalProduct(product)
-        self.kind = LicenseKind(kind)
-        self.status = LicenseStatus(status)
-        self.hwid = bytes(hwid)
-        self.validated = bool(validated)
-        self.blob = bytes(blob) if blob is not None else b""
-
-
-def ts_cert_validity(now: int) -> tuple[Any, Any]:
-    """Validity window of a terminal-server certificate issued at `now` (five years)."""
-    start = to_datetime(now)
-    return start - timedelta(days=1), start + timedelta(days=5 * 365)

@@ -51,7 +51,7 @@ from tslic.runtime.service import Peer
 
 from . import schema
 from .config import EVENT_ACCESS_DENIED, event
-from .issuance import Request, TerminalServer, ts_cert_validity
+from .records import Request, TerminalServer, ts_cert_validity
 
 if TYPE_CHECKING:
     from .daemon import LicenseServer

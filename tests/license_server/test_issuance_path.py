@@ -1,11 +1,13 @@
 """The issuance path's shortcuts (bench/README.md, issue 7) keep the decisions unchanged:
 the Clearinghouse root is parsed once per chain and follows activation; the pool figures a
-decision reports are re-read only when it took a CAL from a pool."""
+decision reports are re-read only when it took a CAL from a pool; a new license row is
+written whole (its blob in the INSERT) under an id counted in memory."""
 
 from __future__ import annotations
 
 import ls_harness as h
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind
+from tslic.protocol.licenses import open_license
 from tslic.protocol.pki import CertRole, identity_of
 
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
@@ -45,3 +47,46 @@ async def test_pool_figures_track_only_decisions_that_take_a_cal(lab, autojump_c
         other = h.Device("PC2", ClientOS.XP_PRO)
         assert (await other.connect(s)).kind is LicenseKind.TEMPORARY
         assert pool_gauge(ls, DEVICE_CAL) == 2
+
+
+def license_rows(ls):
+    return ls.store.run_op(
+        lambda db: db.execute("SELECT id, blob FROM licenses ORDER BY id").fetchall()
+    )
+
+
+async def test_new_license_rows_are_written_whole_with_unique_ids(lab, autojump_clock):
+    """A new row carries its signed blob from its INSERT; the id the blob names is the row's,
+    ids stay unique after a row inserted behind the server's back and after a restart."""
+    cfg = lab.config("LSIDS", 2003)
+    ls = await lab.start_ls(cfg)
+    ts = h.TerminalServerPeer(lab, "TS1", 2003)
+    await ts.enrol(ls)
+    got = []
+    async with ts.connect(ls) as s:
+        for n in range(3):
+            got.append((await h.Device(f"PC{n}", ClientOS.XP_PRO).connect(s)).license_id)
+        taken = got[-1] + 1  # the id the server would choose next, taken by another writer
+        await ls.store.run_op(
+            lambda db: db.execute(
+                "INSERT INTO licenses (id, product, kind, status, hwid, machine, user, client_os,"
+                " mode, terminal_server, issued_at, expires_at) SELECT ?, product, kind, status,"
+                " hwid, 'OTHER', user, client_os, mode, terminal_server, issued_at, expires_at"
+                " FROM licenses WHERE id = ?",
+                (taken, got[0]),
+            )
+        )
+        got.append((await h.Device("PC3", ClientOS.XP_PRO).connect(s)).license_id)
+    assert got == sorted(set(got))  # unique and increasing
+    assert taken not in got  # no collision with the other writer's row
+    ls.shutdown()
+    await h.trio.sleep(10)
+    again = await lab.start_ls(cfg)
+    async with ts.connect(again) as s:
+        got.append((await h.Device("PC4", ClientOS.XP_PRO).connect(s)).license_id)
+    assert got[-1] > max([*got[:-1], taken])
+    rows = await license_rows(again)
+    assert [i for i, _ in rows] == sorted([*got, taken])
+    for row_id, blob in rows:
+        if row_id != taken:
+            assert open_license(bytes(blob)).body.license_id == row_id
