@@ -10,10 +10,11 @@ Contract:
 - A peer's protocol error gets a fatal Error naming its code, then the connection is closed;
   other connections are unaffected. An unexpected exception in a handler is logged and
   answered with INTERNAL_ERROR: the daemon stays up.
-- Limits: at most `max_connections` at once (the next is told SERVER_BUSY and closed at once,
-  so nothing waits in the accept queue); new connections accepted at most `accept_rate` a
-  second (a flood waits in the kernel's backlog, not in our event loop); per-peer-key request
-  rate (token bucket; RATE_LIMITED refusal); the frame size.
+- Limits: at most `max_connections` at once, capped by the open-files limit less a reserve
+  (`fdlimit.connection_ceiling`; the next is told SERVER_BUSY and closed at once, so nothing
+  waits in the accept queue and accept() does not run out of descriptors); new connections
+  accepted at most `accept_rate` a second (a flood waits in the kernel's backlog, not in our
+  event loop); per-peer-key request rate (token bucket; RATE_LIMITED refusal); frame size.
 - Graceful shutdown (the hypercorn pattern): on `shutdown`, stop accepting, tell idle peers
   Goodbye, and give busy handlers `grace` seconds before they are cancelled; a peer whose
   request is cancelled that way is told SHUTTING_DOWN (fatal) before the connection closes.
@@ -45,6 +46,7 @@ from tslic.protocol.states import next_state
 from tslic.protocol.trio_stream import MessageStream
 
 from .clock import Clock
+from .fdlimit import connection_ceiling
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,16 @@ class Server:
         # Idle connections' receive scopes: shutdown cancels them, and each handler then
         # says Goodbye itself (only the task that reads a stream may drain it).
         self._idle: dict[MessageStream, trio.CancelScope] = {}
+        # Each connection holds a descriptor: past the process's limit accept() would fail
+        # (EMFILE) and peers would wait in the kernel's queue; refuse them ourselves first.
+        self.max_connections = connection_ceiling(self.limits.max_connections)
+        if self.max_connections < self.limits.max_connections:
+            log.warning(
+                "serving at most %d connections (max_connections %d does not fit the"
+                " open-files limit)",
+                self.max_connections,
+                self.limits.max_connections,
+            )
 
     def shutdown(self) -> None:
         self._shutdown.set()
@@ -233,7 +245,7 @@ class Server:
             max_frame=self.limits.max_frame,
         )
         stream = MessageStream(tcp, conn, self.clock.now)
-        if self.counters.active >= self.limits.max_connections or self._shutdown.is_set():
+        if self.counters.active >= self.max_connections or self._shutdown.is_set():
             self.counters.refused_busy += 1
             self._count(ErrorCode.SERVER_BUSY)
             await self._refuse(stream, ErrorCode.SERVER_BUSY, "too many connections; try later")

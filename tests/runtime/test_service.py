@@ -9,6 +9,7 @@ without the Hello) play the misbehaving peers.
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,6 +33,7 @@ from tslic.protocol.messages.directory import DirAck, DirQueryEnterprise, DirReg
 from tslic.protocol.messages.records import ServerRef
 from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import TrioClock
+from tslic.runtime.fdlimit import RESERVE
 from tslic.runtime.peer import open_peer, split_address
 from tslic.runtime.service import Limits, Peer, Server
 
@@ -234,6 +236,34 @@ async def test_max_connections_busy_at_once(autojump_clock: trio.testing.MockClo
             assert await second.request(DirQueryEnterprise(site="Main")) is not None
         assert server.counters.refused_busy == 1
         assert server.counters.accepted == 2
+
+
+async def test_the_open_files_limit_caps_the_connection_limit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """max_connections beyond what the descriptors allow: the server's own ceiling is the
+    open-files limit less the reserve, and the connection past it hears SERVER_BUSY at once
+    (not an accept() that fails with EMFILE while the peer waits in the kernel's queue)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    opened = len(os.listdir("/proc/self/fd"))
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (opened + RESERVE + 8, hard))
+        async with running(DirService(), Limits(max_connections=15_000)) as (server, address):
+            ceiling = server.max_connections
+            assert ceiling == opened + 8
+            # Both ends live in this process: 2 descriptors per connection, which the
+            # reserve covers, so the server reaches its own ceiling before any EMFILE.
+            held = [await raw_client(address) for _ in range(ceiling)]
+            await trio.testing.wait_all_tasks_blocked()
+            assert server.counters.active == ceiling
+            start = trio.current_time()
+            await expect_fatal(await raw_client(address), ErrorCode.SERVER_BUSY)
+            assert trio.current_time() == start  # told at once
+            assert server.counters.refused_busy == 1
+            for stream in held:
+                await stream.aclose()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 async def test_rate_limit_and_recovery(autojump_clock: trio.testing.MockClock) -> None:
