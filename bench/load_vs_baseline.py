@@ -1,20 +1,22 @@
 """The license server under `tslic load`, as ratios against baselines measured in the same run.
 
-Contract: `python bench/load_vs_baseline.py [--seconds S] [--connections N] [--json]` runs,
-in order, and prints one JSON document (and a human summary):
-1. the signed-echo bound (bench/signed_echo.py) and the unsigned echo figure;
+Contract: `python bench/load_vs_baseline.py [--seconds S] [--connections N] [--concurrency
+C,C,...] [--beyond B] [--json]` runs, in order, and prints one JSON document (or a summary):
+1. the signed-echo bound (bench/signed_echo.py) and the unsigned echo figure; the bare cost
+   of signing a request and verifying a reply (`protocol.Connection`, no I/O) for the echo's
+   pair (MarkLicense) and for the runs' pair (IssueLicense, LicenseGranted);
 2. the license server's maximum sustained issuance rate (durable: the server commits before
-   it answers) under the closed model, and its ratio to the signed-echo bound (goal >= 0.7);
-3. p99 response time (intended send to reply) at half that rate, open model (goal <= 10 ms);
-4. memory per connection with `--connections` (default 10,000) terminal servers connected
-   at once, spread over two generator processes (a process here may open at most 20,000
-   files), from the server's resident set size before and while they are connected
-   (goal <= 30 KB);
-5. the generator's CPU per request against the bare cost of signing a request and verifying
-   a reply (goal <= 1.5x).
+   it answers), the best of closed-model runs at each concurrency C, and its ratio to the
+   signed-echo bound (goal >= 0.7); the generator's CPU per request in that (busy) run;
+3. p99 response time (intended send to reply) at half that rate, open model (goal <= 10 ms),
+   and the generator's CPU per request there (goal <= 1.5x the bare cost);
+4. memory per connection with N terminal servers connected at once, spread over two
+   generator processes (a process here may open at most 20,000 files), from the server's
+   resident set size before and while they are connected (goal <= 30 KB); the server's
+   connection limit is N, and B more terminal servers must be refused with SERVER_BUSY.
 The license server runs in its own process from a fresh data directory (unactivated: it
 issues temporary licenses, which are written to its database like any other). If the
-license server package is missing, step 2-4 are skipped and the output says so. Figures and
+license server package is missing, steps 2-4 are skipped and the output says so. Figures and
 ratios only; nothing here asserts a timing.
 """
 
@@ -212,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--concurrency",
+        default="32,64,128",
+        help="closed-model loops to try for the maximum sustained rate (the best is kept)",
+    )
     parser.add_argument("--connect-rate", type=float, default=400.0)
     parser.add_argument(
         "--beyond",
@@ -244,18 +250,28 @@ def main(argv: list[str] | None = None) -> int:
         proc.start()
         try:
             address, pid = parent.recv()
-            # 2. maximum sustained issuance rate, closed model
-            closed = _config(
-                address,
-                model="closed",
-                stages=(),
-                concurrency=args.concurrency,
-                agents=args.concurrency,
-                duration=args.seconds,
-            )
-            result, report = _run(closed)
-            top = report["rate"]["achieved"]
+            # 2. maximum sustained issuance rate, closed model: the best of a few
+            # concurrencies (more loops give bigger commit groups, up to a point)
+            sweep: dict[str, float] = {}
+            best: tuple[float, int, RunResult, dict[str, Any]] | None = None
+            for loops in (int(c) for c in args.concurrency.split(",")):
+                closed = _config(
+                    address,
+                    model="closed",
+                    stages=(),
+                    concurrency=loops,
+                    agents=loops,
+                    duration=args.seconds,
+                )
+                result, report = _run(closed)
+                sweep[str(loops)] = report["rate"]["achieved"]
+                if best is None or report["rate"]["achieved"] > best[0]:
+                    best = (report["rate"]["achieved"], loops, result, report)
+            assert best is not None
+            top, loops, result, report = best
+            out["max_issuance_by_concurrency"] = sweep
             out["max_issuance_per_s"] = top
+            out["max_issuance_concurrency"] = loops
             out["max_run_errors"] = report["errors"]["by_code"]
             out["issuance_over_signed_echo"] = round(top / out["signed_echo_per_s"], 3)
             _generator_cost(out, "busy_", result, report, bare)
@@ -266,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 address,
                 stages=stages,
                 start_rate=half,
-                agents=args.concurrency,
+                agents=loops,
                 duration=args.seconds,
             )
             result, report = _run(open_cfg)
