@@ -84,7 +84,13 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+_SEEDS = iter(range(1, 1_000_000))
+
+
 def _config(address: str, **changes: Any) -> LoadConfig:
+    """A run's config. Each run gets its own seed: the hardware ids of new devices derive
+    from (seed, k), and a device the server has already licensed is answered with its
+    existing temporary license (no new row, no signature), which would flatter the rate."""
     base = LoadConfig(
         target=address,
         duration=5.0,
@@ -92,7 +98,7 @@ def _config(address: str, **changes: Any) -> LoadConfig:
         stages=OpenSchedule.constant(10, 5).stages,
         start_rate=10,
         agents=32,
-        seed=1,
+        seed=next(_SEEDS),
         ts2000=0.0,
         per_user=0.0,
         mix=parse_mix("new=100"),
