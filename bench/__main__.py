@@ -1,7 +1,8 @@
-"""`make bench` / `python -m bench [signed-echo | load] [ARGS...]`.
+"""`make bench` / `python -m bench [signed-echo | issuance | load] [ARGS...]`.
 
-Contract: runs bench/signed_echo.py (`signed-echo`) or bench/load_vs_baseline.py (`load`,
-the default) with the remaining arguments; see bench/README.md.
+Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`) or
+bench/load_vs_baseline.py (`load`, the default) with the remaining arguments; see
+bench/README.md.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import issuance
 import load_vs_baseline
 import signed_echo
 
@@ -18,6 +20,8 @@ import signed_echo
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "signed-echo":
         return signed_echo.main(argv[1:])
+    if argv and argv[0] == "issuance":
+        return issuance.main(argv[1:])
     if argv and argv[0] == "load":
         argv = argv[1:]
     return load_vs_baseline.main(argv)
