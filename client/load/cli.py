@@ -185,7 +185,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[LoadConfig, Share]:
 
 def run(args: argparse.Namespace) -> int:
     thresholds = [parse_threshold(t) for t in args.threshold]
-    console = Console(stderr=args.json, highlight=False)
+    # Logs and pipes get whole lines (no wrapping at 80 columns); a terminal wraps as usual.
+    console = Console(stderr=args.json, highlight=False, soft_wrap=True)
     if args.merge:
         if args.merge[0] != "merge" or len(args.merge) < 2:
             raise UsageError("unexpected arguments; to merge shards: tslic load merge FILE...")
@@ -222,7 +223,7 @@ def _run(config: LoadConfig, share: Share, args: argparse.Namespace, console: Co
         return schedule.target_in(second) if isinstance(schedule, OpenSchedule) else None
 
     # With --json, stdout carries the report alone: the live status goes to stderr.
-    progress = Progress(Console(stderr=True) if args.json else console, target_at)
+    progress = Progress(Console(stderr=True, soft_wrap=True) if args.json else console, target_at)
     workers = max(1, args.workers)
     if config.agents:
         workers = min(workers, max(1, share.count_of(config.agents)))
