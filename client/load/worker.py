@@ -179,32 +179,21 @@ class Worker:
             await self._load_rdp()
             return
         self._closing = False
-        if isinstance(schedule, OpenSchedule):
-            async with trio.open_nursery() as waiters:
-                self._waiters = waiters
+        async with trio.open_nursery() as waiters:
+            self._waiters = waiters
+            if isinstance(schedule, OpenSchedule):
                 for k, t in schedule.times(self.share):
                     intended = self._start + t
                     if trio.current_time() < intended:
                         await trio.sleep_until(intended)
-                    now = trio.current_time()
-                    self._current.scheduled += 1
-                    agent = self.fleet.try_acquire()
-                    if agent is None:  # every agent is busy: wait for one, off the schedule
-                        self._in_flight += 1  # counted while it waits: the run waits for it
-                        waiters.start_soon(self._wait_for_agent, k, intended, now)
-                    else:
-                        self._send(agent, k, intended, now, loop=None)
-                self._wait_in_flight()
-                await self._idle.wait()
-        else:
-            assert isinstance(schedule, ClosedSchedule)
-            self._end = self._start + self.config.duration
-            async with trio.open_nursery() as waiters:
-                self._waiters = waiters
+                    self._dispatch_request(k, intended, trio.current_time(), None)
+            else:
+                assert isinstance(schedule, ClosedSchedule)
+                self._end = self._start + self.config.duration
                 for loop in schedule.loops(self.share):
                     self._next_in_loop(loop, 0)
-                self._wait_in_flight()
-                await self._idle.wait()
+            self._wait_in_flight()
+            await self._idle.wait()
 
     def _wait_in_flight(self) -> None:
         """The schedule is done: `_idle` is set once nothing is in flight."""
@@ -217,16 +206,22 @@ class Worker:
         now = trio.current_time()
         if now >= self._end:
             return
-        self._current.scheduled += 1
         # In a closed loop the next request is intended when the previous one finished.
-        k = loop + n * self.config.concurrency
+        self._dispatch_request(loop + n * self.config.concurrency, now, now, (loop, n))
+
+    def _dispatch_request(
+        self, k: int, intended: float, dispatched: float, loop: tuple[int, int] | None
+    ) -> None:
+        """Send request k on an idle agent now, or wait for one off the schedule."""
+        self._current.scheduled += 1
         agent = self.fleet.try_acquire()
-        if agent is None:
-            assert self._waiters is not None
-            self._in_flight += 1  # counted while it waits: the run waits for it
-            self._waiters.start_soon(self._wait_for_agent, k, now, now, (loop, n))
-        else:
-            self._send(agent, k, now, now, loop=(loop, n))
+        if agent is not None:
+            self._send(agent, k, intended, dispatched, loop=loop)
+            return
+        # Every agent is busy: the wait counts as schedule lag, and the run waits for it.
+        assert self._waiters is not None
+        self._in_flight += 1
+        self._waiters.start_soon(self._wait_for_agent, k, intended, dispatched, loop)
 
     async def _wait_for_agent(
         self, k: int, intended: float, dispatched: float, loop: tuple[int, int] | None = None
