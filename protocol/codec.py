@@ -20,7 +20,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import Any
 
 import msgpack
@@ -47,28 +47,26 @@ def _fail(path: str, expected: str, value: Any) -> typing.NoReturn:
     )
 
 
+_SIZE_LIMITS: dict[type, tuple[int, str]] = {
+    str: (MAX_STR, f"a string of at most {MAX_STR} characters"),
+    bytes: (MAX_BIN, f"at most {MAX_BIN} bytes"),
+}
+
+
 def _scalar(py_type: type, label: str) -> Checker:
     # One closure per type, so the hot path (every field of every message) makes one check.
-    if py_type is str:
+    sized = _SIZE_LIMITS.get(py_type)
+    if sized is not None:
+        max_len, too_long = sized
 
-        def check_str(value: Any, path: str) -> Any:
-            if type(value) is not str:
+        def check_sized(value: Any, path: str) -> Any:
+            if type(value) is not py_type:
                 _fail(path, label, value)
-            if len(value) > MAX_STR:
-                _fail(path, f"a string of at most {MAX_STR} characters", value)
+            if len(typing.cast(Sized, value)) > max_len:
+                _fail(path, too_long, value)
             return value
 
-        return check_str
-    if py_type is bytes:
-
-        def check_bytes(value: Any, path: str) -> Any:
-            if type(value) is not bytes:
-                _fail(path, label, value)
-            if len(value) > MAX_BIN:
-                _fail(path, f"at most {MAX_BIN} bytes", value)
-            return value
-
-        return check_bytes
+        return check_sized
 
     def check(value: Any, path: str) -> Any:
         # bool is a subclass of int; an int field must not accept True.
