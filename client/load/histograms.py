@@ -60,16 +60,40 @@ def decode(text: str) -> HdrHistogram:
     return hist
 
 
-def summarize(hist: HdrHistogram) -> dict[str, float]:
-    """Percentiles, max, min and mean in milliseconds, and the count."""
+def summarize(hist: HdrHistogram, *, with_mean: bool = True) -> dict[str, float]:
+    """Percentiles, max, min and (unless `with_mean` is false) mean in milliseconds, and the
+    count.
+
+    The percentiles come from one pass (`get_percentile_to_value_dict`, <1 ms) and the mean
+    from the non-zero buckets (~3 ms), because the library's `get_mean_value` walks every
+    bucket up to the max in Python (~30 ms: run once a second in the generator's loop, it
+    stalled the dispatcher and showed as ~25 ms of schedule lag at p99)."""
     count = hist.get_total_count()
     out: dict[str, float] = {"count": float(count)}
+    values = hist.get_percentile_to_value_dict(list(PERCENTILES)) if count else {}
     for p in PERCENTILES:
-        out[percentile_key(p)] = hist.get_value_at_percentile(p) / 1000 if count else 0.0
+        out[percentile_key(p)] = values[p] / 1000 if count else 0.0
     out["max"] = hist.get_max_value() / 1000 if count else 0.0
     out["min"] = hist.get_min_value() / 1000 if count else 0.0
-    out["mean"] = hist.get_mean_value() / 1000 if count else 0.0
+    if with_mean:
+        out["mean"] = mean_us(hist) / 1000
     return out
+
+
+def mean_us(hist: HdrHistogram) -> float:
+    """The mean of the recorded values, each taken at its bucket's median equivalent value
+    (as HdrHistogram's own mean does), in microseconds."""
+    count: int = hist.get_total_count()
+    if not count:
+        return 0.0
+    total = 0
+    for index, n in enumerate(hist.counts):
+        if n:
+            value = hist.get_value_from_index(index)
+            low = hist.get_lowest_equivalent_value(value)
+            size = hist.get_highest_equivalent_value(value) + 1 - low
+            total += int(n) * (int(low) + (int(size) >> 1))
+    return total / count
 
 
 def percentile_key(p: float) -> str:

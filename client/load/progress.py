@@ -50,7 +50,7 @@ class Progress:
     def line(self, snap: Snapshot) -> str:
         """The status text for one second (rich markup)."""
         interval = snap.interval
-        p99 = summarize(interval.hists["response"])["p99"]
+        p99 = summarize(interval.hists["response"], with_mean=False)["p99"]
         total = snap.total
         ratio = total.error_count / total.completed if total.completed else 0.0
         target = self.target_at(snap.second)

@@ -89,9 +89,9 @@ def build_report(result: RunResult, thresholds: list[Threshold] | None = None) -
     failed = total.error_count
     timeline = []
     for interval in result.timeline.seconds():
-        service = summarize(interval.hists["service"])
-        response = summarize(interval.hists["response"])
-        lag = summarize(interval.hists["lag"])
+        service = summarize(interval.hists["service"], with_mean=False)
+        response = summarize(interval.hists["response"], with_mean=False)
+        lag = summarize(interval.hists["lag"], with_mean=False)
         target = schedule.target_in(interval.second) if hasattr(schedule, "target_in") else None
         timeline.append(
             {
