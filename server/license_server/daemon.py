@@ -255,18 +255,8 @@ class LicenseServer:
             if outcome.events:
                 refusal.detail["event_ids"] = ",".join(str(e) for e, _ in outcome.events)
             raise refusal
-        reply: LicenseGranted | Referral | None = outcome.reply
+        reply: LicenseGranted | Referral | None = outcome.reply  # names the events itself
         assert reply is not None
-        if isinstance(reply, LicenseGranted) and outcome.events:
-            reply = LicenseGranted(
-                license=reply.license,
-                license_id=reply.license_id,
-                kind=reply.kind,
-                product=reply.product,
-                expires_at=reply.expires_at,
-                upgraded=reply.upgraded,
-                event_ids=tuple(e for e, _ in outcome.events),
-            )
         return reply
 
     async def status(self) -> ServerStatus:

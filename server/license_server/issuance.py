@@ -125,6 +125,7 @@ class Issuer:
             out.events.append(
                 (int(decision.event_id), self._event_text(decision.event_id, ts, req))
             )
+        events = tuple(e for e, _ in out.events)  # named in the reply (LicenseGranted)
         peer = self._peer_for(decision.missing) if should_refer(decision) else None
         if peer is not None and decision.missing is not None:
             out.reply = Referral(
@@ -145,27 +146,31 @@ class Issuer:
             out.refusal = ServiceError(decision.reason, code=code)
         elif decision.kind is DecisionKind.TEMPORARY:
             if decision.keeps_existing and temp is not None and temp.blob:
-                out.reply = self._granted(temp, upgraded=False)
+                out.reply = self._granted(temp, upgraded=False, event_ids=events)
             else:
                 product = decision.product or suitable[0]
                 expiry = now + TEMPORARY_DAYS * MS_PER_DAY
                 row = self._insert(db, ts, req, now, LicenseKind.TEMPORARY, product, expiry, 0)
-                out.reply = self._granted(row, upgraded=False)
+                out.reply = self._granted(row, upgraded=False, event_ids=events)
                 out.issued = (product, LicenseKind.TEMPORARY)
         elif decision.kind is DecisionKind.BUILT_IN:
             product = CalProduct.W2000_BUILT_IN
             old = next((r for r in rows if r.kind is LicenseKind.BUILT_IN), None)
             row = self._write(db, ts, req, now, LicenseKind.BUILT_IN, product, 0, 0, old)
-            out.reply = self._granted(row, upgraded=presented is not None and old is None)
+            out.reply = self._granted(
+                row, upgraded=presented is not None and old is None, event_ids=events
+            )
             out.issued = (product, LicenseKind.BUILT_IN)
         elif decision.product is None and lease is not None:  # renewal of the lease (§3.4)
             expiry = now + self._lease_ms()
             row = self._write(
                 db, ts, req, now, LicenseKind.PERMANENT, lease.product, expiry, 0, lease
             )
-            out.reply = self._granted(row, upgraded=True)
+            out.reply = self._granted(row, upgraded=True, event_ids=events)
         elif decision.product is not None:
-            out.reply, out.issued = self._permanent(db, ts, req, now, decision.product, temp)
+            out.reply, out.issued = self._permanent(
+                db, ts, req, now, decision.product, temp, events
+            )
         else:  # choose_license never returns this combination
             out.refusal = ServiceError(decision.reason, code=ErrorCode.INTERNAL_ERROR)
         for event_id, text in out.events:
@@ -192,6 +197,7 @@ class Issuer:
         now: int,
         product: CalProduct,
         temp: LicenseRow | None,
+        events: tuple[int, ...],
     ) -> tuple[LicenseGranted, tuple[CalProduct, LicenseKind]]:
         if product.is_per_user:  # §7.2: not decremented; usage recorded
             schema.record_usage(db, req.user, product, now)
@@ -205,7 +211,8 @@ class Issuer:
             row = self._write(
                 db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack, previous
             )
-            return self._granted(row, upgraded=req.presented != b""), (product, row.kind)
+            granted = self._granted(row, upgraded=req.presented != b"", event_ids=events)
+            return granted, (product, row.kind)
         keypack = schema.take_from_pool(db, product, now)
         if not keypack:  # available_by_product said otherwise: a bug, refuse loudly
             raise ServiceError(f"no {product.label} left in any key pack")
@@ -216,7 +223,8 @@ class Issuer:
                 "UPDATE licenses SET status = ? WHERE id = ?",
                 (int(LicenseStatus.UPGRADED), temp.id),
             )
-        return self._granted(row, upgraded=temp is not None), (product, LicenseKind.PERMANENT)
+        granted = self._granted(row, upgraded=temp is not None, event_ids=events)
+        return granted, (product, LicenseKind.PERMANENT)
 
     # ---- rows and documents -----------------------------------------------------------------
 
@@ -321,7 +329,9 @@ class Issuer:
         return license_id
 
     @staticmethod
-    def _granted(row: LicenseRow, *, upgraded: bool) -> LicenseGranted:
+    def _granted(
+        row: LicenseRow, *, upgraded: bool, event_ids: tuple[int, ...] = ()
+    ) -> LicenseGranted:
         return LicenseGranted(
             license=row.blob,
             license_id=row.id,
@@ -329,6 +339,7 @@ class Issuer:
             product=row.product,
             expires_at=row.expires_at,
             upgraded=upgraded,
+            event_ids=event_ids,
         )
 
     def _presented(self, req: Request, rows: list[LicenseRow]) -> LicenseRow | None:
