@@ -39,10 +39,9 @@ def raise_file_limit() -> int | None:
     if resource is None:
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft == resource.RLIM_INFINITY or soft < hard:
-        target = hard
+    if soft != hard:  # soft <= hard always, so this raises it (RLIM_INFINITY included)
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError) as exc:
             log.warning("could not raise the open-files limit from %s to %s: %s", soft, hard, exc)
     return file_limit()

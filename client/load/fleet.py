@@ -41,10 +41,10 @@ from tslic.protocol.messages.licensing import (
     TermServCert,
 )
 from tslic.runtime.clock import Clock
-from tslic.runtime.peer import PeerStream, open_peer
+from tslic.runtime.peer import PeerStream, connect, open_peer
 
 from .config import LoadConfig
-from .link import Link, open_link
+from .link import Link
 from .schedule import Share
 
 _MASK = (1 << 64) - 1
@@ -110,7 +110,7 @@ class Agent:
         self.chain: tuple[bytes, ...] = ()
         self.stream: PeerStream | None = None  # the conversation (its `conn` signs/verifies)
         self.link: Link | None = None  # the same socket, for the measured requests
-        self.scope: trio.CancelScope | None = None  # the reader's: its deadline is the timeout
+        self.scope: trio.CancelScope | None = None  # the reader's: cancelled on a timeout
         self.pending: Any = None  # the worker's record of the request in flight
         self.idle = False  # in the fleet's pool of agents free to send
 
@@ -133,7 +133,7 @@ class Fleet:
         clock: Clock,
         *,
         connect_rate: float,
-        serve: Callable[[Agent], Awaitable[None]] | None = None,
+        serve: Callable[[Agent], Awaitable[None]],
     ) -> None:
         self.config = config
         self.serve = serve
@@ -228,7 +228,7 @@ class Fleet:
         if not agent.chain:
             agent.chain = await self._certify(agent)
         with _translated_timeout(self.config.timeout):
-            link = await open_link(self.config.target)
+            link = Link(await connect(self.config.target))
         peer = open_peer(
             self.config.target,
             conversation=Conversation.LICENSING,
@@ -256,10 +256,7 @@ class Fleet:
             if first_attempt:
                 self._tried()
             self.release(agent)
-            if self.serve is None:
-                await trio.sleep_forever()
-            else:
-                await self.serve(agent)
+            await self.serve(agent)
         finally:
             self.stats.connected -= 1
             agent.stream = agent.link = None

@@ -1,12 +1,12 @@
 """The generator's hot path: one emulated terminal server's held connection, kept lean.
 
 Contract:
-- `open_link(address)` opens TCP and returns a `Link` whose `tcp` (a `trio.SocketStream`) is
-  used for the Hello and the Goodbye, like any peer's (`runtime.peer.open_peer(tcp=...)`).
-  The same socket then carries the measured requests without trio's stream layer:
-  `send(frame)` writes a frame with one non-blocking `send` (no scheduler round trip; a
-  partial write is finished by `flush`), and `receive(conn, now)` waits with
-  `trio.lowlevel.wait_readable` and returns the next verified message of `conn`.
+- `Link(tcp)` wraps a connected `trio.SocketStream` (`runtime.peer.connect`), which carries
+  the Hello and the Goodbye like any peer's (`runtime.peer.open_peer(tcp=...)`). The same
+  socket then carries the measured requests without trio's stream layer: `send(frame)`
+  writes a frame with one non-blocking `send` (no scheduler round trip; a partial write is
+  finished by `flush`), and `receive(conn, now)` waits with `trio.lowlevel.wait_readable`
+  and returns the next verified message of `conn`.
 - Why: a load generator's own cost per request must stay close to the protocol's (sign the
   request, verify the reply). trio's `send_all`/`receive_some` each yield to the scheduler
   even when the kernel could answer at once, and a task, a lock and cancel scopes per request
@@ -19,13 +19,12 @@ Contract:
 
 from __future__ import annotations
 
-import socket
+import os
 from collections.abc import Callable
 
 import trio
 from tslic.protocol import Connection, ConnectionLost, Message
 from tslic.protocol.connection import NEED_DATA, PEER_CLOSED
-from tslic.runtime.peer import split_address
 
 RECEIVE_CHUNK = 65536
 
@@ -33,9 +32,11 @@ RECEIVE_CHUNK = 65536
 class Link:
     """A connected socket: the trio stream for the conversation's edges, raw for the rest."""
 
-    def __init__(self, sock: socket.socket, tcp: trio.SocketStream) -> None:
-        self.sock = sock
+    def __init__(self, tcp: trio.SocketStream) -> None:
         self.tcp = tcp
+        # The descriptor itself (trio keeps sockets non-blocking): os.write and os.read are
+        # the same send and recv system calls, without trio's per-call scheduling.
+        self._fd = tcp.socket.fileno()
         self._unsent = b""  # the tail of a frame the kernel did not take at once
 
     @property
@@ -53,7 +54,7 @@ class Link:
             self._unsent += frame
             return
         try:
-            sent = self.sock.send(frame)
+            sent = os.write(self._fd, frame)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
@@ -64,9 +65,9 @@ class Link:
     async def flush(self) -> None:
         """Finish writing what `send` could not (rare: the socket buffer was full)."""
         while self._unsent:
-            await trio.lowlevel.wait_writable(self.sock)
+            await trio.lowlevel.wait_writable(self._fd)
             try:
-                sent = self.sock.send(self._unsent)
+                sent = os.write(self._fd, self._unsent)
             except BlockingIOError:
                 continue
             except OSError as exc:
@@ -84,9 +85,9 @@ class Link:
         while True:
             event = conn.next_event(now=now())
             if event is NEED_DATA:
-                await trio.lowlevel.wait_readable(self.sock)
+                await trio.lowlevel.wait_readable(self._fd)
                 try:
-                    data = self.sock.recv(RECEIVE_CHUNK)
+                    data = os.read(self._fd, RECEIVE_CHUNK)
                 except BlockingIOError:
                     continue
                 except OSError as exc:
@@ -99,29 +100,3 @@ class Link:
                 raise ConnectionLost("the peer closed the connection")
             assert isinstance(event, Message)
             return event
-
-
-async def open_link(address: str) -> Link:
-    """Connect to `address` ('host:port').
-
-    Raises:
-        ConnectionLost: the address cannot be resolved or does not accept the connection.
-        ServiceError: the address is not HOST:PORT.
-    """
-    host, port = split_address(address)
-    try:
-        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, type_, proto, _, sockaddr = infos[0]
-        sock = socket.socket(family, type_, proto)
-    except OSError as exc:
-        raise ConnectionLost(f"cannot connect to {address}: {exc.strerror or exc}") from None
-    sock.setblocking(False)
-    trio_sock = trio.socket.from_stdlib_socket(sock)
-    try:
-        await trio_sock.connect(sockaddr)
-    except BaseException as exc:
-        trio_sock.close()
-        if isinstance(exc, OSError):
-            raise ConnectionLost(f"cannot connect to {address}: {exc.strerror or exc}") from None
-        raise
-    return Link(sock, trio.SocketStream(trio_sock))
