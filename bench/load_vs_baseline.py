@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             out["max_run_errors"] = report["errors"]["by_code"]
             out["issuance_over_signed_echo"] = round(top / out["signed_echo_per_s"], 3)
             _generator_cost(out, "busy_", result, report, bare)
-            # 3. p99 response time at half the maximum, open model
+            # 3. p99 response time at half the maximum, open model, and the generator's CPU
             half = max(1.0, top / 2)
             stages = OpenSchedule.constant(half, args.seconds).stages
             open_cfg = _config(
@@ -297,12 +297,10 @@ def main(argv: list[str] | None = None) -> int:
             out["half_rate_response_p99_ms"] = report["latency_ms"]["response"]["p99"]
             out["half_rate_service_p99_ms"] = report["latency_ms"]["service"]["p99"]
             out["half_rate_inconclusive"] = report["verdict"]["inconclusive"]
-            # 5. generator CPU per request at that rate
             _generator_cost(out, "", result, report, bare)
-            # 4. memory per connection
+            # 4. memory per connection, and the refusals beyond the server's limit
             before = _rss_kb(pid)
             peak: list[int] = [0]
-
             held: list[int] = [0]
 
             def sample(snap: Snapshot) -> None:
