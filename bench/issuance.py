@@ -3,7 +3,8 @@
 Contract: `python bench/issuance.py [--seconds S] [--connections C] [--json]` (or
 `python -m bench.issuance`) starts, each in a child process with a core of its own:
 - the license server (`server.license_server.daemon.LicenseServer`, Windows Server 2003,
-  fresh data directory, durable group-committed SQLite, threaded store);
+  fresh data directory, durable group-committed SQLite, threaded store; `--inline-store`
+  runs the store's SQLite work on the event loop instead);
 - the signed echo of bench/signed_echo.py (runtime.service.Server answering MarkLicense with
   LicenseMarked: one verified and one signed envelope each way, nothing else).
 This process enrols C terminal servers (RequestTermServCert) and runs C closed loops of
@@ -11,7 +12,8 @@ IssueLicense for new devices for S seconds (each answer is a 90-day temporary li
 and committed before it is sent), then the same loops of MarkLicense against the echo. It
 prints requests per second of both, their ratio, the store's operations per transaction, and
 this process's (the client's) CPU per request in each loop, which should be alike: the client
-shares the machine's cores with the servers.
+shares the machine's cores with the servers; and each server's CPU per request, by thread
+(bench/procstat.py).
 A benchmark: figures, never assertions.
 """
 
@@ -43,15 +45,21 @@ from tslic.runtime.peer import open_peer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import signed_echo
+from procstat import per_request_us, threads_cpu
 
 
-def _serve_license_server(conn: Any, data_dir: str) -> None:
+def _serve_license_server(conn: Any, data_dir: str, threaded: bool) -> None:
     from tslic.runtime.service import Limits
     from tslic.server.license_server.config import Config
     from tslic.server.license_server.daemon import LicenseServer
 
     async def main() -> None:
-        config = Config(name="BENCHLS", version=WindowsVersion.W2003, data_dir=Path(data_dir))
+        config = Config(
+            name="BENCHLS",
+            version=WindowsVersion.W2003,
+            data_dir=Path(data_dir),
+            store_threads=threaded,
+        )
         limits = Limits(rate_per_second=1e9, rate_burst=1e9)
         server = LicenseServer(config, WallClock(), limits=limits)
         async with trio.open_nursery() as nursery:
@@ -138,17 +146,21 @@ async def _echo_loops(address: str, connections: int, seconds: float) -> int:
     return done
 
 
-def measure(seconds: float, connections: int) -> dict[str, Any]:
+def measure(seconds: float, connections: int, *, threaded: bool = True) -> dict[str, Any]:
     ctx = multiprocessing.get_context("spawn")
     out: dict[str, Any] = {"seconds": seconds, "connections": connections}
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve_license_server, args=(child, data), daemon=True)
+        proc = ctx.Process(target=_serve_license_server, args=(child, data, threaded), daemon=True)
         proc.start()
         address = parent.recv()
         started, cpu = time.perf_counter(), time.process_time()
+        threads = threads_cpu(proc.pid or 0)
         issued = trio.run(_issue_loops, address, connections, seconds)
         elapsed = time.perf_counter() - started
+        out["server_cpu_us_per_issuance"] = per_request_us(
+            threads, threads_cpu(proc.pid or 0), issued
+        )
         out["client_cpu_us_per_issuance"] = round((time.process_time() - cpu) / issued * 1e6)
         parent.send("stop")
         ops, transactions, largest = parent.recv()
@@ -162,8 +174,10 @@ def measure(seconds: float, connections: int) -> dict[str, Any]:
     proc.start()
     address = parent.recv()
     started, cpu = time.perf_counter(), time.process_time()
+    threads = threads_cpu(proc.pid or 0)
     echoed = trio.run(_echo_loops, address, connections, seconds)
     elapsed = time.perf_counter() - started
+    out["server_cpu_us_per_echo"] = per_request_us(threads, threads_cpu(proc.pid or 0), echoed)
     out["client_cpu_us_per_echo"] = round((time.process_time() - cpu) / echoed * 1e6)
     parent.send("stop")
     proc.join(10)
@@ -177,9 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--inline-store",
+        action="store_true",
+        help="run the store's SQLite work on the event loop instead of its worker thread",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = measure(args.seconds, args.connections)
+    result = measure(args.seconds, args.connections, threaded=not args.inline_store)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -194,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             f"client CPU per request: issuance {result['client_cpu_us_per_issuance']} us,"
             f" signed echo {result['client_cpu_us_per_echo']} us"
         )
+        print(f"server CPU per issuance (us, by thread): {result['server_cpu_us_per_issuance']}")
+        print(f"server CPU per echo (us, by thread): {result['server_cpu_us_per_echo']}")
     return 0
 
 

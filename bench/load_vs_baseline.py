@@ -7,7 +7,9 @@ C,C,...] [--beyond B] [--json]` runs, in order, and prints one JSON document (or
    pair (MarkLicense) and for the runs' pair (IssueLicense, LicenseGranted);
 2. the license server's maximum sustained issuance rate (durable: the server commits before
    it answers), the best of closed-model runs at each concurrency C, and its ratio to the
-   signed-echo bound (goal >= 0.7); the generator's CPU per request in that (busy) run;
+   signed-echo bound (goal >= 0.7); the generator's and the server's CPU per request in that
+   (busy) run, and from them the machine's ceiling: cores / (server + generator CPU per
+   license), the most a server spending that CPU could issue while sharing the cores;
 3. p99 response time (intended send to reply) at half that rate, open model (goal <= 10 ms),
    and the generator's CPU per request there (goal <= 1.5x the bare cost);
 4. memory per connection with N terminal servers connected at once, spread over two
@@ -55,6 +57,7 @@ from tslic.protocol.pki import cert_to_der, make_temporary_license_server_cert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import signed_echo
+from procstat import process_cpu
 
 
 def _serve_license_server(conn: Any, data_dir: str, max_connections: int = 19_000) -> None:
@@ -235,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
-    out["signed_echo_per_s"] = round(signed_echo.measure_signed_bound(16, args.seconds / 2), 1)
+    echo = signed_echo.measure_signed(16, args.seconds / 2)
+    out["signed_echo_per_s"] = round(echo.per_second, 1)
+    out["signed_echo_server_cpu_us"] = round(echo.server_cpu_us, 1)
+    out["signed_echo_driver_cpu_us"] = round(echo.client_cpu_us, 1)
     out["unsigned_echo_per_s"] = round(signed_echo.measure_unsigned(16, args.seconds / 2), 1)
     out["bare_sign_verify_us"] = round(bare_cost_per_request() * 1e6, 1)
     # The runs below send IssueLicense and verify LicenseGranted: their bare cost is the floor.
@@ -259,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             # 2. maximum sustained issuance rate, closed model: the best of a few
             # concurrencies (more loops give bigger commit groups, up to a point)
             sweep: dict[str, float] = {}
-            best: tuple[float, int, RunResult, dict[str, Any]] | None = None
+            best: tuple[float, int, RunResult, dict[str, Any], float] | None = None
             for loops in (int(c) for c in args.concurrency.split(",")):
                 closed = _config(
                     address,
@@ -269,18 +275,23 @@ def main(argv: list[str] | None = None) -> int:
                     agents=loops,
                     duration=args.seconds,
                 )
+                server_before = process_cpu(pid)
                 result, report = _run(closed)
+                server_us = (process_cpu(pid) - server_before) / max(
+                    1, report["requests"]["completed"]
+                )
                 sweep[str(loops)] = report["rate"]["achieved"]
                 if best is None or report["rate"]["achieved"] > best[0]:
-                    best = (report["rate"]["achieved"], loops, result, report)
+                    best = (report["rate"]["achieved"], loops, result, report, server_us * 1e6)
             assert best is not None
-            top, loops, result, report = best
+            top, loops, result, report, server_cpu_us = best
             out["max_issuance_by_concurrency"] = sweep
             out["max_issuance_per_s"] = top
             out["max_issuance_concurrency"] = loops
             out["max_run_errors"] = report["errors"]["by_code"]
             out["issuance_over_signed_echo"] = round(top / out["signed_echo_per_s"], 3)
             _generator_cost(out, "busy_", result, report, bare)
+            _machine_ceiling(out, server_cpu_us, top)
             # 3. p99 response time at half the maximum, open model, and the generator's CPU
             half = max(1.0, top / 2)
             stages = OpenSchedule.constant(half, args.seconds).stages
@@ -349,6 +360,21 @@ def _generator_cost(
     out[f"{prefix}generator_over_bare"] = round(cpu / done / bare, 2)
     out[f"{prefix}generator_user_over_bare"] = round((cpu - system) / done / bare, 2)
     out[f"{prefix}generator_core_share"] = round(share, 3)
+
+
+def _machine_ceiling(out: dict[str, Any], server_cpu_us: float, top: float) -> None:
+    """What the machine's cores allow: the license server and the generator share them, so
+    with S us of server CPU and G us of generator CPU per license, C cores cannot issue
+    more than C / (S + G) a second, however the work is spread over threads. The signed
+    echo, by contrast, is bound by its server's one event-loop thread."""
+    generator_us = out["busy_generator_cpu_per_request_us"]
+    cores = os.cpu_count() or 1
+    per_license_us = server_cpu_us + generator_us
+    out["server_cpu_per_issuance_us"] = round(server_cpu_us, 1)
+    out["cores_busy_at_max_issuance"] = round(top * per_license_us / 1e6, 2)
+    ceiling = cores * 1e6 / per_license_us
+    out["machine_ceiling_issuance_per_s"] = round(ceiling, 1)
+    out["machine_ceiling_over_signed_echo"] = round(ceiling / out["signed_echo_per_s"], 3)
 
 
 def _print(out: dict[str, Any], as_json: bool) -> None:

@@ -8,7 +8,7 @@ would) and drives them from this process with C connections in closed loops for 
   both inline on the event loop. It must stay that plain server: it is the bound "a bare Trio
   server that verifies and signs each message" that issue 7's ratios are taken against;
 - unsigned: a raw Trio TCP echo of length-prefixed frames of the same size.
-It prints round trips per second for both and their ratio. `measure_signed_bound()` is what
+It prints round trips per second for both and their ratio. `measure_signed()` is what
 bench/load_vs_baseline.py calls to get the bound in the same run. Figures, not assertions.
 """
 
@@ -21,6 +21,8 @@ import os
 import struct
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -32,6 +34,9 @@ from tslic.protocol.messages.licensing import LicenseMarked, MarkLicense
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import open_peer
 from tslic.runtime.service import Limits, Peer, Server
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from procstat import process_cpu
 
 
 class EchoService:
@@ -142,15 +147,31 @@ async def _drive_unsigned(address: str, connections: int, seconds: float) -> int
     return done
 
 
-def _measure(target: Any, driver: Any, connections: int, seconds: float) -> float:
+@dataclass(frozen=True)
+class EchoRun:
+    """One measured echo: round trips per second, and the CPU microseconds per round trip
+    spent by the server process and by this (the driving) process."""
+
+    per_second: float
+    server_cpu_us: float
+    client_cpu_us: float
+
+
+def _measure(target: Any, driver: Any, connections: int, seconds: float) -> EchoRun:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=target, args=(child,), daemon=True)
     proc.start()
     try:
         address = parent.recv()
+        server_before, client_before = process_cpu(proc.pid or 0), time.process_time()
         count: int = trio.run(driver, address, connections, seconds)
-        return count / seconds
+        n = max(1, count)
+        return EchoRun(
+            per_second=count / seconds,
+            server_cpu_us=(process_cpu(proc.pid or 0) - server_before) / n * 1e6,
+            client_cpu_us=(time.process_time() - client_before) / n * 1e6,
+        )
     finally:
         parent.send("stop")
         proc.join(timeout=10)
@@ -158,14 +179,14 @@ def _measure(target: Any, driver: Any, connections: int, seconds: float) -> floa
             proc.terminate()
 
 
-def measure_signed_bound(connections: int = 16, seconds: float = 5.0) -> float:
-    """Signed round trips per second of the bare signed-echo server."""
+def measure_signed(connections: int = 16, seconds: float = 5.0) -> EchoRun:
+    """The bare signed-echo server: round trips per second (the bound) and CPU per trip."""
     return _measure(_serve_signed, _drive_signed, connections, seconds)
 
 
 def measure_unsigned(connections: int = 16, seconds: float = 5.0) -> float:
     """Round trips per second of the unsigned framed echo server."""
-    return _measure(_serve_unsigned, _drive_unsigned, connections, seconds)
+    return _measure(_serve_unsigned, _drive_unsigned, connections, seconds).per_second
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     started = time.time()
-    signed = measure_signed_bound(args.connections, args.seconds)
+    signed = measure_signed(args.connections, args.seconds).per_second
     unsigned = measure_unsigned(args.connections, args.seconds)
     result = {
         "signed_round_trips_per_s": round(signed, 1),
