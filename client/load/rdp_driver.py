@@ -1,6 +1,8 @@
 """Full-stack mode: emulated RDP client logons through real terminal-server agents.
 
 Contract:
+- `RdpDriver.run(...)` runs a generator's share of the schedule as logons, a task per logon,
+  and hands each one's times to the worker's `record`.
 - `RdpDriver.logon(k)` performs request k of the schedule as one RDP logon (a fresh TCP
   connection, Conversation.RDP, client side) through the agent `agents[k % len(agents)]`,
   using the RDP client of `tslic.client.rdp.client` with an in-memory license store (a load
@@ -17,8 +19,10 @@ Contract:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
+import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.client.rdp.client import connect as rdp_connect
 from tslic.client.rdp.store import LicenseStore
@@ -30,6 +34,7 @@ from tslic.runtime.clock import Clock
 
 from .config import LoadConfig
 from .fleet import derive_key, pick, unit
+from .schedule import ClosedSchedule, OpenSchedule, Share
 
 
 class MemoryStore(LicenseStore):
@@ -76,6 +81,44 @@ class RdpDriver:
         self.clock = clock
         self.seed = config.seed or 0
         self._devices: deque[tuple[str, MemoryStore, ClientOS, str]] = deque()
+
+    async def run(
+        self,
+        schedule: OpenSchedule | ClosedSchedule,
+        share: Share,
+        start: float,
+        scheduled: Callable[[], None],
+        record: Callable[[str, float, float, float, float, int | None], None],
+    ) -> None:
+        """Run this generator's share of the schedule from trio time `start`, a task per
+        logon. `scheduled()` counts each logon when it is due; `record(op, intended,
+        dispatched, sent, done, error)` measures it once it ends."""
+
+        async def timed_logon(k: int, intended: float, dispatched: float) -> None:
+            sent = trio.current_time()
+            op, code = await self.logon(k)
+            record(op, intended, dispatched, sent, trio.current_time(), code)
+
+        async def closed_loop(loop: int) -> None:
+            end = start + self.config.duration
+            n = 0
+            while trio.current_time() < end:
+                now = trio.current_time()
+                scheduled()
+                await timed_logon(loop + n * self.config.concurrency, now, now)
+                n += 1
+
+        async with trio.open_nursery() as logons:
+            if isinstance(schedule, OpenSchedule):
+                for k, t in schedule.times(share):
+                    intended = start + t
+                    if trio.current_time() < intended:
+                        await trio.sleep_until(intended)
+                    scheduled()
+                    logons.start_soon(timed_logon, k, intended, trio.current_time())
+            else:
+                for loop in schedule.loops(share):
+                    logons.start_soon(closed_loop, loop)
 
     async def logon(self, k: int) -> tuple[str, int | None]:
         """Run logon k; return (operation label, error code or None)."""

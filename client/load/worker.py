@@ -12,9 +12,10 @@ Contract:
   (`RemoteProtocolError.code`, CONNECTION_LOST) or a request over `timeout` (IDLE_TIMEOUT);
   the run goes on.
 - The hot path: the dispatcher signs request k and writes it on an idle agent's socket
-  without yielding (`link.Link.send`); the agent's long-lived reader (`_serve_agent`) reads
-  the reply, records it and gives the agent back. Closed loops send their next request from
-  there. Timeouts are swept every tenth of `timeout` (no cancel scope per request).
+  without yielding (`link.Link.send`); one reader (`_read_replies`, over a `link.ReadySet`
+  of every agent's socket) reads the replies that came, records them and gives the agents
+  back. Closed loops send their next request from there. Timeouts are swept every tenth of
+  `timeout` (no cancel scope per request).
 - Self-check (`summary.self_check`): dispatch lateness p99 over `max_lag`, or a saturated
   CPU, makes the run inconclusive.
 - Times come from `trio.current_time()`, so under pytest-trio's autojump clock the whole
@@ -40,6 +41,7 @@ from tslic.runtime.clock import Clock
 from .config import LoadConfig
 from .fleet import Agent, Fleet
 from .histograms import Interval, new_histogram
+from .link import ReadySet
 from .operations import Operations, Planned
 from .rdp_driver import RdpDriver
 from .schedule import ClosedSchedule, OpenSchedule, Share
@@ -95,11 +97,22 @@ class Worker:
         # (deadline, agent, request) in sending order: the timeout is the same for all, so
         # the oldest is first; `_sweep_timeouts` cancels the readers of overdue requests.
         self._deadlines: deque[tuple[float, Agent, _InFlight]] = deque()
+        self._ready: ReadySet[Agent] | None = None  # set by `run` where epoll exists
 
     async def run(self) -> WorkerSummary:
         """Connect, wait for the start, run the schedule, and report."""
         summary = WorkerSummary(self.worker_id, len(self.fleet.profiles), 0)
+        self._ready = ReadySet() if ReadySet.available() else None
+        try:
+            return await self._run(summary)
+        finally:
+            if self._ready is not None:
+                self._ready.close()
+
+    async def _run(self, summary: WorkerSummary) -> WorkerSummary:
         async with trio.open_nursery() as outer:
+            if self._ready is not None:
+                outer.start_soon(self._read_replies, self._ready)
             await outer.start(self.fleet.run)
             # Connecting is bounded: agents still trying when it ends join the run later.
             patience = 30.0 + 3 * len(self.fleet.profiles) / self.fleet.connect_rate
@@ -157,8 +170,8 @@ class Worker:
         self._current = Interval(self._current.second + 1)
 
     async def _sweep_timeouts(self) -> None:
-        """Every tenth of `timeout`, end the connections whose request is overdue: the
-        reader then records a Timeout. One periodic check instead of a cancel scope
+        """Every tenth of `timeout`, end the connections whose request is overdue, which
+        records a Timeout for it. One periodic check instead of a cancel scope
         deadline per request, which costs the generator more than the check (so a request
         times out between 1.0 and 1.1 times `timeout` after it was sent)."""
         period = self.config.timeout / 10
@@ -168,15 +181,17 @@ class Worker:
             now = trio.current_time()
             while deadlines and (deadlines[0][2].done or deadlines[0][0] <= now):
                 _, agent, flight = deadlines.popleft()
-                if not flight.done and agent.pending is flight and agent.scope is not None:
-                    agent.scope.cancel()
+                if not flight.done and agent.pending is flight:
+                    self._drop_connection(agent, Timeout("no reply in time"))
 
     # ---- the schedule --------------------------------------------------------------------
 
     async def _load(self) -> None:
         schedule = self.schedule
         if self.rdp is not None:
-            await self._load_rdp()
+            await self.rdp.run(
+                schedule, self.share, self._start, self._count_scheduled, self._record
+            )
             return
         self._closing = False
         async with trio.open_nursery() as waiters:
@@ -259,8 +274,7 @@ class Worker:
         try:
             agent.link.send(agent.stream.conn.send(planned.message, now=self._now()))
         except (ProtocolError, ConnectionLost) as exc:
-            self._complete(agent, None, exc, usable=False)
-            agent.scope.cancel()  # the reader ends; the fleet reconnects the agent
+            self._drop_connection(agent, exc)
             return
         self._deadlines.append((sent + self.config.timeout, agent, flight))
         if agent.link.blocked:
@@ -273,48 +287,74 @@ class Worker:
             if link is not None:
                 await link.flush()
         except ConnectionLost as exc:
-            if agent.pending is not None:
-                self._complete(agent, None, exc, usable=False)
-            if agent.scope is not None:
-                agent.scope.cancel()
+            if agent.link is link:
+                self._drop_connection(agent, exc)
 
     async def _serve_agent(self, agent: Agent) -> None:
-        """The reader of one connected agent: each reply completes its request in flight.
-        Returns when the connection must be replaced (broken, closed, timed out)."""
-        assert agent.stream is not None
+        """Keep one connected agent's socket read until the connection must be replaced
+        (`_drop_connection`: broken, closed, timed out): by the shared reader
+        (`_read_replies`) where there is a `ReadySet`, else by waiting on this socket."""
         assert agent.link is not None
-        conn, link = agent.stream.conn, agent.link
+        link, ready = agent.link, self._ready
         with trio.CancelScope() as scope:
             agent.scope = scope
-            while True:
+            if ready is not None:
+                ready.add(link.fd, agent)
                 try:
-                    reply = await link.receive(conn, self._now)
-                except (ProtocolError, ConnectionLost) as exc:
-                    if agent.pending is not None:
-                        self._complete(agent, None, exc, usable=False)
-                    return
-                if agent.pending is None:
-                    return  # unasked for (a Goodbye, a fatal Error): the server is closing
-                if isinstance(reply, Error):
-                    if reply.fatal:  # the server ends the conversation (MessageStream's rule)
-                        fatal = RemoteProtocolError(
-                            f"peer reported: {reply.message}",
-                            code=reply.error_code,
-                            detail=reply.detail,
-                        )
-                        self._complete(agent, None, fatal, usable=False)
-                        return
-                    refusal = ServiceError(
-                        reply.message, code=reply.error_code, detail=reply.detail
+                    await trio.sleep_forever()
+                finally:
+                    ready.discard(link.fd)
+            else:
+                while True:
+                    await link.wait_readable()
+                    self._read(agent)
+
+    async def _read_replies(self, ready: ReadySet[Agent]) -> None:
+        """The one reader of every agent's replies: each wake-up serves all that came."""
+        while True:
+            for fd in await ready.wait():
+                agent = ready.get(fd)
+                if agent is not None:
+                    self._read(agent)
+
+    def _read(self, agent: Agent) -> None:
+        """Complete the requests whose replies wait on `agent`'s socket."""
+        assert agent.stream is not None
+        assert agent.link is not None
+        replies, error = agent.link.read_available(agent.stream.conn, self._now)
+        for reply in replies:
+            if agent.pending is None:
+                # Unasked for (a Goodbye, a fatal Error): the server is closing.
+                self._drop_connection(agent, None)
+                return
+            if isinstance(reply, Error):
+                if reply.fatal:  # the server ends the conversation (MessageStream's rule)
+                    text = f"peer reported: {reply.message}"
+                    code, detail = reply.error_code, reply.detail
+                    self._drop_connection(
+                        agent, RemoteProtocolError(text, code=code, detail=detail)
                     )
-                    self._complete(agent, None, refusal, usable=True)
-                    continue
-                if isinstance(reply, Goodbye):
-                    self._complete(agent, None, ConnectionLost("the server said Goodbye"), False)
                     return
+                refusal = ServiceError(reply.message, code=reply.error_code, detail=reply.detail)
+                self._complete(agent, None, refusal, usable=True)
+            elif isinstance(reply, Goodbye):
+                self._drop_connection(agent, ConnectionLost("the server said Goodbye"))
+                return
+            else:
                 self._complete(agent, reply, None, usable=True)
-        if scope.cancelled_caught and agent.pending is not None:
-            self._complete(agent, None, Timeout("no reply in time"), usable=False)
+        if error is not None:
+            self._drop_connection(agent, error)
+
+    def _drop_connection(self, agent: Agent, error: TslicError | None) -> None:
+        """`agent`'s connection must be replaced: its request in flight fails with `error`,
+        nothing more is read or sent on it, and the fleet reconnects it."""
+        if agent.pending is not None:
+            self._complete(agent, None, error or ConnectionLost("connection closed"), False)
+        if agent.link is not None and self._ready is not None:
+            self._ready.discard(agent.link.fd)
+        agent.link = None  # the pool skips it from now on (Fleet._take)
+        if agent.scope is not None:
+            agent.scope.cancel()
 
     def _complete(
         self, agent: Agent, reply: Message | None, error: TslicError | None, usable: bool
@@ -337,37 +377,8 @@ class Worker:
         if self._closing and self._in_flight == 0:
             self._idle.set()
 
-    # ---- full-stack mode: RDP logons through real agents, a task per logon ----------------
-
-    async def _load_rdp(self) -> None:
-        schedule = self.schedule
-        async with trio.open_nursery() as ops:
-            if isinstance(schedule, OpenSchedule):
-                for k, t in schedule.times(self.share):
-                    intended = self._start + t
-                    if trio.current_time() < intended:
-                        await trio.sleep_until(intended)
-                    self._current.scheduled += 1
-                    ops.start_soon(self._logon, k, intended, trio.current_time())
-            else:
-                assert isinstance(schedule, ClosedSchedule)
-                for loop in schedule.loops(self.share):
-                    ops.start_soon(self._closed_logons, loop)
-
-    async def _closed_logons(self, loop: int) -> None:
-        end = self._start + self.config.duration
-        n = 0
-        while trio.current_time() < end:
-            now = trio.current_time()
-            self._current.scheduled += 1
-            await self._logon(loop + n * self.config.concurrency, now, now)
-            n += 1
-
-    async def _logon(self, k: int, intended: float, dispatched: float) -> None:
-        assert self.rdp is not None
-        sent = trio.current_time()
-        op, code = await self.rdp.logon(k)
-        self._record(op, intended, dispatched, sent, trio.current_time(), code)
+    def _count_scheduled(self) -> None:
+        self._current.scheduled += 1
 
     def _record(
         self,

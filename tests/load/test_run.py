@@ -16,6 +16,7 @@ import trio
 from tslic.client.load.config import LoadConfig, parse_mix
 from tslic.client.load.coordinator import RunResult, Snapshot, merge_results, run_in_process
 from tslic.client.load.errors import UsageError
+from tslic.client.load.link import ReadySet
 from tslic.client.load.report import (
     REPORT_SCHEMA_ID,
     TIMELINE_COLUMNS,
@@ -31,6 +32,15 @@ from tslic.runtime.service import Limits, Server
 from tslic_load_fakes import FakeLicenseService, FakeRdpAgent, serve_fake
 
 START_MS = 1_700_000_000_000
+
+
+@pytest.fixture(params=["ready-set", "per-socket"])
+def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a worker reads its agents' replies: one epoll set for all of them (Linux),
+    and the fallback that waits on each socket (where there is no epoll, both are that)."""
+    if request.param == "per-socket":
+        monkeypatch.setattr(ReadySet, "available", staticmethod(lambda: False))
+    return str(request.param)
 
 
 def _config(address: str, **changes: object) -> LoadConfig:
@@ -79,7 +89,7 @@ async def test_a_stall_shows_in_response_time_not_in_service_time(autojump_clock
     assert worst["response_max_ms"] >= 0.9 * stall * 1000
 
 
-async def test_a_full_run_exercises_every_operation(autojump_clock: object) -> None:
+async def test_a_full_run_exercises_every_operation(autojump_clock: object, reading: str) -> None:
     clock = TrioClock(START_MS)
     async with trio.open_nursery() as nursery:
         service, server, address = await serve_fake(nursery, clock)
@@ -238,7 +248,7 @@ async def test_full_stack_rdp_logons_through_agents(autojump_clock: object) -> N
 
 
 async def test_a_request_over_the_timeout_counts_and_the_agent_reconnects(
-    autojump_clock: object,
+    autojump_clock: object, reading: str
 ) -> None:
     """A server that stalls longer than --timeout: the requests in the server then are
     counted under the timeout's wire code (not dropped), their agents reconnect, and the
@@ -272,7 +282,7 @@ async def test_a_request_over_the_timeout_counts_and_the_agent_reconnects(
 
 
 async def test_agents_closed_while_idle_reconnect_without_failing_requests(
-    autojump_clock: object,
+    autojump_clock: object, reading: str
 ) -> None:
     """A server that closes idle connections (its idle timeout) ends agents waiting in the
     pool: they reconnect, and the schedule only ever sends on a live connection."""

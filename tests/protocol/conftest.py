@@ -1,5 +1,5 @@
-"""Makes tests/protocol/samples.py and helpers.py importable as `protocol_samples` and
-`protocol_helpers`.
+"""Makes tests/protocol/samples.py, helpers.py and pki_world.py importable as
+`protocol_samples`, `protocol_helpers` and `protocol_pki_world`.
 
 Why: with `--import-mode=importlib` test modules are not on sys.path, so they cannot import a
 sibling module by name. Registering them under distinctive names (not plain `helpers`) keeps
@@ -27,3 +27,4 @@ def _load(name: str, filename: str) -> None:
 
 _load("protocol_samples", "samples.py")  # first: helpers imports it
 _load("protocol_helpers", "helpers.py")
+_load("protocol_pki_world", "pki_world.py")
