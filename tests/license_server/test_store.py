@@ -141,3 +141,75 @@ async def test_many_terminal_servers_at_once_fewer_transactions_than_requests(la
         lambda db: db.execute("SELECT COUNT(*) FROM licenses").fetchone()[0]
     )
     assert rows == 50
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_who_checkpoints_the_wal(tmp_path, threaded):
+    """A threaded store leaves checkpoints to its background connection (no COMMIT pays for
+    one); an unthreaded store keeps SQLite's automatic checkpoint."""
+    store = Store(tmp_path, threaded=threaded)
+    try:
+        (pages,) = store._db.execute("PRAGMA wal_autocheckpoint").fetchone()
+        assert pages == (0 if threaded else 1000)
+    finally:
+        store.close()
+
+
+def test_a_background_checkpoint_copies_the_wal_and_the_writer_lets_it_restart(
+    tmp_path, monkeypatch
+):
+    store = Store(tmp_path, threaded=True)
+    background = sqlite3.connect(store.path, check_same_thread=False)
+    try:
+        for i in range(30):
+            store.run_now(insert(i))
+        frames, copied = store.checkpoint(background)
+        assert frames > 0
+        assert copied == frames  # nothing was writing meanwhile
+        assert store._wal_frames == frames  # what the writer compares with its limit
+        # Under the limit the writer leaves checkpoints alone ...
+        store.run_now(insert(100))
+        assert store.stats.checkpoints == 1
+        # ... over it, it finishes one between two groups and forgets the count.
+        monkeypatch.setattr("tslic.server.license_server.store.WAL_RESTART_FRAMES", 1)
+        store.run_now(insert(101))
+        assert store.stats.checkpoints == 2
+        assert store._wal_frames == 0
+        # The WAL started over: the next transaction writes at its beginning again.
+        store.run_now(insert(102))
+        frames_after, _ = store.checkpoint(background)
+        assert frames_after < frames
+        assert store.run_now(count) == 33
+    finally:
+        background.close()
+        store.close()
+
+
+async def test_the_running_store_checkpoints_in_the_background(tmp_path, monkeypatch):
+    """`run` checkpoints on its own connection CHECKPOINT_EVERY seconds after a write (and
+    keeps no timer while nothing is written)."""
+    monkeypatch.setattr("tslic.server.license_server.store.CHECKPOINT_EVERY", 0.001)
+    store = Store(tmp_path, threaded=True)
+    copied: list[int] = []
+    reached = {1: trio.Event(), 2: trio.Event()}
+    checkpoint = store.checkpoint
+
+    def counted(db: sqlite3.Connection | None = None) -> tuple[int, int]:
+        assert db is not None  # the background connection, never the writer's
+        frames, done = checkpoint(db)
+        copied.append(done)
+        if len(copied) in reached:
+            trio.from_thread.run_sync(reached[len(copied)].set)
+        return frames, done
+
+    store.checkpoint = counted  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        for n in (1, 2):
+            await store.run_op(insert(n))
+            with trio.fail_after(30):
+                await reached[n].wait()
+            assert copied[-1] > 0  # it copied what that write committed
+        nursery.cancel_scope.cancel()
+    assert len(copied) == 2
+    assert store._closed
