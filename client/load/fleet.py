@@ -110,7 +110,7 @@ class Agent:
         self.chain: tuple[bytes, ...] = ()
         self.stream: PeerStream | None = None  # the conversation (its `conn` signs/verifies)
         self.link: Link | None = None  # the same socket, for the measured requests
-        self.scope: trio.CancelScope | None = None  # the reader's: cancelled on a timeout
+        self.scope: trio.CancelScope | None = None  # its reading's: cancelled when dropped
         self.pending: Any = None  # the worker's record of the request in flight
         self.idle = False  # in the fleet's pool of agents free to send
 

@@ -95,7 +95,7 @@ class Worker:
         self._idle = trio.Event()
         self._waiters: trio.Nursery | None = None
         # (deadline, agent, request) in sending order: the timeout is the same for all, so
-        # the oldest is first; `_sweep_timeouts` cancels the readers of overdue requests.
+        # the oldest is first; `_sweep_timeouts` drops the connections of overdue requests.
         self._deadlines: deque[tuple[float, Agent, _InFlight]] = deque()
         self._ready: ReadySet[Agent] | None = None  # set by `run` where epoll exists
 
@@ -319,8 +319,8 @@ class Worker:
 
     def _read(self, agent: Agent) -> None:
         """Complete the requests whose replies wait on `agent`'s socket."""
-        assert agent.stream is not None
-        assert agent.link is not None
+        if agent.link is None or agent.stream is None:
+            return  # dropped in this same scheduler pass (its reader is being cancelled)
         replies, error = agent.link.read_available(agent.stream.conn, self._now)
         for reply in replies:
             if agent.pending is None:

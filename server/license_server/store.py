@@ -16,8 +16,8 @@ Contract:
   `StorageError`: a caller never acknowledges something that is not stored.
 - With `threaded=True` (daemons) the writer runs the SQLite work in a worker thread, so the
   event loop keeps reading requests while a group is being fsynced, and the WAL is
-  checkpointed in the background every CHECKPOINT_EVERY seconds on a second connection
-  (a commit never waits for a whole checkpoint; the writer only finishes one between two
+  checkpointed in the background, CHECKPOINT_EVERY seconds after a write, on a second
+  connection (a commit never waits for a whole checkpoint; the writer only finishes one between two
   groups once the WAL holds WAL_RESTART_FRAMES pages, so that the WAL can start over).
   With `threaded=False` it runs on the Trio thread, and SQLite checkpoints as it commits:
   the operations queued during one scheduling round still form one group; tests use this
@@ -121,6 +121,10 @@ class Store:
             self._db.execute("BEGIN IMMEDIATE")
             create_schema(self._db)
             self._db.execute("COMMIT")
+            # The background checkpoints' own connection (they run in a worker thread).
+            self._checkpointer = (
+                sqlite3.connect(self.path, check_same_thread=False, timeout=0) if threaded else None
+            )
         except sqlite3.Error as exc:
             raise storage_error(exc, f"be opened at {self.path}") from None
         self._send, self._receive = trio.open_memory_channel[_Pending[Any]](math.inf)
@@ -132,7 +136,7 @@ class Store:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """The writer task: apply queued operations in groups until cancelled (and, for a
-        threaded store, checkpoint the WAL every CHECKPOINT_EVERY seconds meanwhile)."""
+        threaded store, checkpoint the WAL CHECKPOINT_EVERY seconds after each write)."""
         self._running = True
         task_status.started()
         try:
@@ -167,18 +171,15 @@ class Store:
                 await trio.lowlevel.checkpoint()
 
     async def _checkpoints(self) -> None:
-        checkpointer = sqlite3.connect(self.path, check_same_thread=False, timeout=0)
-        try:
-            while True:
-                # Only after something was written: an idle store has no timer running
-                # (a virtual clock can jump over idle years in one step).
-                await self._committed.wait()
-                self._committed = trio.Event()
-                await trio.sleep(CHECKPOINT_EVERY)
-                # Not cancellable either: a checkpoint in progress is left to finish.
-                await trio.to_thread.run_sync(self.checkpoint, checkpointer)
-        finally:
-            checkpointer.close()
+        assert self._checkpointer is not None
+        while True:
+            # Only after something was written: an idle store has no timer running (a
+            # virtual clock can jump over idle years in one step).
+            await self._committed.wait()
+            self._committed = trio.Event()
+            await trio.sleep(CHECKPOINT_EVERY)
+            # Not cancellable either: a checkpoint in progress is left to finish.
+            await trio.to_thread.run_sync(self.checkpoint, self._checkpointer)
 
     def checkpoint(self, db: sqlite3.Connection | None = None) -> tuple[int, int]:
         """Copy what the WAL holds into the database file without blocking the writer
@@ -229,6 +230,8 @@ class Store:
         if not self._closed:
             self._closed = True
             self._send.close()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
             self._db.close()
 
     # ---- the worker-thread side ---------------------------------------------------------
