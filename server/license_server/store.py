@@ -193,7 +193,7 @@ class Store:
             return (0, 0)
         self.stats.checkpoints += 1
         _, frames, copied = row
-        if db is not None:
+        if db is not None:  # a background reading: what the writer compares with its limit
             self._wal_frames = int(frames)
         return (int(frames), int(copied))
 
