@@ -24,8 +24,6 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	mkdir -p build/typecheck/tslic
-	for d in protocol runtime server client cli; do ln -sfn ../../../$$d build/typecheck/tslic/$$d; done
 	$(BIN)/mypy
 
 check: lint typecheck test
@@ -37,4 +35,4 @@ lock: $(STAMP)
 	{ head -2 constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.new && mv constraints.new constraints.txt
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis

@@ -2,7 +2,8 @@
 
 Contract: `all_cases()` returns fresh `Case` objects of every module in a stable order
 (framing, envelope, state, limits, then the per-role licensing cases); `load_spec(path)`
-reads the specification (default: docs/PROTOCOL.md next to the installed source tree) and
+reads the specification (default: docs/PROTOCOL.md, shipped in the package as
+tslic/PROTOCOL.md, which in a checkout is a symlink to docs/PROTOCOL.md) and
 returns its rules by id, or raises `ServiceError` (INVALID_FIELD) naming the file when it
 cannot be read.
 """
@@ -10,6 +11,7 @@ cannot be read.
 from __future__ import annotations
 
 import copy
+from importlib import resources
 from pathlib import Path
 
 from tslic.protocol import ErrorCode, ServiceError
@@ -31,7 +33,7 @@ from . import (
 )
 from .model import Case, bind_rules
 
-DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
+DEFAULT_SPEC = Path(str(resources.files("tslic") / "PROTOCOL.md"))
 
 _MODULES = (
     cases_framing,
