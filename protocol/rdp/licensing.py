@@ -9,9 +9,9 @@ Contract:
   above `MAX_LICENSE_FIELD` before anything is read.
 - Message classes: server `LicenseRequest`, `PlatformChallenge`, `NewLicense` (with
   `upgrade=True` for UPGRADE_LICENSE) and client `NewLicenseRequest`, `LicenseInformation`,
-  `PlatformChallengeResponse`; `LicenseError` goes either way. Inner structures:
-  `NewLicenseInfo`, `ChallengeResponseData`, `HardwareId`. Encryption is in
-  license_crypto.py; these classes carry ciphertext.
+  `PlatformChallengeResponse`; `LicenseError` goes either way. The plaintext structures
+  inside the encrypted blobs are in license_data.py, the cryptography in license_crypto.py;
+  these classes carry ciphertext.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Blob:
         return cls(kind=kind, data=r.take(r.u16le(f"{field} wBlobLen"), field))
 
 
-def _lp32(r: Reader, field: str) -> bytes:
+def read_lp32(r: Reader, field: str) -> bytes:
     n = r.u32le(f"cb{field}")
     if n > MAX_LICENSE_FIELD:
         raise too_large(r.what, f"{field} of {n} bytes exceeds {MAX_LICENSE_FIELD}")
@@ -110,8 +110,8 @@ class ProductInfo:
     @classmethod
     def read(cls, r: Reader) -> ProductInfo:
         version = r.u32le("dwVersion")
-        company = _lp32(r, "CompanyName")
-        product = _lp32(r, "ProductId")
+        company = read_lp32(r, "CompanyName")
+        product = read_lp32(r, "ProductId")
         return cls(version=version, company_name=utf16z(company), product_id=utf16z(product))
 
 
@@ -355,79 +355,3 @@ def decode_licensing(data: bytes) -> tuple[LicensingMessage, int]:
         raise invalid(r.what, f"unknown licensing message type 0x{kind:02x}")
     r.end()
     return message, flags
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class NewLicenseInfo:
-    """NEW_LICENSE_INFO (ELE §2.2.2.6.1): the plaintext inside a New/Upgrade License."""
-
-    version: int
-    scope: bytes
-    company_name: bytes
-    product_id: bytes
-    license_info: bytes
-
-    def build(self) -> bytes:
-        out = u32le(self.version)
-        for field in (self.scope, self.company_name, self.product_id, self.license_info):
-            out += u32le(len(field)) + field
-        return out
-
-    @classmethod
-    def parse(cls, data: bytes) -> NewLicenseInfo:
-        r = Reader(data, "NEW_LICENSE_INFO")
-        value = cls(
-            version=r.u32le("dwVersion"),
-            scope=_lp32(r, "Scope"),
-            company_name=_lp32(r, "CompanyName"),
-            product_id=_lp32(r, "ProductId"),
-            license_info=_lp32(r, "LicenseInfo"),
-        )
-        r.end()
-        return value
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class ChallengeResponseData:
-    """PLATFORM_CHALLENGE_RESPONSE_DATA (ELE §2.2.2.5.1)."""
-
-    challenge: bytes
-    version: int = 0x0100
-    client_type: int = 0xFF00
-    detail_level: int = 3
-
-    def build(self) -> bytes:
-        head = u16le(self.version) + u16le(self.client_type) + u16le(self.detail_level)
-        return head + u16le(len(self.challenge)) + self.challenge
-
-    @classmethod
-    def parse(cls, data: bytes) -> ChallengeResponseData:
-        r = Reader(data, "PLATFORM_CHALLENGE_RESPONSE_DATA")
-        version, client_type, level = r.u16le("wVersion"), r.u16le("wClientType"), r.u16le("level")
-        value = cls(
-            version=version,
-            client_type=client_type,
-            detail_level=level,
-            challenge=r.take(r.u16le("cbChallenge"), "pbChallenge"),
-        )
-        r.end()
-        return value
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class HardwareId:
-    """CLIENT_HARDWARE_ID (ELE §2.2.2.3.1): 20 bytes."""
-
-    platform_id: int
-    data: tuple[int, int, int, int]
-
-    def build(self) -> bytes:
-        return u32le(self.platform_id) + b"".join(u32le(d) for d in self.data)
-
-    @classmethod
-    def parse(cls, data: bytes) -> HardwareId:
-        r = Reader(data, "CLIENT_HARDWARE_ID")
-        platform = r.u32le("PlatformId")
-        words = (r.u32le("Data1"), r.u32le("Data2"), r.u32le("Data3"), r.u32le("Data4"))
-        r.end()
-        return cls(platform_id=platform, data=words)

@@ -124,7 +124,7 @@ def test_standard_security_through_licensing(methods: int, chosen: int) -> None:
     assert flags & SecFlags.ENCRYPT
     assert SetErrorInfo.parse(body).error_info == 0x102
     conn.send(mcs.DisconnectProviderUltimatum(reason=1))
-    assert conn.state is State.CLOSED
+    assert conn.state.name == "CLOSED"
 
 
 def test_no_rdp_encryption_client_info_and_valid_client() -> None:
