@@ -13,6 +13,8 @@ Contract:
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 
@@ -39,6 +41,16 @@ def too_large(what: str, message: str) -> RemoteProtocolError:
 def local(what: str, message: str) -> LocalProtocolError:
     """We were asked to build something the protocol forbids."""
     return LocalProtocolError(f"{what}: {message}", code=ErrorCode.INVALID_FIELD)
+
+
+@contextmanager
+def as_remote(what: str) -> Iterator[None]:
+    """Inside a parser: a value our own constructors reject came from the peer, so report it
+    as a `RemoteProtocolError` (INVALID_FIELD) rather than a local one."""
+    try:
+        yield
+    except LocalProtocolError as exc:
+        raise invalid(what, exc.message) from None
 
 
 def u16le(value: int) -> bytes:

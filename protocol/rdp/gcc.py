@@ -19,6 +19,7 @@ import dataclasses
 
 from ._wire import (
     Reader,
+    as_remote,
     encode_utf16z,
     invalid,
     local,
@@ -277,7 +278,8 @@ class ClientSettings:
             if length < 4:
                 raise malformed(r.what, f"block 0x{kind:04x} length {length} is below 4")
             body = r.take(length - 4, f"block 0x{kind:04x}")
-            blocks.append(_decode_block(kind, body))
+            with as_remote(r.what):
+                blocks.append(_decode_block(kind, body))
         settings = cls(blocks=tuple(blocks))
         if settings._first(ClientCoreData) is None:
             raise invalid(r.what, "no CS_CORE block")
@@ -358,4 +360,5 @@ class ServerSettings:
                 values["io_channel"] = b.u16le("MCSChannelId")
                 count = b.u16le("channelCount")
                 values["channel_ids"] = tuple(b.u16le("channel") for _ in range(count))
-        return cls(**values)  # type: ignore[arg-type]
+        with as_remote(r.what):
+            return cls(**values)  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from ._wire import Reader, invalid, local, malformed, u16be, u32le
+from ._wire import Reader, as_remote, invalid, local, malformed, u16be, u32le
 
 TPKT_VERSION = 3
 TPKT_HEADER = 4
@@ -200,13 +200,14 @@ class ConnectionRequest:
                 correlation = r.take(CORRELATION_INFO_LEN, "rdpCorrelationInfo")
                 flags &= ~CORRELATION_INFO_PRESENT
         r.end()
-        return cls(
-            cookie=cookie,
-            routing_token=token,
-            requested_protocols=requested,
-            neg_flags=flags,
-            correlation_info=correlation,
-        )
+        with as_remote(r.what):
+            return cls(
+                cookie=cookie,
+                routing_token=token,
+                requested_protocols=requested,
+                neg_flags=flags,
+                correlation_info=correlation,
+            )
 
 
 def _confirm_tpdu(neg: bytes) -> bytes:
