@@ -6,7 +6,8 @@ Contract:
   Connect-Initial userData and keeps every TS_UD block in order: CS_CORE, CS_SECURITY and
   CS_NET are decoded, the rest are `RawBlock`s. `build()` writes the same bytes back.
 - `ServerSettings.build()` writes the GCC Conference Create Response for an MCS
-  Connect-Response: SC_CORE, SC_SECURITY, SC_NET. The connectPDU length is the one byte 0x2A
+  Connect-Response: SC_CORE, SC_NET, SC_SECURITY, in that order (rdesktop 1.9.0 needs
+  SC_SECURITY last). The connectPDU length is the one byte 0x2A
   whatever the content, because rdesktop skips exactly 21 bytes before the user-data length
   (the same bytes FreeRDP and the spec example write).
 - Limits: at most `MAX_BLOCKS` blocks, 31 channels (§2.2.1.3.4), every block length checked
@@ -323,7 +324,9 @@ class ServerSettings:
         net += b"".join(u16le(c) for c in self.channel_ids)
         if len(self.channel_ids) % 2:
             net += b"\x00\x00"  # pad to a multiple of 4 bytes (§2.2.1.4.4)
-        return _block(SC_CORE, core) + _block(SC_SECURITY, sec) + _block(SC_NET, net)
+        # SC_SECURITY goes last: rdesktop 1.9.0 reads proprietary-certificate tags up to the
+        # end of the whole user data, not of the block, so a block after it breaks its parse
+        return _block(SC_CORE, core) + _block(SC_NET, net) + _block(SC_SECURITY, sec)
 
     def build(self) -> bytes:
         blocks = self.blocks()

@@ -333,9 +333,14 @@ def parse_domain_pdu(payload: bytes) -> DomainMessage:
     choice = first >> 2
     result: DomainMessage
     if choice == DomainPdu.ERECT_DOMAIN_REQUEST:
-        result = ErectDomainRequest(
-            sub_height=_per_uint(r, "subHeight"), sub_interval=_per_uint(r, "subInterval")
-        )
+        if r.remaining == 4 and r.peek(1) == b"\x00":
+            # rdesktop 1.9.0 writes subHeight and subInterval as two big-endian 16-bit values
+            # instead of PER integers; the server ignores both (§3.3.5.3.5), so accept it
+            result = ErectDomainRequest(sub_height=r.u16be("subHeight"), sub_interval=r.u16be("x"))
+        else:
+            result = ErectDomainRequest(
+                sub_height=_per_uint(r, "subHeight"), sub_interval=_per_uint(r, "subInterval")
+            )
     elif choice == DomainPdu.ATTACH_USER_REQUEST:
         result = AttachUserRequest()
     elif choice == DomainPdu.ATTACH_USER_CONFIRM:
