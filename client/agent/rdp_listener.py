@@ -228,7 +228,7 @@ async def _licensing(
             ChallengeResponseData.parse(response).challenge == CHALLENGE
         )
         parsed = HardwareId.parse(hwid)
-        report.hwid = f"{parsed.platform_id:08x}:" + "".join(f"{d:08x}" for d in parsed.data)
+        report.hwid = f"{parsed.platform_id:08x}:" + hwid[4:].hex()  # Data1..4 as sent
         report.reached = "platform challenge response"
         return True
     return True

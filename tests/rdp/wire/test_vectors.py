@@ -91,6 +91,13 @@ def test_mcs_domain_pdus(name: str, expected: mcs.DomainMessage) -> None:
     assert x224.wrap_data(parsed.build()) == data
 
 
+def test_rdesktop_erect_domain_form_is_accepted() -> None:
+    # rdesktop 1.9.0 sends subHeight/subInterval as two BE16 values (seen on the wire)
+    assert mcs.parse_domain_pdu(bytes.fromhex("0400010001")) == mcs.ErectDomainRequest(
+        sub_height=1, sub_interval=1
+    )
+
+
 def test_attach_user_request_is_one_byte() -> None:
     # §2.2.1.6: mcsAUrq is 1 byte, DomainMCSPDU choice 10 (no published dump retrieved)
     assert mcs.AttachUserRequest().build() == b"\x28"
