@@ -12,7 +12,8 @@ not wired in yet):
   domain, licensing user and machine names, the decrypted hardware id).
 - Every wait is bounded by `step_timeout` seconds (the caller's policy); protocol errors,
   timeouts and transport errors end only this connection and are recorded in the report.
-- Randomness (server key, server random, challenge) comes from `random_bytes`.
+- Randomness (server key, server random) comes from `random_bytes`; the challenge is the
+  fixed 10-byte UTF-16 "TEST" (rdesktop accepts no other length).
 - `python -m tslic.client.agent.rdp_listener --port N` serves until interrupted and prints
   one JSON line per connection (the manual try-out of docs/RDP.md).
 """
@@ -185,10 +186,11 @@ async def _converse(
                     message=LicenseRequest(server_random=server_random, certificate=certificate)
                 )
             )
-        elif isinstance(event, LicensingReceived):
-            if await _licensing(link, report, event, key, server_random, random_bytes):
-                await link.send(mcs.DisconnectProviderUltimatum(reason=1))
-                return
+        elif isinstance(event, LicensingReceived) and await _licensing(
+            link, report, event, key, server_random
+        ):
+            await link.send(mcs.DisconnectProviderUltimatum(reason=1))
+            return
 
 
 async def _licensing(
@@ -197,7 +199,6 @@ async def _licensing(
     event: LicensingReceived,
     key: RsaKey,
     server_random: bytes,
-    random_bytes: RandomBytes,
 ) -> bool:
     """Handle one client licensing PDU; True when the exchange is over."""
     message = event.message
@@ -217,13 +218,15 @@ async def _licensing(
         await link.send(SendLicensing(message=PlatformChallenge(encrypted_challenge=blob, mac=mac)))
         return False
     if isinstance(message, PlatformChallengeResponse):
-        keys = link.keys
-        if keys is None:
+        session = link.keys
+        if session is None:
             report.error = "Platform Challenge Response before a license request"
             return True
-        response = keys.decrypt(message.encrypted_response.data)
-        hwid = keys.decrypt(message.encrypted_hwid.data)
-        keys.check_mac(response + hwid, message.mac)
+        response = session.decrypt(message.encrypted_response.data)
+        hwid = session.decrypt(message.encrypted_hwid.data)
+        # rdesktop echoes the challenge without the spec's wrapper: the MAC covers both
+        # plaintexts either way (docs/RDP.md)
+        session.check_mac(response + hwid, message.mac)
         report.challenge_ok = response == CHALLENGE or (
             ChallengeResponseData.parse(response).challenge == CHALLENGE
         )
