@@ -299,7 +299,10 @@ class RdpServerConnection:
         raise local("RDP send", f"cannot send {type(event).__name__}")
 
     def _indication(self, flags: int, body: bytes, *, encrypt: bool) -> bytes:
-        if encrypt and self.secure is not None:
+        settings = self.server_settings
+        # at ENCRYPTION_LEVEL_LOW only client-to-server traffic is encrypted (§5.3.1)
+        server_encrypts = settings is not None and settings.encryption_level > EncryptionLevel.LOW
+        if encrypt and server_encrypts and self.secure is not None:
             return self._send_data(self.secure.protect(flags, body))
         return self._send_data(basic_header(flags) + body)
 
@@ -319,6 +322,8 @@ class RdpServerConnection:
         self.user_channel = IO_CHANNEL + len(channels) + 1
         method = 0
         certificate = b""
+        if event.encryption_level == EncryptionLevel.FIPS:
+            raise local("AcceptSettings", "FIPS encryption (3DES) is not implemented")
         if event.encryption_level != EncryptionLevel.NONE:
             offered = client.security.encryption_methods
             method = next((m for m in METHOD_PREFERENCE if offered & m), 0)

@@ -27,6 +27,7 @@ from tslic.protocol.rdp import (
     mcs,
     x224,
 )
+from tslic.protocol.rdp.connection import SEND
 from tslic.protocol.rdp.info import ClientInfo, SetErrorInfo
 from tslic.protocol.rdp.keys import RsaKey, generate_rsa_key
 from tslic.protocol.rdp.licensing import (
@@ -206,3 +207,48 @@ def test_clear_client_info_under_standard_security_is_refused() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         conn.next_event()
     assert info.value.code is ErrorCode.INVALID_FIELD
+
+
+def test_level_low_encrypts_only_client_to_server() -> None:
+    conn = RdpServerConnection(server_key=SERVER_KEY)
+    peer = _connect(conn, level=EncryptionLevel.LOW)
+    assert peer.settings.encryption_level == EncryptionLevel.LOW
+    _feed(conn, peer.security_exchange())
+    event = _feed(conn, peer.client_info(ClientInfo(user_name="lo")))
+    assert isinstance(event, ClientInfoReceived)
+    flags, body = peer.read_indication(conn.send(SendErrorInfo(error_info=0x101)))
+    assert not flags & SecFlags.ENCRYPT
+    assert SetErrorInfo.parse(body).error_info == 0x101
+
+
+def test_fips_level_is_refused_locally() -> None:
+    conn = RdpServerConnection(server_key=SERVER_KEY)
+    _feed(conn, x224.ConnectionRequest(requested_protocols=0).build())
+    conn.send(x224.ConnectionConfirm(selected_protocol=0))
+    _feed(conn, connect_initial())
+    with pytest.raises(LocalProtocolError):
+        conn.send(
+            AcceptSettings(server_random=SERVER_RANDOM, encryption_level=EncryptionLevel.FIPS)
+        )
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_every_send_outside_the_table_is_refused(state: State) -> None:
+    samples: list[object] = [
+        x224.ConnectionConfirm(selected_protocol=0),
+        x224.NegotiationFailure(code=2),
+        AcceptSettings(server_random=SERVER_RANDOM),
+        mcs.AttachUserConfirm(),
+        mcs.ChannelJoinConfirm(initiator=1007, requested=1003, channel_id=1003),
+        SendLicensing(message=LicenseError(error_code=7, state_transition=2)),
+        SendErrorInfo(error_info=0x102),
+        mcs.DisconnectProviderUltimatum(),
+    ]
+    for event in samples:
+        conn = RdpServerConnection(server_key=SERVER_KEY)
+        conn.state = state
+        allowed = (state, type(event)) in SEND
+        if not allowed:
+            with pytest.raises(LocalProtocolError) as info:
+                conn.send(event)
+            assert info.value.code is ErrorCode.ILLEGAL_STATE
