@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("tslic.client.admin.cli", "the Terminal Server Licensing utility"),
     "agent": ("tslic.client.agent.cli", "run an emulated terminal server"),
     "connect": ("tslic.client.rdp.cli", "connect emulated RDP clients to a terminal server"),
+    "clock": ("tslic.cli.clock", "show or move a deployment's virtual clock"),
     "lab": ("tslic.cli.lab", "run a whole deployment and play the documented scenarios"),
     "load": ("tslic.client.load.cli", "load-test a license server"),
     "conformance": ("tslic.client.conformance.cli", "black-box conformance suite"),

@@ -10,12 +10,29 @@ spec with no start date and speed 1.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from .errors import ErrorCode, ServiceError
 
 MS_PER_DAY = 86_400_000
+
+
+class ClockView(Protocol):
+    """What a freshness check may ask of the receiver's clock beyond one reading of `now`
+    (docs/PROTOCOL.md §1.1, CLOCK-3). Implemented by clocks that follow a shared clock file;
+    passing one is how the sans-IO core re-reads time without reading a clock itself."""
+
+    def recent(self) -> tuple[int, ...]:
+        """Readings (virtual ms) under the clock specs this process left within the last few
+        real seconds; empty unless the shared clock was just changed. No I/O."""
+        ...
+
+    def reread(self) -> int:
+        """Re-read the shared clock (a file read) and return the current virtual time."""
+        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,7 +103,8 @@ def from_datetime(when: datetime) -> int:
 
 
 def parse_date(text: str) -> int:
-    """A date or date-time in ISO 8601 (e.g. 2003-05-01) as epoch-ms, UTC.
+    """A date or date-time in ISO 8601 (2003-05-01, 2003-05-01 09:00, 2003-05-01T09:00) as
+    epoch-ms, UTC.
 
     Raises:
         ServiceError: INVALID_FIELD with the expected format.
@@ -95,9 +113,34 @@ def parse_date(text: str) -> int:
         return from_datetime(datetime.fromisoformat(text))
     except ValueError:
         raise ServiceError(
-            f"{text!r} is not a date like 2003-05-01 or 2003-05-01T09:00",
+            f"{text!r} is not a date like 2003-05-01 or 2003-05-01 09:00",
             code=ErrorCode.INVALID_FIELD,
         ) from None
+
+
+_SPAN_PART = re.compile(r"(\d+(?:\.\d+)?)(w|d|h|m|s)")
+_SPAN_UNITS = {"w": 7 * MS_PER_DAY, "d": MS_PER_DAY, "h": 3_600_000, "m": 60_000, "s": 1000}
+
+
+def parse_span(text: str) -> int:
+    """A virtual span such as `90d`, `12h`, `30m`, `1d12h` or `2w` as milliseconds.
+
+    Raises:
+        ServiceError: INVALID_FIELD for anything else, or a span of zero.
+    """
+    cleaned = text.strip().lower().replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _SPAN_PART.finditer(cleaned):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _SPAN_UNITS[match.group(2)]
+        pos = match.end()
+    if not cleaned or pos != len(cleaned) or total <= 0 or not math.isfinite(total):
+        raise ServiceError(
+            f"{text!r} is not a span of time; write it like 90d, 12h, 30m, 1d12h or 2w",
+            code=ErrorCode.INVALID_FIELD,
+        )
+    return int(total)
 
 
 def format_date(ms: int) -> str:

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from . import messages as _catalogue  # noqa: F401  (importing registers every message)
+from .clock import ClockView
 from .codec import from_wire, to_wire
 from .envelope import DEFAULT_WINDOW_MS, ReplayGuard, Sealed, open_envelope, seal
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -60,6 +61,7 @@ class Connection:
         window: int = DEFAULT_WINDOW_MS,
         max_frame: int = DEFAULT_MAX_FRAME,
         peer_key: bytes | None = None,
+        clock_view: ClockView | None = None,
     ) -> None:
         self.conversation = conversation
         self.our_role = our_role
@@ -71,6 +73,9 @@ class Connection:
         self.max_frame = max_frame
         self._decoder = FrameDecoder(max_frame=max_frame)
         self.peer_key = peer_key
+        # A clock that follows a shared clock file: timestamps are also judged against the
+        # clock just left, and the file is re-read before one is refused (CLOCK-3).
+        self._clock_view = clock_view
         self.state = START
         self._next_msg_id = 1
         self._last_received_id = 0
@@ -172,7 +177,7 @@ class Connection:
             raise RemoteProtocolError(
                 "frame signed by a different key than the peer's", code=ErrorCode.WRONG_SENDER
             )
-        self._guard.check(sealed.sender, sealed.nonce, sealed.timestamp, now)
+        self._check_fresh(sealed, now)
         cls = REGISTRY.get(sealed.type)
         if cls is None:
             raise RemoteProtocolError(
@@ -200,6 +205,25 @@ class Connection:
         self._last_received_id = sealed.msg_id
         self.frames_in += 1
         return msg
+
+    def _check_fresh(self, sealed: Sealed, now: int) -> None:
+        view = self._clock_view
+        if view is None:
+            self._guard.check(sealed.sender, sealed.nonce, sealed.timestamp, now)
+            return
+        try:
+            self._guard.check(
+                sealed.sender, sealed.nonce, sealed.timestamp, now, also=view.recent()
+            )
+        except RemoteProtocolError as exc:
+            if exc.code not in (ErrorCode.STALE_TIMESTAMP, ErrorCode.FUTURE_TIMESTAMP):
+                raise
+            # The shared clock may have moved and this process not polled it yet (CLOCK-3):
+            # judge once more against the clock file as it reads now.
+            fresh = view.reread()
+            self._guard.check(
+                sealed.sender, sealed.nonce, sealed.timestamp, fresh, also=view.recent()
+            )
 
     def _raise_remote(self, exc: ProtocolError) -> NoReturn:
         remote = (

@@ -15,12 +15,14 @@ Contract (docs/PROTOCOL.md §3):
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .clock import format_date
 from .codec import pack, unpack_untrusted
 from .errors import ErrorCode, RemoteProtocolError
 
@@ -154,23 +156,34 @@ def open_envelope(frame_body: bytes) -> Sealed:
     return Sealed(sender, version, type_, msg_id, reply_to, nonce, timestamp, body, inner)
 
 
-def check_freshness(timestamp: int, now: int, window: int = DEFAULT_WINDOW_MS) -> None:
-    """Refuse a timestamp more than `window` ms before or after `now`.
+CLOCK_HINT = "give this deployment's clock (--clock-file FILE or TSLIC_CLOCK_FILE)"
+
+
+def check_freshness(
+    timestamp: int, now: int, window: int = DEFAULT_WINDOW_MS, *, also: Sequence[int] = ()
+) -> None:
+    """Refuse a timestamp more than `window` ms before or after `now` (and every reading in
+    `also`: the receiver's clock just before a change of its shared clock, CLOCK-3).
+
+    The refusal says both times as dates and what a peer on the wrong clock should pass
+    (CLOCK-4), so a person reading it knows which clock is wrong.
 
     Raises:
         RemoteProtocolError: STALE_TIMESTAMP or FUTURE_TIMESTAMP.
     """
-    if timestamp < now - window:
-        raise RemoteProtocolError(
-            f"message timestamp is {(now - timestamp) // 1000} s old (window {window // 1000} s)",
-            code=ErrorCode.STALE_TIMESTAMP,
-        )
-    if timestamp > now + window:
-        raise RemoteProtocolError(
-            f"message timestamp is {(timestamp - now) // 1000} s in the future "
-            f"(window {window // 1000} s)",
-            code=ErrorCode.FUTURE_TIMESTAMP,
-        )
+    if abs(timestamp - now) <= window or any(abs(timestamp - t) <= window for t in also):
+        return
+    code = ErrorCode.STALE_TIMESTAMP if timestamp < now else ErrorCode.FUTURE_TIMESTAMP
+    gap = abs(now - timestamp) // 1000
+    span = f"{gap} s" if gap < 86_400 else f"{gap} s ({gap // 86_400} days)"
+    where = "before" if timestamp < now else "after"
+    raise RemoteProtocolError(
+        f"the peer's timestamp {format_date(timestamp)} is {span} {where} this side's clock "
+        f"{format_date(now)} (window {window // 1000} s): the two follow different clocks; "
+        f"{CLOCK_HINT}",
+        code=code,
+        detail={"timestamp": str(timestamp), "now": str(now)},
+    )
 
 
 class ReplayGuard:
@@ -191,14 +204,19 @@ class ReplayGuard:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def check(self, sender: bytes, nonce: bytes, timestamp: int, now: int) -> None:
-        """Judge one message's freshness and novelty, and remember it.
+    def check(
+        self, sender: bytes, nonce: bytes, timestamp: int, now: int, *, also: Sequence[int] = ()
+    ) -> None:
+        """Judge one message's freshness and novelty, and remember it. `also`: readings of
+        the receiver's clock before a change of its shared clock (CLOCK-3); entries are kept
+        until they are old for every one of them, so a message accepted under the clock just
+        left cannot be replayed while that clock is still accepted.
 
         Raises:
             RemoteProtocolError: STALE_TIMESTAMP, FUTURE_TIMESTAMP or REPLAYED_MESSAGE.
         """
-        check_freshness(timestamp, now, self.window)
-        self._expire(now)
+        check_freshness(timestamp, now, self.window, also=also)
+        self._expire(min(now, *also) if also else now)
         key = (sender, nonce)
         if key in self._seen:
             raise RemoteProtocolError(

@@ -1,48 +1,146 @@
-"""Command-line options every daemon shares: the clock, the ready file, --json.
+"""Command-line options every daemon and tool shares: the virtual clock (docs/CLOCK.md).
 
-Contract: `add_clock_arguments` adds `--start-date`, `--speed`, `--clock` and `--clock-file`;
-`clock_from_args` turns them into a `Clock`. Precedence: `--clock-file` (a shared, movable
-clock, as the lab uses), then `--clock` (an exact spec, so separate processes agree to the
-millisecond), then `--start-date`/`--speed` (anchored at this process's start), else real
-time. A `FileClock` must be watched: run `clock.watch()` in the daemon's nursery.
+Contract: `add_clock_arguments(parser)` adds `--clock-file` and `--clock` (and, for a daemon
+that may start a clock of its own, `--start-date` and `--speed`); `clock_source(args)` turns
+them into a `ClockSource` and `clock_from_args(args)` into a `Clock`. This is the ONE place a
+command learns which clock to follow. Precedence (CLOCK-1): `--clock-file` (a shared,
+movable clock, as the lab uses), then `--clock` (an exact spec), then `--start-date`/`--speed`
+(anchored at this process's start), then the environment (`TSLIC_CLOCK_FILE`, then
+`TSLIC_CLOCK`), else real time. A clock file that cannot be read or holds no spec is refused
+here, with its path. A `FileClock` re-reads its file at most every 50 ms when read; daemons
+also run `watch_clock` so sleepers wake promptly after a jump.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from dataclasses import dataclass
 
 import trio
 from tslic.protocol.clock import ClockSpec, parse_date
+from tslic.protocol.errors import ErrorCode, ServiceError
 
 from .clock import Clock, FileClock, WallClock
 
+CLOCK_FILE_ENV = "TSLIC_CLOCK_FILE"
+CLOCK_ENV = "TSLIC_CLOCK"
 
-def add_clock_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("virtual clock")
-    group.add_argument(
-        "--start-date", help="virtual date at start, e.g. 2003-05-01 (default: real time)"
+
+def add_clock_arguments(
+    parser: argparse.ArgumentParser, *, daemon: bool = True, default: str | None = None
+) -> None:
+    """Add the clock options. `daemon`: also `--start-date`/`--speed` (a clock of its own).
+    `default`: argparse default for every option (argparse.SUPPRESS for subcommand parsers
+    whose options may come before or after the action)."""
+    group = parser.add_argument_group(
+        "virtual clock",
+        f"the deployment's clock; without an option, ${CLOCK_FILE_ENV} (then ${CLOCK_ENV}) "
+        "is used, else real time (docs/CLOCK.md)",
     )
     group.add_argument(
-        "--speed", type=float, default=1.0, help="virtual seconds per real second (default 1)"
+        "--clock-file",
+        default=default,
+        metavar="FILE",
+        help=f"follow the deployment's clock file (default ${CLOCK_FILE_ENV})",
     )
-    group.add_argument("--clock", help="exact clock spec START_MS@ANCHORxSPEED (overrides)")
-    group.add_argument("--clock-file", help="follow a shared clock file (the lab uses this)")
+    group.add_argument(
+        "--clock",
+        default=default,
+        metavar="SPEC",
+        help="an exact clock spec START_MS@ANCHORxSPEED, or 'real'",
+    )
+    if daemon:
+        group.add_argument(
+            "--start-date",
+            default=default,
+            help="virtual date at start, e.g. 2003-05-01 (a clock of this daemon's own)",
+        )
+        group.add_argument(
+            "--speed",
+            type=float,
+            default=default,
+            help="virtual seconds per real second (default 1)",
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClockSource:
+    """Where a process's clock comes from: picklable, so generator processes share it."""
+
+    file: str | None = None
+    spec: str | None = None
+    start_ms: int | None = None
+    speed: float = 1.0
+    origin: str = "real time"  # which option or variable chose it, for messages
+
+    def open(self) -> WallClock:
+        """The clock itself.
+
+        Raises:
+            ServiceError: INVALID_FIELD for a clock file that is missing, unreadable or holds
+                no clock spec (the message names the file and where it came from).
+        """
+        if self.file is not None:
+            _check_clock_file(self.file, self.origin)
+            return FileClock(self.file)
+        if self.spec is not None:
+            return WallClock(ClockSpec.from_arg(self.spec))
+        if self.start_ms is not None:
+            return WallClock.starting(self.start_ms, self.speed)
+        if self.speed != 1.0:
+            return WallClock.starting(int(time.time() * 1000), self.speed)
+        return WallClock.starting(None)
+
+
+def clock_source(args: argparse.Namespace) -> ClockSource:
+    """The clock the options (then the environment) describe; see the module contract."""
+    clock_file = getattr(args, "clock_file", None)
+    spec = getattr(args, "clock", None)
+    start_date = getattr(args, "start_date", None)
+    speed = float(getattr(args, "speed", None) or 1.0)
+    if clock_file:
+        return ClockSource(file=str(clock_file), origin="--clock-file")
+    if spec:
+        return ClockSource(spec=str(spec), origin="--clock")
+    if start_date:
+        return ClockSource(start_ms=parse_date(start_date), speed=speed, origin="--start-date")
+    if speed != 1.0:
+        return ClockSource(speed=speed, origin="--speed")
+    if os.environ.get(CLOCK_FILE_ENV, "").strip():
+        return ClockSource(file=os.environ[CLOCK_FILE_ENV].strip(), origin=CLOCK_FILE_ENV)
+    if os.environ.get(CLOCK_ENV, "").strip():
+        return ClockSource(spec=os.environ[CLOCK_ENV].strip(), origin=CLOCK_ENV)
+    return ClockSource()
 
 
 def clock_from_args(args: argparse.Namespace) -> WallClock:
-    """The clock the options describe. `--speed` without `--start-date` starts the fast
-    clock at the present moment."""
-    if getattr(args, "clock_file", None):
-        return FileClock(args.clock_file)
-    if getattr(args, "clock", None):
-        return WallClock(ClockSpec.from_arg(args.clock))
-    speed = float(getattr(args, "speed", None) or 1.0)
-    if getattr(args, "start_date", None):
-        return WallClock.starting(parse_date(args.start_date), speed)
-    if speed != 1.0:
-        return WallClock.starting(int(time.time() * 1000), speed)
-    return WallClock.starting(None)
+    """The clock the options describe (`clock_source(args).open()`).
+
+    Raises:
+        ServiceError: INVALID_FIELD for a bad clock file or spec.
+    """
+    return clock_source(args).open()
+
+
+def _check_clock_file(path: str, origin: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read().strip()
+    except OSError as exc:
+        raise ServiceError(
+            f"cannot read the clock file {path} (from {origin}): {exc.strerror or exc}",
+            code=ErrorCode.INVALID_FIELD,
+        ) from None
+    try:
+        ClockSpec.from_arg(text)
+    except ServiceError:
+        raise ServiceError(
+            f"the clock file {path} (from {origin}) holds {text[:40]!r}, not a clock spec "
+            "START_MS@ANCHORxSPEED (docs/CLOCK.md)",
+            code=ErrorCode.INVALID_FIELD,
+        ) from None
 
 
 def watch_clock(nursery: trio.Nursery, clock: Clock, until: trio.Event | None = None) -> None:

@@ -15,7 +15,8 @@ import time
 from typing import Protocol
 
 import trio
-from tslic.protocol.clock import MS_PER_DAY, ClockSpec
+from tslic.protocol.clock import MS_PER_DAY, ClockSpec, ClockView
+from tslic.protocol.errors import ServiceError
 
 
 class Clock(Protocol):
@@ -96,40 +97,81 @@ class ManualClock:
             await self._moved.wait()
 
 
+SETTLE = 5.0
+"""Real seconds a clock that follows a file still accepts timestamps under the spec it left
+(CLOCK-3): long enough for every process of the deployment to poll the file (50 ms) and for
+the frames in flight at the change to arrive."""
+
+
 class FileClock(WallClock):
     """A `WallClock` whose spec can be moved forward by rewriting a shared file.
 
-    The lab (and a conformance target in test mode) runs every daemon with `--clock-file`;
-    jumping the whole deployment months ahead is one atomic write of a new spec. Daemons
-    poll the file (`watch`, run in their nursery) every `poll` real seconds. Virtual time
-    never goes backwards: a spec that would make it is ignored.
+    The lab (and `tslic clock`) moves every daemon with one atomic write of a new spec
+    (docs/CLOCK.md). Daemons poll the file (`watch`, run in their nursery) every `poll` real
+    seconds. Virtual time never goes backwards: a spec that would make it is ignored, and so
+    is a damaged file. A `FileClock` is also a `ClockView` (CLOCK-3): for `SETTLE` real seconds
+    after adopting a new spec it reports readings under the old one (`recent`), and
+    `reread` polls the file at once, so that processes that see a change a moment apart do
+    not refuse each other's timestamps.
+
+    Raises (constructor):
+        ServiceError: the file holds no valid spec (INVALID_FIELD).
     """
 
     def __init__(self, path: str, *, poll: float = 0.05) -> None:
         self.path = path
         self.poll = poll
-        self._mtime = -1.0
+        self._stamp: tuple[int, int] = (-1, -1)
+        self._left: list[tuple[ClockSpec, float]] = []  # (spec left, real time to forget it)
         super().__init__(self._read() or ClockSpec())
+        self._next_poll = time.time() + poll
+
+    def now(self) -> int:
+        # Polled here too, at most every `poll` real seconds: a tool that runs no `watch`
+        # task (tslic admin, load) still follows a change of the file within one poll.
+        real = time.time()
+        if real >= self._next_poll:
+            self._next_poll = real + self.poll
+            self.refresh()
+        return self.spec.at(real)
 
     def _read(self) -> ClockSpec | None:
         import os
 
         try:
-            mtime = os.stat(self.path).st_mtime
-            if mtime == self._mtime:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_ino)
+            if stamp == self._stamp:
                 return None
             with open(self.path, encoding="utf-8") as handle:
                 text = handle.read().strip()
-            self._mtime = mtime
+            self._stamp = stamp
             return ClockSpec.from_arg(text) if text else None
         except OSError:
             return None
 
     def refresh(self) -> None:
-        spec = self._read()
-        if spec is not None and spec.at(time.time()) >= self.now():
+        """Adopt the file's spec if it changed and does not move time backwards."""
+        try:
+            spec = self._read()
+        except ServiceError:
+            return  # a damaged file (a hand edit in progress): keep the clock we have
+        real = time.time()
+        if spec is not None and spec != self.spec and spec.at(real) >= self.spec.at(real):
+            self._left.append((self.spec, real + SETTLE))
             self.spec = spec
             self.speed = spec.speed
+
+    def recent(self) -> tuple[int, ...]:
+        if not self._left:
+            return ()
+        real = time.time()
+        self._left = [(spec, until) for spec, until in self._left if until > real]
+        return tuple(spec.at(real) for spec, _ in self._left)
+
+    def reread(self) -> int:
+        self.refresh()
+        return self.now()
 
     async def watch(self, until: trio.Event | None = None) -> None:
         """Poll the clock file until `until` is set (forever without one)."""
@@ -143,6 +185,11 @@ class FileClock(WallClock):
         # Short naps, so that a jump of the shared clock wakes sleepers promptly.
         while (left := virtual_ms - self.now()) > 0:  # noqa: ASYNC110
             await trio.sleep(min(self.poll, real_seconds_for(self, left)))
+
+
+def clock_view(clock: Clock) -> ClockView | None:
+    """The `ClockView` to give a `Connection` on `clock` (None unless it follows a file)."""
+    return clock if isinstance(clock, FileClock) else None
 
 
 def write_clock_file(path: str, spec: ClockSpec) -> None:

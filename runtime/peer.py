@@ -27,7 +27,7 @@ from tslic.protocol.domain import PeerRole
 from tslic.protocol.messages import Error, Hello, Welcome
 from tslic.protocol.trio_stream import MessageStream
 
-from .clock import Clock
+from .clock import Clock, clock_view
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -81,6 +81,7 @@ async def open_peer(
         key=key,
         nonce_source=lambda: os.urandom(16),
         window=int(300_000 * max(1.0, clock.speed)),
+        clock_view=clock_view(clock),
     )
     stream = PeerStream(tcp, conn, clock.now)
     try:

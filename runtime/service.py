@@ -45,7 +45,7 @@ from tslic.protocol.messages import Error, Goodbye, Hello, Welcome, describe
 from tslic.protocol.states import next_state
 from tslic.protocol.trio_stream import MessageStream
 
-from .clock import Clock
+from .clock import Clock, clock_view
 from .fdlimit import connection_ceiling
 
 log = logging.getLogger(__name__)
@@ -243,6 +243,7 @@ class Server:
             replay_guard=self.guard,
             window=self._window,
             max_frame=self.limits.max_frame,
+            clock_view=clock_view(self.clock),
         )
         stream = MessageStream(tcp, conn, self.clock.now)
         if self.counters.active >= self.max_connections or self._shutdown.is_set():

@@ -283,14 +283,19 @@ def try_commands(world: World) -> str:
     return "\n".join(
         [
             "",
+            "Every daemon follows one clock file; so does every tslic command given it."
+            " In your shell:",
+            f"  export TSLIC_CLOCK_FILE={world.clock.path}",
+            "",
             "Try:",
+            "  tslic clock show",
             f"  tslic admin --server {ls.address} --credential {ls.info['admin_credential']} "
-            f"--clock-file {world.clock.path} keypacks",
+            "keypacks",
             f"  tslic connect --agent {d['W3KTS2'].address} --device PC1 --user alice "
             f"--os windows-xp-professional --store {world.data / 'clients' / 'PC1'} "
-            f"--trust-root {world.root_pem} --clock-file {world.clock.path}",
+            f"--trust-root {world.root_pem}",
             f"  tslic agent status --data {world.data / 'agents' / 'W3KTS2'}",
-            f"  tslic directory query-site --server {d['directory'].address} "
-            f"--clock {world.clock.spec.to_arg()} BRANCH",
+            f"  tslic directory query-site --server {d['directory'].address} BRANCH",
+            "  tslic clock advance 121d    (then the status commands again: day 121)",
         ]
     )

@@ -407,7 +407,7 @@ class World:
         return await self.connect(agent_name, device, client_os)
 
     def agent_status(self, agent_name: str) -> dict[str, Any]:
-        return status_document(self.data / "agents" / agent_name, self.clock.spec.to_arg())
+        return status_document(self.data / "agents" / agent_name, self.clock)
 
     def agent_events(self, agent_name: str) -> list[int]:
         return [int(e["id"]) for e in events_document(self.data / "agents" / agent_name)]

@@ -12,7 +12,8 @@ with --json. Actions:
           school-agreement|keypack-code|transition --product P [--count N] and the numbers
   keypacks | licenses [--since --until] | report [--since --until] [--per-user]
   policy [--security-group on|off] [--add NAME]... [--remove NAME]... [--prevent-upgrade on|off]
-A license server on a virtual clock needs the same clock (--clock, from its readiness line).
+A license server on a virtual clock needs the same clock: --clock-file or TSLIC_CLOCK_FILE
+(runtime.args); `status` also prints the server's virtual date (from its Welcome).
 Errors reach the user as one line with their wire code, never a traceback.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 import trio
 from rich.console import Console
 from tslic.protocol import Conversation
-from tslic.protocol.clock import parse_date
+from tslic.protocol.clock import format_date, parse_date
 from tslic.protocol.domain import ActivationMethod, CalProduct, PeerRole, Program
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.messages import Message
@@ -64,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--credential", type=Path, required=True, help="administrator credential (admin.key)"
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    add_clock_arguments(parser)
+    add_clock_arguments(parser, daemon=False)
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("status", help="status and activation state")
     p = sub.add_parser("properties", help="show or set Required Information and method")
@@ -195,7 +196,10 @@ async def _activation(stream: PeerStream, args: argparse.Namespace, out: Console
     return await stream.request(AdminCompleteActivation(action=action, code=code))
 
 
-async def _converse(args: argparse.Namespace, clock: Clock, out: Console) -> list[Message]:
+async def _converse(
+    args: argparse.Namespace, clock: Clock, out: Console
+) -> tuple[list[Message], int]:
+    """The replies, and the server's virtual time from its Welcome."""
     key = load_key(args.credential)
     with trio.fail_after(TIMEOUT if args.action not in _INTERACTIVE else 3600):
         async with open_peer(
@@ -206,11 +210,12 @@ async def _converse(args: argparse.Namespace, clock: Clock, out: Console) -> lis
             role=PeerRole.ADMINISTRATOR,
             name="TSLIC-ADMIN",
         ) as stream:
+            when = stream.welcome.server_time
             if args.action == "properties":
-                return [await _properties(stream, args)]
+                return [await _properties(stream, args)], when
             if args.action in _INTERACTIVE:
-                return [await _activation(stream, args, out)]
-            return [await stream.request(r) for r in _requests(args)]
+                return [await _activation(stream, args, out)], when
+            return [await stream.request(r) for r in _requests(args)], when
 
 
 _INTERACTIVE = {a.value for a in ActivationAction}
@@ -220,15 +225,21 @@ def run(args: argparse.Namespace) -> int:
     out = Console()
     clock = clock_from_args(args)
     try:
-        replies = trio.run(_converse, args, clock, out)
+        replies, server_time = trio.run(_converse, args, clock, out)
     except trio.TooSlowError:
         raise ServiceError(
             f"the license server at {args.server} did not answer in time",
             code=ErrorCode.IDLE_TIMEOUT,
         ) from None
     for reply in replies:
+        doc = to_json(reply)
+        if isinstance(reply, AdminStatus):
+            # The server's own virtual date, so a user can see which day the deployment is on.
+            doc["server_time"] = format_date(server_time)
         if args.json:
-            print(json.dumps(to_json(reply), sort_keys=True))
+            print(json.dumps(doc, sort_keys=True))
         else:
             show(out, reply)
+            if isinstance(reply, AdminStatus):
+                out.print(f"Virtual date on the server: {format_date(server_time)}")
     return 0

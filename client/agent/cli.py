@@ -18,7 +18,12 @@ from tslic.protocol.domain import LicensingMode, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
-from tslic.runtime.args import clock_from_args, watch_clock
+from tslic.runtime.args import (
+    add_clock_arguments,
+    clock_from_args,
+    clock_source,
+    watch_clock,
+)
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import read_certs
 from tslic.runtime.peer import split_address
@@ -72,10 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--directory", default="", metavar="HOST:PORT")
     parser.add_argument("--trust-root", type=Path, help="the Clearinghouse root certificate (PEM)")
     parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT")
-    parser.add_argument("--start-date", help="virtual date at start, e.g. 2003-06-01")
-    parser.add_argument("--speed", type=float, default=1.0, help="virtual seconds per real second")
-    parser.add_argument("--clock", help="a shared clock (START_MS@ANCHORxSPEED, or 'real')")
-    parser.add_argument("--clock-file", help="follow a shared clock file (the lab uses this)")
+    add_clock_arguments(parser)
     parser.add_argument(
         "--grace-ends",
         choices=[g.value for g in GraceEnd],
@@ -146,7 +148,8 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "status":
-        doc = status_document(args.data, args.clock)
+        source = clock_source(args)
+        doc = status_document(args.data, None if source.origin == "real time" else source.open())
         print(dumps(doc) if args.json else render_status(doc))
         return 0
     if args.action == "events":

@@ -1,8 +1,9 @@
 """`tslic agent status` and `tslic agent events`: read the persisted state, print it.
 
 Contract: read-only; works while the agent runs or after it stopped. Times are judged on the
-agent's own virtual clock (recorded in state.json) unless `--clock` says otherwise. Output is
-a table for people or, with --json, one JSON document.
+deployment's clock when one is given (`--clock-file`, `--clock` or TSLIC_CLOCK_FILE, as every
+command: runtime.args), else on the clock the agent recorded in state.json when it started.
+Output is a table for people or, with --json, one JSON document.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from tslic.protocol.clock import ClockSpec, format_date, to_datetime
 from tslic.protocol.domain import Connectivity, WindowsVersion
-from tslic.runtime.clock import WallClock
+from tslic.runtime.clock import Clock, WallClock
 
 from .events import read_events
 from .state import STATE_FILE, grace_from_json, load_for_status
@@ -31,15 +32,17 @@ _CONNECTIVITY_TEXT = {
 }
 
 
-def status_document(data_dir: Path, clock_arg: str | None = None) -> dict[str, Any]:
-    """The status of the agent whose data is in `data_dir`.
+def status_document(data_dir: Path, clock: Clock | None = None) -> dict[str, Any]:
+    """The status of the agent whose data is in `data_dir`, judged at `clock`'s time (the
+    clock the agent recorded when it started, without one).
 
     Raises:
         ServiceError: NOT_FOUND if there is no agent state; StorageError if it is damaged.
     """
     raw = load_for_status(data_dir)
-    spec = ClockSpec.from_arg(clock_arg or str(raw.get("clock", "real")))
-    now = WallClock(spec).now()
+    if clock is None:
+        clock = WallClock(ClockSpec.from_arg(str(raw.get("clock", "real"))))
+    now = clock.now()
     try:
         version = WindowsVersion(int(raw["version"]))
         grace = grace_from_json(version, dict(raw.get("grace", {})))

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from tslic.protocol import ErrorCode, ServiceError, TslicError
 from tslic.protocol.rules import Level
+from tslic.runtime.args import add_clock_arguments, clock_source
 from tslic.runtime.files import write_atomic
 from tslic.runtime.peer import split_address
 
@@ -98,12 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="the Clearinghouse root certificate the target trusts (PEM or DER)",
     )
-    prep.add_argument(
-        "--clock-file",
-        type=Path,
-        metavar="PATH",
-        help="the clock file the target follows (--clock-file of the daemon)",
-    )
+    add_clock_arguments(parser, daemon=False)  # --clock-file: the file the target follows
     prep.add_argument(
         "--window",
         type=float,
@@ -199,7 +195,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         evidence=args.evidence,
         admin_credential=args.admin_credential,
         trust_root=args.trust_root,
-        clock_file=args.clock_file,
+        clock_file=_clock_file(args),
         window_ms=int(args.window * 1000),
         handshake_timeout=args.handshake_timeout,
         flood=args.flood,
@@ -209,6 +205,16 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         retail_codes=tuple(args.retail_code),
         argv=argv or [],
     )
+
+
+def _clock_file(args: argparse.Namespace) -> Path | None:
+    """The clock file the target follows: --clock-file, else TSLIC_CLOCK_FILE (runtime.args).
+    A --clock spec needs nothing: the suite learns the target's time from its first frame."""
+    source = clock_source(args)
+    if source.file is None:
+        return None
+    source.open()  # refuses a missing or damaged file with its path
+    return Path(source.file)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import trio
 from rich.console import Console
 from tslic.protocol.errors import TslicError
-from tslic.runtime.clock import WallClock
+from tslic.runtime.args import add_clock_arguments, clock_source
 from tslic.runtime.peer import split_address
 
 from .config import (
@@ -94,6 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="an SLO such as 'p99<20ms', 'errors<0.1%%', 'rate>900' (repeatable)",
     )
+    add_clock_arguments(parser, daemon=False)
     out = parser.add_argument_group("output")
     out.add_argument("--report", metavar="DIR", help="write report.json, timeline.csv, report.html")
     out.add_argument("--json", action="store_true", help="print the JSON report only")
@@ -178,6 +179,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[LoadConfig, Share]:
         domain=args.domain,
         site=args.site,
         rdp_agents=rdp_agents,
+        clock=clock_source(args),
     )
     share = parse_shard(args.shard) if args.shard else Share()
     return config, share
@@ -237,7 +239,11 @@ def _run(config: LoadConfig, share: Share, args: argparse.Namespace, console: Co
 
             async def main() -> RunResult:
                 return await run_in_process(
-                    config, share, WallClock(), progress=progress, start_at_unix=args.start_at
+                    config,
+                    share,
+                    config.clock.open(),
+                    progress=progress,
+                    start_at_unix=args.start_at,
                 )
 
             return trio.run(main)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from tslic.protocol.domain import ClientOS
+from tslic.runtime.args import ClockSource
 
 from .errors import UsageError
 from .schedule import ClosedSchedule, OpenSchedule, Schedule, Stage
@@ -99,6 +100,7 @@ class LoadConfig:
     site: str = "Default-First-Site-Name"
     devices_kept: int = 64  # licensed devices remembered per agent (per RDP driver: x32)
     rdp_agents: tuple[str, ...] = ()  # full-stack mode: addresses of terminal-server agents
+    clock: ClockSource = field(default_factory=ClockSource)  # the deployment's (runtime.args)
 
     def schedule(self) -> Schedule:
         """The workload model."""

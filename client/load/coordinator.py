@@ -17,6 +17,7 @@ Contract:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import time
@@ -27,7 +28,8 @@ from typing import Any
 
 import trio
 from tslic.protocol.errors import ErrorCode
-from tslic.runtime.clock import Clock, WallClock
+from tslic.runtime.args import ClockSource
+from tslic.runtime.clock import Clock
 
 from .config import LoadConfig
 from .errors import UsageError
@@ -121,6 +123,8 @@ def config_to_wire(config: LoadConfig) -> dict[str, Any]:
         value = getattr(config, name)
         if name == "stages":
             value = [[s.duration, s.target] for s in value]
+        elif name == "clock":
+            value = dataclasses.asdict(value)
         elif isinstance(value, tuple):
             value = list(value)
         out[name] = value
@@ -131,6 +135,7 @@ def config_from_wire(data: dict[str, Any]) -> LoadConfig:
     values = dict(data)
     values["stages"] = tuple(Stage(float(d), float(t)) for d, t in values.get("stages", []))
     values["rdp_agents"] = tuple(values.get("rdp_agents", ()))
+    values["clock"] = ClockSource(**values.get("clock", {}))
     known = set(LoadConfig.__slots__)
     return LoadConfig(**{k: v for k, v in values.items() if k in known})
 
@@ -256,7 +261,7 @@ def _worker_main(
         worker = Worker(
             config,
             share,
-            WallClock(),
+            config.clock.open(),
             worker_id=worker_id,
             sink=lambda interval: conn.send(("interval", worker_id, interval.to_wire())),
             status=lambda n: conn.send(("status", worker_id, n)),

@@ -17,7 +17,7 @@ import trio
 from tslic.protocol.clock import format_date
 from tslic.protocol.domain import ClientOS
 from tslic.protocol.errors import ErrorCode, ServiceError
-from tslic.runtime.args import clock_from_args
+from tslic.runtime.args import add_clock_arguments, clock_from_args
 from tslic.runtime.files import read_certs
 from tslic.runtime.peer import split_address
 
@@ -38,10 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust-root", type=Path, help="Clearinghouse root (PEM) to check the server"
     )
-    parser.add_argument(
-        "--clock", help="the deployment's clock (START_MS@ANCHORxSPEED), as the agent's"
-    )
-    parser.add_argument("--clock-file", help="follow a shared clock file (as the lab's daemons)")
+    add_clock_arguments(parser, daemon=False)
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per connection")
     parser.add_argument("--json", action="store_true")
 

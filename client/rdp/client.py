@@ -53,7 +53,7 @@ from tslic.protocol.messages.rdp import (
 from tslic.protocol.messages.records import LicenseBody
 from tslic.protocol.pki import CertRole, cert_from_der, validate_chain
 from tslic.protocol.trio_stream import MessageStream
-from tslic.runtime.clock import Clock
+from tslic.runtime.clock import Clock, clock_view
 from tslic.runtime.peer import connect as tcp_connect
 
 from . import texts
@@ -310,6 +310,7 @@ async def connect(
                 key=key,
                 nonce_source=lambda: os.urandom(16),
                 window=int(300_000 * max(1.0, clock.speed)),
+                clock_view=clock_view(clock),
             )
             stream = MessageStream(tcp, conn, clock.now)
             try:

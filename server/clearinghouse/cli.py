@@ -28,7 +28,7 @@ from tslic.protocol.clock import format_date, parse_date
 from tslic.protocol.codes import group5
 from tslic.protocol.domain import CalProduct, Program
 from tslic.protocol.errors import ErrorCode, ServiceError
-from tslic.runtime.args import clock_from_args, watch_clock
+from tslic.runtime.args import add_clock_arguments, clock_from_args, watch_clock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import write_certs
 from tslic.runtime.peer import split_address
@@ -51,10 +51,7 @@ def _data(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def _clock_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--start-date", help="virtual date at start, e.g. 2005-01-01 (default: now)")
-    p.add_argument("--speed", type=float, default=1.0, help="virtual seconds per real second")
-    p.add_argument("--clock", help="exact clock spec START_MS@ANCHORxSPEED (overrides)")
-    p.add_argument("--clock-file", help="follow a shared clock file (the lab uses this)")
+    add_clock_arguments(p)
 
 
 def _serve_args(p: argparse.ArgumentParser, required: bool) -> None:

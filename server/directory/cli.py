@@ -11,7 +11,7 @@ Contract (docs/DIRECTORY.md):
 - Client actions (query-site, query-dcs, lookup, members, register, publish, unpublish,
   set-computer) open one signed conversation with --server (default TSLIC_DIRECTORY or
   127.0.0.1:4389) and print a table, or JSON with --json. A directory on a virtual clock needs
-  the same clock: pass --clock with the "clock" value of its readiness line (or TSLIC_CLOCK).
+  the same clock: --clock-file or --clock, else TSLIC_CLOCK_FILE or TSLIC_CLOCK (runtime.args).
 - `check` validates a topology file offline and summarises it.
 - Every failure is a TslicError (one line with its code from `tslic`), never a traceback.
 """
@@ -32,7 +32,6 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from tslic.protocol import Conversation, ErrorCode, Message, ServiceError, Timeout
-from tslic.protocol.clock import ClockSpec
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.errors import RemoteProtocolError
 from tslic.protocol.messages.directory import (
@@ -47,8 +46,7 @@ from tslic.protocol.messages.directory import (
     DirUnpublish,
 )
 from tslic.protocol.messages.records import ComputerInfo
-from tslic.runtime.args import clock_from_args, watch_clock
-from tslic.runtime.clock import WallClock
+from tslic.runtime.args import add_clock_arguments, clock_from_args, watch_clock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import ensure_dir, load_or_create_key, read_bytes, write_atomic
 from tslic.runtime.peer import PeerStream, open_peer, split_address
@@ -62,7 +60,6 @@ DEFAULT_LISTEN = "127.0.0.1:4389"
 DEFAULT_DATA = "directory-data"
 CREDENTIAL_ENV = "TSLIC_DIRECTORY_CREDENTIAL"
 SERVER_ENV = "TSLIC_DIRECTORY"
-CLOCK_ENV = "TSLIC_CLOCK"
 CREDENTIAL_FILE = "enterprise-admin.credential"
 KEY_FILE = "directory.key"
 
@@ -75,6 +72,7 @@ _SERVE_DEFAULTS: dict[str, Any] = {
     "credential_file": None,
     "start_date": None,
     "clock_file": None,
+    "clock": None,
     "speed": 1.0,
     "json": False,
 }
@@ -89,15 +87,13 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ready-file", type=Path, default=s, help="also write the readiness line")
     p.add_argument("--credential", default=s, help="the enterprise-admin credential")
     p.add_argument("--credential-file", type=Path, default=s, help="read the credential")
-    p.add_argument("--start-date", default=s, help="virtual clock start, e.g. 2003-05-01")
-    p.add_argument("--speed", type=float, default=s, help="virtual seconds per real second")
-    p.add_argument("--clock-file", default=s, help="follow a shared clock file (the lab)")
+    add_clock_arguments(p, default=s)
     p.add_argument("--json", action="store_true", default=s, help="no human summary")
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default=os.environ.get(SERVER_ENV, DEFAULT_LISTEN))
-    p.add_argument("--clock", default=os.environ.get(CLOCK_ENV, "real"), help="clock spec")
+    add_clock_arguments(p, daemon=False)
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -186,7 +182,10 @@ def _serve(opts: dict[str, Any]) -> int:
     host, port = split_address(opts["listen"])
     clock = clock_from_args(
         argparse.Namespace(
-            clock_file=opts.get("clock_file"), start_date=opts["start_date"], speed=opts["speed"]
+            clock_file=opts.get("clock_file"),
+            clock=opts.get("clock"),
+            start_date=opts["start_date"],
+            speed=opts["speed"],
         )
     )
     credential = server_credential(opts, data)
@@ -319,7 +318,7 @@ def _request(action: str, args: argparse.Namespace) -> Callable[[PeerStream], Aw
 
 def _client(action: str, args: argparse.Namespace) -> int:
     ask = _request(action, args)
-    clock = WallClock(ClockSpec.from_arg(args.clock))
+    clock = clock_from_args(args)
 
     async def converse() -> Message:
         with trio.fail_after(args.timeout):
@@ -342,8 +341,8 @@ def _client(action: str, args: argparse.Namespace) -> int:
     except RemoteProtocolError as exc:
         if exc.code in (ErrorCode.STALE_TIMESTAMP, ErrorCode.FUTURE_TIMESTAMP):
             exc.message += (
-                "; the directory runs a virtual clock: pass --clock with the 'clock' value "
-                "of its readiness line"
+                "; the directory runs a virtual clock: pass --clock-file (or "
+                "TSLIC_CLOCK_FILE), or --clock with the 'clock' value of its readiness line"
             )
         raise
     print_reply(reply, args.json)

@@ -14,6 +14,7 @@ from tslic.protocol.clock import MS_PER_DAY
 from tslic.protocol.domain import CalProduct, LicensingMode, WindowsVersion
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
+from tslic.runtime.clock import WallClock
 
 W2000, W2003 = WindowsVersion.W2000, WindowsVersion.W2003
 # Long intervals keep the number of background wake-ups small over months of virtual time.
@@ -42,7 +43,7 @@ async def test_grace_2003_valid_client_1009_1008_then_no_license_server(
         assert first.status == "valid-client"  # STATUS_VALID_CLIENT + ST_NO_TRANSITION
         assert first.license is None
         assert first.logged_on
-        assert status_document(data, "real")["grace"]["started"] == "2003-06-02"
+        assert status_document(data, WallClock())["grace"]["started"] == "2003-06-02"
         assert agent.state.grace.days_left(agent.state.grace.started_at) == 120
         await days(clock, 104)
         assert ids(data) == []
@@ -304,7 +305,7 @@ async def test_restart_keeps_certificate_grace_and_cache(tmp_path, autojump_cloc
         assert again.state.cert_chain() == chain
         assert again.state.current == "LS"
         assert again.state.counts["temporary_issued"] == 1
-        doc = status_document(data, "real")
+        doc = status_document(data, WallClock())
         assert doc["servers"][0]["connectivity"] == "VALID_LS"
         assert doc["servers"][0]["connectivity_value"] == 11
         assert doc["servers"][0]["how"] == "registry"
