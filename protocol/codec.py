@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 import types
 import typing
 from collections.abc import Callable, Sized
@@ -274,6 +275,25 @@ def _check_depth(value: Any, depth: int = 0) -> None:
             _too_deep()
 
 
+_OVER_LIMIT = re.compile(r"(\d+) exceeds max_(str|bin|array|map)_len\((\d+)\)")
+_UNITS = {"str": "bytes", "bin": "bytes", "array": "items", "map": "entries"}
+
+
+def _bad_encoding_text(exc: BaseException) -> str:
+    """A sentence for a BAD_ENCODING refusal: what is wrong, never the library's exception
+    name or text (ERR-4)."""
+    over = _OVER_LIMIT.search(str(exc))
+    if over:
+        size, kind, limit = over.groups()
+        return (
+            f"a msgpack {kind} of {size} {_UNITS[kind]} is over the limit of {limit}"
+            " (docs/PROTOCOL.md §3.4)"
+        )
+    if isinstance(exc, RecursionError):
+        return f"msgpack values are nested deeper than {MAX_DEPTH} levels (§3.4)"
+    return "the bytes are not one complete msgpack object (truncated, or a reserved type byte)"
+
+
 def unpack_untrusted(data: bytes) -> Any:
     """Decode exactly one msgpack object from peer bytes, with the limits above.
 
@@ -306,9 +326,7 @@ def unpack_untrusted(data: bytes) -> Any:
             "string is not valid UTF-8", code=ErrorCode.BAD_ENCODING
         ) from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-        raise RemoteProtocolError(
-            f"not a valid msgpack object ({type(exc).__name__})", code=ErrorCode.BAD_ENCODING
-        ) from None
+        raise RemoteProtocolError(_bad_encoding_text(exc), code=ErrorCode.BAD_ENCODING) from None
     if isinstance(value, msgpack.Timestamp | msgpack.ExtType):
         _no_ext(-1, b"")
     _check_depth(value)

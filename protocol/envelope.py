@@ -116,8 +116,12 @@ def open_envelope(frame_body: bytes) -> Sealed:
         raise RemoteProtocolError(
             "envelope sender must be a 32-byte Ed25519 public key", code=ErrorCode.MALFORMED_FRAME
         )
-    if type(inner) is not bytes:
-        raise RemoteProtocolError("envelope inner must be bin", code=ErrorCode.MALFORMED_FRAME)
+    if type(inner) is not bytes or not inner:
+        # An empty inner is a shape fault (§3.1: bin of at least 1 byte), judged before the
+        # signature like the rest of the outer shape, not a decoding one (ENV-1).
+        raise RemoteProtocolError(
+            "envelope inner must be a non-empty bin", code=ErrorCode.MALFORMED_FRAME
+        )
     if not (type(signature) is bytes and len(signature) == SIG_LEN):
         raise RemoteProtocolError(
             "envelope signature must be 64 bytes", code=ErrorCode.BAD_SIGNATURE

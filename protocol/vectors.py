@@ -211,9 +211,12 @@ def build_vectors() -> tuple[Vector, ...]:
            " conversation goes back to READY.",
            lic, client, "AWAITING_LS_ISSUE_LICENSE", error, refusal, "READY", peer_key=ls_key),
         ok("rdp-license-request", "A terminal server opens the RDP licensing exchange"
-           " (SERVER_LICENSE_REQUEST, type 0x101); the chain is left empty to keep it short.",
+           " (SERVER_LICENSE_REQUEST, type 0x101); `server_random` is the 32 bytes of"
+           " sha256(\"tslic test vector server random\") and the chain is left empty to keep it"
+           " short.",
            rdp, client, "START", lic_request, request, "LICENSE_REQUESTED"),
-        bad("bad-signature", "Vector `hello` with the last byte of the signature flipped.",
+        bad("bad-signature", "Vector `hello` with the last byte of the frame (the last byte of"
+            " the signature) XORed with 0x01, i.e. its lowest bit inverted.",
             bytes(flipped), ErrorCode.BAD_SIGNATURE),
         bad("replay", "Vector `hello` again, on a connection that has just accepted it: the"
             " (sender, nonce) pair was seen.", hello, ErrorCode.REPLAYED_MESSAGE, setup=(hello,)),

@@ -260,7 +260,7 @@ class Server:
         except ProtocolError as exc:
             self._count(exc.code)
             log.info("peer %s: %s", peer_addr, exc)
-            await self._refuse(stream, exc.code, exc.message)
+            await self._refuse(stream, exc.code, exc.message, exc.detail)
         except trio.Cancelled:
             # The shutdown grace ran out with this peer's request still in hand: tell it so
             # (a documented, fatal SHUTTING_DOWN) rather than resetting the connection.
@@ -275,9 +275,16 @@ class Server:
             self._idle.pop(stream, None)
             await stream.aclose()
 
-    async def _refuse(self, stream: MessageStream, code: ErrorCode, text: str) -> None:
+    async def _refuse(
+        self,
+        stream: MessageStream,
+        code: ErrorCode,
+        text: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        # The detail travels too (MSG-1: an INVALID_FIELD names its field in detail.field).
         with trio.move_on_after(1, shield=True):
-            await stream.send_error(code, text)
+            await stream.send_error(code, text, **{k: str(v) for k, v in (detail or {}).items()})
 
     async def _converse(self, stream: MessageStream, peer_addr: str) -> None:
         with trio.move_on_after(self.limits.handshake_timeout) as scope:
@@ -290,11 +297,22 @@ class Server:
         assert stream.conn.peer_key is not None
         peer = Peer(address=peer_addr, key=stream.conn.peer_key, hello=first)
         service = self._service_for(stream, first)
+        if service is None:  # §5.1, MSG-11: the Hello names a conversation not served here
+            served = ", ".join(sorted({self.service.conversation, *self.more_services}))
+            self._count(ErrorCode.UNSUPPORTED_CONVERSATION)
+            await self._refuse(
+                stream,
+                ErrorCode.UNSUPPORTED_CONVERSATION,
+                f"this port serves {served}, not {first.conversation}; connect to the"
+                f" daemon that serves {first.conversation}",
+                {"served": served},
+            )
+            return
         try:
             welcome = await self._call(service.on_hello, peer)
         except ServiceError as exc:
             self._count(exc.code)
-            await self._refuse(stream, exc.code, exc.message)
+            await self._refuse(stream, exc.code, exc.message, exc.detail)
             return
         await stream.send(welcome)
         while True:
@@ -340,11 +358,13 @@ class Server:
                 await stream.aclose(goodbye="the service is shutting down")
                 return
 
-    def _service_for(self, stream: MessageStream, hello: Hello) -> Service:
-        """The service for the conversation a Hello names (the default one otherwise)."""
-        service = self.more_services.get(hello.conversation)
-        if service is None or hello.conversation == self.service.conversation:
+    def _service_for(self, stream: MessageStream, hello: Hello) -> Service | None:
+        """The service for the conversation a Hello names (None if this port serves none)."""
+        if hello.conversation == self.service.conversation:
             return self.service
+        service = self.more_services.get(hello.conversation)
+        if service is None:
+            return None
         stream.conn.conversation = service.conversation
         return service
 

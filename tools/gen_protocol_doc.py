@@ -59,6 +59,7 @@ ERROR_NOTES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.SERVER_BUSY: ("too many connections, or the server is shutting down", "server, instead of Welcome, then it closes"),  # noqa: E501
     ErrorCode.SHUTTING_DOWN: ("the service is stopping", "server; Goodbye is normally used instead"),  # noqa: E501
     ErrorCode.CONNECTION_LOST: ("the transport broke", "never sent; local report only"),
+    ErrorCode.UNSUPPORTED_CONVERSATION: ("the Hello names a conversation this port does not serve", "server, instead of Welcome, then it closes; `detail.served` lists the port's conversations (MSG-11)"),  # noqa: E501
     ErrorCode.UNTRUSTED_CERTIFICATE: ("a certificate chain does not lead to the Clearinghouse root, or is malformed", "Hello/Welcome chains, TermServCert, licenses"),  # noqa: E501
     ErrorCode.CERTIFICATE_EXPIRED: ("an otherwise trustworthy chain is outside its validity at now", "as above"),  # noqa: E501
     ErrorCode.ACCESS_DENIED: ("the sender's key is not allowed to make this request", "Hello of a wrong role; admin key not the credential; license request without a TS certificate"),  # noqa: E501

@@ -29,6 +29,7 @@ from . import (
     cases_ls_time,
     cases_ls_wire,
     cases_observe,
+    cases_spec16,
     cases_state,
 )
 from .model import Case, bind_rules
@@ -47,6 +48,7 @@ _MODULES = (
     cases_agent,
     cases_clearinghouse,
     cases_directory,
+    cases_spec16,
     cases_declared,
 )
 

@@ -51,7 +51,7 @@ from tslic.protocol.messages.rdp import (
     UpgradeLicense,
 )
 from tslic.protocol.messages.records import LicenseBody
-from tslic.protocol.pki import CertRole, cert_from_der, validate_chain
+from tslic.protocol.pki import CertRole, cert_from_der, identity_of, validate_chain
 from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import Clock, clock_view
 from tslic.runtime.peer import connect as tcp_connect
@@ -160,10 +160,18 @@ class _Client:
         self.clock, self.trust_root = clock, trust_root
 
     def _server_chain_ok(self, request: LicenseRequest) -> bool:
-        if self.trust_root is None or not request.cert_chain:
-            return True  # no root to check against, or the TS has no certificate yet
+        if not request.cert_chain:
+            return True  # the TS has no certificate yet
         try:
             certs = [cert_from_der(der) for der in request.cert_chain]
+            # SEC-7: the chain is the terminal server's own: its leaf is the key signing.
+            if identity_of(certs[-1]).public_key != self.stream.conn.peer_key:
+                raise RemoteProtocolError(
+                    "the certificate is not for the key signing the LicenseRequest",
+                    code=ErrorCode.UNTRUSTED_CERTIFICATE,
+                )
+            if self.trust_root is None:
+                return True  # no root to check against
             validate_chain(
                 certs,
                 self.trust_root,

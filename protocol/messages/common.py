@@ -38,8 +38,17 @@ class Hello(Message):
 
     def check(self) -> None:
         require_len(self.name, "name", 1, 64)
-        if self.version not in (0, 2000, 2003):
-            raise invalid("must be 0, 2000 or 2003", "version")
+        # MSG-9: the version goes with the role, so a terminal server saying 0 and one saying
+        # 2001 are the same fault (INVALID_FIELD), not a refusal for one and a fault for the
+        # other.
+        if self.role in _VERSIONED:
+            if self.version not in (2000, 2003):
+                raise invalid(f"must be 2000 or 2003 for a {self.role}", "version")
+        elif self.version != 0:
+            raise invalid(f"must be 0 for a {self.role}", "version")
+
+
+_VERSIONED = (PeerRole.TERMINAL_SERVER, PeerRole.LICENSE_SERVER)
 
 
 @message(MessageType.WELCOME, *_REQUEST_REPLY)

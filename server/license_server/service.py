@@ -134,6 +134,7 @@ class LicensingService:
                 detail={"license_server_version": str(int(ls.config.version))},
             )
         _check_presented_chain(peer, ls.clock.now())
+        self._check_root(peer.hello.cert_chain, ls.clock.now())
         peer.state["ts"] = await self._authenticate(peer, ts_version)
         return Welcome(
             role=PeerRole.LICENSE_SERVER,
@@ -204,6 +205,37 @@ class LicensingService:
         if name is None:
             name = self._trusted_elsewhere(chain, now)
         return None if name is None else TerminalServer(name, version, peer.key)
+
+    def _check_root(self, chain: tuple[bytes, ...], now: int) -> None:
+        """SEC-13 (§5.1, §10.1): a chain topped by a Clearinghouse root is judged at Hello.
+        Another root than the one this server trusts, or a chain under ours that does not
+        validate, is refused with UNTRUSTED_CERTIFICATE there, not welcomed and refused
+        request by request. A chain topped by another server's temporary certificate is
+        welcomed: its license requests get ACCESS_DENIED (SEC-9), and the terminal server
+        asks this server for a certificate."""
+        root = self.ls.activation.trusted_root
+        if not chain or root is None:
+            return
+        try:
+            certs = [cert_from_der(der) for der in chain]
+            top = identity_of(certs[0])
+        except ProtocolError:
+            return  # _check_presented_chain has judged the shape
+        if top.role != CertRole.CLEARINGHOUSE:
+            return
+        if top.public_key != identity_of(root).public_key:
+            raise ServiceError(
+                f"the certificate chain leads to the Clearinghouse root {top.name!r}, not to"
+                f" the root this license server trusts ({identity_of(root).name!r})",
+                code=ErrorCode.UNTRUSTED_CERTIFICATE,
+            )
+        try:
+            validate_chain(certs, root, to_datetime(now), leaf_role=CertRole.TERMINAL_SERVER)
+        except ProtocolError as exc:
+            raise ServiceError(
+                f"the certificate chain does not validate: {exc.message}",
+                code=ErrorCode.UNTRUSTED_CERTIFICATE,
+            ) from None
 
     def _trusted_elsewhere(self, chain: tuple[bytes, ...], now: int) -> str | None:
         """SEC-9: a terminal-server certificate another *activated* license server issued

@@ -119,6 +119,16 @@ async def test_license_server_passes_every_case(tmp_path: Path) -> None:
     assert results["COMPAT-1:no-2000-license-for-2003-ts"].verdict is Verdict.PASS
     assert results["FRAME-2:zero-length"].time_to_reject is not None
     assert len(report.results) > 150
+    # Issue 16's spec items, each with the case that would have caught the daemon.
+    for case_id in ("SEC-9:certificate-on-this-connection", "MSG-1:detail-names-field",
+                    "ERR-4:bad-encoding-is-a-sentence", "MSG-9:version-0-for-versioned-role",
+                    "MSG-11:conversation-not-served", "MSG-11:admin-on-the-licensing-port",
+                    "ENV-1:empty-inner-signed", "LIMIT-9:inner-one-over-the-bin-limit",
+                    "LIMIT-9:inner-at-the-bin-limit", "STATE-10:pipelined-requests",
+                    "SEC-7:own-chain-is-for-the-signing-key", "CLOCK-2:never-backwards",
+                    "CLOCK-3:jump-accepted-both-ways",
+                    "CLOCK-4:wrong-clock-says-both-dates"):  # fmt: skip
+        assert results[case_id].verdict is Verdict.PASS, (case_id, results[case_id].actual)
 
 
 async def test_windows_2000_license_server_refuses_2003_ts(tmp_path: Path) -> None:
@@ -470,6 +480,12 @@ def test_tslic_conformance_against_a_running_license_server(tmp_path: Path) -> N
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
     code = json.loads(made.stdout)["reference"]
+    users = subprocess.run(
+        [*tslic, "clearinghouse", "add-retail", "--data", ch_data, "--product",
+         "w2003-user-cal", "--count", "5", "--json"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    user_code = json.loads(users.stdout)["reference"]
     root = tmp_path / "root.pem"
     subprocess.run([*tslic, "clearinghouse", "export-root", "--data", ch_data, "--out", str(root)],
                    capture_output=True, timeout=30, check=True)  # fmt: skip
@@ -496,6 +512,7 @@ def test_tslic_conformance_against_a_running_license_server(tmp_path: Path) -> N
              "--role", "license-server", "--admin-credential", ready["admin_credential"],
              "--clock-file", str(clock), "--flood", "20", "--timeout", "3",
              "--clearinghouse", ch["address"], "--retail-code", code,
+             "--retail-code", user_code,
              "--trust-root", str(root),
              *(arg for gap in LS_KNOWN_GAPS for arg in ("--expect-fail", gap)),
              # LIMIT-2 waits out the daemon's 10 s Hello deadline; the in-process run above
@@ -515,5 +532,6 @@ def test_tslic_conformance_against_a_running_license_server(tmp_path: Path) -> N
     results = {r["id"]: r for r in report["results"]}
     for case_id in ("LEASE-1:lease-52-to-89-days", "LEASE-4:renewal-within-7-days",
                     "CAL-4:built-in-for-w2k-pro", "ACT-10:ts-certificate-chain",
-                    "SEC-12:expired-ts-certificate"):  # fmt: skip
+                    "SEC-12:expired-ts-certificate", "SEC-13:chain-under-another-root",
+                    "LEASE-1:per-user-lease-52-to-89-days"):  # fmt: skip
         assert results[case_id]["verdict"] == "pass", results[case_id]

@@ -1,0 +1,388 @@
+"""Cases for where the specification and the daemons once parted (issue 16, list 3), and for
+the clock rules (CLOCK-2..4, docs/PROTOCOL.md §7.19).
+
+Contract: each case probes one sentence an independent implementer found ambiguous or
+unenforced, with the same tools as the other modules (`Crafter`, `RawClient`,
+`Context.reject`, the well-behaved peers of `lsclient`). Cases that move the target's clock
+need `--clock-file` and are `unsupported` without it; they only move it forward, as every
+clock case does, and put it back when they tried to move it back.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+from tslic.protocol import ErrorCode, ServiceError
+from tslic.protocol.clock import MS_PER_DAY, ClockSpec, format_date
+from tslic.protocol.codec import to_wire
+from tslic.protocol.domain import ClientOS, LicenseKind, LicensingMode, PeerRole
+from tslic.protocol.envelope import open_envelope
+from tslic.protocol.messages import Conversation
+from tslic.protocol.messages.licensing import LicenseGranted, MarkLicense, UpgradeLicenseRequest
+from tslic.protocol.pki import cert_from_der, identity_of
+from tslic.runtime.clock import write_clock_file
+
+from .lsclient import call, license_request, terminal_server
+from .model import REQUEST_REPLY_ROLES, Case, Judgement, Role, Verdict, case
+from .runner import Context
+from .wire import Frame
+
+CASES: list[Case] = []
+E = ErrorCode
+LS = frozenset({Role.LICENSE_SERVER})
+DAY = MS_PER_DAY
+_LIBRARY_NAMES = ("ValueError", "TypeError", "KeyError", "UnpackException", "FormatError",
+                  "ExtraData", "Traceback", "RecursionError")  # fmt: skip
+
+
+def _hello_body(ctx: Context, **changes: Any) -> dict[str, Any]:
+    body = to_wire(ctx.hello())
+    body.update(changes)
+    return body
+
+
+async def _send_hello(ctx: Context, body: dict[str, Any], **header: Any) -> Frame | None:
+    client = await ctx.open_raw()
+    await client.send(ctx.crafter().raw(0x001, body, **header), "Hello")
+    return await client.read_frame(ctx.timeout)
+
+
+def _sender(frame: Frame) -> bytes:
+    return open_envelope(frame.raw).sender
+
+
+# ---- SEC-9: a certificate obtained on the connection authenticates it -----------------------
+
+
+@case(CASES, "SEC-9", "certificate-on-this-connection", "Hello without a chain, "
+      "RequestTermServCert, then IssueLicense on the same connection",
+      ("a license or a licensing refusal, not ACCESS_DENIED",), roles=LS)  # fmt: skip
+async def cert_on_connection(ctx: Context) -> Judgement:
+    async with terminal_server(ctx, version=2000, name="CONF-SAMECONN") as (stream, _):
+        try:
+            reply = await call(ctx, stream, license_request(ctx))
+        except ServiceError as exc:
+            verdict = Verdict.FAIL if exc.code is E.ACCESS_DENIED else Verdict.PASS
+            return Judgement(verdict, f"refusal {exc.code.name}")
+    return Judgement(Verdict.PASS, type(reply).__name__)
+
+
+# ---- MSG-1 / ERR-4: the field is in detail, the text is a sentence -------------------------
+
+
+@case(CASES, "MSG-1", "detail-names-field", "a Hello without its `name` field",
+      ("Error INVALID_FIELD (1006) with detail.field = name",), roles=REQUEST_REPLY_ROLES,
+      negative=True)  # fmt: skip
+async def detail_names_field(ctx: Context) -> Judgement:
+    body = _hello_body(ctx)
+    body.pop("name")
+    frame = await _send_hello(ctx, body)
+    if frame is None or frame.error_code != int(E.INVALID_FIELD) or frame.body is None:
+        return Judgement(Verdict.WRONG_CODE, frame.label() if frame else "no answer")
+    field = (frame.body.get("detail") or {}).get("field")
+    if field != "name":
+        return Judgement(Verdict.FAIL, f"INVALID_FIELD with detail {frame.body.get('detail')}")
+    return Judgement(Verdict.PASS, "INVALID_FIELD, detail.field = name")
+
+
+@case(CASES, "ERR-4", "bad-encoding-is-a-sentence", "a frame body that is a truncated msgpack "
+      "array", ("Error BAD_ENCODING (1003) whose text names no library exception",),
+      negative=True)  # fmt: skip
+async def bad_encoding_text(ctx: Context) -> Judgement:
+    client = await ctx.open_raw()
+    await client.send(ctx.crafter().frame(b"\x93\xc4\x20"), "truncated body")
+    frame = await client.read_frame(ctx.timeout)
+    if frame is None or frame.error_code != int(E.BAD_ENCODING) or frame.body is None:
+        return Judgement(Verdict.WRONG_CODE, frame.label() if frame else "no answer")
+    text = str(frame.body.get("message", ""))
+    named = [n for n in _LIBRARY_NAMES if n in text]
+    if named:
+        return Judgement(Verdict.FAIL, f"the text names {', '.join(named)}: {text!r}")
+    return Judgement(Verdict.PASS, f"BAD_ENCODING: {text!r}")
+
+
+# ---- MSG-9: the version goes with the role ----------------------------------------------
+
+
+def _version_case(slug: str, bad: int) -> None:
+    async def run(ctx: Context) -> Judgement:
+        versioned = ctx.hello().role in (PeerRole.TERMINAL_SERVER, PeerRole.LICENSE_SERVER)
+        version = bad if versioned else 2003
+        client = await ctx.open_raw()
+        await client.send(ctx.crafter().raw(0x001, _hello_body(ctx, version=version)))
+        return ctx.reject(await client.observe(ctx.timeout), {E.INVALID_FIELD})
+
+    case(CASES, "MSG-9", slug, f"a Hello whose version does not go with its role ({bad} for a "
+         "terminal or license server, 2003 for another role)",
+         ("Error INVALID_FIELD (1006), then close",), roles=REQUEST_REPLY_ROLES,
+         negative=True)(run)  # fmt: skip
+
+
+_version_case("version-0-for-versioned-role", 0)
+_version_case("version-2001", 2001)
+
+
+# ---- MSG-11: a port serves its conversations, and only those -----------------------------
+
+
+_OTHER = {Role.LICENSE_SERVER: Conversation.DIRECTORY, Role.CLEARINGHOUSE: Conversation.LICENSING,
+          Role.DIRECTORY: Conversation.CLEARINGHOUSE}  # fmt: skip
+
+
+@case(CASES, "MSG-11", "conversation-not-served", "a Hello naming a conversation another "
+      "daemon serves (directory on a license server's port, licensing elsewhere)",
+      ("Error UNSUPPORTED_CONVERSATION (1019), then close",), roles=REQUEST_REPLY_ROLES,
+      negative=True)  # fmt: skip
+async def conversation_not_served(ctx: Context) -> Judgement:
+    client = await ctx.open_raw()
+    body = _hello_body(ctx, conversation=str(_OTHER[ctx.role]))
+    await client.send(ctx.crafter().raw(0x001, body))
+    return ctx.reject(await client.observe(ctx.timeout), {E.UNSUPPORTED_CONVERSATION})
+
+
+@case(CASES, "MSG-11", "admin-on-the-licensing-port", "a Hello naming `admin` on the license "
+      "server's one port", ("Welcome (or a refusal of the administrator), never "
+      "UNSUPPORTED_CONVERSATION",), roles=LS)  # fmt: skip
+async def admin_same_port(ctx: Context) -> Judgement:
+    body = _hello_body(ctx, role=str(PeerRole.ADMINISTRATOR), version=0,
+                       conversation=str(Conversation.ADMIN))  # fmt: skip
+    frame = await _send_hello(ctx, body)
+    if frame is None:
+        return Judgement(Verdict.TIMEOUT, "no answer to the admin Hello")
+    if frame.error_code == int(E.UNSUPPORTED_CONVERSATION):
+        return Judgement(Verdict.FAIL, "the port does not serve admin")
+    return Judgement(Verdict.PASS, frame.label())
+
+
+# ---- ENV-1: an empty inner is a shape fault ---------------------------------------------
+
+
+@case(CASES, "ENV-1", "empty-inner-signed", "an envelope whose inner is an empty bin, "
+      "correctly signed", ("Error MALFORMED_FRAME (1001), then close",),
+      negative=True)  # fmt: skip
+async def empty_inner(ctx: Context) -> Judgement:
+    crafter = ctx.crafter()
+    client = await ctx.open_raw()
+    await client.send(crafter.frame(crafter.envelope(b"")), "empty inner")
+    return ctx.reject(await client.observe(ctx.timeout), {E.MALFORMED_FRAME})
+
+
+# ---- LIMIT-9: the largest valid frame ----------------------------------------------------
+
+
+def _padded_hello(ctx: Context, inner_len: int) -> bytes:
+    """A Hello whose inner is exactly `inner_len` bytes, padded with unknown feature names
+    (three of 16 000 characters and one sized to fit; a str header grows with its length,
+    so the last one is adjusted until the size is exact)."""
+    crafter = ctx.crafter()
+    last = 0
+    for _ in range(5):
+        features = ["a" * 16_000] * 3 + ["a" * last]
+        inner = crafter.inner(0x001, _hello_body(ctx, features=features), msg_id=1)
+        if len(inner) == inner_len:
+            break
+        last += inner_len - len(inner)
+    return crafter.frame(crafter.envelope(inner))
+
+
+@case(CASES, "LIMIT-9", "inner-one-over-the-bin-limit", "a Hello whose inner is 49 153 bytes "
+      "(frame body 49 257, under max_frame)", ("Error BAD_ENCODING (1003), then close",),
+      roles=REQUEST_REPLY_ROLES, negative=True)  # fmt: skip
+async def inner_over(ctx: Context) -> Judgement:
+    client = await ctx.open_raw()
+    await client.send(_padded_hello(ctx, 49_153), "Hello, inner 49 153 bytes")
+    return ctx.reject(await client.observe(ctx.timeout), {E.BAD_ENCODING})
+
+
+@case(CASES, "LIMIT-9", "inner-at-the-bin-limit", "a Hello whose inner is exactly 49 152 "
+      "bytes (frame body 49 256)", ("Welcome",), roles=REQUEST_REPLY_ROLES)  # fmt: skip
+async def inner_at(ctx: Context) -> Judgement:
+    client = await ctx.open_raw()
+    await client.send(_padded_hello(ctx, 49_152), "Hello, inner 49 152 bytes")
+    frame = await client.read_frame(ctx.timeout)
+    if frame is not None and frame.name == "Welcome":
+        return Judgement(Verdict.PASS, "Welcome")
+    return Judgement(Verdict.FAIL, frame.label() if frame else "no answer")
+
+
+# ---- STATE-10: judged when processed -----------------------------------------------------
+
+
+@case(CASES, "STATE-10", "pipelined-requests", "after Welcome, two requests written at once "
+      "(the second before the first reply)", ("two replies in order, no ILLEGAL_STATE",),
+      roles=REQUEST_REPLY_ROLES)  # fmt: skip
+async def pipelined(ctx: Context) -> Judgement:
+    crafter = ctx.crafter()
+    client = await ctx.open_raw()
+    welcome = await ctx.handshake(client, crafter)
+    if welcome is None or welcome.name != "Welcome":
+        return Judgement(Verdict.UNSUPPORTED, f"Hello not welcomed: {welcome}")
+    request = ctx.simple_request()
+    await client.send(crafter.message(request) + crafter.message(request), "two requests")
+    replies = [await client.read_frame(ctx.timeout) for _ in range(2)]
+    labels = [r.label() if r else "nothing" for r in replies]
+    if any(r is None or r.error_code == int(E.ILLEGAL_STATE) for r in replies):
+        return Judgement(Verdict.FAIL, ", then ".join(labels))
+    return Judgement(Verdict.PASS, ", then ".join(labels))
+
+
+# ---- SEC-7 beyond Hello: a chain presented as one's own ends with the signing key ---------
+
+
+@case(CASES, "SEC-7", "own-chain-is-for-the-signing-key", "the certificate chain the target "
+      "presents as its own (Welcome, or an agent's LicenseRequest)",
+      ("empty, or its last certificate is for the key signing the frame (a Clearinghouse: "
+       "its root alone)",))  # fmt: skip
+async def own_chain(ctx: Context) -> Judgement:
+    if ctx.role is Role.AGENT:
+        await ctx.open_raw()
+        frame = ctx.greeting
+    else:
+        frame = await _send_hello(ctx, _hello_body(ctx))
+    if frame is None or frame.body is None:
+        return Judgement(Verdict.UNSUPPORTED, "no Welcome or LicenseRequest to look at")
+    chain = frame.body.get("cert_chain") or []
+    if not chain:
+        return Judgement(Verdict.PASS, f"{frame.name} with an empty chain")
+    leaf = identity_of(cert_from_der(bytes(chain[-1])))
+    if ctx.role is Role.CLEARINGHOUSE:  # its root alone, the trust anchor (SEC-7)
+        alone = len(chain) == 1 and leaf.role == "clearinghouse"
+        seen = f"Welcome with {len(chain)} certificate(s), leaf role {leaf.role}"
+        return Judgement(Verdict.PASS if alone else Verdict.FAIL, seen)
+    if leaf.public_key != _sender(frame):
+        return Judgement(Verdict.FAIL, f"{frame.name}: the chain's leaf {leaf.name!r} is for "
+                         "another key than the frame's signer")  # fmt: skip
+    return Judgement(Verdict.PASS, f"{frame.name}: leaf {leaf.name!r} is the signer")
+
+
+# ---- SEC-13: another root is refused at Hello --------------------------------------------
+
+
+@case(CASES, "SEC-13", "chain-under-another-root", "a Hello with a valid chain for the signing "
+      "key under a Clearinghouse root the target does not trust",
+      ("Error UNTRUSTED_CERTIFICATE (2001), then close",), roles=LS, negative=True)  # fmt: skip
+async def other_root(ctx: Context) -> Judgement:
+    from .cases_ls_wire import _foreign_chain
+
+    signer = ctx.key()
+    probe = await _send_hello(ctx, _hello_body(ctx))
+    chain = (probe.body or {}).get("cert_chain") if probe else None
+    if not chain or identity_of(cert_from_der(bytes(chain[0]))).role != "clearinghouse":
+        return Judgement(Verdict.UNSUPPORTED, "the target trusts no Clearinghouse root yet "
+                         "(activate it, or give it --trust-root)")  # fmt: skip
+    client = await ctx.open_raw()
+    hello = _hello_body(ctx, cert_chain=list(_foreign_chain(ctx, signer.public_key())))
+    await client.send(ctx.crafter(signer).raw(0x001, hello))
+    return ctx.reject(await client.observe(ctx.timeout), {E.UNTRUSTED_CERTIFICATE})
+
+
+# ---- LEASE-1: Per User CALs are leased too -----------------------------------------------
+
+
+@case(CASES, "LEASE-1", "per-user-lease-52-to-89-days", "a 2003 terminal server in Per User "
+      "mode asks a license (temporary first, then marked and presented again, as TEMP-4)",
+      ("a permanent Per User CAL leased for 52 to 89 days",), roles=LS)  # fmt: skip
+async def per_user_lease(ctx: Context) -> Judgement:
+    req = license_request(ctx, mode=LicensingMode.PER_USER, client_os=ClientOS.XP_HOME)
+    try:
+        async with terminal_server(ctx, version=2003, name="CONF-PERUSER") as (stream, _):
+            asked = ctx.now()
+            reply = await call(ctx, stream, req)
+            if isinstance(reply, LicenseGranted) and reply.kind is LicenseKind.TEMPORARY:
+                await call(ctx, stream, MarkLicense(license_id=reply.license_id, hwid=req.hwid))
+                asked = ctx.now()
+                reply = await call(ctx, stream, UpgradeLicenseRequest(
+                    license=reply.license, hwid=req.hwid, machine=req.machine, user=req.user,
+                    client_os=req.client_os, mode=req.mode))  # fmt: skip
+    except ServiceError as exc:
+        return Judgement(Verdict.UNSUPPORTED, f"no Per User CAL: refusal {exc.code.name}")
+    if not isinstance(reply, LicenseGranted) or reply.kind is not LicenseKind.PERMANENT:
+        kind = reply.kind if isinstance(reply, LicenseGranted) else type(reply).__name__
+        return Judgement(Verdict.UNSUPPORTED, f"no permanent Per User CAL ({kind}): activate "
+                         "the target and install Per User CALs (docs/CONFORMANCE.md)")  # fmt: skip
+    days = (reply.expires_at - asked) / DAY
+    verdict = Verdict.PASS if 52 - 0.01 <= days <= 89 + 1 else Verdict.FAIL
+    return Judgement(verdict, f"{reply.product} leased for {days:.2f} days")
+
+
+# ---- CLOCK-2..4 ----------------------------------------------------------------------------
+
+
+@case(CASES, "CLOCK-4", "wrong-clock-says-both-dates", "a Hello stamped 2 days behind the "
+      "target's clock", ("Error STALE_TIMESTAMP (1009) whose text gives both dates and "
+      "--clock-file / TSLIC_CLOCK_FILE",), roles=REQUEST_REPLY_ROLES,
+      negative=True)  # fmt: skip
+async def wrong_clock(ctx: Context) -> Judgement:
+    stamp = ctx.now() - 2 * DAY
+    frame = await _send_hello(ctx, _hello_body(ctx), timestamp=stamp)
+    if frame is None or frame.error_code != int(E.STALE_TIMESTAMP) or frame.body is None:
+        return Judgement(Verdict.WRONG_CODE, frame.label() if frame else "no answer")
+    text = str(frame.body.get("message", ""))
+    missing = [w for w in (format_date(stamp)[:10], format_date(ctx.now())[:10],
+                           "--clock-file", "TSLIC_CLOCK_FILE") if w not in text]  # fmt: skip
+    if missing:
+        return Judgement(Verdict.FAIL, f"the text lacks {missing}: {text!r}")
+    return Judgement(Verdict.PASS, f"STALE_TIMESTAMP: {text!r}")
+
+
+def _file_spec(ctx: Context) -> ClockSpec | None:
+    path = ctx.config.clock_file
+    try:
+        return ClockSpec.from_arg(path.read_text(encoding="utf-8").strip()) if path else None
+    except (OSError, ServiceError):
+        return None
+
+
+@case(CASES, "CLOCK-3", "jump-accepted-both-ways", "the target's clock file moved a day "
+      "forward; at once a Hello stamped on the new clock, then one stamped on the old",
+      ("Welcome, then Welcome",), roles=REQUEST_REPLY_ROLES)  # fmt: skip
+async def jump_both_ways(ctx: Context) -> Judgement:
+    old = _file_spec(ctx)
+    if old is None or ctx.config.clock_file is None:
+        return Judgement(Verdict.UNSUPPORTED, "needs --clock-file (docs/CONFORMANCE.md)")
+    real = time.time()
+    new = ClockSpec(start=old.at(real) + DAY, anchor=real, speed=old.speed)
+    write_clock_file(str(ctx.config.clock_file), new)
+    ctx.transcript.event("moved the target's clock file a day forward")
+    seen = []
+    for label, spec in (("new", new), ("old", old)):
+        frame = await _send_hello(ctx, _hello_body(ctx), timestamp=spec.at(time.time()))
+        seen.append(f"{label} clock: {frame.label() if frame else 'nothing'}")
+        if frame is None or frame.name != "Welcome":
+            await ctx.sync_clock()
+            return Judgement(Verdict.FAIL, "; ".join(seen))
+    await ctx.sync_clock()
+    return Judgement(Verdict.PASS, "; ".join(seen))
+
+
+@case(CASES, "CLOCK-2", "never-backwards", "the target's clock file rewritten a day back",
+      ("the target's time does not go back",), roles=REQUEST_REPLY_ROLES)  # fmt: skip
+async def never_backwards(ctx: Context) -> Judgement:
+    old = _file_spec(ctx)
+    path = ctx.config.clock_file
+    if old is None or path is None:
+        return Judgement(Verdict.UNSUPPORTED, "needs --clock-file (docs/CONFORMANCE.md)")
+    before = ctx.now()
+    real = time.time()
+    write_clock_file(str(path), ClockSpec(start=old.at(real) - DAY, anchor=real, speed=old.speed))
+    try:
+        await trio.sleep(0.3)  # several polls of the target
+        frame = await _send_hello(ctx, _hello_body(ctx))
+    finally:
+        write_clock_file(str(path), old)  # the spec it follows, unchanged
+    welcome = frame.body if frame is not None and frame.name == "Welcome" else None
+    if welcome is None:
+        return Judgement(Verdict.FAIL, frame.label() if frame else "no answer")
+    server_time = int(welcome.get("server_time", 0))
+    verdict = Verdict.PASS if server_time >= before - 60_000 else Verdict.FAIL
+    return Judgement(verdict, f"target time {format_date(server_time)} (was {format_date(before)})")
+
+
+@case(CASES, "CLOCK-1", "not-black-box", "not testable black-box: which options and variables "
+      "a process reads its clock from is not visible on the wire (tests/runtime/"
+      "test_clock_file.py checks it)", ("unsupported (declared)",))  # fmt: skip
+async def clock_sources(ctx: Context) -> Judgement:
+    return Judgement(Verdict.UNSUPPORTED, "not testable black-box: the clock's sources are "
+                     "command-line options and environment variables")  # fmt: skip
