@@ -154,15 +154,37 @@ async def per_user(world: World, ctx: Context) -> None:
 @scenario(
     "security-group",
     "The License Server Security Group refuses an unlisted terminal server",
-    rules=("SEC-1", "SEC-3", "SEC-4", "EVT-7"),
+    rules=("SEC-1", "SEC-3", "SEC-4", "SEC-14", "EVT-7"),
     source="TechNet cc758063; tslicensing.md §7.3",
 )
 async def security_group(world: World, ctx: Context) -> None:
     await ready_2003_server(
         world, "W3KLS5", domain="NEWCORP", site="BRANCH", packs=("w2003-device-2b",)
     )
-    await world.admin(
+    (reply,) = await world.admin(
         "W3KLS5", AdminSetPolicy(security_group_enabled=True, add_members=("W3KTS12A",))
+    )
+    assert isinstance(reply, AdminStatus)
+    ctx.say(
+        "the administrator enables the policy and adds W3KTS12A to Terminal Services Computers;"
+        " membership changes take effect only when the Terminal Server Licensing service"
+        " restarts (TechNet cc758063)"
+    )
+    st = reply.status
+    ctx.expect(
+        "W3KTS12A pending, not yet enforced",
+        f"enforced {list(st.security_group_members)}, pending {list(st.security_group_pending)}",
+        "W3KTS12A" in st.security_group_pending and "W3KTS12A" not in st.security_group_members,
+    )
+    await world.stop("W3KLS5")
+    await world.license_server("W3KLS5", version=2003, domain="NEWCORP", site="BRANCH")
+    (after,) = await world.admin("W3KLS5", AdminGetStatus())
+    assert isinstance(after, AdminStatus)
+    ctx.say("the service restarts and reads the group again")
+    ctx.expect(
+        "W3KTS12A enforced after the restart",
+        list(after.status.security_group_members),
+        "W3KTS12A" in after.status.security_group_members,
     )
     ctx.say("W3KLS5 grants licenses only to its Terminal Services Computers: W3KTS12A")
     for ts in ("W3KTS12A", "W3KTS12B"):

@@ -51,7 +51,7 @@ from tslic.runtime.clock import Clock
 from tslic.runtime.files import load_key
 from tslic.runtime.peer import PeerStream, open_peer
 
-from .render import show, to_json
+from .render import PENDING_NOTE, show, to_json
 
 PROGRAMS = [p.value for p in Program] + ["keypack-code", "transition"]
 PRODUCTS = [p.value for p in CalProduct if p is not CalProduct.W2000_BUILT_IN]
@@ -221,6 +221,13 @@ async def _converse(
 _INTERACTIVE = {a.value for a in ActivationAction}
 
 
+def _changes_members(args: argparse.Namespace) -> bool:
+    """`policy --add/--remove`: the reply must say when the change takes effect (SEC-14)."""
+    return args.action == "policy" and bool(
+        getattr(args, "add", None) or getattr(args, "remove", None)
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     out = Console()
     clock = clock_from_args(args)
@@ -236,10 +243,14 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(reply, AdminStatus):
             # The server's own virtual date, so a user can see which day the deployment is on.
             doc["server_time"] = format_date(server_time)
+            if _changes_members(args):
+                doc["note"] = PENDING_NOTE
         if args.json:
             print(json.dumps(doc, sort_keys=True))
         else:
             show(out, reply)
             if isinstance(reply, AdminStatus):
                 out.print(f"Virtual date on the server: {format_date(server_time)}")
+                if _changes_members(args):
+                    out.print(PENDING_NOTE)
     return 0

@@ -45,6 +45,17 @@ def _date(ms: int, never: str = "never") -> str:
     return format_date(ms) if ms else never
 
 
+def _pending(members: tuple[str, ...]) -> str:
+    return ", ".join(members) or "(empty)"
+
+
+PENDING_NOTE = (
+    "Membership changes take effect when the license server restarts (TechNet \"Control the"
+    " issuance of Terminal Server licenses\"); until then it enforces the members read at its"
+    " start."
+)
+
+
 def status_table(reply: AdminStatus) -> Table:
     st = reply.status
     table = Table(title=f"License server {st.name}", show_header=False)
@@ -64,6 +75,7 @@ def status_table(reply: AdminStatus) -> Table:
         ("E-mail", c.email or "-"),
         ("Security group policy", "enabled" if st.security_group_enabled else "disabled"),
         ("Terminal Services Computers", ", ".join(st.security_group_members) or "(empty)"),
+        ("  at the next start (local list)", _pending(st.security_group_pending)),
         ("Prevent License Upgrade", "on" if st.prevent_upgrade else "off"),
     ]
     for name, value in rows:

@@ -20,11 +20,12 @@ from tslic.protocol.codec import to_wire
 from tslic.protocol.domain import ClientOS, LicenseKind, LicensingMode, PeerRole
 from tslic.protocol.envelope import open_envelope
 from tslic.protocol.messages import Conversation
+from tslic.protocol.messages.admin import AdminGetStatus, AdminSetPolicy, AdminStatus
 from tslic.protocol.messages.licensing import LicenseGranted, MarkLicense, UpgradeLicenseRequest
 from tslic.protocol.pki import cert_from_der, identity_of
 from tslic.runtime.clock import write_clock_file
 
-from .lsclient import call, license_request, terminal_server
+from .lsclient import administrator, call, license_request, terminal_server
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Role, Verdict, case
 from .runner import Context
 from .wire import Frame
@@ -305,6 +306,40 @@ async def per_user_lease(ctx: Context) -> Judgement:
     days = (reply.expires_at - asked) / DAY
     verdict = Verdict.PASS if 52 - 0.01 <= days <= 89 + 1 else Verdict.FAIL
     return Judgement(verdict, f"{reply.product} leased for {days:.2f} days")
+
+
+# ---- SEC-14: security group membership is read at start ---------------------------------
+
+
+@case(CASES, "SEC-14", "member-added-waits-for-restart", "with the License Server Security "
+      "Group enabled, a terminal server is added to the group (AdminSetPolicy) and asks for "
+      "its certificate at once", ("refusal NOT_IN_SECURITY_GROUP (2004), and the status lists it "
+      "as pending, not enforced",), roles=LS)  # fmt: skip
+async def member_waits(ctx: Context) -> Judgement:
+    if ctx.config.admin_credential is None:
+        return Judgement(Verdict.UNSUPPORTED, "needs --admin-credential")
+    name = f"CONF-SGP{ctx.rng.randrange(10**6):06d}"
+    async with administrator(ctx) as admin:
+        status = await call(ctx, admin, AdminGetStatus())
+        assert isinstance(status, AdminStatus)
+        before = status.status.security_group_enabled
+        try:
+            reply = await call(ctx, admin, AdminSetPolicy(security_group_enabled=True,
+                                                          add_members=(name,)))  # fmt: skip
+            assert isinstance(reply, AdminStatus)
+            st = reply.status
+            if name not in st.security_group_pending or name in st.security_group_members:
+                return Judgement(Verdict.FAIL, f"enforced {st.security_group_members}, pending "
+                                 f"{st.security_group_pending}")  # fmt: skip
+            async with terminal_server(ctx, version=2000, name=name):
+                pass
+            return Judgement(Verdict.FAIL, "the new member was served before a restart")
+        except ServiceError as exc:
+            verdict = Verdict.PASS if exc.code is E.NOT_IN_SECURITY_GROUP else Verdict.WRONG_CODE
+            return Judgement(verdict, f"pending member refused {exc.code.name} until a restart")
+        finally:
+            await call(ctx, admin, AdminSetPolicy(security_group_enabled=before,
+                                                  remove_members=(name,)))  # fmt: skip
 
 
 # ---- CLOCK-2..4 ----------------------------------------------------------------------------

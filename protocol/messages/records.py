@@ -133,8 +133,9 @@ class ServerStatus(Record):
     contact: ContactInfo
     certificate_temporary: bool
     security_group_enabled: bool
-    security_group_members: tuple[str, ...]
+    security_group_members: tuple[str, ...]  # enforced: read at start (local and directory)
     prevent_upgrade: bool
+    security_group_pending: tuple[str, ...] = ()  # the local list the next start will read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

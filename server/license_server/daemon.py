@@ -87,6 +87,9 @@ class LicenseServer:
         self.activation.load()
         self.issuer = Issuer(config, self.activation, random.Random(config.seed))
         self.security_group = False
+        # The group's members as read at start (SEC-14): the local list here, the directory
+        # group in _announce_to_directory. Changes wait for the next start, as TechNet says.
+        self.local_members: frozenset[str] = frozenset()
         self.metrics = Metrics()
         self.store.run_now(self._load_policies)
         self.licensing = LicensingService(self)
@@ -111,6 +114,7 @@ class LicenseServer:
             if override is not None:
                 schema.set_meta(db, key, override)
         self.security_group = bool(schema.get_meta(db, "security_group", False))
+        self.local_members = frozenset(schema.sg_members(db))
         self.issuer.prevent_upgrade = bool(schema.get_meta(db, "prevent_upgrade", False))
         self.metrics.set_pools(schema.available_by_product(db, self.clock.now()))
 
@@ -226,11 +230,13 @@ class LicenseServer:
     # ---- shared by the handlers ----------------------------------------------------------
 
     def check_security_group(self, db: sqlite3.Connection, name: str) -> None:
-        """Refuse a terminal server outside the security group when the policy is on."""
+        """Refuse a terminal server outside the security group when the policy is on. The
+        members are those read when the service started (SEC-14; TechNet "Control the issuance
+        of Terminal Server licenses": membership changes take effect after a restart)."""
         if (
             self.security_group
             and name.upper() not in self.directory_members
-            and not schema.sg_contains(db, name)
+            and name.upper() not in self.local_members
         ):
             raise ServiceError(
                 not_in_group_text(self.config.name),
@@ -260,7 +266,8 @@ class LicenseServer:
         return reply
 
     async def status(self) -> ServerStatus:
-        members = await self.store.run_op(schema.sg_members)
+        pending = await self.store.run_op(schema.sg_members)  # read again at the next start
+        enforced = tuple(sorted(self.local_members | self.directory_members))
         act = self.activation
         return ServerStatus(
             name=self.config.name,
@@ -275,6 +282,7 @@ class LicenseServer:
             contact=act.contact,
             certificate_temporary=act.temporary,
             security_group_enabled=self.security_group,
-            security_group_members=members,
+            security_group_members=enforced,
+            security_group_pending=pending,
             prevent_upgrade=self.issuer.prevent_upgrade,
         )

@@ -142,6 +142,18 @@ def test_activate_and_install_from_the_command_line(tmp_path: Path, daemons: Dae
     assert wrong.returncode == 2
     assert "ACCESS_DENIED" in wrong.stderr
 
+    # SEC-14: a membership change waits for the next start, and both lists are shown.
+    added = json.loads(admin("2003", "policy", "--add", "TS7").stdout)
+    assert "take effect when the license server restarts" in added["note"]
+    assert added["status"]["security_group_pending"] == ["TS7"]
+    assert added["status"]["security_group_members"] == []
+    info = servers["2003"]
+    text = _tslic("admin", "--server", info["address"], "--credential",
+                  info["admin_credential"], "status").stdout  # fmt: skip
+    assert "at the next start (local list)" in text
+    assert "TS7" in text
+    assert "Virtual date on the server:" in text
+
     table = admin("2003", "status", check=True)
     assert json.loads(table.stdout)["status"]["name"] == "LS2003"
     assert daemons.stop() == [0, 0, 0]

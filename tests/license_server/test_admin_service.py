@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import ls_harness as h
@@ -235,10 +236,12 @@ async def test_restart_keeps_everything(lab, autojump_clock):
     await h.trio.sleep(10)
     again = await lab.start_ls(cfg)
     after = await status(lab, again)
-    assert after == before
+    # Everything kept; the member added before the restart is enforced from it on (SEC-14).
+    assert before.security_group_members == ()
+    assert after == dataclasses.replace(before, security_group_members=("TS1",))
     assert after.contact == ContactInfo(**vars_of(h.CONTACT))
     assert after.prevent_upgrade
-    assert after.security_group_members == ("TS1",)
+    assert after.security_group_members == ("TS1",)  # read at this start (SEC-14)
     async with ts.connect(again) as s:  # its certificate is still known
         same = await dev.connect(s)
     assert (same.license_id, same.expires_at) == (first.license_id, first.expires_at)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import ls_harness as h
 import pytest
+import trio.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.domain import CalProduct, LicenseKind, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
-from tslic.protocol.messages.admin import AdminSetPolicy
+from tslic.protocol.messages.admin import AdminSetPolicy, AdminStatus
 from tslic.protocol.messages.licensing import (
     MarkLicense,
     RequestTermServCert,
@@ -88,18 +89,42 @@ async def test_certificate_must_be_for_the_envelope_key(lab, autojump_clock):
         await refused(s.request(request), ErrorCode.ACCESS_DENIED)
 
 
-async def test_security_group_refuses_non_members_with_event_1043_text(lab, autojump_clock):
-    ls = await lab.start_ls(lab.config("LS3", 2003, security_group=True))
+async def restart(lab: h.Lab, ls: h.LicenseServer, cfg: h.Config) -> h.LicenseServer:
+    """Stop the license server gracefully and start it again on the same data."""
+    ls.shutdown()
+    await h.trio.sleep(10)
+    return await lab.start_ls(cfg)
+
+
+async def test_security_group_refuses_non_members_with_event_1043_text(
+    lab: h.Lab, autojump_clock: trio.testing.MockClock
+) -> None:
+    """SEC-1, and SEC-14: a membership change takes effect when the service restarts."""
+    cfg = lab.config("LS3", 2003, security_group=True)
+    ls = await lab.start_ls(cfg)
     outsider = h.TerminalServerPeer(lab, "TS9", 2003)
     err = await refused(outsider.enrol(ls), ErrorCode.NOT_IN_SECURITY_GROUP)
     assert '"Terminal Server Computers" group on License Server (LS3)' in err.message
     async with lab.admin(ls) as adm:
-        await adm.request(AdminSetPolicy(add_members=("ts9",)))
+        reply = await adm.request(AdminSetPolicy(add_members=("ts9",)))
+    assert isinstance(reply, AdminStatus)
+    assert reply.status.security_group_pending == ("TS9",)
+    assert reply.status.security_group_members == ()  # enforced: as read at start
+    await refused(outsider.enrol(ls), ErrorCode.NOT_IN_SECURITY_GROUP)  # not before a restart
+    ls = await restart(lab, ls, cfg)
     await outsider.enrol(ls)  # member now (names are case-insensitive)
     async with lab.admin(ls) as adm:
-        await adm.request(AdminSetPolicy(remove_members=("TS9",)))
+        reply = await adm.request(AdminSetPolicy(remove_members=("TS9",)))
+    assert isinstance(reply, AdminStatus)
+    assert (reply.status.security_group_members, reply.status.security_group_pending) == (
+        ("TS9",),
+        (),
+    )
+    async with outsider.connect(ls) as s:  # still a member until the restart
+        assert (await h.Device("PC").connect(s)).kind is LicenseKind.TEMPORARY
+    ls = await restart(lab, ls, cfg)
     async with outsider.connect(ls) as s:  # licenses are refused too once removed
-        await refused(h.Device("PC").connect(s), ErrorCode.NOT_IN_SECURITY_GROUP)
+        await refused(h.Device("PC2").connect(s), ErrorCode.NOT_IN_SECURITY_GROUP)
     async with lab.admin(ls) as adm:
         await adm.request(AdminSetPolicy(security_group_enabled=False))
     async with outsider.connect(ls) as s:
