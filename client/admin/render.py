@@ -50,8 +50,8 @@ def _pending(members: tuple[str, ...]) -> str:
 
 
 PENDING_NOTE = (
-    "Membership changes take effect when the license server restarts (TechNet \"Control the"
-    " issuance of Terminal Server licenses\"); until then it enforces the members read at its"
+    'Membership changes take effect when the license server restarts (TechNet "Control the'
+    ' issuance of Terminal Server licenses"); until then it enforces the members read at its'
     " start."
 )
 
