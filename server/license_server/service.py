@@ -44,6 +44,7 @@ from tslic.protocol.pki import (
     cert_to_der,
     identity_of,
     issue_terminal_server_cert,
+    key_id,
     validate_chain,
 )
 from tslic.protocol.policy import ls_serves_ts
@@ -223,10 +224,13 @@ class LicensingService:
             return  # _check_presented_chain has judged the shape
         if top.role != CertRole.CLEARINGHOUSE:
             return
-        if top.public_key != identity_of(root).public_key:
+        trusted = identity_of(root)
+        if top.public_key != trusted.public_key:
+            # Names can be alike (every emulated Clearinghouse has the same one): give keys.
             raise ServiceError(
-                f"the certificate chain leads to the Clearinghouse root {top.name!r}, not to"
-                f" the root this license server trusts ({identity_of(root).name!r})",
+                f"the certificate chain leads to the Clearinghouse root {top.name!r} (key"
+                f" {key_id(top.public_key)[:12]}), not to the root this license server trusts"
+                f" ({trusted.name!r}, key {key_id(trusted.public_key)[:12]})",
                 code=ErrorCode.UNTRUSTED_CERTIFICATE,
             )
         try:

@@ -205,12 +205,19 @@ async def test_adversaries_are_refused_and_counted(
         other = await rs.prepare(tmp_path / "other", clock=live.clock, terminal_servers=1, pack=1)
 
         async def other_root() -> ErrorCode:
-            async with rs.ts_stream(live.ls.address, other.terminal_servers[0], live.clock) as s:
-                return await service_code(s.request(issue()))
+            async def attempt() -> None:
+                async with rs.ts_stream(
+                    live.ls.address, other.terminal_servers[0], live.clock
+                ) as s:
+                    await s.request(issue())
 
+            return await service_code(attempt())
+
+        # SEC-13: refused at Hello, not welcomed and refused request by request.
         await refused(
-            live, "certificate from another root", ErrorCode.ACCESS_DENIED, other_root, figures
-        )
+            live, "certificate from another root", ErrorCode.UNTRUSTED_CERTIFICATE, other_root,
+            figures,
+        )  # fmt: skip
 
         async def no_admin_credential() -> ErrorCode:
             async def attempt() -> None:
