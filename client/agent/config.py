@@ -49,11 +49,13 @@ class AgentConfig:
     intervals: DiscoveryIntervals = field(default_factory=DiscoveryIntervals)
     grace_end: GraceEnd = GraceEnd.FIRST_PERMANENT_CAL
     network_timeout: float = 10.0  # real seconds for any one exchange with another daemon
-    handshake_timeout: float = 10.0  # real seconds for an RDP client's first answer
-    idle_timeout: float = 60.0  # real seconds between an RDP client's messages
-    max_connections: int = 1000
+    connections_per_server: int = 8  # kept connections to one license server, at most
 
     def __post_init__(self) -> None:
+        if not 1 <= self.connections_per_server <= 1000:
+            raise ServiceError(
+                "--license-server-connections must be 1 to 1000", code=ErrorCode.INVALID_FIELD
+            )
         if not self.name or len(self.name) > 64:
             raise ServiceError("--name must be 1 to 64 characters", code=ErrorCode.INVALID_FIELD)
         if self.mode is LicensingMode.PER_USER and self.version is WindowsVersion.W2000:
