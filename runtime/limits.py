@@ -70,8 +70,8 @@ def _bad(name: str, why: str) -> None:
 def _positive(limits: Limits, name: str) -> None:
     value = getattr(limits, name)
     if not value > 0 or value == float("inf"):
-        _bad(name, f"must be a positive number of {'seconds' if 'time' in name else 'units'}"
-             f" (got {value})")  # fmt: skip
+        unit = " of seconds" if "timeout" in name or name.endswith("seconds") else ""
+        _bad(name, f"must be a positive number{unit} (got {value})")
 
 
 def _at_least(limits: Limits, name: str, low: float) -> None:

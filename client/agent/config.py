@@ -14,12 +14,16 @@ from tslic.protocol.domain import LicensingMode, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
+from tslic.runtime.limits import Limits
 
 # MS-RDPELE PRODUCT_INFO of the terminal server (§6.3): dwVersion is the TS's OS version.
 PRODUCT_VERSIONS = {WindowsVersion.W2000: 0x00050000, WindowsVersion.W2003: 0x00050002}
 COMPANY = "Microsoft Corporation"
 PRODUCT_ID = "A02"
 SCOPE = "microsoft.com"
+# The agent's listener defaults (docs/AGENT.md): RDP clients idle at most 60 s, and a
+# terminal server serves fewer sessions than a license server has terminal servers.
+AGENT_LIMITS = Limits(idle_timeout=60.0, max_connections=1000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

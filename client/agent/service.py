@@ -33,6 +33,7 @@ from tslic.runtime.clock import Clock
 from tslic.runtime.service import Limits, Server
 from tslic.runtime.session import Session
 
+from .config import AGENT_LIMITS as AGENT_LIMITS
 from .config import AgentConfig
 from .discovery import LicenseServers
 from .events import EventId, EventLog
@@ -41,8 +42,6 @@ from .state import AgentState
 
 log = logging.getLogger(__name__)
 
-# The agent's documented defaults (docs/AGENT.md): RDP clients idle at most 60 s.
-AGENT_LIMITS = Limits(idle_timeout=60.0, max_connections=1000)
 GRACE_CHECK_MS = MS_PER_DAY // 24
 
 
