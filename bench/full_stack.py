@@ -114,7 +114,7 @@ def _license_server(ctx: Any, data: str) -> tuple[Any, Any, str]:
 
 
 def measure(seconds: float, clients: int, per_server: int) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context(os.environ.get("BENCH_START", "spawn"))
     out: dict[str, Any] = {"seconds": seconds, "clients": clients, "connections": per_server}
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data:
         # 1. The license server's direct issuance rate.

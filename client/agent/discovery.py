@@ -51,7 +51,6 @@ from tslic.protocol.messages.records import ServerRef
 from tslic.protocol.pki import (
     CertRole,
     cert_from_der,
-    cert_to_der,
     raw_public_key,
     validate_chain,
 )
@@ -212,7 +211,7 @@ class LicenseServers:
     # ---- probing and certificates -----------------------------------------------------------
 
     def chain(self) -> tuple[bytes, ...]:
-        return tuple(cert_to_der(c) for c in self.state.cert_chain())
+        return self.state.chain_der()
 
     def _open(
         self, address: str, chain: tuple[bytes, ...]

@@ -172,16 +172,21 @@ class Licensing(GraceKeeper):
         if isinstance(first, ErrorAlert):
             log.info("client aborted licensing: %s", first.error_code.name)
             return None
-        self.state.grace = self.state.grace.start(to_datetime(self.clock.now()))
+        grace = self.state.grace.start(to_datetime(self.clock.now()))
+        if grace is not self.state.grace:
+            # The first client starts the grace period: durable before anything else, so a
+            # restart never buys a new one.
+            self.state.grace = grace
+            self.state.save()
         self.check_grace()
-        self.state.save()
         held = LicensedClient()
         if isinstance(first, NewLicenseRequest):
             ok = await self._new_client(channel, first, held)
         else:
             assert isinstance(first, LicenseInfo)  # the state table admits nothing else
             ok = await self._presented(channel, first, held)
-        self.state.save()
+        if not ok:
+            await self.state.save_grouped()  # the counts; a client that logs on: then
         return held if ok else None
 
     async def _alert(
@@ -410,13 +415,14 @@ class Licensing(GraceKeeper):
     async def _logon(self, stream: Channel, held: LicensedClient) -> None:
         message = await stream.receive()
         if isinstance(message, Goodbye):
+            await self.state.save_grouped()
             return
         assert isinstance(message, ClientLogon)  # the state table admits nothing else
         ok = message.credentials_valid
         session_id = await self.logged_on(held) if ok else self._next_session()
         text = "" if ok else LOGON_FAILED
         await stream.send(LogonComplete(logged_on=ok, session_id=session_id, text=text))
-        self.state.save()
+        await self.state.save_grouped()
         # The session lasts until the client says Goodbye (or goes away): an idle wait, so a
         # shutdown says Goodbye at once.
         await stream.receive(idle=True)
