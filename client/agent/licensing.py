@@ -34,8 +34,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 from tslic.protocol import ErrorCode, Message, ServiceError
 from tslic.protocol.clock import to_datetime
@@ -70,6 +68,7 @@ from tslic.protocol.policy import GraceEnd, is_expired, needs_renewal
 from tslic.runtime.clock import Clock
 
 from ..rdp import texts
+from .channel import Channel, LicensedClient
 from .config import COMPANY, PRODUCT_ID, SCOPE, AgentConfig
 from .discovery import LicenseServers, NoLicenseServer
 from .events import EventId, EventLog
@@ -93,28 +92,6 @@ _FITS: dict[tuple[WindowsVersion, LicensingMode], frozenset[CalProduct]] = {
     (WindowsVersion.W2003, LicensingMode.PER_DEVICE): frozenset({CalProduct.W2003_DEVICE_CAL}),
     (WindowsVersion.W2003, LicensingMode.PER_USER): frozenset({CalProduct.W2003_USER_CAL}),
 }
-
-
-class Channel(Protocol):
-    """One client's licensing conversation, as the exchange needs it."""
-
-    @property
-    def peer_key(self) -> bytes | None:
-        """The key the transport proved the client's messages come from (the hardware id
-        a PlatformChallengeResponse must name), or None if the transport has none."""
-
-    async def send(self, message: Message) -> None: ...
-
-    async def receive(self, *, idle: bool = False) -> Message:
-        """The client's next message (`idle`: it may take as long as the session lasts)."""
-
-
-@dataclass(slots=True)
-class LicensedClient:
-    """A client that may log on, with the license it ended licensing with, if any (the
-    post-logon mark needs it; None: accepted without a license, in grace)."""
-
-    body: LicenseBody | None = None
 
 
 class Licensing(GraceKeeper):
