@@ -15,9 +15,11 @@ before it is sent, as in bench/issuance.py):
    MarkLicense after the logon) for S seconds.
 It prints logons per second, their ratio to the direct issuance rate, the CPU per logon of
 the agent, the license server and this process (the clients), each by thread
-(bench/procstat.py), and what each logon cost the license server: connections the agent
-opened, requests, store operations. The clients, the agent and the license server share the
-machine's cores. A benchmark: figures, never assertions.
+(bench/procstat.py), and what each logon cost the license server: connections it accepted
+and store operations (the whole phase, the agent's discovery included). The script also
+runs an agent of an older tree (PYTHONPATH=OLD_TREE python bench/full_stack.py), which is
+how bench/FULL_STACK.md compares before and after. The clients, the agent and the license
+server share the machine's cores. A benchmark: figures, never assertions.
 """
 
 from __future__ import annotations
@@ -42,32 +44,53 @@ import issuance
 from procstat import per_request_us, threads_cpu
 
 
-def _serve_agent(conn: Any, data_dir: str, ls_address: str, per_server: int) -> None:
-    from tslic.client.agent.config import AgentConfig, NamedAddress
-    from tslic.client.agent.service import AGENT_LIMITS, Agent
+def _serve_license_server(conn: Any, data_dir: str) -> None:
+    """bench/issuance.py's license server, also reporting the connections it accepted."""
     from tslic.runtime.service import Limits
+    from tslic.server.license_server.config import Config
+    from tslic.server.license_server.daemon import LicenseServer
 
     async def main() -> None:
+        config = Config(
+            name="BENCHLS",
+            version=WindowsVersion.W2003,
+            data_dir=Path(data_dir),
+            store_threads=True,
+        )
+        server = LicenseServer(config, WallClock(), limits=Limits(rate_per_second=1e9,
+                                                                   rate_burst=1e9))  # fmt: skip
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.serve)
+            conn.send(address)
+            await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
+            stats = server.store.stats
+            conn.send((stats.operations, stats.transactions, server.server.counters.accepted))
+            server.shutdown()
+
+    trio.run(main)
+
+
+def _serve_agent(conn: Any, data_dir: str, ls_address: str, per_server: int) -> None:
+    from tslic.client.agent.config import AgentConfig, NamedAddress
+    from tslic.client.agent.service import Agent
+
+    async def main() -> None:
+        options: dict[str, Any] = {}
+        if "connections_per_server" in AgentConfig.__dataclass_fields__:
+            options["connections_per_server"] = per_server  # (an agent before kept links)
         config = AgentConfig(
             name="BENCHTS",
             version=WindowsVersion.W2003,
             registry_servers=(NamedAddress(name="BENCHLS", address=ls_address),),
-            connections_per_server=per_server,
+            **options,
         )
-        limits = Limits(
-            idle_timeout=AGENT_LIMITS.idle_timeout,
-            max_connections=AGENT_LIMITS.max_connections,
-            rate_per_second=1e9,
-            rate_burst=1e9,
-        )
-        agent = Agent(config, Path(data_dir), WallClock(), limits=limits)
+        agent = Agent(config, Path(data_dir), WallClock())
         async with trio.open_nursery() as nursery:
             address = await nursery.start(agent.serve)
             await agent.servers.settled()  # discovery done, certificate obtained
             conn.send(address)
             await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
-            stats = agent.servers.links.stats
-            conn.send((stats.opened, stats.requests, dict(agent.state.counts)))
+            conn.send(dict(agent.state.counts))
             agent.shutdown()
 
     trio.run(main)
@@ -107,7 +130,7 @@ async def _logon_loops(address: str, clients: int, seconds: float) -> tuple[int,
 
 def _license_server(ctx: Any, data: str) -> tuple[Any, Any, str]:
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=issuance._serve_license_server, args=(child, data, True))
+    proc = ctx.Process(target=_serve_license_server, args=(child, data))
     proc.daemon = True
     proc.start()
     return proc, parent, str(parent.recv())
@@ -145,16 +168,17 @@ def measure(seconds: float, clients: int, per_server: int) -> dict[str, Any]:
         out["ls_cpu_us_per_logon"] = per_request_us(before["ls"], threads_cpu(proc.pid or 0), n)
         out["client_cpu_us_per_logon"] = round((time.process_time() - cpu) / n * 1e6)
         a_parent.send("stop")
-        opened, requests, counts = a_parent.recv()
+        counts = a_parent.recv()
         agent.join(10)
         pipe.send("stop")
-        operations, transactions, _ = pipe.recv()
+        operations, transactions, accepted = pipe.recv()
         proc.join(10)
     out["logons_per_second"] = round(licensed / elapsed, 1)
     out["logons_failed"] = failed
     out["ratio"] = round(out["logons_per_second"] / max(1e-9, out["issuance_per_second"]), 3)
-    out["agent_connections_opened"] = opened  # during the whole run, discovery included
-    out["ls_requests_per_logon"] = round(requests / n, 2)
+    # What the license server saw in the whole full-stack phase, discovery included.
+    out["ls_connections_accepted"] = accepted
+    out["ls_connections_per_logon"] = round(accepted / n, 2)
     out["ls_store_operations_per_logon"] = round(operations / n, 2)
     out["ls_store_transactions"] = transactions
     out["agent_counts"] = counts
@@ -185,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio {result['ratio']:.2f}"
     )
     print(
-        f"per logon: {result['ls_requests_per_logon']} license-server requests, "
-        f"{result['ls_store_operations_per_logon']} store operations; agent connections "
-        f"opened in the run: {result['agent_connections_opened']}"
+        f"license server per logon: {result['ls_connections_per_logon']} connections, "
+        f"{result['ls_store_operations_per_logon']} store operations "
+        f"({result['ls_connections_accepted']} connections in the whole run)"
     )
     print(f"agent CPU per logon (us, by thread): {result['agent_cpu_us_per_logon']}")
     print(f"license server CPU per logon (us, by thread): {result['ls_cpu_us_per_logon']}")
