@@ -99,6 +99,5 @@ class Session:
             raise Timeout("idle for too long", code=ErrorCode.IDLE_TIMEOUT)
         assert stream.conn.peer_key is not None
         if not server.rate.take(stream.conn.peer_key):
-            server.count(ErrorCode.SERVER_BUSY)
             raise Ended("too many messages from this key; slow down", code=ErrorCode.SERVER_BUSY)
         return message

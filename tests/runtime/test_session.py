@@ -174,13 +174,17 @@ async def test_rate_limit_ends_the_conversation_with_server_busy(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     key = Ed25519PrivateKey.generate()
-    async with running(Greeter(), Limits(rate_per_second=1.0, rate_burst=1.0)) as (_, address):
+    async with running(Greeter(), Limits(rate_per_second=1.0, rate_burst=1.0)) as (
+        server,
+        address,
+    ):
         first = await client(address, key)
         await first.send(REQUEST)
         assert isinstance(await first.receive(), ErrorAlert)
         second = await client(address, key)  # the same key, at once: no token left
         await second.send(REQUEST)
         assert await fatal(second) is ErrorCode.SERVER_BUSY
+        assert server.counters.errors == {int(ErrorCode.SERVER_BUSY): 1}
 
 
 @pytest.mark.parametrize("failure", [StorageError("disk full"), KeyError("a bug")])
