@@ -347,10 +347,12 @@ class LicenseServers:
         fresh_cert = False
         for attempt in range(2):
             try:
-                with trio.fail_after(self.config.network_timeout):
-                    if fresh_cert:
+                if fresh_cert:
+                    with trio.fail_after(self.config.network_timeout):
                         await self._certificate_from(entry)
-                    return await self.links.request(entry.address, self.chain(), request)
+                return await self.links.request(
+                    entry.address, self.chain(), request, timeout=self.config.network_timeout
+                )
             except ServiceError as exc:
                 if exc.code is ErrorCode.ACCESS_DENIED and attempt == 0:
                     # SEC-9: this server accepted our Hello but not the certificate we hold

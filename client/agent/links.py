@@ -5,8 +5,11 @@ Contract:
   agent's lifetime (at most `per_server`, default 8, opened only when every open one is
   busy): one Hello per connection, then request after request on it. A conversation allows
   one outstanding request (docs/PROTOCOL.md ENV-9: no pipelining), so a connection carries
-  one request at a time and concurrent RDP clients use the pool's others, or queue. With
-  `per_server=1` every request to a server is serialised on one connection.
+  one request at a time and concurrent RDP clients use the pool's others, or queue (the
+  request's timeout starts once it has a connection: waiting in the queue is not the server
+  failing). With `per_server=1` every request to a server is serialised on one connection.
+  A probe never queues: it opens its own connection, which then joins the pool (the oldest
+  idle one closes if the pool is full).
 - Before a request, the connection taken from the pool is checked: if the server closed it
   while it was idle (a restarting server's Goodbye, its idle timeout, a reset), or its Hello
   presented another certificate chain than the one the agent holds now, it is replaced by a
@@ -105,59 +108,76 @@ class Links:
             pool = self._pools[address] = _Pool(self._per_server)
         return pool
 
-    async def request(self, address: str, chain: tuple[bytes, ...], message: Message) -> Message:
+    async def request(
+        self,
+        address: str,
+        chain: tuple[bytes, ...],
+        message: Message,
+        *,
+        timeout: float,  # noqa: ASYNC109 (starts after the queue: a caller's fail_after cannot)
+    ) -> Message:
         """Send `message` on a kept connection to `address` (a new one, with `chain` in its
-        Hello, when none is idle and usable) and return the reply.
+        Hello, when none is idle and usable) and return the reply. `timeout` (real seconds)
+        bounds the dial and the exchange, not the wait for a free connection: queueing
+        behind other clients is not the server failing.
 
         Raises:
             ServiceError: the server refused the request (the connection stays open).
             Refused: the server refused the Hello of a new connection.
             ConnectionLost, ProtocolError: the connection could not be made, or broke.
+            trio.TooSlowError: no answer within `timeout`.
         """
         pool = self._pool(address)
         async with pool.slots:
             link = pool.idle.pop() if pool.idle else _Link()
             try:
-                if link.stream is not None and (
-                    link.chain != chain or not self._usable(link.stream)
-                ):
-                    await link.close()
-                if link.stream is None:
-                    if trio.current_time() < pool.retry_at:
-                        self.stats.held_off += 1
-                        raise ConnectionLost(
-                            f"{address} could not be reached; not dialling it again for"
-                            f" {pool.retry_at - trio.current_time():.1f} s"
-                        )
-                    await self._dial(pool, link, address, chain)
-                assert link.stream is not None
-                self.stats.requests += 1
-                try:
-                    return await link.stream.request(message)
-                except ServiceError:
-                    raise  # a refusal of this request: the conversation goes on
-                except BaseException:
-                    await link.close()  # broken, timed out or cancelled mid-request
-                    raise
+                with trio.fail_after(timeout):
+                    return await self._exchange(pool, link, address, chain, message)
             finally:
                 if link.stream is not None:
                     pool.idle.append(link)
 
+    async def _exchange(
+        self, pool: _Pool, link: _Link, address: str, chain: tuple[bytes, ...], message: Message
+    ) -> Message:
+        if link.stream is not None and (link.chain != chain or not self._usable(link.stream)):
+            await link.close()
+        if link.stream is None:
+            if trio.current_time() < pool.retry_at:
+                self.stats.held_off += 1
+                raise ConnectionLost(
+                    f"{address} could not be reached; not dialling it again for"
+                    f" {pool.retry_at - trio.current_time():.1f} s"
+                )
+            await self._dial(pool, link, address, chain)
+        assert link.stream is not None
+        self.stats.requests += 1
+        try:
+            return await link.stream.request(message)
+        except ServiceError:
+            raise  # a refusal of this request: the conversation goes on
+        except BaseException:
+            await link.close()  # broken, timed out or cancelled mid-request
+            raise
+
     @asynccontextmanager
     async def fresh(self, address: str, chain: tuple[bytes, ...]) -> AsyncIterator[PeerStream]:
-        """A new connection to `address` (a probe: always dialled, never held off), kept in
-        the pool afterwards unless the block fails."""
+        """A new connection to `address` (a probe: always dialled, never held off, and never
+        queued behind the pool's requests, whose wait would look like the server failing),
+        kept in the pool afterwards unless the block fails (the oldest idle connection makes
+        room if the pool is full)."""
         pool = self._pool(address)
-        async with pool.slots:
-            link = _Link()
-            await self._dial(pool, link, address, chain)
-            assert link.stream is not None
-            try:
-                yield link.stream
-            except BaseException:
-                await link.close()
-                raise
-            pool.idle.append(link)
+        link = _Link()
+        await self._dial(pool, link, address, chain)
+        assert link.stream is not None
+        try:
+            yield link.stream
+        except BaseException:
+            await link.close()
+            raise
+        pool.idle.append(link)
+        while len(pool.idle) > self._per_server:
+            await pool.idle.pop(0).close()
 
     async def drop(self, address: str) -> None:
         """Close the idle connections to `address` (a server we cannot use now)."""

@@ -212,9 +212,41 @@ async def test_a_dead_address_is_not_redialled_before_its_backoff(
     request = ReturnLicense(license_id=1, hwid=bytes(32))
     for expected_dials in (1, 1, 2, 2, 2, 3):
         with pytest.raises(ConnectionLost):
-            await links.request("127.0.0.1:9", (), request)
+            await links.request("127.0.0.1:9", (), request, timeout=10.0)
         assert len(dials) == expected_dials
         await trio.sleep(0.9)
     # Dialled at 0, then not before 1 s, then not before 2 s more: the backoff doubles.
     assert [round(t - dials[0], 1) for t in dials] == [0.0, 1.8, 4.5]
     assert links.stats.held_off == 3
+
+
+async def test_waiting_for_a_busy_connection_is_not_a_server_failure(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock, fakes: ModuleType
+) -> None:
+    """One connection, a license server taking 6 s per license: the third of three clients
+    waits 12 s in the queue, longer than the 10 s network timeout, and is still served."""
+    ls = fakes.FakeLicenseServer(
+        name="LS1", version=WindowsVersion.W2003, clock=clock, root=None, available=CALS
+    )
+    answer = ls.handle
+
+    async def slow(peer: Any, request: Any) -> Any:
+        if type(request).__name__ == "IssueLicense":
+            await trio.sleep(6)
+        return await answer(peer, request)
+
+    ls.handle = slow
+    async with fakes.serve(ls, clock) as served:
+        cfg = config(("LS1", served.address), per_server=1)
+        async with fakes.run_agent(cfg, tmp_path / "a", clock) as (agent, rdp):
+            outcomes: list[Any] = []
+
+            async def one(i: int) -> None:
+                outcomes.append(await fakes.rdp(rdp, tmp_path / f"pc{i}", clock, device=f"P{i}"))
+
+            async with trio.open_nursery() as nursery:
+                for i in range(3):
+                    nursery.start_soon(one, i)
+            assert [o.status for o in outcomes] == ["licensed"] * 3
+            assert agent.state.entry("LS1").connectivity is Connectivity.VALID_LS
+            assert ls.calls.count("IssueLicense") == 3
