@@ -1,8 +1,8 @@
 """`make bench` / `python -m bench [signed-echo | issuance | load] [ARGS...]`.
 
-Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`) or
-bench/load_vs_baseline.py (`load`, the default) with the remaining arguments; see
-bench/README.md.
+Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`),
+bench/full_stack.py (`full-stack`) or bench/load_vs_baseline.py (`load`, the default) with
+the remaining arguments; see bench/README.md and bench/FULL_STACK.md.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import full_stack
 import issuance
 import load_vs_baseline
 import signed_echo
@@ -22,6 +23,8 @@ def main(argv: list[str]) -> int:
         return signed_echo.main(argv[1:])
     if argv and argv[0] == "issuance":
         return issuance.main(argv[1:])
+    if argv and argv[0] == "full-stack":
+        return full_stack.main(argv[1:])
     if argv and argv[0] == "load":
         argv = argv[1:]
     return load_vs_baseline.main(argv)

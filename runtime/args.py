@@ -1,4 +1,5 @@
-"""Command-line options every daemon and tool shares: the virtual clock (docs/CLOCK.md).
+"""Command-line options every daemon and tool shares: the virtual clock (docs/CLOCK.md) and
+the listener limits.
 
 Contract: `add_clock_arguments(parser)` adds `--clock-file` and `--clock` (and, for a daemon
 that may start a clock of its own, `--start-date` and `--speed`); `clock_source(args)` turns
@@ -9,20 +10,26 @@ movable clock, as the lab uses), then `--clock` (an exact spec), then `--start-d
 `TSLIC_CLOCK`), else real time. A clock file that cannot be read or holds no spec is refused
 here, with its path. A `FileClock` re-reads its file at most every 50 ms when read; daemons
 also run `watch_clock` so sleepers wake promptly after a jump.
+`add_limits_arguments` adds one option per `Limits` field (`--max-connections`, ...) with the
+daemon's defaults shown in `--help`; `limits_from_args` turns them into a `Limits`, refusing
+a bad value with a one-line `ServiceError` (INVALID_FIELD) that names the option.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 from tslic.protocol.clock import ClockSpec, parse_date
 from tslic.protocol.errors import ErrorCode, ServiceError
 
 from .clock import Clock, FileClock, WallClock
+from .limits import Limits, option
 
 CLOCK_FILE_ENV = "TSLIC_CLOCK_FILE"
 CLOCK_ENV = "TSLIC_CLOCK"
@@ -148,3 +155,64 @@ def watch_clock(nursery: trio.Nursery, clock: Clock, until: trio.Event | None = 
     shutdown event), so the watcher never holds a stopping daemon open (no-op otherwise)."""
     if isinstance(clock, FileClock):
         nursery.start_soon(clock.watch, until)
+
+
+# ---- limits --------------------------------------------------------------------------------
+
+_LIMIT_HELP = {
+    "max_connections": "connections served at once; the next is told SERVER_BUSY (capped by"
+    " the open-files limit less 256)",
+    "handshake_timeout": "seconds for a peer's first message (HANDSHAKE_TIMEOUT)",
+    "idle_timeout": "seconds a peer may stay silent between messages (IDLE_TIMEOUT)",
+    "request_timeout": "seconds a request may take before INTERNAL_ERROR",
+    "max_frame": "largest frame accepted, bytes (FRAME_TOO_LARGE)",
+    "rate_per_second": "requests per second per peer key (RATE_LIMITED beyond)",
+    "rate_burst": "burst of requests per peer key",
+    "shutdown_grace": "seconds busy handlers get at shutdown (then SHUTTING_DOWN)",
+    "accept_rate": "new connections accepted per second (0: unpaced)",
+    "accept_burst": "burst of new connections",
+    "window_real_seconds": "freshness window for timestamps, real seconds",
+}
+
+
+def add_limits_arguments(parser: argparse.ArgumentParser, defaults: Limits | None = None) -> None:
+    """Add the `Limits` options (`--max-connections`, ..., docs/RELIABILITY.md), with this
+    daemon's defaults in `--help`. The options default to argparse.SUPPRESS, so a parser and
+    its `serve` sub-parser may both carry them; `limits_from_args` fills in the defaults."""
+    defaults = defaults or Limits()
+    group = parser.add_argument_group(
+        "limits", "protections of the listener (docs/RELIABILITY.md); real seconds"
+    )
+    for f in dataclasses.fields(Limits):
+        default = getattr(defaults, f.name)
+        group.add_argument(
+            option(f.name),
+            dest=f.name,
+            default=argparse.SUPPRESS,
+            metavar="N",
+            help=f"{_LIMIT_HELP[f.name]} (default {default:g})",
+        )
+
+
+def limits_from_args(args: argparse.Namespace, defaults: Limits | None = None) -> Limits:
+    """The `Limits` the options give, over `defaults`.
+
+    Raises:
+        ServiceError: INVALID_FIELD, naming the option, for a value that is not a number or
+            is out of range (one line for the user; exit status 2).
+    """
+    defaults = defaults or Limits()
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Limits):
+        text = getattr(args, f.name, None)
+        if text is None:
+            continue
+        whole = f.type in (int, "int")
+        try:
+            values[f.name] = int(text) if whole else float(text)
+        except (TypeError, ValueError):
+            kind = "a whole number" if whole else "a number"
+            raise ServiceError(
+                f"{option(f.name)} {text!r} is not {kind}", code=ErrorCode.INVALID_FIELD
+            ) from None
+    return dataclasses.replace(defaults, **values)

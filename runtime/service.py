@@ -1,6 +1,11 @@
-"""Serving a request/response conversation over TCP, with limits and graceful shutdown.
+"""Serving a conversation over TCP, with limits and graceful shutdown.
 
 Contract:
+- Two shapes of service: a `Service` answers a Hello and then requests (every request/reply
+  conversation); a `Conversant` (runtime/session.py) opens the conversation itself and
+  drives it (the agent's RDP licensing: the server speaks first). Both get the same replay
+  guard shared by all connections, limits, accept pacing, per-peer rate limits, descriptor
+  ceiling and graceful shutdown; the Limits themselves are runtime/limits.py.
 - `serve(service, limits, ...)` is Trio-shaped: run it with `nursery.start`; it binds, calls
   `task_status.started(address)` and serves until cancelled or until `shutdown` is set.
 - Each connection: a Hello within `handshake_timeout` (else HANDSHAKE_TIMEOUT), then requests,
@@ -27,7 +32,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import trio
 from tslic.protocol import (
@@ -39,6 +44,7 @@ from tslic.protocol import (
     Message,
     ProtocolError,
     ServiceError,
+    TslicError,
 )
 from tslic.protocol.envelope import ReplayGuard
 from tslic.protocol.messages import Error, Goodbye, Hello, Welcome, describe
@@ -47,28 +53,14 @@ from tslic.protocol.trio_stream import MessageStream
 
 from .clock import Clock, clock_view
 from .fdlimit import connection_ceiling
+from .limits import Limits as Limits
+from .limits import RateLimiter
+from .session import Closing, Conversant, Session
 
 log = logging.getLogger(__name__)
 
 # accept() errors that mean "out of resources for now", not a broken listener (as in trio).
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """Configurable protections; the defaults are documented in docs/OPERATIONS.md."""
-
-    max_connections: int = 15_000
-    handshake_timeout: float = 10.0  # real seconds for the Hello to arrive
-    idle_timeout: float = 300.0  # real seconds between requests
-    request_timeout: float = 30.0  # real seconds a handler may take
-    max_frame: int = 65536
-    rate_per_second: float = 2000.0  # requests per peer key per second
-    rate_burst: float = 4000.0
-    shutdown_grace: float = 5.0
-    accept_rate: float = 10_000.0  # new connections per second (0: unpaced)
-    accept_burst: float = 2_000.0
-    window_real_seconds: float = 300.0  # freshness window, in real seconds
 
 
 @dataclass(slots=True)
@@ -104,20 +96,12 @@ class Counters:
         self.errors[int(code)] = self.errors.get(int(code), 0) + 1
 
 
-class _Bucket:
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, burst: float, now: float) -> None:
-        self.tokens = burst
-        self.stamp = now
-
-
 class Server:
     """One listening conversation. `serve` runs it; `shutdown()` winds it down."""
 
     def __init__(
         self,
-        service: Service,
+        service: Service | Conversant,
         *,
         key: Any,
         clock: Clock,
@@ -126,6 +110,8 @@ class Server:
         more_services: Mapping[Conversation, Service] | None = None,
     ) -> None:
         self.service = service
+        # A server-first conversation (the agent's RDP licensing) or request/reply.
+        self._conversant = service if isinstance(service, Conversant) else None
         # Other conversations served on the same port, chosen by the Hello's `conversation`.
         # Every request/reply conversation has the same START -> HELLO_SENT step, so the
         # Hello decodes under the default service's conversation and the connection then
@@ -140,8 +126,7 @@ class Server:
         self.guard = ReplayGuard(window=window)
         self._window = window
         self._shutdown = trio.Event()
-        self._buckets: dict[bytes, _Bucket] = {}
-        self._pruned_at = float("-inf")
+        self.rate = RateLimiter(self.limits.rate_per_second, self.limits.rate_burst)
         self._accept_tokens = max(1.0, self.limits.accept_burst)
         self._accept_stamp = 0.0
         # Idle connections' receive scopes: shutdown cancels them, and each handler then
@@ -161,10 +146,27 @@ class Server:
     def shutdown(self) -> None:
         self._shutdown.set()
 
-    def _count(self, code: ErrorCode) -> None:
+    @property
+    def shutting_down(self) -> bool:
+        return self._shutdown.is_set()
+
+    def count(self, code: ErrorCode) -> None:
+        """Count an Error sent (status pages and metrics)."""
         self.counters.error(code)
         if self._on_error is not None:
             self._on_error(code)
+
+    _count = count
+
+    def idle_while(self, stream: MessageStream, scope: trio.CancelScope) -> None:
+        """`stream` waits for nothing but its peer: a shutdown cancels `scope` (at once if
+        it has begun), and the conversation's handler then says Goodbye itself."""
+        self._idle[stream] = scope
+        if self._shutdown.is_set():
+            scope.cancel()
+
+    def busy_again(self, stream: MessageStream) -> None:
+        self._idle.pop(stream, None)
 
     async def serve(
         self,
@@ -254,7 +256,10 @@ class Server:
         self.counters.accepted += 1
         self.counters.active += 1
         try:
-            await self._converse(stream, peer_addr)
+            if self._conversant is not None:
+                await self._converse_first(self._conversant, stream, peer_addr)
+            else:
+                await self._converse(stream, peer_addr)
         except ConnectionLost:
             pass
         except ProtocolError as exc:
@@ -358,10 +363,46 @@ class Server:
                 await stream.aclose(goodbye="the service is shutting down")
                 return
 
+    async def _converse_first(
+        self, conversant: Conversant, stream: MessageStream, peer_addr: str
+    ) -> None:
+        """Run a server-first conversation (runtime/session.py); translate its endings."""
+        try:
+            await conversant.converse(Session(self, stream, peer_addr))
+        except Closing:
+            await stream.aclose(goodbye="the service is shutting down")
+            return
+        except (ProtocolError, ConnectionLost):
+            raise  # the peer's fault or gone: _handle_tcp answers or just closes
+        except TslicError as exc:
+            if exc.code.closes_connection:  # a timeout, or a limit that ends the conversation
+                self._count(exc.code)
+                await self._refuse(stream, exc.code, exc.message, exc.detail)
+                return
+            log.error("peer %s: %s", peer_addr, exc)
+            await self._failed(stream, "the service failed (logged)")
+            return
+        except Exception:
+            # A bug must not take the daemon down or leave the peer hanging.
+            log.exception("conversation with %s failed", peer_addr)
+            await self._failed(stream, "internal error (logged)")
+            return
+        # Over: a Goodbye where the state allows one (after an abort, or before a logon).
+        await stream.aclose(goodbye="done")
+
+    async def _failed(self, stream: MessageStream, text: str) -> None:
+        """Our failure in a server-first conversation: INTERNAL_ERROR where its state table
+        allows a refusal; the RDP table has only fatal Errors, so there the connection just
+        closes (the peer sees the conversation end; the log says why)."""
+        refusal = _refusal(ErrorCode.INTERNAL_ERROR, text)
+        if _may_answer(stream, refusal):
+            self._count(ErrorCode.INTERNAL_ERROR)
+            await self._refuse(stream, ErrorCode.INTERNAL_ERROR, text)
+
     def _service_for(self, stream: MessageStream, hello: Hello) -> Service | None:
         """The service for the conversation a Hello names (None if this port serves none)."""
         if hello.conversation == self.service.conversation:
-            return self.service
+            return cast(Service, self.service)  # a Conversant never gets a Hello here
         service = self.more_services.get(hello.conversation)
         if service is None:
             return None
@@ -381,34 +422,7 @@ class Server:
             ) from None
 
     def _take_token(self, key: bytes) -> bool:
-        now = trio.current_time()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= 10_000:
-                self._prune_buckets(now)
-            if len(self._buckets) > 100_000:
-                self._buckets.clear()  # bounded memory under a flood of keys
-            bucket = self._buckets[key] = _Bucket(self.limits.rate_burst, now)
-        bucket.tokens = min(
-            self.limits.rate_burst,
-            bucket.tokens + (now - bucket.stamp) * self.limits.rate_per_second,
-        )
-        bucket.stamp = now
-        if bucket.tokens < 1:
-            return False
-        bucket.tokens -= 1
-        return True
-
-    def _prune_buckets(self, now: float) -> None:
-        """Forget the buckets that have refilled: such a bucket behaves exactly as a new one,
-        so memory follows the peers active in the last refill period, not every key ever
-        seen (a fuzzer or a flood uses a fresh key per connection). At most once per refill
-        period, so a flood of new keys cannot make every request pay for a full scan."""
-        refill = self.limits.rate_burst / max(self.limits.rate_per_second, 1e-9)
-        if now - self._pruned_at < refill:
-            return
-        self._pruned_at = now
-        self._buckets = {k: b for k, b in self._buckets.items() if now - b.stamp < refill}
+        return self.rate.take(key)
 
 
 def _may_answer(stream: MessageStream, reply: Message) -> bool:

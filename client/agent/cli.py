@@ -20,15 +20,17 @@ from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
 from tslic.runtime.args import (
     add_clock_arguments,
+    add_limits_arguments,
     clock_from_args,
     clock_source,
+    limits_from_args,
     watch_clock,
 )
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import read_certs
 from tslic.runtime.peer import split_address
 
-from .config import AgentConfig, NamedAddress
+from .config import AGENT_LIMITS, AgentConfig, NamedAddress
 from .status import dumps, events_document, render_events, render_status, status_document
 
 
@@ -86,7 +88,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--discovery-retry", type=float, default=15.0, metavar="MINUTES")
     parser.add_argument("--rediscovery", type=float, default=60.0, metavar="MINUTES")
     parser.add_argument("--liveness", type=float, default=120.0, metavar="MINUTES")
+    parser.add_argument(
+        "--license-server-connections",
+        type=int,
+        default=8,
+        metavar="N",
+        help="connections kept to one license server, at most (default 8)",
+    )
     parser.add_argument("--ready-file", type=Path)
+    add_limits_arguments(parser, AGENT_LIMITS)
 
 
 def _named(text: str, option: str) -> NamedAddress:
@@ -143,6 +153,7 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
         trust_root=trust_root,
         intervals=DiscoveryIntervals(**intervals),
         grace_end=GraceEnd(args.grace_ends),
+        connections_per_server=args.license_server_connections,
     )
 
 
@@ -159,12 +170,13 @@ def run(args: argparse.Namespace) -> int:
     from .service import Agent
 
     config = build_config(args)
+    limits = limits_from_args(args, AGENT_LIMITS)
     clock = clock_from_args(args)
     spec = clock.spec
     host, port = split_address(args.listen)
 
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
-        agent = Agent(config, args.data, clock)
+        agent = Agent(config, args.data, clock, limits=limits)
         agent.state.clock_spec = spec.to_arg()
         agent.state.save()
         async with trio.open_nursery() as nursery:

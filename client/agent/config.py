@@ -14,12 +14,16 @@ from tslic.protocol.domain import LicensingMode, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
+from tslic.runtime.limits import Limits
 
 # MS-RDPELE PRODUCT_INFO of the terminal server (§6.3): dwVersion is the TS's OS version.
 PRODUCT_VERSIONS = {WindowsVersion.W2000: 0x00050000, WindowsVersion.W2003: 0x00050002}
 COMPANY = "Microsoft Corporation"
 PRODUCT_ID = "A02"
 SCOPE = "microsoft.com"
+# The agent's listener defaults (docs/AGENT.md): RDP clients idle at most 60 s, and a
+# terminal server serves fewer sessions than a license server has terminal servers.
+AGENT_LIMITS = Limits(idle_timeout=60.0, max_connections=1000)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,11 +53,13 @@ class AgentConfig:
     intervals: DiscoveryIntervals = field(default_factory=DiscoveryIntervals)
     grace_end: GraceEnd = GraceEnd.FIRST_PERMANENT_CAL
     network_timeout: float = 10.0  # real seconds for any one exchange with another daemon
-    handshake_timeout: float = 10.0  # real seconds for an RDP client's first answer
-    idle_timeout: float = 60.0  # real seconds between an RDP client's messages
-    max_connections: int = 1000
+    connections_per_server: int = 8  # kept connections to one license server, at most
 
     def __post_init__(self) -> None:
+        if not 1 <= self.connections_per_server <= 1000:
+            raise ServiceError(
+                "--license-server-connections must be 1 to 1000", code=ErrorCode.INVALID_FIELD
+            )
         if not self.name or len(self.name) > 64:
             raise ServiceError("--name must be 1 to 64 characters", code=ErrorCode.INVALID_FIELD)
         if self.mode is LicensingMode.PER_USER and self.version is WindowsVersion.W2000:

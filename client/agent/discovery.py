@@ -21,6 +21,10 @@ Contract:
   (it does not trust our certificate, SEC-9) is asked for one of its own, then asked again.
   A refusal of the request itself (no license available, ...) is the caller's, as
   `ServiceError`. When no server can be used it raises `NoLicenseServer`.
+- Probes and requests use the agent's kept connections (links.py): a probe opens a new one
+  (and keeps it for the requests that follow), a request reuses the one open, so a new RDP
+  client costs its license server requests, not connections and Hellos. `aclose()` closes
+  them with a Goodbye.
 - Nothing from trio, sockets or the directory escapes: failures become cache entries.
 """
 
@@ -28,8 +32,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import trio
 from cryptography import x509
@@ -47,7 +51,6 @@ from tslic.protocol.messages.records import ServerRef
 from tslic.protocol.pki import (
     CertRole,
     cert_from_der,
-    cert_to_der,
     raw_public_key,
     validate_chain,
 )
@@ -57,6 +60,8 @@ from tslic.runtime.peer import PeerStream, open_peer
 from .config import AgentConfig
 from .directory import Directory, directory_servers, lookup
 from .events import EventId, EventLog
+from .links import Links, Unusable
+from .links import Refused as _Refused
 from .state import AgentState, ServerEntry
 
 log = logging.getLogger(__name__)
@@ -66,15 +71,6 @@ class NoLicenseServer(TslicError):
     """No license server could be found or reached."""
 
     code = ErrorCode.NOT_FOUND
-
-
-class _Refused(Exception):
-    """A Hello or certificate request was refused with a code that says why."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 _HELLO_STATUS = {
@@ -107,6 +103,11 @@ class LicenseServers:
         self._directory = Directory(config, self._key, clock)
         self._lock = trio.Lock()
         self._lost = False
+        self.links = Links(self._open, clock.now, per_server=config.connections_per_server)
+
+    async def aclose(self) -> None:
+        """Close the connections to license servers (Goodbye on each)."""
+        await self.links.aclose()
 
     # ---- the cache --------------------------------------------------------------------------
 
@@ -210,29 +211,22 @@ class LicenseServers:
     # ---- probing and certificates -----------------------------------------------------------
 
     def chain(self) -> tuple[bytes, ...]:
-        return tuple(cert_to_der(c) for c in self.state.cert_chain())
+        return self.state.chain_der()
 
-    @asynccontextmanager
-    async def _open(self, address: str, chain: tuple[bytes, ...]) -> AsyncIterator[PeerStream]:
-        """A licensing conversation; a refused Hello becomes `_Refused` (a refused request
-        inside the block stays the caller's `ServiceError`)."""
-        async with AsyncExitStack() as stack:
-            try:
-                stream = await stack.enter_async_context(
-                    open_peer(
-                        address,
-                        conversation=Conversation.LICENSING,
-                        key=self._key,
-                        clock=self.clock,
-                        role=PeerRole.TERMINAL_SERVER,
-                        name=self.config.name,
-                        version=int(self.config.version),
-                        cert_chain=chain,
-                    )
-                )
-            except ServiceError as exc:
-                raise _Refused(exc.code, exc.message) from None
-            yield stream
+    def _open(
+        self, address: str, chain: tuple[bytes, ...]
+    ) -> AbstractAsyncContextManager[PeerStream]:
+        """A licensing conversation as this terminal server (the Links' opener)."""
+        return open_peer(
+            address,
+            conversation=Conversation.LICENSING,
+            key=self._key,
+            clock=self.clock,
+            role=PeerRole.TERMINAL_SERVER,
+            name=self.config.name,
+            version=int(self.config.version),
+            cert_chain=chain,
+        )
 
     async def probe(self, entry: ServerEntry) -> None:
         """Check one server and record the result in its cache entry (never raises for a
@@ -252,13 +246,15 @@ class LicenseServers:
             detail = str(exc) or "no answer in time"
         entry.connectivity, entry.detail = status, detail
         entry.issuing = status is Connectivity.VALID_LS
+        if not entry.issuing and entry.address:
+            await self.links.drop(entry.address)  # keep no connection to a server we cannot use
         if status is Connectivity.NOT_IN_TSCGROUP:
             self.events.log(EventId.NOT_IN_TS_COMPUTERS_GROUP, self.clock.now(), server=entry.name)
 
     async def _probe(self, entry: ServerEntry) -> tuple[Connectivity, str]:
         chain = self.chain()
         try:
-            async with self._open(entry.address, chain) as stream:
+            async with self.links.fresh(entry.address, chain) as stream:
                 entry.reachable = True
                 return await self._after_hello(entry, stream, need_cert=not chain)
         except _Refused as exc:
@@ -268,7 +264,7 @@ class LicenseServers:
             ):
                 raise
         # The server does not accept the certificate we hold: ask it for one of its own.
-        async with self._open(entry.address, ()) as stream:
+        async with self.links.fresh(entry.address, ()) as stream:
             entry.reachable = True
             return await self._after_hello(entry, stream, need_cert=True)
 
@@ -351,11 +347,12 @@ class LicenseServers:
         fresh_cert = False
         for attempt in range(2):
             try:
-                with trio.fail_after(self.config.network_timeout):
-                    if fresh_cert:
+                if fresh_cert:
+                    with trio.fail_after(self.config.network_timeout):
                         await self._certificate_from(entry)
-                    async with self._open(entry.address, self.chain()) as stream:
-                        return await stream.request(request)
+                return await self.links.request(
+                    entry.address, self.chain(), request, timeout=self.config.network_timeout
+                )
             except ServiceError as exc:
                 if exc.code is ErrorCode.ACCESS_DENIED and attempt == 0:
                     # SEC-9: this server accepted our Hello but not the certificate we hold
@@ -393,7 +390,7 @@ class LicenseServers:
 
     async def _certificate_from(self, entry: ServerEntry) -> None:
         """Obtain a terminal-server certificate from `entry` (it replaces the one we hold)."""
-        async with self._open(entry.address, ()) as stream:
+        async with self.links.fresh(entry.address, ()) as stream:
             await self._request_cert(entry, stream)
 
     @property
@@ -424,10 +421,6 @@ class LicenseServers:
                 entry.detail = "found through a referral"
             self.state.save()
         return entry
-
-
-class Unusable(Exception):
-    """The server could not be used for this request; its cache entry records why."""
 
 
 def _random_shuffle(names: list[str]) -> list[str]:

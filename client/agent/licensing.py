@@ -19,7 +19,14 @@ Contract (tslicensing.md §3, §6, §7; RDPELE semantics):
 - Grace (protocol.grace): starts at the first client connection; ends at the first permanent
   CAL or, by `--grace-ends first-license-server`, at the first license server found; events
   1009 and 1008 via `check_grace()`, each once.
-- Timeouts and protocol errors propagate to the caller (service.py), which answers them.
+- Transport: the exchange runs over a `Channel` (send a message, receive the client's next
+  one); `runtime.session.Session` is the msgpack one, and its listener enforces the handshake
+  and idle timeouts, the limits and the replay guard. Another front end (a real RDP listener)
+  calls the same entry points with its own channel: `license_client(channel)` runs licensing
+  up to the client's license or alert and returns a `LicensedClient` if it may log on;
+  `logged_on(client)` records a successful logon (marking a temporary license validated);
+  `converse(channel)` is both plus the emulated logon of the msgpack conversation.
+- Timeouts and protocol errors propagate to the caller (the listener), which answers them.
 """
 
 from __future__ import annotations
@@ -27,9 +34,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import trio
 from tslic.protocol import ErrorCode, Message, ServiceError
 from tslic.protocol.clock import to_datetime
 from tslic.protocol.domain import CalProduct, LicenseKind, LicensingMode, WindowsVersion
@@ -60,10 +65,10 @@ from tslic.protocol.messages.rdp import (
 )
 from tslic.protocol.messages.records import LicenseBody, ProductInfo
 from tslic.protocol.policy import GraceEnd, is_expired, needs_renewal
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import Clock
 
 from ..rdp import texts
+from .channel import Channel, LicensedClient
 from .config import COMPANY, PRODUCT_ID, SCOPE, AgentConfig
 from .discovery import LicenseServers, NoLicenseServer
 from .events import EventId, EventLog
@@ -87,13 +92,6 @@ _FITS: dict[tuple[WindowsVersion, LicensingMode], frozenset[CalProduct]] = {
     (WindowsVersion.W2003, LicensingMode.PER_DEVICE): frozenset({CalProduct.W2003_DEVICE_CAL}),
     (WindowsVersion.W2003, LicensingMode.PER_USER): frozenset({CalProduct.W2003_USER_CAL}),
 }
-
-
-@dataclass(slots=True)
-class _Held:
-    """The license a client ends licensing with, if any (for the post-logon mark)."""
-
-    body: LicenseBody | None = None
 
 
 class Licensing(GraceKeeper):
@@ -130,39 +128,47 @@ class Licensing(GraceKeeper):
             mode=self.config.mode,
         )
 
-    async def _receive(self, stream: MessageStream, limit: float) -> Message:
-        with trio.fail_after(limit):
-            return await stream.receive()
-
-    async def converse(self, stream: MessageStream) -> None:
+    async def converse(self, channel: Channel) -> None:
         """Run one client's licensing exchange and logon (see the module docstring).
 
         Raises:
             ProtocolError, ConnectionLost: the client broke the protocol or went away.
-            trio.TooSlowError: the client did not answer in time.
+            Timeout: the client did not answer in time (from the channel).
         """
+        client = await self.license_client(channel)
+        if client is not None:
+            await self._logon(channel, client)
+
+    async def license_client(self, channel: Channel) -> LicensedClient | None:
+        """Licensing, from the greeting to the license (or alert); the decisions are the
+        module docstring's. Returns the client if it may log on, None if it aborted or was
+        refused."""
         self.state.count("connections")
-        await stream.send(self.license_request())
-        first = await self._receive(stream, self.config.handshake_timeout)
+        await channel.send(self.license_request())
+        first = await channel.receive()
         if isinstance(first, ErrorAlert):
             log.info("client aborted licensing: %s", first.error_code.name)
-            return
-        self.state.grace = self.state.grace.start(to_datetime(self.clock.now()))
+            return None
+        grace = self.state.grace.start(to_datetime(self.clock.now()))
+        if grace is not self.state.grace:
+            # The first client starts the grace period: durable before anything else, so a
+            # restart never buys a new one.
+            self.state.grace = grace
+            self.state.save()
         self.check_grace()
-        self.state.save()
-        held = _Held()
+        held = LicensedClient()
         if isinstance(first, NewLicenseRequest):
-            ok = await self._new_client(stream, first, held)
+            ok = await self._new_client(channel, first, held)
         else:
             assert isinstance(first, LicenseInfo)  # the state table admits nothing else
-            ok = await self._presented(stream, first, held)
-        self.state.save()
-        if ok:
-            await self._logon(stream, held)
+            ok = await self._presented(channel, first, held)
+        if not ok:
+            await self.state.save_grouped()  # the counts; a client that logs on: then
+        return held if ok else None
 
     async def _alert(
         self,
-        stream: MessageStream,
+        stream: Channel,
         code: RdpError,
         reason: DisconnectReason,
         text: str,
@@ -178,7 +184,7 @@ class Licensing(GraceKeeper):
             return False
         return True
 
-    async def _valid_client(self, stream: MessageStream) -> bool:
+    async def _valid_client(self, stream: Channel) -> bool:
         self.state.count("valid_client")
         return await self._alert(
             stream,
@@ -188,7 +194,7 @@ class Licensing(GraceKeeper):
             StateTransition.ST_NO_TRANSITION,
         )
 
-    async def _no_license_server(self, stream: MessageStream) -> bool:
+    async def _no_license_server(self, stream: Channel) -> bool:
         self.note_no_server()
         return await self._alert(
             stream,
@@ -197,14 +203,15 @@ class Licensing(GraceKeeper):
             texts.NO_LICENSE_SERVER,
         )
 
-    async def _challenge(self, stream: MessageStream, expected_hwid: bytes | None) -> bytes | None:
+    async def _challenge(self, stream: Channel, expected_hwid: bytes | None) -> bytes | None:
         """Send the platform challenge; return the proven hardware id, or None after an alert."""
         challenge = self._random(32)
         await stream.send(PlatformChallenge(challenge=challenge))
-        reply = await self._receive(stream, self.config.idle_timeout)
+        reply = await stream.receive()
         if not isinstance(reply, PlatformChallengeResponse):
             return None  # the client aborted (ErrorAlert ST_TOTAL_ABORT)
-        if reply.challenge != challenge or reply.hwid != stream.conn.peer_key:
+        bound = stream.peer_key
+        if reply.challenge != challenge or (bound is not None and reply.hwid != bound):
             await self._alert(
                 stream,
                 RdpError.ERR_INVALID_CLIENT,
@@ -233,7 +240,7 @@ class Licensing(GraceKeeper):
         return False
 
     async def _new_client(
-        self, stream: MessageStream, request: NewLicenseRequest, held: _Held
+        self, stream: Channel, request: NewLicenseRequest, held: LicensedClient
     ) -> bool:
         if not await self._usable_server() and self.in_grace():
             # §3.1: during grace, clients are accepted without contacting a license server.
@@ -272,7 +279,7 @@ class Licensing(GraceKeeper):
         await stream.send(NewLicense(license=granted.license, scope=SCOPE))
         return True
 
-    async def _presented(self, stream: MessageStream, info: LicenseInfo, held: _Held) -> bool:
+    async def _presented(self, stream: Channel, info: LicenseInfo, held: LicensedClient) -> bool:
         now = self.clock.now()
         try:
             signed = self._open(info.license)
@@ -281,7 +288,7 @@ class Licensing(GraceKeeper):
                 EventId.CANNOT_ISSUE_LICENSE, now, client=info.machine_name, reason=exc.message
             )
             await stream.send(PlatformChallenge(challenge=self._random(32)))
-            reply = await self._receive(stream, self.config.idle_timeout)
+            reply = await stream.receive()
             if not isinstance(reply, PlatformChallengeResponse):
                 return False  # the client aborted
             return await self._alert(
@@ -358,7 +365,7 @@ class Licensing(GraceKeeper):
             return await self._upgrade(stream, info.license, echoed=True)
         return await self._upgrade(stream, granted.license, echoed=False)
 
-    async def _upgrade(self, stream: MessageStream, blob: bytes, *, echoed: bool) -> bool:
+    async def _upgrade(self, stream: Channel, blob: bytes, *, echoed: bool) -> bool:
         if echoed:
             self.state.count("echoed")
         await stream.send(UpgradeLicense(license=blob, scope=SCOPE))
@@ -382,25 +389,35 @@ class Licensing(GraceKeeper):
             self.end_grace(GraceEnd.FIRST_PERMANENT_CAL)
         return body
 
-    async def _logon(self, stream: MessageStream, held: _Held) -> None:
-        message = await self._receive(stream, self.config.idle_timeout)
+    async def _logon(self, stream: Channel, held: LicensedClient) -> None:
+        message = await stream.receive()
         if isinstance(message, Goodbye):
+            await self.state.save_grouped()
             return
         assert isinstance(message, ClientLogon)  # the state table admits nothing else
-        self._sessions += 1
         ok = message.credentials_valid
+        session_id = await self.logged_on(held) if ok else self._next_session()
         text = "" if ok else LOGON_FAILED
-        body = held.body
+        await stream.send(LogonComplete(logged_on=ok, session_id=session_id, text=text))
+        await self.state.save_grouped()
+        # The session lasts until the client says Goodbye (or goes away): an idle wait, so a
+        # shutdown says Goodbye at once.
+        await stream.receive(idle=True)
+
+    def _next_session(self) -> int:
+        self._sessions += 1
+        return self._sessions
+
+    async def logged_on(self, client: LicensedClient) -> int:
+        """A client licensed by `license_client` logged on successfully; returns its session
+        id. §3.3: a temporary Per Device license is then marked validated at its issuer
+        (before the session starts, so it starts with the mark recorded). Per User
+        temporaries are not upgraded (§7.2), so they are not marked either."""
+        body = client.body
         per_device = self.config.mode is LicensingMode.PER_DEVICE
-        if ok and per_device and body is not None and body.kind is LicenseKind.TEMPORARY:
-            # §3.3: the logon succeeded, so the temporary license is marked validated (done
-            # before LogonComplete so the session starts with the mark recorded). Per User
-            # temporaries are not upgraded (§7.2), so they are not marked either.
+        if per_device and body is not None and body.kind is LicenseKind.TEMPORARY:
             await self._mark(body)
-        await stream.send(LogonComplete(logged_on=ok, session_id=self._sessions, text=text))
-        self.state.save()
-        # The session lasts until the client says Goodbye (or goes away).
-        await self._receive(stream, self.config.idle_timeout)
+        return self._next_session()
 
     async def _mark(self, body: LicenseBody) -> None:
         """§3.3: after a successful logon, the temporary license is marked validated."""

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import trio
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.clock import from_datetime, to_datetime
 from tslic.protocol.domain import Connectivity, HowDiscovered, LicensingMode, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
 from tslic.protocol.grace import GracePeriod
+from tslic.protocol.pki import cert_to_der
 from tslic.protocol.policy import GraceEnd
 from tslic.runtime.files import (
     ensure_dir,
@@ -131,6 +133,13 @@ class AgentState:
     per_user_noted: bool = False
     cert_issuer: str = ""
     clock_spec: str = "real"  # the virtual clock the agent runs on, for `status` offline
+    # Group saves (save_grouped): changes asked to be saved, and how many are on disk.
+    _changes: int = field(default=0, repr=False, compare=False)
+    _written: int = field(default=0, repr=False, compare=False)
+    _save_lock: trio.Lock = field(default_factory=trio.Lock, repr=False, compare=False)
+    # The chain as last read or stored (every greeting and request presents it).
+    _chain: list[x509.Certificate] | None = field(default=None, repr=False, compare=False)
+    _chain_der: tuple[bytes, ...] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(
@@ -204,7 +213,22 @@ class AgentState:
 
     def save(self) -> None:
         """Write state.json atomically. Raises StorageError."""
+        self._changes += 1
+        target = self._changes
         write_json(self.data_dir / STATE_FILE, self.to_json())
+        self._written = max(self._written, target)
+
+    async def save_grouped(self) -> None:
+        """`save()`, shared by the clients that finish together: one atomic write (two
+        fsyncs, which block the event loop) for every change made before it started, so
+        concurrent logons do not each pay for one. Returns once this caller's changes are
+        on disk. Raises StorageError."""
+        self._changes += 1
+        target = self._changes
+        await trio.lowlevel.checkpoint()  # the others finishing in this round join the group
+        async with self._save_lock:
+            if self._written < target:
+                self.save()
 
     def count(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -223,11 +247,20 @@ class AgentState:
 
     def cert_chain(self) -> list[x509.Certificate]:
         """The stored chain (root first), or [] before the first certificate."""
-        path = self.data_dir / CERT_FILE
-        return read_certs(path) if path.exists() else []
+        if self._chain is None:
+            path = self.data_dir / CERT_FILE
+            self._chain = read_certs(path) if path.exists() else []
+        return list(self._chain)
+
+    def chain_der(self) -> tuple[bytes, ...]:
+        """The stored chain in DER, as a Hello or a LicenseRequest carries it."""
+        if self._chain_der is None:
+            self._chain_der = tuple(cert_to_der(c) for c in self.cert_chain())
+        return self._chain_der
 
     def store_chain(self, chain: list[x509.Certificate], issuer: str) -> None:
         write_certs(self.data_dir / CERT_FILE, chain)
+        self._chain, self._chain_der = list(chain), None
         self.cert_issuer = issuer
         self.save()
 

@@ -1,6 +1,9 @@
 """Requests from the terminal server to its license servers, with issuer-first routing and
 referrals (tslicensing.md §2.5, §3.3, §3.5).
 
+Every request travels on the agent's kept connection to that server (client/agent/links.py:
+one connection and one Hello per license server, not per request).
+
 Contract: `ask` sends a request to the server that issued the license concerned if it is
 usable, else to the server in use (with failover, `LicenseServers.call`). `ask_license` does
 the same for license requests and follows one `Referral` to a server that has the CALs
@@ -16,7 +19,8 @@ from dataclasses import replace
 from tslic.protocol import ErrorCode, Message, ServiceError
 from tslic.protocol.messages.licensing import LicenseGranted, Referral, UpgradeLicenseRequest
 
-from .discovery import LicenseServers, Unusable
+from .discovery import LicenseServers
+from .links import Unusable
 
 
 async def ask(servers: LicenseServers, request: Message, issuer: str | None) -> Message:

@@ -272,21 +272,7 @@ async def replay_same(ctx: Context) -> Judgement:
     return ctx.reject(await client.observe(ctx.timeout), {E.REPLAYED_MESSAGE})
 
 
-@case(CASES, "ENV-11", "replay-new-connection", "a Hello accepted on one connection replayed "
-      "byte for byte on a second", ("Error REPLAYED_MESSAGE (1008), then close",),
-      roles=REQUEST_REPLY_ROLES, negative=True)  # fmt: skip
-async def replay_other(ctx: Context) -> Judgement:
-    crafter = ctx.crafter()
-    frame = crafter.message(opening(ctx))
-    first = await ctx.open_raw()
-    await first.send(frame, "original")
-    welcome = await first.read_frame(ctx.timeout)
-    if welcome is None or welcome.name != "Welcome":
-        return Judgement(Verdict.FAIL, "the original Hello was not welcomed: "
-                         + (welcome.label() if welcome else "no reply"))  # fmt: skip
-    second = await ctx.open_raw()
-    await second.send(frame, "replay")
-    return ctx.reject(await second.observe(ctx.timeout), {E.REPLAYED_MESSAGE})
+# ENV-11 across connections, for every role: cases_replay.py.
 
 
 @case(CASES, "ENV-13", "sender-switch", "after the Welcome, a request signed (correctly) by a "

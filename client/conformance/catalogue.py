@@ -29,6 +29,7 @@ from . import (
     cases_ls_time,
     cases_ls_wire,
     cases_observe,
+    cases_replay,
     cases_spec16,
     cases_state,
 )
@@ -39,6 +40,7 @@ DEFAULT_SPEC = Path(str(resources.files("tslic") / "PROTOCOL.md"))
 _MODULES = (
     cases_framing,
     cases_envelope,
+    cases_replay,
     cases_state,
     cases_limits,
     cases_observe,

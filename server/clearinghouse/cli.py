@@ -28,7 +28,13 @@ from tslic.protocol.clock import format_date, parse_date
 from tslic.protocol.codes import group5
 from tslic.protocol.domain import CalProduct, Program
 from tslic.protocol.errors import ErrorCode, ServiceError
-from tslic.runtime.args import add_clock_arguments, clock_from_args, watch_clock
+from tslic.runtime.args import (
+    add_clock_arguments,
+    add_limits_arguments,
+    clock_from_args,
+    limits_from_args,
+    watch_clock,
+)
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import write_certs
 from tslic.runtime.peer import split_address
@@ -60,6 +66,7 @@ def _serve_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--listen", default="127.0.0.1:0", help="TCP HOST:PORT (port 0: any)")
     p.add_argument("--web", default="127.0.0.1:0", help="web pages HOST:PORT (port 0: any)")
     p.add_argument("--ready-file", type=Path, help="also write the readiness line here")
+    add_limits_arguments(p)
 
 
 def _purchase_args(p: argparse.ArgumentParser) -> None:
@@ -125,12 +132,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     clock = clock_from_args(args)
+    limits = limits_from_args(args)
     host, port = split_address(args.listen)
     web_host, web_port = split_address(args.web)
     service = ClearinghouseService(args.data, clock)
 
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
-        server = Server(service, key=service.ch.root_key, clock=clock)
+        server = Server(service, key=service.ch.root_key, clock=clock, limits=limits)
         async with trio.open_nursery() as nursery:
             watch_clock(nursery, clock, shutdown)
             address = await nursery.start(server.serve, host, port)

@@ -46,11 +46,17 @@ from tslic.protocol.messages.directory import (
     DirUnpublish,
 )
 from tslic.protocol.messages.records import ComputerInfo
-from tslic.runtime.args import add_clock_arguments, clock_from_args, watch_clock
+from tslic.runtime.args import (
+    add_clock_arguments,
+    add_limits_arguments,
+    clock_from_args,
+    limits_from_args,
+    watch_clock,
+)
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import ensure_dir, load_or_create_key, read_bytes, write_atomic
 from tslic.runtime.peer import PeerStream, open_peer, split_address
-from tslic.runtime.service import Server
+from tslic.runtime.service import Limits, Server
 
 from .render import computers_table, print_reply
 from .service import DirectoryService
@@ -89,6 +95,7 @@ def _serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--credential-file", type=Path, default=s, help="read the credential")
     add_clock_arguments(p, default=s)
     p.add_argument("--json", action="store_true", default=s, help="no human summary")
+    add_limits_arguments(p)
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:
@@ -145,7 +152,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "action", None) or "serve"
     if action == "serve":
-        return _serve({k: getattr(args, k, v) for k, v in _SERVE_DEFAULTS.items()})
+        opts = {k: getattr(args, k, v) for k, v in _SERVE_DEFAULTS.items()}
+        return _serve(opts, limits_from_args(args))
     if action == "check":
         return _check(args)
     return _client(action, args)
@@ -176,7 +184,7 @@ def server_credential(opts: dict[str, Any], data: Path) -> str:
     return _read_secret(path)
 
 
-def _serve(opts: dict[str, Any]) -> int:
+def _serve(opts: dict[str, Any], limits: Limits) -> int:
     topology = load_topology(opts["topology"])
     data = ensure_dir(Path(opts["data"]))
     host, port = split_address(opts["listen"])
@@ -193,7 +201,7 @@ def _serve(opts: dict[str, Any]) -> int:
     service = DirectoryService(topology, data, clock, credential)
 
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
-        server = Server(service, key=key, clock=clock)
+        server = Server(service, key=key, clock=clock, limits=limits)
         async with trio.open_nursery() as nursery:
             watch_clock(nursery, clock, shutdown)
             try:

@@ -20,7 +20,13 @@ from typing import Any
 import trio
 from tslic.protocol.domain import ServerRole, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
-from tslic.runtime.args import add_clock_arguments, clock_from_args, watch_clock
+from tslic.runtime.args import (
+    add_clock_arguments,
+    add_limits_arguments,
+    clock_from_args,
+    limits_from_args,
+    watch_clock,
+)
 from tslic.runtime.clock import WallClock
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import read_certs
@@ -71,6 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print JSON (init)")
     add_clock_arguments(parser)
+    add_limits_arguments(parser)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -116,11 +123,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(info) if args.json else f"administrator credential: {path}")
         return 0
     config = _config(args)
+    limits = limits_from_args(args)
     clock = clock_from_args(args)
     host, port = split_address(args.listen)
 
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
-        ls = LicenseServer(config, clock)
+        ls = LicenseServer(config, clock, limits=limits)
         async with trio.open_nursery() as outer:
             watch_clock(outer, clock)
             metrics = ""

@@ -7,7 +7,7 @@ from tslic.client.agent.config import AgentConfig
 from tslic.protocol.domain import WindowsVersion
 from tslic.protocol.errors import ErrorCode
 
-CONFIG = AgentConfig(name="TS1", version=WindowsVersion.W2003, handshake_timeout=5.0)
+CONFIG = AgentConfig(name="TS1", version=WindowsVersion.W2003)
 
 
 async def test_garbage_and_silence_get_errors_and_the_agent_stays_up(

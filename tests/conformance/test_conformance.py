@@ -161,10 +161,11 @@ async def test_agent_passes_every_case(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         ls_address = await nursery.start(ls.serve)
         agent = Agent(
-            AgentConfig(name="TS1", version=WindowsVersion.W2003, handshake_timeout=0.5,
+            AgentConfig(name="TS1", version=WindowsVersion.W2003,
                         registry_servers=(NamedAddress(name="LS1", address=ls_address),)),
             tmp_path / "agent",
             clock,
+            limits=FAST,
         )  # fmt: skip
         address = await nursery.start(agent.serve)
         report = await run(config(address, Role.AGENT))

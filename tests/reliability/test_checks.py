@@ -67,12 +67,12 @@ async def test_rate_state_forgets_idle_peers(autojump_clock: Any) -> None:
         limits=Limits(rate_per_second=10.0, rate_burst=10.0),
     )
     for i in range(12_000):
-        assert server._take_token(i.to_bytes(4, "big"))
-    assert len(server._buckets) == 12_000  # all active within one refill period: all kept
+        assert server.rate.take(i.to_bytes(4, "big"))
+    assert len(server.rate) == 12_000  # all active within one refill period: all kept
     await trio.sleep(1.5)  # longer than burst / rate: every bucket has refilled
-    assert server._take_token(b"new peer")
-    assert len(server._buckets) == 1
+    assert server.rate.take(b"new peer")
+    assert len(server.rate) == 1
     # A peer that was limited stays limited: pruning never forgets a bucket still refilling.
     for _ in range(10):
-        assert server._take_token(b"busy")
-    assert not server._take_token(b"busy")
+        assert server.rate.take(b"busy")
+    assert not server.rate.take(b"busy")
