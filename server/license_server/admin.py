@@ -17,7 +17,6 @@ Contract (protocol/messages/admin.py; tslicensing.md §1.2, §4, §5):
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
 
 from tslic.protocol import codes
 from tslic.protocol.domain import CalProduct, KeyPackType, PeerRole, Program
@@ -40,15 +39,17 @@ from tslic.protocol.messages.admin import (
     AdminStatus,
 )
 from tslic.protocol.messages.clearinghouse import ChClaimKeyPack, ChInstallKeyPack, ChKeyPack
-from tslic.protocol.messages.records import KeyPackGrant
+from tslic.protocol.messages.records import KeyPackGrant, ServerStatus
 from tslic.protocol.policy import keypack_installable
+from tslic.runtime.clock import Clock
 from tslic.runtime.service import Peer
 
 from . import schema
-from .config import EVENT_ACCESS_DENIED, EVENT_POLICY_MODULE, event
-
-if TYPE_CHECKING:
-    from .daemon import LicenseServer
+from .activation import Activation
+from .config import EVENT_ACCESS_DENIED, EVENT_POLICY_MODULE, Config, event
+from .metrics import Metrics
+from .policies import Policies
+from .store import Store
 
 POLICY_MODULE_TEXT = (
     "Can't initialize policy module because of error 'Missing Policy module registry entry"
@@ -61,46 +62,62 @@ class AdminService:
 
     conversation = Conversation.ADMIN
 
-    def __init__(self, server: LicenseServer) -> None:
-        self.ls = server
+    def __init__(
+        self,
+        *,
+        config: Config,
+        clock: Clock,
+        store: Store,
+        activation: Activation,
+        policies: Policies,
+        metrics: Metrics,
+        admin_public: bytes,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.activation = activation
+        self.policies = policies
+        self.metrics = metrics
+        self.admin_public = admin_public
 
     async def on_hello(self, peer: Peer) -> Welcome:
-        if peer.key != self.ls.admin_public:
+        if peer.key != self.admin_public:
             why = "this key is not the license server's administrator credential"
             event(EVENT_ACCESS_DENIED, f"refused admin {peer.hello.name} at {peer.address}: {why}")
             raise ServiceError(why, code=ErrorCode.ACCESS_DENIED)
         return Welcome(
             role=PeerRole.LICENSE_SERVER,
-            name=self.ls.config.name,
-            version=int(self.ls.config.version),
-            server_time=self.ls.clock.now(),
+            name=self.config.name,
+            version=int(self.config.version),
+            server_time=self.clock.now(),
         )
 
     async def handle(self, peer: Peer, request: Message) -> Message:
-        ls = self.ls
+        activation = self.activation
         actor = f"admin@{peer.address}"
         if isinstance(request, AdminGetStatus):
-            return AdminStatus(status=await ls.status())
+            return AdminStatus(status=await self._status())
         if isinstance(request, AdminSetProperties):
-            await ls.activation.set_properties(request.contact, request.method, actor)
-            return AdminStatus(status=await ls.status())
+            await activation.set_properties(request.contact, request.method, actor)
+            return AdminStatus(status=await self._status())
         if isinstance(request, AdminActivate):
-            step = await ls.activation.begin(request.action, request.method, request.reason, actor)
+            step = await activation.begin(request.action, request.method, request.reason, actor)
             if isinstance(step, AdminActivationStep):
                 return step
-            return AdminStatus(status=await ls.status())
+            return AdminStatus(status=await self._status())
         if isinstance(request, AdminCompleteActivation):
-            await ls.activation.complete(request.action, request.code, actor)
-            return AdminStatus(status=await ls.status())
+            await activation.complete(request.action, request.code, actor)
+            return AdminStatus(status=await self._status())
         if isinstance(request, AdminInstallKeyPack):
             return await self._install(request, actor)
         if isinstance(request, AdminListKeyPacks):
-            return AdminKeyPacks(keypacks=tuple(await ls.store.run_op(schema.list_keypacks)))
+            return AdminKeyPacks(keypacks=tuple(await self.store.run_op(schema.list_keypacks)))
         if isinstance(request, AdminListLicenses):
             return await self._licenses(request)
         if isinstance(request, AdminSetPolicy):
             await self._set_policy(request, actor)
-            return AdminStatus(status=await ls.status())
+            return AdminStatus(status=await self._status())
         raise ServiceError(f"{type(request).__name__} is not an admin request")
 
     async def _licenses(self, req: AdminListLicenses) -> AdminLicenses:
@@ -113,11 +130,33 @@ class AdminService:
                 )
             return AdminLicenses(licenses=tuple(licenses))
 
-        reply: AdminLicenses = await self.ls.store.run_op(op)
+        reply: AdminLicenses = await self.store.run_op(op)
         return reply
 
+    async def _status(self) -> ServerStatus:
+        pending = await self.store.run_op(schema.sg_members)  # read again at the next start
+        act, cfg, policies = self.activation, self.config, self.policies
+        enforced = tuple(sorted(policies.local_members | policies.directory_members))
+        return ServerStatus(
+            name=cfg.name,
+            version=cfg.version,
+            role=cfg.role,
+            domain=cfg.domain,
+            site=cfg.site,
+            activation=act.state,
+            method=act.method,
+            license_server_id=act.license_server_id,
+            product_id=act.product_id,
+            contact=act.contact,
+            certificate_temporary=act.temporary,
+            security_group_enabled=policies.security_group,
+            security_group_members=enforced,
+            security_group_pending=pending,
+            prevent_upgrade=policies.prevent_upgrade,
+        )
+
     async def _set_policy(self, req: AdminSetPolicy, actor: str) -> None:
-        ls, now = self.ls, self.ls.clock.now()
+        now = self.clock.now()
 
         def op(db: sqlite3.Connection) -> None:
             if req.security_group_enabled is not None:
@@ -137,16 +176,16 @@ class AdminService:
                 added=list(req.add_members), removed=list(req.remove_members),
             )  # fmt: skip
 
-        await ls.store.run_op(op)
+        await self.store.run_op(op)
         if req.security_group_enabled is not None:
-            ls.security_group = req.security_group_enabled
+            self.policies.security_group = req.security_group_enabled
         if req.prevent_upgrade is not None:
-            ls.issuer.prevent_upgrade = req.prevent_upgrade
+            self.policies.prevent_upgrade = req.prevent_upgrade
 
     # ---- key pack installation ----------------------------------------------------------
 
     async def _refuse_product(self, product: CalProduct, actor: str) -> None:
-        ls, now = self.ls, self.ls.clock.now()
+        now = self.clock.now()
         event(
             EVENT_POLICY_MODULE,
             POLICY_MODULE_TEXT,
@@ -160,25 +199,24 @@ class AdminService:
                 product=product.value, text=POLICY_MODULE_TEXT,
             )  # fmt: skip
 
-        await ls.store.run_op(op)
+        await self.store.run_op(op)
         raise ServiceError(
-            f"{codes.WIZARD_MESSAGE} A {ls.config.version.label} license server cannot hold"
+            f"{codes.WIZARD_MESSAGE} A {self.config.version.label} license server cannot hold"
             f" {product.label}s (event 41: {POLICY_MODULE_TEXT}).",
             code=ErrorCode.KEYPACK_NOT_SUPPORTED,
             detail={"message_number": "0x13A7", "event_id": str(EVENT_POLICY_MODULE)},
         )
 
     async def _install(self, req: AdminInstallKeyPack, actor: str) -> AdminKeyPackInstalled:
-        ls = self.ls
-        if not keypack_installable(ls.config.version, req.product):
+        activation, version = self.activation, self.config.version
+        if not keypack_installable(version, req.product):
             await self._refuse_product(req.product, actor)
-        if not ls.activation.state.may_issue_permanent:
+        if not activation.state.may_issue_permanent:
             raise ServiceError(
-                f"the license server is {ls.activation.state}; activate it before installing"
-                " licenses",
+                f"the license server is {activation.state}; activate it before installing licenses",
                 code=ErrorCode.NOT_ACTIVATED,
             )
-        lsid = ls.activation.license_server_id
+        lsid = activation.license_server_id
         request: Message
         if req.keypack_code:
             request = ChClaimKeyPack(
@@ -204,16 +242,16 @@ class AdminService:
                 count=req.count,
                 **fields,
             )
-        reply = await ls.activation.ask(request)
+        reply = await activation.ask(request)
         if not isinstance(reply, ChKeyPack):
             raise ServiceError(f"the Clearinghouse answered {type(reply).__name__}")
         grant = self._open(reply.grant)
-        if not keypack_installable(ls.config.version, grant.product):
+        if not keypack_installable(version, grant.product):
             await self._refuse_product(grant.product, actor)
         return await self._store_grant(grant, reply, actor)
 
     def _open(self, blob: bytes) -> KeyPackGrant:
-        root = self.ls.activation.trusted_root
+        root = self.activation.trusted_root
         if root is None:
             raise ServiceError(
                 "no Clearinghouse root is known (--trust-root); cannot check the key pack",
@@ -223,7 +261,7 @@ class AdminService:
             grant = open_grant(blob, root)
         except ProtocolError as exc:
             raise ServiceError(f"the key pack grant is not valid: {exc.message}") from None
-        if grant.license_server_id != self.ls.activation.license_server_id:
+        if grant.license_server_id != self.activation.license_server_id:
             raise ServiceError(
                 f"the key pack was granted to license server {grant.license_server_id},"
                 " not to this one",
@@ -234,7 +272,7 @@ class AdminService:
     async def _store_grant(
         self, grant: KeyPackGrant, reply: ChKeyPack, actor: str
     ) -> AdminKeyPackInstalled:
-        now = self.ls.clock.now()
+        now = self.clock.now()
 
         def op(db: sqlite3.Connection) -> AdminKeyPackInstalled:
             held = db.execute(
@@ -260,10 +298,10 @@ class AdminService:
                 product=grant.product.value, count=grant.count,
             )  # fmt: skip
             info = schema.get_keypack(db, kid)
-            self.ls.metrics.set_pools(schema.available_by_product(db, now))
+            self.metrics.set_pools(schema.available_by_product(db, now))
             return AdminKeyPackInstalled(keypack=info)
 
-        reply_msg: AdminKeyPackInstalled = await self.ls.store.run_op(op)
+        reply_msg: AdminKeyPackInstalled = await self.store.run_op(op)
         return reply_msg
 
 

@@ -32,8 +32,6 @@ from tslic.protocol.domain import (
 from tslic.protocol.errors import ErrorCode, ServiceError, TslicError
 from tslic.protocol.messages import Conversation
 from tslic.protocol.messages.directory import DirGroup, DirGroupMembers, DirPublish, DirRegister
-from tslic.protocol.messages.licensing import LicenseGranted, Referral
-from tslic.protocol.messages.records import ServerStatus
 from tslic.protocol.pki import raw_public_key
 from tslic.runtime.clock import Clock
 from tslic.runtime.files import ensure_dir, load_or_create_key
@@ -46,8 +44,8 @@ from .admin import AdminService
 from .config import EVENT_PUBLISHED, EVENT_STARTED, Config, event
 from .issuance import Issuer
 from .metrics import Metrics
-from .records import Outcome, Request, TerminalServer
-from .service import SECURITY_GROUP_ALIASES, LicensingService, not_in_group_text
+from .policies import SECURITY_GROUP_ALIASES, Policies
+from .service import LicensingService
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -85,15 +83,30 @@ class LicenseServer:
         self.store = Store(config.data_dir, threaded=config.store_threads)
         self.activation = Activation(config, self.store, clock, self.key)
         self.activation.load()
-        self.issuer = Issuer(config, self.activation, random.Random(config.seed))
-        self.security_group = False
-        # The group's members as read at start (SEC-14): the local list here, the directory
-        # group in _announce_to_directory. Changes wait for the next start, as TechNet says.
-        self.local_members: frozenset[str] = frozenset()
+        # The group's members as read at start (SEC-14): the local list (in _load_policies)
+        # and the directory group (_announce_to_directory). Changes wait for the next start.
+        self.policies = Policies(server_name=config.name)
+        self.issuer = Issuer(config, self.activation, self.policies, random.Random(config.seed))
         self.metrics = Metrics()
         self.store.run_now(self._load_policies)
-        self.licensing = LicensingService(self)
-        self.admin = AdminService(self)
+        self.licensing = LicensingService(
+            config=config,
+            clock=clock,
+            store=self.store,
+            activation=self.activation,
+            issuer=self.issuer,
+            policies=self.policies,
+            metrics=self.metrics,
+        )
+        self.admin = AdminService(
+            config=config,
+            clock=clock,
+            store=self.store,
+            activation=self.activation,
+            policies=self.policies,
+            metrics=self.metrics,
+            admin_public=self.admin_public,
+        )
         self.server = Server(
             self.licensing,
             key=self.key,
@@ -104,7 +117,11 @@ class LicenseServer:
         )
         self.metrics.bind_counters(self.server.counters)
         self.address = ""
-        self.directory_members: frozenset[str] = frozenset()
+
+    @property
+    def directory_members(self) -> frozenset[str]:
+        """The directory's License Server Security Group, as read at start."""
+        return self.policies.directory_members
 
     def _load_policies(self, db: sqlite3.Connection) -> None:
         for key, override in (
@@ -113,9 +130,9 @@ class LicenseServer:
         ):
             if override is not None:
                 schema.set_meta(db, key, override)
-        self.security_group = bool(schema.get_meta(db, "security_group", False))
-        self.local_members = frozenset(schema.sg_members(db))
-        self.issuer.prevent_upgrade = bool(schema.get_meta(db, "prevent_upgrade", False))
+        self.policies.security_group = bool(schema.get_meta(db, "security_group", False))
+        self.policies.local_members = frozenset(schema.sg_members(db))
+        self.policies.prevent_upgrade = bool(schema.get_meta(db, "prevent_upgrade", False))
         self.metrics.set_pools(schema.available_by_product(db, self.clock.now()))
 
     # ---- running ----------------------------------------------------------------------------
@@ -160,7 +177,7 @@ class LicenseServer:
                     version=int(cfg.version),
                 ) as stream:
                     await stream.request(DirRegister(computer=cfg.name, address=self.address))
-                    self.directory_members = await self._read_group(stream)
+                    self.policies.directory_members = await self._read_group(stream)
                     if cfg.role is ServerRole.ENTERPRISE:
                         await stream.request(
                             DirPublish(
@@ -226,63 +243,3 @@ class LicenseServer:
         next_expiry, pools = await self.store.run_op(op)
         self.metrics.set_pools(pools)
         return next_expiry
-
-    # ---- shared by the handlers ----------------------------------------------------------
-
-    def check_security_group(self, db: sqlite3.Connection, name: str) -> None:
-        """Refuse a terminal server outside the security group when the policy is on. The
-        members are those read when the service started (SEC-14; TechNet "Control the issuance
-        of Terminal Server licenses": membership changes take effect after a restart)."""
-        if (
-            self.security_group
-            and name.upper() not in self.directory_members
-            and name.upper() not in self.local_members
-        ):
-            raise ServiceError(
-                not_in_group_text(self.config.name),
-                code=ErrorCode.NOT_IN_SECURITY_GROUP,
-                detail={"license_server": self.config.name, "event_id": "1043"},
-            )
-
-    async def grant(self, ts: TerminalServer, req: Request) -> LicenseGranted | Referral:
-        """Decide one license request (issue, upgrade or renew) and record it."""
-        now = self.clock.now()
-
-        def op(db: sqlite3.Connection) -> Outcome:
-            self.check_security_group(db, ts.name)
-            return self.issuer.decide(db, ts, req, now)
-
-        outcome = await self.store.run_op(op)
-        self.metrics.set_pools(outcome.available)
-        if outcome.issued is not None:
-            self.metrics.issued(*outcome.issued)
-        if outcome.refusal is not None:
-            refusal = outcome.refusal
-            if outcome.events:
-                refusal.detail["event_ids"] = ",".join(str(e) for e, _ in outcome.events)
-            raise refusal
-        reply: LicenseGranted | Referral | None = outcome.reply  # names the events itself
-        assert reply is not None
-        return reply
-
-    async def status(self) -> ServerStatus:
-        pending = await self.store.run_op(schema.sg_members)  # read again at the next start
-        enforced = tuple(sorted(self.local_members | self.directory_members))
-        act = self.activation
-        return ServerStatus(
-            name=self.config.name,
-            version=self.config.version,
-            role=self.config.role,
-            domain=self.config.domain,
-            site=self.config.site,
-            activation=act.state,
-            method=act.method,
-            license_server_id=act.license_server_id,
-            product_id=act.product_id,
-            contact=act.contact,
-            certificate_temporary=act.temporary,
-            security_group_enabled=self.security_group,
-            security_group_members=enforced,
-            security_group_pending=pending,
-            prevent_upgrade=self.issuer.prevent_upgrade,
-        )

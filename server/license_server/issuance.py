@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tslic.protocol.clock import MS_PER_DAY, to_datetime
 from tslic.protocol.domain import (
@@ -49,21 +49,22 @@ from tslic.protocol.policy import (
 )
 
 from . import schema
+from .activation import Activation
 from .config import EVENT_NO_PERMANENT_LICENSE, EVENT_NOT_ACTIVATED, Config, event
+from .policies import Policies
 from .records import ROW_QUERY, LicenseRow, Outcome, Request, TerminalServer
-
-if TYPE_CHECKING:
-    from .activation import Activation
 
 
 class Issuer:
     """Licensing decisions of one license server."""
 
-    def __init__(self, config: Config, activation: Activation, rng: random.Random) -> None:
+    def __init__(
+        self, config: Config, activation: Activation, policies: Policies, rng: random.Random
+    ) -> None:
         self.config = config
         self.activation = activation
+        self.policies = policies  # prevent_upgrade, as the administrator sets it
         self.rng = rng
-        self.prevent_upgrade = False
         # The next new license row's id (MAX(id) + 1, what SQLite would choose), known before
         # the INSERT so the row is written whole, signed blob included, in one statement.
         # Only this class inserts licenses; a refused or failed operation leaves a gap.
@@ -114,7 +115,7 @@ class Issuer:
             ts_mode=req.mode,
             client_os=req.client_os,
             available=schema.installed_by_product(db, now) if per_user else free,
-            prevent_upgrade=self.prevent_upgrade,
+            prevent_upgrade=self.policies.prevent_upgrade,
             had_temporary=temp is not None or req.had_temporary or referred,
             temporary_validated=(temp is not None and temp.validated) or referred,
             temporary_expired=expired_temp or (temp is None and req.had_temporary),

@@ -19,7 +19,7 @@ Contract (protocol/messages/licensing.py; tslicensing.md §1.1, §5.3, §7.3):
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -29,9 +29,11 @@ from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
 from tslic.protocol.messages import Conversation, Message, Welcome
 from tslic.protocol.messages.licensing import (
     IssueLicense,
+    LicenseGranted,
     LicenseMarked,
     LicenseReturned,
     MarkLicense,
+    Referral,
     RequestTermServCert,
     ReturnLicense,
     TermServCert,
@@ -48,32 +50,23 @@ from tslic.protocol.pki import (
     validate_chain,
 )
 from tslic.protocol.policy import ls_serves_ts
+from tslic.runtime.clock import Clock
 from tslic.runtime.service import Peer
 
 from . import schema
-from .config import EVENT_ACCESS_DENIED, event
-from .records import Request, TerminalServer, ts_cert_validity
-
-if TYPE_CHECKING:
-    from .daemon import LicenseServer
-
-SECURITY_GROUP = "Terminal Services Computers"
-SECURITY_GROUP_ALIASES = ("Terminal Services Computers", "Terminal Server Computers")
+from .activation import Activation
+from .config import EVENT_ACCESS_DENIED, Config, event
+from .issuance import Issuer
+from .metrics import Metrics
+from .policies import Policies
+from .records import Outcome, Request, TerminalServer, ts_cert_validity
+from .store import Store
 
 
 def lower_version_text(ls_version: WindowsVersion) -> str:
     return (
         f"This license server runs {ls_version.label}. Windows Server 2003 terminal servers"
         " require a Windows Server 2003 license server (KB823313)."
-    )
-
-
-def not_in_group_text(ls_name: str) -> str:
-    """termsrv event 1043's text (tslicensing.md §7.3)."""
-    return (
-        "This Terminal Server is not able to communicate with the License Server. Please make"
-        " sure that this Terminal Server's computer account is a member of the \"Terminal"
-        f' Server Computers" group on License Server ({ls_name}).'
     )
 
 
@@ -118,31 +111,47 @@ class LicensingService:
 
     conversation = Conversation.LICENSING
 
-    def __init__(self, server: LicenseServer) -> None:
-        self.ls = server
+    def __init__(
+        self,
+        *,
+        config: Config,
+        clock: Clock,
+        store: Store,
+        activation: Activation,
+        issuer: Issuer,
+        policies: Policies,
+        metrics: Metrics,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = store
+        self.activation = activation
+        self.issuer = issuer
+        self.policies = policies
+        self.metrics = metrics
 
     async def on_hello(self, peer: Peer) -> Welcome:
-        ls, hello = self.ls, peer.hello
+        hello = peer.hello
         if hello.role is not PeerRole.TERMINAL_SERVER:
             self._denied(peer, f"a {hello.role} may not use the licensing conversation")
         if hello.version not in (2000, 2003):
             self._denied(peer, "a terminal server must say its version (2000 or 2003)")
         ts_version = WindowsVersion(hello.version)
-        if not ls_serves_ts(ls.config.version, ts_version):
+        if not ls_serves_ts(self.config.version, ts_version):
             raise ServiceError(
-                lower_version_text(ls.config.version),
+                lower_version_text(self.config.version),
                 code=ErrorCode.LOWER_VERSION,
-                detail={"license_server_version": str(int(ls.config.version))},
+                detail={"license_server_version": str(int(self.config.version))},
             )
-        _check_presented_chain(peer, ls.clock.now())
-        self._check_root(peer.hello.cert_chain, ls.clock.now())
+        _check_presented_chain(peer, self.clock.now())
+        self._check_root(peer.hello.cert_chain, self.clock.now())
         peer.state["ts"] = await self._authenticate(peer, ts_version)
         return Welcome(
             role=PeerRole.LICENSE_SERVER,
-            name=ls.config.name,
-            version=int(ls.config.version),
-            cert_chain=ls.activation.chain,
-            server_time=ls.clock.now(),
+            name=self.config.name,
+            version=int(self.config.version),
+            cert_chain=self.activation.chain,
+            server_time=self.clock.now(),
         )
 
     async def handle(self, peer: Peer, request: Message) -> Message:
@@ -150,7 +159,7 @@ class LicensingService:
         try:
             return await self._dispatch(peer, request)
         finally:
-            self.ls.metrics.observe(type(request).__name__, trio.current_time() - started)
+            self.metrics.observe(type(request).__name__, trio.current_time() - started)
 
     async def _dispatch(self, peer: Peer, request: Message) -> Message:
         if isinstance(request, RequestTermServCert):
@@ -178,10 +187,31 @@ class LicensingService:
                 presented=presented,
                 temporary_validated=validated,
             )
-            return await self.ls.grant(ts, req)
+            return await self._grant(ts, req)
         if isinstance(request, MarkLicense | ReturnLicense):
             return await self._mark_or_return(ts, request)
         raise ServiceError(f"{type(request).__name__} is not a licensing request")
+
+    async def _grant(self, ts: TerminalServer, req: Request) -> LicenseGranted | Referral:
+        """Decide one license request (issue, upgrade or renew) and record it."""
+        now = self.clock.now()
+
+        def op(db: sqlite3.Connection) -> Outcome:
+            self.policies.admit(ts.name)
+            return self.issuer.decide(db, ts, req, now)
+
+        outcome = await self.store.run_op(op)
+        self.metrics.set_pools(outcome.available)
+        if outcome.issued is not None:
+            self.metrics.issued(*outcome.issued)
+        if outcome.refusal is not None:
+            refusal = outcome.refusal
+            if outcome.events:
+                refusal.detail["event_ids"] = ",".join(str(e) for e, _ in outcome.events)
+            raise refusal
+        reply: LicenseGranted | Referral | None = outcome.reply  # names the events itself
+        assert reply is not None
+        return reply
 
     def _denied(self, peer: Peer, why: str) -> NoReturn:
         event(EVENT_ACCESS_DENIED, f"refused {peer.hello.name} at {peer.address}: {why}")
@@ -201,8 +231,8 @@ class LicensingService:
                 return None
             return str(row[0])
 
-        now = self.ls.clock.now()
-        name = await self.ls.store.run_op(op)
+        now = self.clock.now()
+        name = await self.store.run_op(op)
         if name is None:
             name = self._trusted_elsewhere(chain, now)
         return None if name is None else TerminalServer(name, version, peer.key)
@@ -214,7 +244,7 @@ class LicensingService:
         request by request. A chain topped by another server's temporary certificate is
         welcomed: its license requests get ACCESS_DENIED (SEC-9), and the terminal server
         asks this server for a certificate."""
-        root = self.ls.activation.trusted_root
+        root = self.activation.trusted_root
         if not chain or root is None:
             return
         try:
@@ -247,7 +277,7 @@ class LicensingService:
         a terminal server sent here by a Referral (CAL-12) can ask without a new certificate.
         A chain topped by a temporary (unactivated) certificate is trusted only by the server
         that made it (the ts_certs lookup above): anyone can make one."""
-        root = self.ls.activation.trusted_root
+        root = self.activation.trusted_root
         if root is None:
             return None
         try:
@@ -258,22 +288,22 @@ class LicensingService:
         return leaf.name.upper()
 
     async def _cert(self, peer: Peer, req: RequestTermServCert) -> TermServCert:
-        ls = self.ls
+        activation, version = self.activation, self.config.version
         if req.public_key != peer.key:
             self._denied(peer, "the certificate must be for the key that signs this conversation")
-        if req.version is WindowsVersion.W2003 and not ls_serves_ts(ls.config.version, req.version):
-            raise ServiceError(lower_version_text(ls.config.version), code=ErrorCode.LOWER_VERSION)
-        now = ls.clock.now()
+        if req.version is WindowsVersion.W2003 and not ls_serves_ts(version, req.version):
+            raise ServiceError(lower_version_text(version), code=ErrorCode.LOWER_VERSION)
+        now = self.clock.now()
         name = req.name.upper()
         not_before, not_after = ts_cert_validity(now)
-        issuer_cert = cert_from_der(ls.activation.chain[-1])
+        issuer_cert = cert_from_der(activation.chain[-1])
         not_after = min(not_after, identity_of(issuer_cert).not_after)
 
         def op(db: sqlite3.Connection) -> bytes:
-            ls.check_security_group(db, name)
+            self.policies.admit(name)
             serial = schema.next_counter(db, "serial")
             cert = issue_terminal_server_cert(
-                ls.activation.key,
+                activation.key,
                 issuer_cert,
                 Ed25519PublicKey.from_public_bytes(req.public_key),
                 name=name,
@@ -293,20 +323,19 @@ class LicensingService:
             return der
 
         try:
-            der = await ls.store.run_op(op)
+            der = await self.store.run_op(op)
         except ProtocolError as exc:  # our own certificate could not sign (a local fault)
             raise ServiceError(f"cannot issue the certificate: {exc.message}") from None
         peer.state["ts"] = TerminalServer(name, req.version, req.public_key)
-        return TermServCert(cert_chain=(*ls.activation.chain, der))
+        return TermServCert(cert_chain=(*activation.chain, der))
 
     async def _mark_or_return(
         self, ts: TerminalServer, req: MarkLicense | ReturnLicense
     ) -> LicenseMarked | LicenseReturned:
-        ls = self.ls
-        now = ls.clock.now()
+        now = self.clock.now()
 
         def op(db: sqlite3.Connection) -> LicenseMarked | LicenseReturned:
-            ls.check_security_group(db, ts.name)
+            self.policies.admit(ts.name)
             row = db.execute(
                 "SELECT terminal_server, hwid, kind, status, keypack_id, product, validated"
                 " FROM licenses WHERE id = ?",
@@ -342,5 +371,5 @@ class LicensingService:
                 schema.audit(db, at=now, what="returned", actor=ts.name, license=req.license_id)
             return LicenseReturned(license_id=req.license_id)
 
-        reply: LicenseMarked | LicenseReturned = await ls.store.run_op(op)
+        reply: LicenseMarked | LicenseReturned = await self.store.run_op(op)
         return reply
