@@ -58,8 +58,8 @@ from tslic.protocol.pki import (
 from tslic.runtime.clock import Clock
 from tslic.runtime.peer import open_peer
 
-from . import schema
 from .config import EVENT_ACTIVATED, Config, event
+from .db import settings
 
 if TYPE_CHECKING:
     from .store import Store
@@ -112,7 +112,7 @@ class Activation:
         self.store.run_now(self._load)
 
     def _load(self, db: sqlite3.Connection) -> None:
-        blob = schema.get_blob(db, "chain")
+        blob = settings.get_blob(db, "chain")
         if blob is None:
             now = to_datetime(self.clock.now())
             cert = make_temporary_license_server_cert(
@@ -121,16 +121,16 @@ class Activation:
                 version=int(self.config.version),
                 not_before=now - timedelta(days=1),
                 not_after=now + timedelta(days=365 * 30),
-                serial=schema.next_counter(db, "serial"),
+                serial=settings.next_counter(db, "serial"),
             )
             self.chain = (cert_to_der(cert),)
-            schema.set_blob(db, "chain", pack(list(self.chain)))
+            settings.set_blob(db, "chain", pack(list(self.chain)))
         else:
             self.chain = tuple(unpack_untrusted(blob))
-        self.state = ActivationState(schema.get_meta(db, "activation", self.state.value))
-        self.license_server_id = schema.get_meta(db, "license_server_id", "")
-        self.contact = ContactInfo(**schema.get_meta(db, "contact", {}))
-        self.method = Method(schema.get_meta(db, "method", self.method.value))
+        self.state = ActivationState(settings.meta_text(db, "activation", self.state.value))
+        self.license_server_id = settings.meta_text(db, "license_server_id", "")
+        self.contact = ContactInfo(**settings.meta_record(db, "contact"))
+        self.method = Method(settings.meta_text(db, "method", self.method.value))
 
     @property
     def temporary(self) -> bool:
@@ -153,9 +153,9 @@ class Activation:
         now = self.clock.now()  # read here: operations run in the store's worker thread
 
         def op(db: sqlite3.Connection) -> None:
-            schema.set_meta(db, "contact", {f: getattr(contact, f) for f in _CONTACT_FIELDS})
-            schema.set_meta(db, "method", method.value)
-            schema.audit(db, at=now, what="set-properties", actor=actor)
+            settings.set_meta(db, "contact", {f: getattr(contact, f) for f in _CONTACT_FIELDS})
+            settings.set_meta(db, "method", method.value)
+            settings.audit(db, at=now, what="set-properties", actor=actor)
 
         await self.store.run_op(op)
         self.contact, self.method = contact, method
@@ -324,13 +324,13 @@ class Activation:
         now = self.clock.now()
 
         def op(db: sqlite3.Connection) -> None:
-            schema.set_meta(db, "activation", state.value)
+            settings.set_meta(db, "activation", state.value)
             if lsid is not None:
-                schema.set_meta(db, "license_server_id", lsid)
+                settings.set_meta(db, "license_server_id", lsid)
             if chain is not None:
-                schema.set_blob(db, "chain", pack(list(chain)))
+                settings.set_blob(db, "chain", pack(list(chain)))
             ev = EVENT_ACTIVATED if chain is not None else 0
-            schema.audit(db, at=now, what=str(state), actor=actor, event_id=ev, how=how)
+            settings.audit(db, at=now, what=str(state), actor=actor, event_id=ev, how=how)
 
         await self.store.run_op(op)
         self.state = state

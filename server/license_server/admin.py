@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 
 from tslic.protocol import codes
-from tslic.protocol.domain import CalProduct, KeyPackType, PeerRole, Program
+from tslic.protocol.domain import CalProduct, PeerRole, Program
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
 from tslic.protocol.licenses import open_grant
 from tslic.protocol.messages import Conversation, Message, Welcome
@@ -44,9 +44,9 @@ from tslic.protocol.policy import keypack_installable
 from tslic.runtime.clock import Clock
 from tslic.runtime.service import Peer
 
-from . import schema
 from .activation import Activation
 from .config import EVENT_ACCESS_DENIED, EVENT_POLICY_MODULE, Config, event
+from .db import keypacks, licenses, settings
 from .metrics import Metrics
 from .policies import Policies
 from .store import Store
@@ -112,7 +112,7 @@ class AdminService:
         if isinstance(request, AdminInstallKeyPack):
             return await self._install(request, actor)
         if isinstance(request, AdminListKeyPacks):
-            return AdminKeyPacks(keypacks=tuple(await self.store.run_op(schema.list_keypacks)))
+            return AdminKeyPacks(keypacks=tuple(await self.store.run_op(keypacks.list_keypacks)))
         if isinstance(request, AdminListLicenses):
             return await self._licenses(request)
         if isinstance(request, AdminSetPolicy):
@@ -122,19 +122,21 @@ class AdminService:
 
     async def _licenses(self, req: AdminListLicenses) -> AdminLicenses:
         def op(db: sqlite3.Connection) -> AdminLicenses:
-            licenses = schema.list_licenses(db, req.since, req.until)
+            issued = licenses.list_licenses(db, req.since, req.until)
             if req.per_user:
-                per_user = tuple(x for x in licenses if x.product.is_per_user)
+                per_user = tuple(x for x in issued if x.product.is_per_user)
                 return AdminLicenses(
-                    licenses=per_user, users=tuple(schema.list_usage(db, req.since, req.until))
+                    licenses=per_user, users=tuple(licenses.list_usage(db, req.since, req.until))
                 )
-            return AdminLicenses(licenses=tuple(licenses))
+            return AdminLicenses(licenses=tuple(issued))
 
         reply: AdminLicenses = await self.store.run_op(op)
         return reply
 
     async def _status(self) -> ServerStatus:
-        pending = await self.store.run_op(schema.sg_members)  # read again at the next start
+        pending = await self.store.run_op(
+            settings.security_group_members
+        )  # read again at the next start
         act, cfg, policies = self.activation, self.config, self.policies
         enforced = tuple(sorted(policies.local_members | policies.directory_members))
         return ServerStatus(
@@ -160,17 +162,15 @@ class AdminService:
 
         def op(db: sqlite3.Connection) -> None:
             if req.security_group_enabled is not None:
-                schema.set_meta(db, "security_group", req.security_group_enabled)
+                settings.set_meta(db, "security_group", req.security_group_enabled)
             if req.prevent_upgrade is not None:
-                schema.set_meta(db, "prevent_upgrade", req.prevent_upgrade)
+                settings.set_meta(db, "prevent_upgrade", req.prevent_upgrade)
             for name in req.add_members:
                 if name.strip():
-                    db.execute(
-                        "INSERT OR IGNORE INTO sg_members (name) VALUES (?)", (name.upper(),)
-                    )
+                    settings.add_security_group_member(db, name)
             for name in req.remove_members:
-                db.execute("DELETE FROM sg_members WHERE name = ?", (name.upper(),))
-            schema.audit(
+                settings.remove_security_group_member(db, name)
+            settings.audit(
                 db, at=now, what="set-policy", actor=actor,
                 security_group=req.security_group_enabled, prevent_upgrade=req.prevent_upgrade,
                 added=list(req.add_members), removed=list(req.remove_members),
@@ -194,7 +194,7 @@ class AdminService:
         )
 
         def op(db: sqlite3.Connection) -> None:
-            schema.audit(
+            settings.audit(
                 db, at=now, what="keypack-refused", actor=actor, event_id=EVENT_POLICY_MODULE,
                 product=product.value, text=POLICY_MODULE_TEXT,
             )  # fmt: skip
@@ -275,35 +275,26 @@ class AdminService:
         now = self.clock.now()
 
         def op(db: sqlite3.Connection) -> AdminKeyPackInstalled:
-            held = db.execute(
-                "SELECT id FROM keypacks WHERE grant_id = ?", (grant.grant_id,)
-            ).fetchone()
+            held = keypacks.keypack_holding_grant(db, grant.grant_id)
             if held is not None:  # installed before; never a second pool for one grant
-                schema.audit(
+                settings.audit(
                     db, at=now, what="keypack-already-installed", actor=actor,
-                    keypack=int(held[0]), grant=grant.grant_id,
+                    keypack=held, grant=grant.grant_id,
                 )  # fmt: skip
-                return AdminKeyPackInstalled(keypack=schema.get_keypack(db, int(held[0])))
-            cur = db.execute(
-                "INSERT INTO keypacks (product, program, keypack_type, description, total,"
-                " issued, installed_at, expires_at, grant_id, keypack_code, grant_blob)"
-                " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                (grant.product.value, grant.program.value, int(_type_of(grant.program)),
-                 grant.description, grant.count, now, grant.expires_at, grant.grant_id,
-                 reply.keypack_code, reply.grant),
+                return AdminKeyPackInstalled(keypack=keypacks.get_keypack(db, held))
+            kid = keypacks.install_keypack(
+                db, product=grant.product, program=grant.program,
+                keypack_type=grant.program.keypack_type, description=grant.description,
+                total=grant.count, installed_at=now, expires_at=grant.expires_at,
+                grant_id=grant.grant_id, keypack_code=reply.keypack_code, grant_blob=reply.grant,
             )  # fmt: skip
-            kid = int(cur.lastrowid or 0)
-            schema.audit(
+            settings.audit(
                 db, at=now, what="keypack-installed", actor=actor, keypack=kid,
                 product=grant.product.value, count=grant.count,
             )  # fmt: skip
-            info = schema.get_keypack(db, kid)
-            self.metrics.set_pools(schema.available_by_product(db, now))
+            info = keypacks.get_keypack(db, kid)
+            self.metrics.set_pools(keypacks.available_by_product(db, now))
             return AdminKeyPackInstalled(keypack=info)
 
         reply_msg: AdminKeyPackInstalled = await self.store.run_op(op)
         return reply_msg
-
-
-def _type_of(program: Program) -> KeyPackType:
-    return program.keypack_type

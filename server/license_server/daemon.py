@@ -38,10 +38,10 @@ from tslic.runtime.files import ensure_dir, load_or_create_key
 from tslic.runtime.peer import PeerStream, open_peer
 from tslic.runtime.service import Limits, Server
 
-from . import schema
 from .activation import Activation
 from .admin import AdminService
 from .config import EVENT_PUBLISHED, EVENT_STARTED, Config, event
+from .db import keypacks, licenses, settings
 from .issuance import Issuer
 from .metrics import Metrics
 from .policies import SECURITY_GROUP_ALIASES, Policies
@@ -129,11 +129,11 @@ class LicenseServer:
             ("prevent_upgrade", self.config.prevent_upgrade),
         ):
             if override is not None:
-                schema.set_meta(db, key, override)
-        self.policies.security_group = bool(schema.get_meta(db, "security_group", False))
-        self.policies.local_members = frozenset(schema.sg_members(db))
-        self.policies.prevent_upgrade = bool(schema.get_meta(db, "prevent_upgrade", False))
-        self.metrics.set_pools(schema.available_by_product(db, self.clock.now()))
+                settings.set_meta(db, key, override)
+        self.policies.security_group = settings.meta_flag(db, "security_group")
+        self.policies.local_members = frozenset(settings.security_group_members(db))
+        self.policies.prevent_upgrade = settings.meta_flag(db, "prevent_upgrade")
+        self.metrics.set_pools(keypacks.available_by_product(db, self.clock.now()))
 
     # ---- running ----------------------------------------------------------------------------
 
@@ -221,24 +221,14 @@ class LicenseServer:
         """Expire what has run out at `now`; return the next expiry (0: none)."""
 
         def op(db: sqlite3.Connection) -> tuple[int, dict[CalProduct, int]]:
-            rows = db.execute(
-                "SELECT id, keypack_id, product, kind FROM licenses"
-                " WHERE status IN (?, ?) AND expires_at > 0 AND expires_at <= ?",
-                (int(LicenseStatus.ACTIVE), int(LicenseStatus.TEMPORARY), now),
-            ).fetchall()
-            for lid, keypack, product, kind in rows:
-                if kind == LicenseKind.PERMANENT.value and not CalProduct(product).is_per_user:
-                    schema.return_to_pool(db, int(keypack))
-                db.execute(
-                    "UPDATE licenses SET status = ? WHERE id = ?", (int(LicenseStatus.EXPIRED), lid)
-                )
-            if rows:
-                schema.audit(db, at=now, what="expired", actor="sweeper", count=len(rows))
-            nxt = db.execute(
-                "SELECT MIN(expires_at) FROM licenses WHERE status IN (?, ?) AND expires_at > 0",
-                (int(LicenseStatus.ACTIVE), int(LicenseStatus.TEMPORARY)),
-            ).fetchone()[0]
-            return int(nxt or 0), schema.available_by_product(db, now)
+            expired = licenses.expired_licenses(db, now)
+            for lic in expired:
+                if lic.kind is LicenseKind.PERMANENT and not lic.product.is_per_user:
+                    keypacks.return_to_pool(db, lic.keypack_id)
+                licenses.set_license_status(db, lic.license_id, LicenseStatus.EXPIRED)
+            if expired:
+                settings.audit(db, at=now, what="expired", actor="sweeper", count=len(expired))
+            return licenses.next_expiry(db), keypacks.available_by_product(db, now)
 
         next_expiry, pools = await self.store.run_op(op)
         self.metrics.set_pools(pools)

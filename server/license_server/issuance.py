@@ -48,11 +48,12 @@ from tslic.protocol.policy import (
     should_refer,
 )
 
-from . import schema
 from .activation import Activation
 from .config import EVENT_NO_PERMANENT_LICENSE, EVENT_NOT_ACTIVATED, Config, event
+from .db import keypacks, licenses, settings
+from .db.licenses import LicenseRow
 from .policies import Policies
-from .records import ROW_QUERY, LicenseRow, Outcome, Request, TerminalServer
+from .records import Outcome, Request, TerminalServer
 
 
 class Issuer:
@@ -75,10 +76,7 @@ class Issuer:
     def decide(self, db: sqlite3.Connection, ts: TerminalServer, req: Request, now: int) -> Outcome:
         """Decide and record one license request (runs inside a store transaction)."""
         out = Outcome()
-        rows = [
-            LicenseRow(*r)
-            for r in db.execute(f"{ROW_QUERY} WHERE hwid = ? ORDER BY id", (req.hwid,))
-        ]
+        rows = licenses.licenses_of_device(db, req.hwid)
         presented = self._presented(req, rows)
         referred = presented is None and self._referred_validated(req, now)
         temp = next((r for r in reversed(rows) if r.kind is LicenseKind.TEMPORARY), None)
@@ -106,7 +104,7 @@ class Issuer:
             return out
         per_user = req.mode is LicensingMode.PER_USER
         # Free CALs now; reused as the reply's pool figures unless this decision takes one.
-        free = schema.available_by_product(db, now)
+        free = keypacks.available_by_product(db, now)
         expired_temp = temp is not None and now >= temp.expires_at
         ctx = IssueContext(
             ls_version=self.config.version,
@@ -114,7 +112,7 @@ class Issuer:
             ts_version=ts.version,
             ts_mode=req.mode,
             client_os=req.client_os,
-            available=schema.installed_by_product(db, now) if per_user else free,
+            available=keypacks.installed_by_product(db, now) if per_user else free,
             prevent_upgrade=self.policies.prevent_upgrade,
             had_temporary=temp is not None or req.had_temporary or referred,
             temporary_validated=(temp is not None and temp.validated) or referred,
@@ -175,10 +173,10 @@ class Issuer:
         else:  # choose_license never returns this combination
             out.refusal = ServiceError(decision.reason, code=ErrorCode.INTERNAL_ERROR)
         for event_id, text in out.events:
-            schema.audit(db, at=now, what="event", actor=ts.name, event_id=event_id, text=text)
+            settings.audit(db, at=now, what="event", actor=ts.name, event_id=event_id, text=text)
         if out.issued is not None:
             product, kind = out.issued
-            schema.audit(
+            settings.audit(
                 db, at=now, what=f"issued {kind}", actor=ts.name, product=product.value,
                 machine=req.machine, user=req.user,
             )  # fmt: skip
@@ -187,7 +185,7 @@ class Issuer:
             and out.issued[1] is LicenseKind.PERMANENT
             and not out.issued[0].is_per_user
         )
-        out.available = schema.available_by_product(db, now) if took else free
+        out.available = keypacks.available_by_product(db, now) if took else free
         return out
 
     def _permanent(
@@ -201,29 +199,22 @@ class Issuer:
         events: tuple[int, ...],
     ) -> tuple[LicenseGranted, tuple[CalProduct, LicenseKind]]:
         if product.is_per_user:  # §7.2: not decremented; usage recorded
-            schema.record_usage(db, req.user, product, now)
-            old = db.execute(
-                f"{ROW_QUERY} WHERE kind = ? AND product = ? AND user = ? ORDER BY id DESC LIMIT 1",
-                (LicenseKind.PERMANENT.value, product.value, req.user),
-            ).fetchone()
-            keypack = schema.any_keypack_of(db, product)
+            licenses.record_usage(db, req.user, product, now)
+            previous = licenses.latest_user_cal(db, product, req.user)
+            keypack = keypacks.first_keypack_of(db, product)
             expiry = now + self._lease_ms()
-            previous = LicenseRow(*old) if old else None
             row = self._write(
                 db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack, previous
             )
             granted = self._granted(row, upgraded=req.presented != b"", event_ids=events)
             return granted, (product, row.kind)
-        keypack = schema.take_from_pool(db, product, now)
+        keypack = keypacks.take_from_pool(db, product, now)
         if not keypack:  # available_by_product said otherwise: a bug, refuse loudly
             raise ServiceError(f"no {product.label} left in any key pack")
         expiry = now + self._lease_ms()
         row = self._insert(db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack)
         if temp is not None:
-            db.execute(
-                "UPDATE licenses SET status = ? WHERE id = ?",
-                (int(LicenseStatus.UPGRADED), temp.id),
-            )
+            licenses.set_license_status(db, temp.id, LicenseStatus.UPGRADED)
         granted = self._granted(row, upgraded=temp is not None, event_ids=events)
         return granted, (product, LicenseKind.PERMANENT)
 
@@ -258,55 +249,33 @@ class Issuer:
         old: LicenseRow | None,
     ) -> LicenseRow:
         status = LicenseStatus.TEMPORARY if kind is LicenseKind.TEMPORARY else LicenseStatus.ACTIVE
-        if old is None:
-            keypack_id, issued_at = keypack, now
-            for retry in (False, True):
-                license_id = self._new_license_id(db)
-                blob = self._sign(req, kind, product, license_id, issued_at, expiry)
-                try:
-                    db.execute(
-                        "INSERT INTO licenses (id, keypack_id, product, kind, status, hwid,"
-                        " machine, user, client_os, mode, terminal_server, issued_at,"
-                        " expires_at, validated, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                        " ?, ?, 0, ?)",
-                        (license_id, keypack, product.value, kind.value, int(status), req.hwid,
-                         req.machine, req.user, req.client_os.value, req.mode.value, ts.name,
-                         now, expiry, blob),
-                    )  # fmt: skip
-                    break
-                except sqlite3.IntegrityError:
-                    # The id was taken behind our back (not by this class): read MAX(id) again.
-                    self._next_license_id = None
-                    if retry:
-                        raise
-        else:
-            license_id, keypack_id, issued_at = old.id, old.keypack_id or keypack, old.issued_at
-            blob = self._sign(req, kind, product, license_id, issued_at, expiry)
-            db.execute(
-                "UPDATE licenses SET blob = ?, expires_at = ?, status = ?, machine = ?, user = ?,"
-                " hwid = ?, terminal_server = ?, keypack_id = ? WHERE id = ?",
-                (blob, expiry, int(status), req.machine, req.user, req.hwid, ts.name,
-                 keypack_id, license_id),
-            )  # fmt: skip
-        return LicenseRow(
-            license_id, keypack_id, product.value, kind.value, int(status), req.hwid,
-            req.machine, req.user, ts.name, issued_at, expiry, 0, kind.value, blob,
-            req.client_os.value, req.mode.value,
+        row = LicenseRow(
+            0, keypack, product, kind, status, req.hwid, req.machine, req.user, ts.name, now,
+            expiry, False, b"", req.client_os.value, req.mode.value,
         )  # fmt: skip
+        if old is not None:  # renewed or re-issued: same id, pool and issue date
+            row.id, row.keypack_id, row.issued_at = old.id, old.keypack_id or keypack, old.issued_at
+            row.blob = self._sign(req, row)
+            licenses.update_license(db, row)
+            return row
+        for retry in (False, True):
+            row.id = self._new_license_id(db)
+            row.blob = self._sign(req, row)
+            try:
+                licenses.insert_license(db, row)
+                break
+            except sqlite3.IntegrityError:
+                # The id was taken behind our back (not by this class): read MAX(id) again.
+                self._next_license_id = None
+                if retry:
+                    raise
+        return row
 
-    def _sign(
-        self,
-        req: Request,
-        kind: LicenseKind,
-        product: CalProduct,
-        license_id: int,
-        issued_at: int,
-        expiry: int,
-    ) -> bytes:
+    def _sign(self, req: Request, row: LicenseRow) -> bytes:
         body = LicenseBody(
-            license_id=license_id,
-            kind=kind,
-            product=product,
+            license_id=row.id,
+            kind=row.kind,
+            product=row.product,
             hwid=req.hwid,
             machine=req.machine,
             user=req.user,
@@ -314,17 +283,15 @@ class Issuer:
             mode=req.mode,
             issuer=self.config.name,
             license_server_id=self.activation.license_server_id,
-            issued_at=issued_at,
-            expires_at=expiry,
+            issued_at=row.issued_at,
+            expires_at=row.expires_at,
         )
         return sign_license(self.activation.key, self.activation.chain, body)
 
     def _new_license_id(self, db: sqlite3.Connection) -> int:
         """The id for a new license row: read once, then counted here."""
         if self._next_license_id is None:
-            (self._next_license_id,) = db.execute(
-                "SELECT COALESCE(MAX(id), 0) + 1 FROM licenses"
-            ).fetchone()
+            self._next_license_id = licenses.next_license_id(db)
         license_id = self._next_license_id
         self._next_license_id = license_id + 1
         return license_id

@@ -2,31 +2,19 @@
 
 Contract: plain values, no I/O. `Request` is a client's license request as its terminal
 server relays it; `TerminalServer` the authenticated requester; `Outcome` what one decision
-produced (handed back from the store operation); `LicenseRow` one row of `ROW_QUERY`;
-`ts_cert_validity` the five-year window of a terminal-server certificate.
+produced (handed back from the store operation); `ts_cert_validity` the five-year window of a
+terminal-server certificate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from tslic.protocol.clock import to_datetime
-from tslic.protocol.domain import (
-    CalProduct,
-    ClientOS,
-    LicenseKind,
-    LicenseStatus,
-    LicensingMode,
-    WindowsVersion,
-)
+from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode, WindowsVersion
 from tslic.protocol.errors import ServiceError
 from tslic.protocol.messages.licensing import LicenseGranted, Referral
-
-from . import schema
-
-ROW_QUERY = f"SELECT {schema.LICENSE_COLUMNS}, kind, blob, client_os, mode FROM licenses"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,27 +51,7 @@ class Outcome:
     available: dict[CalProduct, int] = field(default_factory=dict)
 
 
-class LicenseRow:
-    """One licenses row (the columns of `ROW_QUERY`)."""
-
-    __slots__ = (
-        "blob", "client_os", "expires_at", "hwid", "id", "issued_at", "keypack_id", "kind",
-        "machine", "mode", "product", "status", "terminal_server", "user", "validated",
-    )  # fmt: skip
-
-    def __init__(self, *row: Any) -> None:
-        (self.id, self.keypack_id, product, _kind, status, hwid, self.machine, self.user,
-         self.terminal_server, self.issued_at, self.expires_at, validated, kind, blob,
-         self.client_os, self.mode) = row  # fmt: skip
-        self.product = CalProduct(product)
-        self.kind = LicenseKind(kind)
-        self.status = LicenseStatus(status)
-        self.hwid = bytes(hwid)
-        self.validated = bool(validated)
-        self.blob = bytes(blob) if blob is not None else b""
-
-
-def ts_cert_validity(now: int) -> tuple[Any, Any]:
+def ts_cert_validity(now: int) -> tuple[datetime, datetime]:
     """Validity window of a terminal-server certificate issued at `now` (five years)."""
     start = to_datetime(now)
     return start - timedelta(days=1), start + timedelta(days=5 * 365)

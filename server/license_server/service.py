@@ -53,9 +53,9 @@ from tslic.protocol.policy import ls_serves_ts
 from tslic.runtime.clock import Clock
 from tslic.runtime.service import Peer
 
-from . import schema
 from .activation import Activation
 from .config import EVENT_ACCESS_DENIED, Config, event
+from .db import keypacks, licenses, settings
 from .issuance import Issuer
 from .metrics import Metrics
 from .policies import Policies
@@ -224,12 +224,10 @@ class LicensingService:
         leaf = chain[-1]
 
         def op(db: sqlite3.Connection) -> str | None:
-            row = db.execute(
-                "SELECT name, expires_at, cert FROM ts_certs WHERE public_key = ?", (peer.key,)
-            ).fetchone()
-            if row is None or bytes(row[2]) != leaf or row[1] <= now:
+            issued = settings.ts_certificate_for(db, peer.key)
+            if issued is None or issued.cert != leaf or issued.expires_at <= now:
                 return None
-            return str(row[0])
+            return issued.name
 
         now = self.clock.now()
         name = await self.store.run_op(op)
@@ -301,7 +299,7 @@ class LicensingService:
 
         def op(db: sqlite3.Connection) -> bytes:
             self.policies.admit(name)
-            serial = schema.next_counter(db, "serial")
+            serial = settings.next_counter(db, "serial")
             cert = issue_terminal_server_cert(
                 activation.key,
                 issuer_cert,
@@ -313,13 +311,12 @@ class LicensingService:
                 serial=serial,
             )
             der = cert_to_der(cert)
-            db.execute(
-                "INSERT OR REPLACE INTO ts_certs (public_key, name, domain, site, version,"
-                " serial, issued_at, expires_at, cert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (req.public_key, name, req.domain, req.site, int(req.version), serial, now,
-                 int(not_after.timestamp() * 1000), der),
+            settings.save_ts_certificate(
+                db, public_key=req.public_key, name=name, domain=req.domain, site=req.site,
+                version=int(req.version), serial=serial, issued_at=now,
+                expires_at=int(not_after.timestamp() * 1000), cert=der,
             )  # fmt: skip
-            schema.audit(db, at=now, what="ts-certificate", actor=name, serial=serial)
+            settings.audit(db, at=now, what="ts-certificate", actor=name, serial=serial)
             return der
 
         try:
@@ -336,39 +333,32 @@ class LicensingService:
 
         def op(db: sqlite3.Connection) -> LicenseMarked | LicenseReturned:
             self.policies.admit(ts.name)
-            row = db.execute(
-                "SELECT terminal_server, hwid, kind, status, keypack_id, product, validated"
-                " FROM licenses WHERE id = ?",
-                (req.license_id,),
-            ).fetchone()
-            if row is None:
+            holder = licenses.license_holder(db, req.license_id)
+            if holder is None:
                 raise ServiceError(
                     f"no license {req.license_id} was issued by this license server",
                     code=ErrorCode.LICENSE_NOT_FOUND,
                 )
-            owner, hwid, kind, status, keypack, product, _validated = row
+            owner = holder.terminal_server
             if owner != ts.name:
                 raise ServiceError(
                     f"license {req.license_id} belongs to terminal server {owner}, not {ts.name}",
                     code=ErrorCode.WRONG_TERMINAL_SERVER,
                 )
-            if bytes(hwid) != req.hwid:
+            if holder.hwid != req.hwid:
                 raise ServiceError(
                     f"license {req.license_id} was issued to another device",
                     code=ErrorCode.HWID_MISMATCH,
                 )
             if isinstance(req, MarkLicense):
-                db.execute("UPDATE licenses SET validated = 1 WHERE id = ?", (req.license_id,))
-                schema.audit(db, at=now, what="validated", actor=ts.name, license=req.license_id)
+                licenses.mark_validated(db, req.license_id)
+                settings.audit(db, at=now, what="validated", actor=ts.name, license=req.license_id)
                 return LicenseMarked(license_id=req.license_id, validated=True)
-            if LicenseStatus(status) in (LicenseStatus.ACTIVE, LicenseStatus.TEMPORARY):
-                if LicenseKind(kind) is LicenseKind.PERMANENT and not product.endswith("user-cal"):
-                    schema.return_to_pool(db, int(keypack))
-                db.execute(
-                    "UPDATE licenses SET status = ? WHERE id = ?",
-                    (int(LicenseStatus.RETURNED), req.license_id),
-                )
-                schema.audit(db, at=now, what="returned", actor=ts.name, license=req.license_id)
+            if holder.status in (LicenseStatus.ACTIVE, LicenseStatus.TEMPORARY):
+                if holder.kind is LicenseKind.PERMANENT and not holder.product.is_per_user:
+                    keypacks.return_to_pool(db, holder.keypack_id)
+                licenses.set_license_status(db, req.license_id, LicenseStatus.RETURNED)
+                settings.audit(db, at=now, what="returned", actor=ts.name, license=req.license_id)
             return LicenseReturned(license_id=req.license_id)
 
         reply: LicenseMarked | LicenseReturned = await self.store.run_op(op)

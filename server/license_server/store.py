@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 import trio
 from tslic.protocol.errors import ServiceError, StorageError
 
-from .schema import SCHEMA_VERSION, create_schema
+from .db.schema import SCHEMA_VERSION, create_schema
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,224 @@
+"""Issued licenses and the per-user usage record.
+
+Contract: named queries over the `licenses` and `user_usage` tables, run inside a `Store`
+operation. The issuance path reads a device's rows (`licenses_of_device`) and writes one row
+(`insert_license` or `update_license`) in the same transaction as its pool decrement; each is
+one statement. `LicenseRow` is one row as the issuer works with it; listings leave as the
+protocol's `IssuedLicenseInfo` and `UserUsage`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from tslic.protocol.domain import CalProduct, LicenseKind, LicenseStatus
+from tslic.protocol.messages.records import IssuedLicenseInfo, UserUsage
+
+_INFO_COLUMNS = (
+    "id, keypack_id, product, kind, status, hwid, machine, user, terminal_server,"
+    " issued_at, expires_at, validated"
+)
+_ROW_QUERY = f"SELECT {_INFO_COLUMNS}, blob, client_os, mode FROM licenses"
+_FOREVER = 2**62  # an `until` of 0 means no upper bound
+_LIVE = (int(LicenseStatus.ACTIVE), int(LicenseStatus.TEMPORARY))
+
+_InfoTuple = tuple[int, int, str, str, int, bytes, str, str, str, int, int, int]
+_RowTuple = tuple[
+    int, int, str, str, int, bytes, str, str, str, int, int, int, bytes | None, str, str
+]
+
+
+@dataclass(slots=True, eq=False)
+class LicenseRow:
+    """One license row as the issuer works with it (rows are told apart by identity)."""
+
+    id: int
+    keypack_id: int
+    product: CalProduct
+    kind: LicenseKind
+    status: LicenseStatus
+    hwid: bytes
+    machine: str
+    user: str
+    terminal_server: str
+    issued_at: int
+    expires_at: int
+    validated: bool
+    blob: bytes
+    client_os: str
+    mode: str
+
+
+def _row(r: _RowTuple) -> LicenseRow:
+    return LicenseRow(
+        r[0], r[1], CalProduct(r[2]), LicenseKind(r[3]), LicenseStatus(r[4]), bytes(r[5]), r[6],
+        r[7], r[8], r[9], r[10], bool(r[11]), bytes(r[12]) if r[12] is not None else b"", r[13],
+        r[14],
+    )  # fmt: skip
+
+
+# ---- the issuance path ---------------------------------------------------------------------
+
+
+def licenses_of_device(db: sqlite3.Connection, hwid: bytes) -> list[LicenseRow]:
+    """Every license issued to the device with hardware id `hwid`, oldest first."""
+    return [_row(r) for r in db.execute(f"{_ROW_QUERY} WHERE hwid = ? ORDER BY id", (hwid,))]
+
+
+def latest_user_cal(db: sqlite3.Connection, product: CalProduct, user: str) -> LicenseRow | None:
+    """The newest permanent `product` license issued to `user` (a User CAL to re-issue)."""
+    found = db.execute(
+        f"{_ROW_QUERY} WHERE kind = ? AND product = ? AND user = ? ORDER BY id DESC LIMIT 1",
+        (LicenseKind.PERMANENT.value, product.value, user),
+    ).fetchone()
+    return None if found is None else _row(found)
+
+
+def next_license_id(db: sqlite3.Connection) -> int:
+    """The id SQLite would give the next license row (MAX(id) + 1)."""
+    (value,) = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM licenses").fetchone()
+    return int(value)
+
+
+def insert_license(db: sqlite3.Connection, row: LicenseRow) -> None:
+    """Write a new license row, whole (signed blob included).
+
+    Raises:
+        sqlite3.IntegrityError: the id is taken.
+    """
+    db.execute(
+        "INSERT INTO licenses (id, keypack_id, product, kind, status, hwid, machine, user,"
+        " client_os, mode, terminal_server, issued_at, expires_at, validated, blob)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (row.id, row.keypack_id, row.product.value, row.kind.value, int(row.status), row.hwid,
+         row.machine, row.user, row.client_os, row.mode, row.terminal_server, row.issued_at,
+         row.expires_at, int(row.validated), row.blob),
+    )  # fmt: skip
+
+
+def update_license(db: sqlite3.Connection, row: LicenseRow) -> None:
+    """Rewrite a renewed or re-issued license (its id, product and issue date stay)."""
+    db.execute(
+        "UPDATE licenses SET blob = ?, expires_at = ?, status = ?, machine = ?, user = ?,"
+        " hwid = ?, terminal_server = ?, keypack_id = ? WHERE id = ?",
+        (row.blob, row.expires_at, int(row.status), row.machine, row.user, row.hwid,
+         row.terminal_server, row.keypack_id, row.id),
+    )  # fmt: skip
+
+
+def set_license_status(db: sqlite3.Connection, license_id: int, status: LicenseStatus) -> None:
+    db.execute("UPDATE licenses SET status = ? WHERE id = ?", (int(status), license_id))
+
+
+def mark_validated(db: sqlite3.Connection, license_id: int) -> None:
+    """Record that a logon validated the license (MarkLicense)."""
+    db.execute("UPDATE licenses SET validated = 1 WHERE id = ?", (license_id,))
+
+
+class LicenseHolder(NamedTuple):
+    """Who holds a license and from which pool (MarkLicense / ReturnLicense)."""
+
+    terminal_server: str
+    hwid: bytes
+    kind: LicenseKind
+    status: LicenseStatus
+    keypack_id: int
+    product: CalProduct
+
+
+def license_holder(db: sqlite3.Connection, license_id: int) -> LicenseHolder | None:
+    row = db.execute(
+        "SELECT terminal_server, hwid, kind, status, keypack_id, product FROM licenses"
+        " WHERE id = ?",
+        (license_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    ts, hwid, kind, status, keypack, product = row
+    return LicenseHolder(
+        ts, bytes(hwid), LicenseKind(kind), LicenseStatus(status), int(keypack), CalProduct(product)
+    )
+
+
+# ---- expiry (the sweeper) ------------------------------------------------------------------
+
+
+class Expired(NamedTuple):
+    license_id: int
+    keypack_id: int
+    product: CalProduct
+    kind: LicenseKind
+
+
+def expired_licenses(db: sqlite3.Connection, now: int) -> list[Expired]:
+    """Active and temporary licenses whose expiry is at or before `now`."""
+    rows = db.execute(
+        "SELECT id, keypack_id, product, kind FROM licenses"
+        " WHERE status IN (?, ?) AND expires_at > 0 AND expires_at <= ?",
+        (*_LIVE, now),
+    ).fetchall()
+    return [Expired(int(i), int(k), CalProduct(p), LicenseKind(kind)) for i, k, p, kind in rows]
+
+
+def next_expiry(db: sqlite3.Connection) -> int:
+    """The earliest expiry of an active or temporary license (0: none)."""
+    (value,) = db.execute(
+        "SELECT MIN(expires_at) FROM licenses WHERE status IN (?, ?) AND expires_at > 0", _LIVE
+    ).fetchone()
+    return int(value or 0)
+
+
+# ---- listings ------------------------------------------------------------------------------
+
+
+def _info(row: _InfoTuple) -> IssuedLicenseInfo:
+    lid, kid, product, kind, status, hwid, machine, user, ts, issued, expires, validated = row
+    return IssuedLicenseInfo(
+        license_id=lid,
+        keypack_id=kid,
+        product=CalProduct(product),
+        kind=LicenseKind(kind),
+        status=LicenseStatus(status),
+        machine=machine,
+        user=user,
+        hwid=bytes(hwid),
+        terminal_server=ts,
+        issued_at=issued,
+        expires_at=expires,
+        validated=bool(validated),
+    )
+
+
+def list_licenses(db: sqlite3.Connection, since: int, until: int) -> list[IssuedLicenseInfo]:
+    """Licenses issued in [since, until] (until 0: no upper bound), oldest first."""
+    rows = db.execute(
+        f"SELECT {_INFO_COLUMNS} FROM licenses WHERE issued_at >= ? AND issued_at <= ?"
+        " ORDER BY issued_at, id",
+        (since, until or _FOREVER),
+    ).fetchall()
+    return [_info(row) for row in rows]
+
+
+def record_usage(db: sqlite3.Connection, user: str, product: CalProduct, now: int) -> None:
+    """Count one connection of `user` under a User CAL of `product` (the per-user report)."""
+    db.execute(
+        "INSERT INTO user_usage (user, product, connections, first_seen, last_seen)"
+        " VALUES (?, ?, 1, ?, ?) ON CONFLICT(user, product) DO UPDATE SET"
+        " connections = connections + 1, last_seen = excluded.last_seen",
+        (user, product.value, now, now),
+    )
+
+
+def list_usage(db: sqlite3.Connection, since: int, until: int) -> list[UserUsage]:
+    """Per-user usage seen in [since, until] (until 0: no upper bound), by user."""
+    rows = db.execute(
+        "SELECT user, product, connections, first_seen, last_seen FROM user_usage"
+        " WHERE last_seen >= ? AND first_seen <= ? ORDER BY user, product",
+        (since, until or _FOREVER),
+    ).fetchall()
+    return [
+        UserUsage(user=u, product=CalProduct(p), connections=c, first_seen=f, last_seen=last)
+        for u, p, c, f, last in rows
+    ]
