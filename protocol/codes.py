@@ -45,10 +45,12 @@ OPEN_AUTHORIZATION_LENGTH = 15
 AGREEMENT_NUMBER_DIGITS = 7
 XP_PRODUCT_KEY_LENGTH = 25
 
-# KB839878 (§1.2, §4.4): the wizard's text when a key pack cannot be installed.
+# KB839878 (§1.2, §4.4): the wizard's message number and text when a key pack cannot be
+# installed.
+WIZARD_MESSAGE_NUMBER = "0x13A7"
 WIZARD_MESSAGE = (
     "Licensing Wizard was unable to install the client license key pack. Please verify your"
-    " entry and try this operation again. (Message Number 0x13A7)"
+    f" entry and try this operation again. (Message Number {WIZARD_MESSAGE_NUMBER})"
 )
 
 GROUP = 5

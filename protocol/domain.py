@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import enum
 
+# The License Server Security Group: 2003 TechNet spells it "Terminal Services Computers",
+# termsrv event 1043 and later documents "Terminal Server Computers"; both name one group (§7.3).
+SECURITY_GROUP_NAMES = ("Terminal Services Computers", "Terminal Server Computers")
+# The Active Directory site a computer is in when none was configured.
+DEFAULT_SITE = "Default-First-Site-Name"
+
 
 class WindowsVersion(enum.IntEnum):
     """Product generation of a license server or terminal server."""

@@ -33,7 +33,14 @@ KEY_LEN = 32
 SIG_LEN = 64
 DEFAULT_WINDOW_MS = 300_000
 """Default freshness window: 300 s either side (Kerberos' customary skew). Daemons on a fast
-virtual clock scale it by the clock's speed, so it always spans 300 real seconds."""
+virtual clock scale it by the clock's speed (`window_for_speed`), so it always spans 300 real
+seconds."""
+
+
+def window_for_speed(speed: float, real_ms: int = DEFAULT_WINDOW_MS) -> int:
+    """The freshness window in virtual ms for a clock running `speed` times real time, so
+    that it spans `real_ms` real milliseconds (never less than `real_ms` virtual ones)."""
+    return int(real_ms * max(1.0, speed))
 
 
 @dataclass(frozen=True, slots=True)

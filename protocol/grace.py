@@ -20,24 +20,17 @@ number for event 1009), and the discovery intervals of `DiscoveryIntervals` (§2
 from __future__ import annotations
 
 import dataclasses
-import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .domain import WindowsVersion
+from .events import TermsrvEvent
 from .policy import GraceEnd, ensure_aware
 
 # Our choice (uncertain): event 1009 is logged once fewer than 15 days of grace are left.
 GRACE_WARNING_DAYS = 15
 
 _DAY = timedelta(days=1)
-
-
-class TermsrvEvent(enum.IntEnum):
-    """Terminal-server (termsrv) events about the grace period (§3.1, §7.4)."""
-
-    GRACE_EXPIRED = 1008  # grace expired, not registered with a license server with licenses
-    GRACE_EXPIRING = 1009  # grace period about to expire on %1
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

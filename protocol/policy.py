@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from .domain import ActivationState, CalProduct, ClientOS, LicensingMode, WindowsVersion
 from .errors import ErrorCode
+from .events import LsEvent
 from .leases import LEASE_MAX_DAYS as LEASE_MAX_DAYS
 from .leases import LEASE_MIN_DAYS as LEASE_MIN_DAYS
 from .leases import RENEWAL_WINDOW_DAYS as RENEWAL_WINDOW_DAYS
@@ -64,13 +65,6 @@ class DecisionKind(enum.StrEnum):
     TEMPORARY = "temporary"
     REFUSE = "refuse"
     REFER = "refer"
-
-
-class LsEvent(enum.IntEnum):
-    """License-server event ids (Windows Server 2008 numbering, §7.5)."""
-
-    NOT_ACTIVATED = 18
-    NO_PERMANENT_LICENSE = 21  # TLS_W_NOPERMLICENSE
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -165,6 +159,23 @@ _PERMANENT_PREFERENCE: dict[tuple[WindowsVersion, LicensingMode], tuple[CalProdu
     (W2003, LicensingMode.PER_DEVICE): (CalProduct.W2003_DEVICE_CAL,),
     (W2003, LicensingMode.PER_USER): (CalProduct.W2003_USER_CAL,),
 }
+_ACCEPTED = {
+    (ts, mode): frozenset(products) | ({CalProduct.W2000_BUILT_IN} if ts is W2000 else frozenset())
+    for (ts, mode), products in _PERMANENT_PREFERENCE.items()
+}
+
+
+def accepted_as_is(ts_version: WindowsVersion, mode: LicensingMode) -> frozenset[CalProduct]:
+    """The permanent products a terminal server accepts without asking for a new license.
+
+    Args:
+        ts_version: the terminal server's version; mode: its licensing mode.
+
+    Returns:
+        Its preferred CALs (`permanent_products` before the license server's own limits),
+        plus, on Windows 2000, the built-in license of Windows 2000 clients (§1.3).
+    """
+    return _ACCEPTED.get((ts_version, mode), frozenset())
 
 
 def ls_serves_ts(ls_version: WindowsVersion, ts_version: WindowsVersion) -> bool:

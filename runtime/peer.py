@@ -24,6 +24,7 @@ from tslic.protocol import (
     ServiceError,
 )
 from tslic.protocol.domain import PeerRole
+from tslic.protocol.envelope import window_for_speed
 from tslic.protocol.messages import Error, Hello, Welcome
 from tslic.protocol.trio_stream import MessageStream
 
@@ -80,7 +81,7 @@ async def open_peer(
         our_role=Direction.CLIENT,
         key=key,
         nonce_source=lambda: os.urandom(16),
-        window=int(300_000 * max(1.0, clock.speed)),
+        window=window_for_speed(clock.speed),
         clock_view=clock_view(clock),
     )
     stream = PeerStream(tcp, conn, clock.now)

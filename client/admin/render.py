@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from tslic.protocol.clock import format_date
 from tslic.protocol.codec import to_wire
+from tslic.protocol.domain import SECURITY_GROUP_NAMES
 from tslic.protocol.messages import Message
 from tslic.protocol.messages.admin import (
     AdminActivationStep,
@@ -74,7 +75,7 @@ def status_table(reply: AdminStatus) -> Table:
         ("Required information", f"{c.first_name} {c.last_name}, {c.company}, {c.country}"),
         ("E-mail", c.email or "-"),
         ("Security group policy", "enabled" if st.security_group_enabled else "disabled"),
-        ("Terminal Services Computers", ", ".join(st.security_group_members) or "(empty)"),
+        (SECURITY_GROUP_NAMES[0], ", ".join(st.security_group_members) or "(empty)"),
         ("  at the next start (local list)", _pending(st.security_group_pending)),
         ("Prevent License Upgrade", "on" if st.prevent_upgrade else "off"),
     ]

@@ -40,7 +40,13 @@ from cryptography import x509
 from tslic.protocol import ConnectionLost, Conversation, ErrorCode, Message, ServiceError
 from tslic.protocol.clock import to_datetime
 from tslic.protocol.discovery import Candidate, discovery_order, preferred_servers
-from tslic.protocol.domain import Connectivity, HowDiscovered, PeerRole, WindowsVersion
+from tslic.protocol.domain import (
+    DEFAULT_SITE,
+    Connectivity,
+    HowDiscovered,
+    PeerRole,
+    WindowsVersion,
+)
 from tslic.protocol.errors import ProtocolError, TslicError
 from tslic.protocol.messages.directory import (
     DirQueryDomainControllers,
@@ -170,7 +176,7 @@ class LicenseServers:
         controllers: list[str] = []
         if cfg.in_domain and cfg.directory:
             for query in (
-                DirQueryEnterprise(site=cfg.site or "Default-First-Site-Name"),
+                DirQueryEnterprise(site=cfg.site or DEFAULT_SITE),
                 DirQueryDomainControllers(domain=cfg.domain),
             ):
                 servers = await directory_servers(self._directory, query)

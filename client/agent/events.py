@@ -1,8 +1,9 @@
 """The terminal server's event log: termsrv event ids with paraphrased messages.
 
 Contract:
-- `EventId` holds the real termsrv.dll ids the agent logs (tslicensing.md §3, §7.4): 1004,
-  1008-1011, 1026-1028, 1043, 1044. Messages are paraphrased (quoted only where §7.4 quotes).
+- `EventId` (protocol.events.TermsrvEvent) holds the real termsrv.dll ids the agent logs
+  (tslicensing.md §3, §7.4): 1004, 1008-1011, 1026-1028, 1043, 1044. Messages are
+  paraphrased (quoted only where §7.4 quotes).
 - `EventLog` appends one JSON object per line to `events.jsonl` in the data directory, flushed
   and fsynced before `log` returns, so an event survives a crash. A torn last line (a crash in
   the middle of a write) is skipped when reading, never fatal.
@@ -11,7 +12,6 @@ Contract:
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 from dataclasses import dataclass
@@ -20,24 +20,14 @@ from typing import Any
 
 from tslic.protocol.clock import format_date
 from tslic.protocol.errors import StorageError
+from tslic.protocol.events import TermsrvEvent
 
 EVENTS_FILE = "events.jsonl"
 SOURCE = "TermService"
 
 
-class EventId(enum.IntEnum):
-    """termsrv.dll event ids (§7.4)."""
-
-    CANNOT_ISSUE_LICENSE = 1004
-    GRACE_EXPIRED = 1008
-    GRACE_EXPIRING = 1009
-    NO_LICENSE_SERVER = 1010
-    TEMPORARY_EXPIRED = 1011
-    NO_LICENSE_SERVER_DOMAIN = 1026
-    NO_LICENSE_SERVER_WORKGROUP = 1027
-    PERMANENT_NOT_RENEWED = 1028
-    NOT_IN_TS_COMPUTERS_GROUP = 1043
-    CONVERTED_TO_PER_USER = 1044
+# The ids are defined once, in the protocol package; the agent's name for them.
+EventId = TermsrvEvent
 
 
 _TEMPLATES: dict[EventId, tuple[str, str]] = {

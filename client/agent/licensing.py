@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 from tslic.protocol import ErrorCode, Message, ServiceError
 from tslic.protocol.clock import to_datetime
-from tslic.protocol.domain import CalProduct, LicenseKind, LicensingMode, WindowsVersion
+from tslic.protocol.domain import LicenseKind, LicensingMode
 from tslic.protocol.errors import ProtocolError
 from tslic.protocol.licenses import SignedLicense, open_license, verify_license
 from tslic.protocol.messages import Goodbye
@@ -64,7 +64,7 @@ from tslic.protocol.messages.rdp import (
     UpgradeLicense,
 )
 from tslic.protocol.messages.records import LicenseBody, ProductInfo
-from tslic.protocol.policy import GraceEnd, is_expired, needs_renewal
+from tslic.protocol.policy import GraceEnd, accepted_as_is, is_expired, needs_renewal
 from tslic.runtime.clock import Clock
 
 from ..rdp import texts
@@ -83,15 +83,6 @@ LOGON_FAILED = (
     "The system could not log you on. Make sure your User name and domain are correct, then "
     "type your password again."
 )
-
-# Permanent products a terminal server accepts as they are, per (version, mode) (§1.2, §7.2).
-_FITS: dict[tuple[WindowsVersion, LicensingMode], frozenset[CalProduct]] = {
-    (WindowsVersion.W2000, LicensingMode.PER_DEVICE): frozenset(
-        {CalProduct.W2000_TS_CAL, CalProduct.W2003_DEVICE_CAL, CalProduct.W2000_BUILT_IN}
-    ),
-    (WindowsVersion.W2003, LicensingMode.PER_DEVICE): frozenset({CalProduct.W2003_DEVICE_CAL}),
-    (WindowsVersion.W2003, LicensingMode.PER_USER): frozenset({CalProduct.W2003_USER_CAL}),
-}
 
 
 class Licensing(GraceKeeper):
@@ -308,7 +299,7 @@ class Licensing(GraceKeeper):
         renew = expires is not None and needs_renewal(expires, dt)
         per_user = self.config.mode is LicensingMode.PER_USER
         temporary = body.kind is LicenseKind.TEMPORARY
-        fits = body.product in _FITS[(self.config.version, self.config.mode)]
+        fits = body.product in accepted_as_is(self.config.version, self.config.mode)
         if not temporary and fits and not renew:
             return await self._valid_client(stream)
         if temporary and per_user and not expired:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import trio
 from rich.console import Console
+from tslic.protocol.domain import DEFAULT_SITE
 from tslic.protocol.errors import TslicError
 from tslic.runtime.args import add_clock_arguments, clock_source
 from tslic.runtime.peer import split_address
@@ -77,7 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fleet.add_argument("--seed", type=int, help="derive every key and choice from this seed")
     fleet.add_argument("--domain", default="LOAD", help="the terminal servers' domain")
-    fleet.add_argument("--site", default="Default-First-Site-Name", help="their site")
+    fleet.add_argument("--site", default=DEFAULT_SITE, help="their site")
     run = parser.add_argument_group("generators and checks")
     run.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes")
     run.add_argument("--shard", help="run only shard i of n (i/n) and write a results file")

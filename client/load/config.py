@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from tslic.protocol.domain import ClientOS
+from tslic.protocol.domain import DEFAULT_SITE, ClientOS
 from tslic.runtime.args import ClockSource
 
 from .errors import UsageError
@@ -97,7 +97,7 @@ class LoadConfig:
     max_lag: float = 0.050  # generator lateness bound at p99 (seconds)
     cpu_limit: float | None = 0.95  # CPU share of wall time that marks a generator saturated
     domain: str = "LOAD"
-    site: str = "Default-First-Site-Name"
+    site: str = DEFAULT_SITE
     devices_kept: int = 64  # licensed devices remembered per agent (per RDP driver: x32)
     rdp_agents: tuple[str, ...] = ()  # full-stack mode: addresses of terminal-server agents
     clock: ClockSource = field(default_factory=ClockSource)  # the deployment's (runtime.args)

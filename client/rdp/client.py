@@ -27,6 +27,7 @@ from cryptography import x509
 from tslic.protocol import Connection, ConnectionLost, Conversation, Direction
 from tslic.protocol.clock import MS_PER_DAY, format_date, to_datetime
 from tslic.protocol.domain import ClientOS
+from tslic.protocol.envelope import window_for_speed
 from tslic.protocol.errors import (
     ErrorCode,
     ProtocolError,
@@ -317,7 +318,7 @@ async def connect(
                 our_role=Direction.CLIENT,
                 key=key,
                 nonce_source=lambda: os.urandom(16),
-                window=int(300_000 * max(1.0, clock.speed)),
+                window=window_for_speed(clock.speed),
                 clock_view=clock_view(clock),
             )
             stream = MessageStream(tcp, conn, clock.now)

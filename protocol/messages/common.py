@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..domain import PeerRole
 from ..errors import ErrorCode
+from ..framing import DEFAULT_MAX_FRAME
 from .base import Conversation, Message, MessageType, invalid, message, require_len
 
 _REQUEST_REPLY = (
@@ -61,7 +62,7 @@ class Welcome(Message):
     version: int
     cert_chain: tuple[bytes, ...] = ()
     features: tuple[str, ...] = ()
-    max_frame: int = 65536
+    max_frame: int = DEFAULT_MAX_FRAME
     server_time: int = 0  # the server's virtual clock, ms since the epoch
 
 

@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tslic.protocol.domain import SECURITY_GROUP_NAMES
 from tslic.protocol.errors import ErrorCode, ServiceError
 
 VERSIONS = (2000, 2003)
-# §7.3: 2003 TechNet spells the License Server Security Group "Terminal Services Computers";
-# the 2003 termsrv event 1043 and later docs say "Terminal Server Computers". Both are one group.
-TS_GROUP_NAMES = ("Terminal Services Computers", "Terminal Server Computers")
+TS_GROUP_NAMES = SECURITY_GROUP_NAMES  # both spellings of one group (§7.3)
 
 # NetBIOS-style names (computers, domains' NetBIOS names); also used by topology.py.
 NETBIOS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$")

@@ -36,6 +36,7 @@ from tslic.protocol.clock import to_datetime
 from tslic.protocol.codec import pack, unpack_untrusted
 from tslic.protocol.domain import ActivationMethod, ActivationState, PeerRole
 from tslic.protocol.errors import ConnectionLost, ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.events import LsEvent
 from tslic.protocol.messages import Conversation, Message
 from tslic.protocol.messages.admin import ActivationAction, AdminActivationStep
 from tslic.protocol.messages.clearinghouse import (
@@ -58,7 +59,7 @@ from tslic.protocol.pki import (
 from tslic.runtime.clock import Clock
 from tslic.runtime.peer import open_peer
 
-from .config import EVENT_ACTIVATED, Config, event
+from .config import Config, event
 from .db import settings
 
 if TYPE_CHECKING:
@@ -307,7 +308,7 @@ class Activation:
         chain = tuple(cert_to_der(c) for c in certs)
         await self._store_state(state, reply.license_server_id, chain, actor, str(action))
         event(
-            EVENT_ACTIVATED,
+            LsEvent.ACTIVATED,
             f"The license server {self.config.name} has been {state}"
             f" (License Server ID {reply.license_server_id}).",
             license_server_id=reply.license_server_id,
@@ -329,7 +330,7 @@ class Activation:
                 settings.set_meta(db, "license_server_id", lsid)
             if chain is not None:
                 settings.set_blob(db, "chain", pack(list(chain)))
-            ev = EVENT_ACTIVATED if chain is not None else 0
+            ev = LsEvent.ACTIVATED if chain is not None else 0
             settings.audit(db, at=now, what=str(state), actor=actor, event_id=ev, how=how)
 
         await self.store.run_op(op)

@@ -21,6 +21,7 @@ import sqlite3
 from tslic.protocol import codes
 from tslic.protocol.domain import CalProduct, PeerRole, Program
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.events import LsEvent
 from tslic.protocol.licenses import open_grant
 from tslic.protocol.messages import Conversation, Message, Welcome
 from tslic.protocol.messages.admin import (
@@ -45,7 +46,7 @@ from tslic.runtime.clock import Clock
 from tslic.runtime.service import Peer
 
 from .activation import Activation
-from .config import EVENT_ACCESS_DENIED, EVENT_POLICY_MODULE, Config, event
+from .config import Config, event
 from .db import keypacks, licenses, settings
 from .metrics import Metrics
 from .policies import Policies
@@ -84,7 +85,9 @@ class AdminService:
     async def on_hello(self, peer: Peer) -> Welcome:
         if peer.key != self.admin_public:
             why = "this key is not the license server's administrator credential"
-            event(EVENT_ACCESS_DENIED, f"refused admin {peer.hello.name} at {peer.address}: {why}")
+            event(
+                LsEvent.ACCESS_DENIED, f"refused admin {peer.hello.name} at {peer.address}: {why}"
+            )
             raise ServiceError(why, code=ErrorCode.ACCESS_DENIED)
         return Welcome(
             role=PeerRole.LICENSE_SERVER,
@@ -187,7 +190,7 @@ class AdminService:
     async def _refuse_product(self, product: CalProduct, actor: str) -> None:
         now = self.clock.now()
         event(
-            EVENT_POLICY_MODULE,
+            LsEvent.POLICY_MODULE,
             POLICY_MODULE_TEXT,
             product=product.value,
             source="TermServLicensing",
@@ -195,7 +198,7 @@ class AdminService:
 
         def op(db: sqlite3.Connection) -> None:
             settings.audit(
-                db, at=now, what="keypack-refused", actor=actor, event_id=EVENT_POLICY_MODULE,
+                db, at=now, what="keypack-refused", actor=actor, event_id=LsEvent.POLICY_MODULE,
                 product=product.value, text=POLICY_MODULE_TEXT,
             )  # fmt: skip
 
@@ -204,7 +207,10 @@ class AdminService:
             f"{codes.WIZARD_MESSAGE} A {self.config.version.label} license server cannot hold"
             f" {product.label}s (event 41: {POLICY_MODULE_TEXT}).",
             code=ErrorCode.KEYPACK_NOT_SUPPORTED,
-            detail={"message_number": "0x13A7", "event_id": str(EVENT_POLICY_MODULE)},
+            detail={
+                "message_number": codes.WIZARD_MESSAGE_NUMBER,
+                "event_id": str(LsEvent.POLICY_MODULE),
+            },
         )
 
     async def _install(self, req: AdminInstallKeyPack, actor: str) -> AdminKeyPackInstalled:

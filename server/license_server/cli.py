@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from tslic.protocol.domain import ServerRole, WindowsVersion
+from tslic.protocol.domain import DEFAULT_SITE, ServerRole, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.runtime.args import (
     add_clock_arguments,
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role", choices=[r.value for r in ServerRole], default="domain")
     parser.add_argument("--name", default="LICSRV", help="computer name (default LICSRV)")
     parser.add_argument("--domain", default="TSLIC")
-    parser.add_argument("--site", default="Default-First-Site-Name")
+    parser.add_argument("--site", default=DEFAULT_SITE)
     parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
     parser.add_argument("--clearinghouse", default="", help="Clearinghouse HOST:PORT")
     parser.add_argument("--directory", default="", help="directory HOST:PORT")

@@ -16,20 +16,10 @@ from typing import Any
 
 from cryptography import x509
 from tslic.protocol.clock import MS_PER_DAY
-from tslic.protocol.domain import CalProduct, ServerRole, WindowsVersion
+from tslic.protocol.domain import DEFAULT_SITE, CalProduct, ServerRole, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
 
 events_log = logging.getLogger("tslic.license_server.events")
-
-# License-server event ids (tslicensing.md §7.5).
-EVENT_STARTED = 0
-EVENT_STOPPED = 3
-EVENT_ACTIVATED = 4
-EVENT_NOT_ACTIVATED = 18
-EVENT_NO_PERMANENT_LICENSE = 21  # TLS_W_NOPERMLICENSE
-EVENT_POLICY_MODULE = 41  # TermServLicensing: can't initialize policy module (KB839878)
-EVENT_PUBLISHED = 64
-EVENT_ACCESS_DENIED = 5003  # TLS_E_ACCESS_DENIED, used as the id of refusal records
 
 ALL_PRODUCTS: tuple[CalProduct, ...] = (
     CalProduct.W2000_TS_CAL,
@@ -80,7 +70,7 @@ class Config:
     version: WindowsVersion
     role: ServerRole = ServerRole.DOMAIN
     domain: str = "TSLIC"
-    site: str = "Default-First-Site-Name"
+    site: str = DEFAULT_SITE
     data_dir: Path
     clearinghouse: str = ""  # HOST:PORT
     directory: str = ""  # HOST:PORT
@@ -102,5 +92,5 @@ def event(event_id: int, message: str, *, level: int = logging.INFO, **fields: A
         "event %d: %s",
         event_id,
         message,
-        extra={"event_id": event_id, "event_fields": fields, "event_text": message},
+        extra={"event_id": int(event_id), "event_fields": fields, "event_text": message},
     )

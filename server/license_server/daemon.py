@@ -23,6 +23,7 @@ from pathlib import Path
 
 import trio
 from tslic.protocol.domain import (
+    SECURITY_GROUP_NAMES,
     CalProduct,
     LicenseKind,
     LicenseStatus,
@@ -30,6 +31,7 @@ from tslic.protocol.domain import (
     ServerRole,
 )
 from tslic.protocol.errors import ErrorCode, ServiceError, TslicError
+from tslic.protocol.events import LsEvent
 from tslic.protocol.messages import Conversation
 from tslic.protocol.messages.directory import DirGroup, DirGroupMembers, DirPublish, DirRegister
 from tslic.protocol.pki import raw_public_key
@@ -40,11 +42,11 @@ from tslic.runtime.service import Limits, Server
 
 from .activation import Activation
 from .admin import AdminService
-from .config import EVENT_PUBLISHED, EVENT_STARTED, Config, event
+from .config import Config, event
 from .db import keypacks, licenses, settings
 from .issuance import Issuer
 from .metrics import Metrics
-from .policies import SECURITY_GROUP_ALIASES, Policies
+from .policies import Policies
 from .service import LicensingService
 from .store import Store
 
@@ -154,7 +156,7 @@ class LicenseServer:
                 except OSError as exc:
                     raise listen_error(host, port, exc) from None
                 await self._announce_to_directory()
-                event(EVENT_STARTED, f"license server {self.config.name} started")
+                event(LsEvent.STARTED, f"license server {self.config.name} started")
                 task_status.started(self.address)
             outer.cancel_scope.cancel()
 
@@ -186,7 +188,7 @@ class LicenseServer:
                                 credential=cfg.enterprise_credential,
                             )
                         )
-                        event(EVENT_PUBLISHED, f"{cfg.name} published in site {cfg.site}")
+                        event(LsEvent.PUBLISHED, f"{cfg.name} published in site {cfg.site}")
         except (TslicError, trio.TooSlowError) as exc:
             # Terminal servers can still be pointed at us directly; say why discovery fails.
             log.warning("could not register with the directory at %s: %s", cfg.directory, exc)
@@ -197,7 +199,7 @@ class LicenseServer:
         as membership changes took effect only when the service restarted."""
         members: set[str] = set()
         for scope in (self.config.name, self.config.domain):
-            for spelling in SECURITY_GROUP_ALIASES:
+            for spelling in SECURITY_GROUP_NAMES:
                 try:
                     reply = await stream.request(DirGroupMembers(group=f"{scope}\\{spelling}"))
                 except ServiceError:

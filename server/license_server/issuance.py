@@ -34,6 +34,7 @@ from tslic.protocol.domain import (
     LicensingMode,
 )
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.events import LsEvent
 from tslic.protocol.licenses import open_license, sign_license, verify_license
 from tslic.protocol.messages.licensing import LicenseGranted, Referral
 from tslic.protocol.messages.records import LicenseBody, ServerRef
@@ -49,7 +50,7 @@ from tslic.protocol.policy import (
 )
 
 from .activation import Activation
-from .config import EVENT_NO_PERMANENT_LICENSE, EVENT_NOT_ACTIVATED, Config, event
+from .config import Config, event
 from .db import keypacks, licenses, settings
 from .db.licenses import LicenseRow
 from .policies import Policies
@@ -356,12 +357,12 @@ class Issuer:
         return next((p for p in self.config.peers if product in p.products), None)
 
     def _event_text(self, event_id: int, ts: TerminalServer, req: Request) -> str:
-        if event_id == EVENT_NOT_ACTIVATED:
+        if event_id == LsEvent.NOT_ACTIVATED:
             text = (
                 f"The Terminal Services license server {self.config.name} has not been"
                 " activated; it issues only temporary licenses."
             )
-        elif event_id == EVENT_NO_PERMANENT_LICENSE:
+        elif event_id == LsEvent.NO_PERMANENT_LICENSE:
             wanted = permanent_products(self.config.version, ts.version, req.mode)
             label = wanted[0].label if wanted else "?"
             text = (

@@ -13,10 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tslic.protocol.errors import ErrorCode, ServiceError
-
-# Both spellings of the group's name were in use (docs/PROTOCOL.md §7.3).
-SECURITY_GROUP_ALIASES = ("Terminal Services Computers", "Terminal Server Computers")
-EVENT_NOT_IN_GROUP = 1043  # termsrv's event, named in the refusal's detail
+from tslic.protocol.events import TermsrvEvent
 
 
 def not_in_group_text(ls_name: str) -> str:
@@ -55,5 +52,8 @@ class Policies:
             raise ServiceError(
                 not_in_group_text(self.server_name),
                 code=ErrorCode.NOT_IN_SECURITY_GROUP,
-                detail={"license_server": self.server_name, "event_id": str(EVENT_NOT_IN_GROUP)},
+                detail={
+                    "license_server": self.server_name,
+                    "event_id": str(TermsrvEvent.NOT_IN_TS_COMPUTERS_GROUP),
+                },
             )

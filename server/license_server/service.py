@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tslic.protocol.clock import to_datetime
 from tslic.protocol.domain import LicenseKind, LicenseStatus, PeerRole, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
+from tslic.protocol.events import LsEvent
 from tslic.protocol.messages import Conversation, Message, Welcome
 from tslic.protocol.messages.licensing import (
     IssueLicense,
@@ -54,7 +55,7 @@ from tslic.runtime.clock import Clock
 from tslic.runtime.service import Peer
 
 from .activation import Activation
-from .config import EVENT_ACCESS_DENIED, Config, event
+from .config import Config, event
 from .db import keypacks, licenses, settings
 from .issuance import Issuer
 from .metrics import Metrics
@@ -214,7 +215,7 @@ class LicensingService:
         return reply
 
     def _denied(self, peer: Peer, why: str) -> NoReturn:
-        event(EVENT_ACCESS_DENIED, f"refused {peer.hello.name} at {peer.address}: {why}")
+        event(LsEvent.ACCESS_DENIED, f"refused {peer.hello.name} at {peer.address}: {why}")
         raise ServiceError(why, code=ErrorCode.ACCESS_DENIED)
 
     async def _authenticate(self, peer: Peer, version: WindowsVersion) -> TerminalServer | None:

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from tslic.protocol.domain import WindowsVersion
+from tslic.protocol.events import TermsrvEvent
 from tslic.protocol.grace import (
     GRACE_WARNING_DAYS,
     DiscoveryIntervals,
     GracePeriod,
-    TermsrvEvent,
 )
 from tslic.protocol.policy import GraceEnd
 

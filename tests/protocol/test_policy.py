@@ -16,6 +16,7 @@ from tslic.protocol.domain import (
     WindowsVersion,
 )
 from tslic.protocol.errors import ErrorCode
+from tslic.protocol.events import LsEvent
 from tslic.protocol.policy import (
     LEASE_MAX_DAYS,
     LEASE_MIN_DAYS,
@@ -23,7 +24,6 @@ from tslic.protocol.policy import (
     TEMPORARY_DAYS,
     DecisionKind,
     IssueContext,
-    LsEvent,
     PolicyOptions,
     choose_license,
     is_expired,

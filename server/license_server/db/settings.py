@@ -82,7 +82,7 @@ def audit(
     """Append to the audit log (in the same transaction as what it records)."""
     db.execute(
         "INSERT INTO audit (at, event_id, what, actor, detail) VALUES (?, ?, ?, ?, ?)",
-        (at, event_id, what, actor, json.dumps(detail, default=str, sort_keys=True)),
+        (at, int(event_id), what, actor, json.dumps(detail, default=str, sort_keys=True)),
     )
 
 
