@@ -16,7 +16,7 @@ Contract:
 from __future__ import annotations
 
 import enum
-from typing import Any, NoReturn
+from typing import Any
 
 
 class ErrorCode(enum.IntEnum):
@@ -119,10 +119,6 @@ class ProtocolError(TslicError):
 
 class LocalProtocolError(ProtocolError):
     """We tried to do something the protocol forbids."""
-
-    def _reraise_as_remote_protocol_error(self) -> NoReturn:
-        """Turn this error into a `RemoteProtocolError` (the peer sent what we judged)."""
-        raise RemoteProtocolError(self.message, code=self.code, detail=self.detail) from self
 
 
 class RemoteProtocolError(ProtocolError):

@@ -4,8 +4,8 @@ Contract:
 - Sans-IO: no clock, no randomness. Time comes in as `now` (aware datetime); a random lease
   length comes in as an integer the caller drew.
 - `choose_license` alone decides which license a device gets. It never refers by itself: it
-  reports `IssueDecision.missing`, `should_refer` says whether another server could help, and
-  `refer` builds the referral once the caller has found one (§2.5, §3.5).
+  reports `IssueDecision.missing`, and `should_refer` says whether another server could help;
+  the license server finds that server and builds the Referral (§2.5, §3.5).
 - Rules are tables (`_SERVES`, `_INSTALLABLE`, `_PERMANENT_PREFERENCE`) where natural.
 
 Uncertain choices, made switches (`GraceEnd`, `PolicyOptions`):
@@ -64,7 +64,6 @@ class DecisionKind(enum.StrEnum):
     PERMANENT = "permanent"
     TEMPORARY = "temporary"
     REFUSE = "refuse"
-    REFER = "refer"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -116,7 +115,7 @@ class IssueDecision:
         kind: what to do.
         product: the product issued (for a temporary: the CAL it stands in for); None for a
             renewal (the product the device holds) and for most refusals.
-        error: the wire error for REFUSE and REFER, else None.
+        error: the wire error for REFUSE, else None.
         reason: one sentence for the administrator, citing the rule.
         event_id: license-server event to log (`LsEvent`), or None.
         consumes: True when a CAL leaves the pool (a new Per Device or Windows 2000 CAL).
@@ -125,7 +124,6 @@ class IssueDecision:
             license it holds is re-leased (§3.4).
         missing: the permanent product the device qualified for but this server could not
             give (drives event 21 and `should_refer`).
-        refer_to: for REFER, the license server the request is sent to.
     """
 
     kind: DecisionKind
@@ -136,7 +134,6 @@ class IssueDecision:
     consumes: bool = False
     keeps_existing: bool = False
     missing: CalProduct | None = None
-    refer_to: str | None = None
 
 
 # §1.1: (license server, terminal server) pairs that work together.
@@ -238,7 +235,7 @@ def choose_license(
         options: switches for the uncertain rules (module docstring).
 
     Returns:
-        The decision. REFER is never returned here; see `should_refer` and `refer`.
+        The decision (a referral is the caller's: see `should_refer`).
     """
     ctx = request
     if not ls_serves_ts(ctx.ls_version, ctx.ts_version):  # §1.1
@@ -390,31 +387,4 @@ def should_refer(decision: IssueDecision) -> bool:
     return decision.missing is not None and decision.kind in (
         DecisionKind.TEMPORARY,
         DecisionKind.REFUSE,
-    )
-
-
-def refer(decision: IssueDecision, *, to: str) -> IssueDecision:
-    """Turn a decision into a referral to another license server (§2.5, §3.5).
-
-    Args:
-        decision: a decision for which `should_refer` is True.
-        to: the name of the license server that has the missing product.
-
-    Returns:
-        A REFER decision naming `to`, with error REFERRAL.
-
-    Raises:
-        ValueError: if the decision does not call for a referral.
-    """
-    if not should_refer(decision) or decision.missing is None:
-        raise ValueError(f"decision {decision.kind} does not call for a referral")
-    return IssueDecision(
-        kind=DecisionKind.REFER,
-        product=decision.missing,
-        error=ErrorCode.REFERRAL,
-        refer_to=to,
-        reason=(
-            f"This license server has no {decision.missing.label} to give; the request is"
-            f" referred to license server {to}, which has them (§2.5, §3.5)."
-        ),
     )

@@ -11,7 +11,6 @@ it is ready raises `LabError` with the tail of its log.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -129,10 +128,3 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
-
-def python_env() -> dict[str, str]:
-    """The environment children run in (inherits ours; logging kept quiet)."""
-    env = dict(os.environ)
-    env.setdefault("TSLIC_LOG", "WARNING")
-    return env

@@ -45,7 +45,7 @@ from tslic.protocol.messages.admin import (
     AdminSetProperties,
 )
 from tslic.protocol.messages.records import ContactInfo
-from tslic.runtime.files import load_key, read_certs, write_certs
+from tslic.runtime.files import load_key, write_certs
 from tslic.runtime.peer import open_peer
 from tslic.server.clearinghouse.core import Clearinghouse
 from tslic.server.clearinghouse.purchases import add_agreement, add_retail, add_xp
@@ -71,7 +71,6 @@ class Catalogue:
 
     retail: dict[str, str] = field(default_factory=dict)  # label -> 25-character code
     agreement: str = "4711001"
-    xp_keys: dict[str, str] = field(default_factory=dict)
 
 
 class World:
@@ -422,7 +421,3 @@ def first_code(html: str, where: str) -> str:
     if match is None:
         raise LabError(f"no code on {where}: {re.sub('<[^>]+>', ' ', html)[:300]}")
     return match.group(0)
-
-
-def read_root(path: Path) -> x509.Certificate:
-    return read_certs(path)[0]

@@ -181,11 +181,8 @@ class Issuer:
                 db, at=now, what=f"issued {kind}", actor=ts.name, product=product.value,
                 machine=req.machine, user=req.user,
             )  # fmt: skip
-        took = (
-            out.issued is not None
-            and out.issued[1] is LicenseKind.PERMANENT
-            and not out.issued[0].is_per_user
-        )
+        # A CAL left a pool only when the policy said so (a new Per Device or 2000 CAL).
+        took = decision.consumes and out.issued is not None
         out.available = keypacks.available_by_product(db, now) if took else free
         return out
 

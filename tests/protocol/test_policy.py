@@ -33,7 +33,6 @@ from tslic.protocol.policy import (
     ls_serves_ts,
     needs_renewal,
     permanent_products,
-    refer,
     should_refer,
     temporary_expiry,
 )
@@ -318,23 +317,6 @@ def test_per_user_without_user_pack_gets_temporary_never_device_cal() -> None:
 # --- referral and input checks ------------------------------------------------------------------
 
 
-def test_refer_builds_referral() -> None:
-    d = choose_license(ctx(available={}, **VALIDATED))
-    r = refer(d, to="LS2")
-    assert r.kind is DecisionKind.REFER
-    assert r.error is ErrorCode.REFERRAL
-    assert r.refer_to == "LS2"
-    assert r.product is DEVICE_CAL
-    assert "LS2" in r.reason
-
-
-def test_refer_rejects_decisions_that_need_none() -> None:
-    with pytest.raises(ValueError, match="referral"):
-        refer(choose_license(ctx(**VALIDATED)), to="LS2")
-    with pytest.raises(ValueError, match="referral"):
-        refer(choose_license(ctx()), to="LS2")
-
-
 def test_context_rejects_inconsistent_input() -> None:
     with pytest.raises(ValueError, match="had_temporary"):
         ctx(temporary_validated=True)
@@ -373,7 +355,6 @@ def test_decision_invariants(c: IssueContext, strict_built_in: bool, post_logon:
     )
     d = choose_license(c, options)
     assert "§" in d.reason
-    assert d.kind is not DecisionKind.REFER
     assert (d.error is not None) == (d.kind is DecisionKind.REFUSE)
     if d.kind is DecisionKind.PERMANENT and not d.keeps_existing:
         assert d.product is not None
