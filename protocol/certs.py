@@ -23,7 +23,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgpack
 from cryptography import x509
@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from .codec import Unvalidated
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 
 if TYPE_CHECKING:
@@ -150,7 +151,7 @@ def _common_name(name: x509.Name) -> str:
     return attributes[0].value
 
 
-def _decode_identity(data: bytes, cn: str) -> dict[str, Any]:
+def _decode_identity(data: bytes, cn: str) -> dict[str, Unvalidated]:
     try:
         fields = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except _UNPACK_ERRORS as exc:

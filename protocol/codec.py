@@ -21,8 +21,8 @@ import enum
 import re
 import types
 import typing
-from collections.abc import Callable, Sized
-from typing import Any
+from collections.abc import Callable, Iterable, Sized
+from typing import Any, TypeAlias, TypeVar, cast
 
 import msgpack
 
@@ -36,11 +36,23 @@ MAX_ARRAY = 4096
 MAX_MAP = 256
 MAX_DEPTH = 16
 
-Checker = Callable[[Any, str], Any]
+Unvalidated: TypeAlias = Any
+"""The one boundary type: a value decoded from msgpack (or JSON) that nothing has checked
+yet. It is spelled so wherever it appears (`grep Unvalidated`); checked values have their
+real types."""
+
+WireValue: TypeAlias = (
+    bool | int | float | str | bytes | list["WireValue"] | dict[str, "WireValue"] | None
+)
+"""A plain value ready for msgpack: what `to_wire` produces."""
+
+T = TypeVar("T")
+
+Checker = Callable[[Unvalidated, str], object]
 """Validates a decoded or constructed value at a path; returns the normalised value."""
 
 
-def _fail(path: str, expected: str, value: Any) -> typing.NoReturn:
+def _fail(path: str, expected: str, value: object) -> typing.NoReturn:
     raise LocalProtocolError(
         f"field '{path}' must be {expected}, not {type(value).__name__}",
         code=ErrorCode.INVALID_FIELD,
@@ -60,7 +72,7 @@ def _scalar(py_type: type, label: str) -> Checker:
     if sized is not None:
         max_len, too_long = sized
 
-        def check_sized(value: Any, path: str) -> Any:
+        def check_sized(value: Unvalidated, path: str) -> object:
             if type(value) is not py_type:
                 _fail(path, label, value)
             if len(typing.cast(Sized, value)) > max_len:
@@ -69,7 +81,7 @@ def _scalar(py_type: type, label: str) -> Checker:
 
         return check_sized
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Unvalidated, path: str) -> object:
         # bool is a subclass of int; an int field must not accept True.
         if type(value) is not py_type:
             _fail(path, label, value)
@@ -81,7 +93,7 @@ def _scalar(py_type: type, label: str) -> Checker:
 def _enum(enum_type: type[enum.Enum]) -> Checker:
     base = int if issubclass(enum_type, int) else str
 
-    def check(value: Any, path: str) -> Any:
+    def check(value: Unvalidated, path: str) -> object:
         if isinstance(value, enum_type):
             return value
         if type(value) is not base:
@@ -101,14 +113,14 @@ def _enum(enum_type: type[enum.Enum]) -> Checker:
 
 
 def _optional(inner: Checker) -> Checker:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Unvalidated, path: str) -> object:
         return None if value is None else inner(value, path)
 
     return check
 
 
 def _tuple(inner: Checker) -> Checker:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Unvalidated, path: str) -> object:
         if not isinstance(value, tuple | list):
             _fail(path, "an array", value)
         if len(value) > MAX_ARRAY:
@@ -119,7 +131,7 @@ def _tuple(inner: Checker) -> Checker:
 
 
 def _mapping(inner: Checker) -> Checker:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Unvalidated, path: str) -> object:
         if not isinstance(value, dict):
             _fail(path, "a map", value)
         if len(value) > MAX_MAP:
@@ -135,7 +147,7 @@ def _mapping(inner: Checker) -> Checker:
 
 
 def _record(record_type: type) -> Checker:
-    def check(value: Any, path: str) -> Any:
+    def check(value: Unvalidated, path: str) -> object:
         if isinstance(value, record_type):
             return value
         if not isinstance(value, dict):
@@ -145,7 +157,7 @@ def _record(record_type: type) -> Checker:
     return check
 
 
-def checker_for(annotation: Any) -> Checker:
+def checker_for(annotation: object) -> Checker:
     """Build the validator for one field annotation (already resolved to a type)."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -185,7 +197,7 @@ def schema_of(cls: type) -> dict[str, Checker]:
     return schema
 
 
-def validate_fields(obj: Any) -> None:
+def validate_fields(obj: object) -> None:
     """Check and normalise every field of a frozen dataclass in place (lists become tuples,
     raw enum values become members). Called from `__post_init__`."""
     for name, check in schema_of(type(obj)).items():
@@ -198,26 +210,26 @@ def validate_fields(obj: Any) -> None:
 _PLAIN_TYPES = frozenset({int, str, bytes, bool, type(None)})
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> WireValue:
     if type(value) in _PLAIN_TYPES:  # most fields: nothing to convert (enums are subclasses)
-        return value
+        return cast(WireValue, value)
     if isinstance(value, enum.Enum):
-        return value.value
+        return cast(WireValue, value.value)
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_wire(value)
-    return value
+    return cast(WireValue, value)
 
 
-def to_wire(obj: Any) -> dict[str, Any]:
+def to_wire(obj: object) -> dict[str, WireValue]:
     """The msgpack-ready map of a message or record: field name to plain value."""
     return {name: _plain(getattr(obj, name)) for name in schema_of(type(obj))}
 
 
-def from_wire(cls: type, data: Any, *, path: str = "") -> Any:
+def from_wire(cls: type[T], data: Unvalidated, *, path: str = "") -> T:
     """Build `cls` from a decoded map, refusing missing and extra fields by name.
 
     Raises:
@@ -244,7 +256,7 @@ def from_wire(cls: type, data: Any, *, path: str = "") -> Any:
     return cls(**data)
 
 
-def _no_ext(code: int, data: bytes) -> Any:
+def _no_ext(code: int, data: bytes) -> typing.NoReturn:
     raise RemoteProtocolError(
         f"msgpack extension type {code} is not allowed", code=ErrorCode.BAD_ENCODING
     )
@@ -256,13 +268,13 @@ def _too_deep() -> typing.NoReturn:
     )
 
 
-def _check_depth(value: Any, depth: int = 0) -> None:
+def _check_depth(value: Unvalidated, depth: int = 0) -> None:
     """Refuse any value (container or scalar) at a depth beyond MAX_DEPTH. Recurses into
     containers only: a scalar child is judged in its parent's loop, without a call."""
     if depth > MAX_DEPTH:
         _too_deep()
     if isinstance(value, dict):
-        children: Any = value.values()
+        children: Iterable[Unvalidated] = value.values()
     elif isinstance(value, list | tuple):
         children = value
     else:
@@ -294,7 +306,7 @@ def _bad_encoding_text(exc: BaseException) -> str:
     return "the bytes are not one complete msgpack object (truncated, or a reserved type byte)"
 
 
-def unpack_untrusted(data: bytes) -> Any:
+def unpack_untrusted(data: bytes) -> Unvalidated:
     """Decode exactly one msgpack object from peer bytes, with the limits above.
 
     Raises:
@@ -333,7 +345,7 @@ def unpack_untrusted(data: bytes) -> Any:
     return value
 
 
-def pack(value: Any) -> bytes:
+def pack(value: object) -> bytes:
     """Encode a plain value (maps with str keys, lists, scalars) canonically enough for us:
     `use_bin_type=True` so bytes and str stay distinct."""
     result: bytes = msgpack.packb(value, use_bin_type=True)

@@ -15,15 +15,14 @@ Contract (docs/PROTOCOL.md §3):
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .clock import format_date
-from .codec import pack, unpack_untrusted
+from .codec import Unvalidated, pack, unpack_untrusted
 from .errors import ErrorCode, RemoteProtocolError
 
 PROTOCOL_VERSION = 1
@@ -54,7 +53,7 @@ class Sealed:
     reply_to: int
     nonce: bytes
     timestamp: int
-    body: dict[str, Any]
+    body: dict[str, Unvalidated]  # decoded, not yet checked against the message's schema
     inner: bytes  # the exact signed bytes, for transcripts and evidence bundles
 
 
@@ -67,7 +66,7 @@ def seal(
     reply_to: int,
     nonce: bytes,
     timestamp: int,
-    body: dict[str, Any],
+    body: Mapping[str, object],
     version: int = PROTOCOL_VERSION,
 ) -> bytes:
     """Serialize and sign one message; return the frame body (without the length prefix).

@@ -16,7 +16,7 @@ Contract:
 from __future__ import annotations
 
 import enum
-from typing import Any
+from collections.abc import Mapping
 
 
 class ErrorCode(enum.IntEnum):
@@ -94,13 +94,17 @@ class TslicError(Exception):
     code: ErrorCode = ErrorCode.INTERNAL_ERROR
 
     def __init__(
-        self, message: str, *, code: ErrorCode | None = None, detail: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        self.detail: dict[str, Any] = dict(detail or {})
+        self.detail: dict[str, object] = dict(detail or {})  # str() of each on the wire
 
     def __str__(self) -> str:
         return f"{self.message} [{self.code.name} {int(self.code)}]"
@@ -111,7 +115,7 @@ class ProtocolError(TslicError):
 
     code = ErrorCode.INVALID_FIELD
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> ProtocolError:
+    def __new__(cls, *args: object, **kwargs: object) -> ProtocolError:
         if cls is ProtocolError:
             raise TypeError("ProtocolError is abstract; raise LocalProtocolError or a Remote one")
         return super().__new__(cls)

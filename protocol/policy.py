@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .domain import ActivationState, CalProduct, ClientOS, LicensingMode, WindowsVersion
 from .errors import ErrorCode
@@ -337,9 +337,22 @@ def choose_license(
     return _without_permanent(ctx, best, best, LsEvent.NO_PERMANENT_LICENSE, why)
 
 
-def _refuse(error: ErrorCode, reason: str, **extra: Any) -> IssueDecision:
+def _refuse(
+    error: ErrorCode,
+    reason: str,
+    *,
+    missing: CalProduct | None = None,
+    event_id: LsEvent | None = None,
+    keeps_existing: bool = False,
+) -> IssueDecision:
     return IssueDecision(
-        kind=DecisionKind.REFUSE, product=None, error=error, reason=reason, **extra
+        kind=DecisionKind.REFUSE,
+        product=None,
+        error=error,
+        reason=reason,
+        missing=missing,
+        event_id=event_id,
+        keeps_existing=keeps_existing,
     )
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .codec import pack, to_wire
+from .codec import Unvalidated, WireValue, pack, to_wire
 from .connection import Connection, raw_public
 from .domain import ClientOS, LicensingMode, PeerRole
 from .envelope import DEFAULT_WINDOW_MS, PROTOCOL_VERSION, SIGNATURE_CONTEXT, seal
@@ -81,7 +81,7 @@ class Vector:
     setup: tuple[bytes, ...] = ()
     expect_message: str | None = None  # class name of the decoded message
     expect_state: str | None = None  # the connection state after the message
-    expect_body: dict[str, Any] | None = None
+    expect_body: dict[str, WireValue] | None = None
     expect_error: ErrorCode | None = None
 
 
@@ -91,7 +91,7 @@ class Outcome:
 
     message: str | None
     state: str
-    body: dict[str, Any] | None = None
+    body: dict[str, WireValue] | None = None
     error: ErrorCode | None = None
     detail: str = field(default="", compare=False)
 
@@ -190,15 +190,19 @@ def build_vectors() -> tuple[Vector, ...]:
 
     # fmt: off
     def ok(name: str, text: str, conv: Conversation, recv: Direction, state: str,
-           frame: bytes, msg: Message, after: str, **kw: Any) -> Vector:
+           frame: bytes, msg: Message, after: str, *, now: int = T0,
+           setup: tuple[bytes, ...] = (), peer_key: bytes | None = None) -> Vector:
         return Vector(name=name, description=text, conversation=conv, receiver=recv,
                       state=state, frame=frame, expect_message=type(msg).__name__,
-                      expect_state=after, expect_body=to_wire(msg), **kw)
+                      expect_state=after, expect_body=to_wire(msg), now=now, setup=setup,
+                      peer_key=peer_key)
 
     def bad(name: str, text: str, frame: bytes, code: ErrorCode, *, state: str = "START",
-            **kw: Any) -> Vector:
+            now: int = T0, window: int = DEFAULT_WINDOW_MS, setup: tuple[bytes, ...] = (),
+            peer_key: bytes | None = None) -> Vector:
         return Vector(name=name, description=text, conversation=lic, receiver=server,
-                      state=state, frame=frame, expect_error=code, **kw)
+                      state=state, frame=frame, expect_error=code, now=now, window=window,
+                      setup=setup, peer_key=peer_key)
 
     return (
         ok("hello", "A Windows Server 2003 terminal server opens a licensing conversation.",
@@ -285,7 +289,7 @@ def expected_outcome(vector: Vector) -> Outcome:
     return Outcome(vector.expect_message, vector.expect_state, body=vector.expect_body)
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: WireValue | tuple[WireValue, ...]) -> object:
     if isinstance(value, bytes):
         return {"$bin": value.hex()}
     if isinstance(value, dict):
@@ -295,7 +299,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _from_json_value(value: Any) -> Any:
+def _from_json_value(value: Unvalidated) -> Unvalidated:
     if isinstance(value, dict):
         if set(value) == {"$bin"}:
             return bytes.fromhex(value["$bin"])
@@ -305,9 +309,24 @@ def _from_json_value(value: Any) -> Any:
     return value
 
 
-def vector_json(vector: Vector) -> dict[str, Any]:
+class VectorJson(TypedDict):
+    """The language-neutral form of a vector (§11)."""
+
+    name: str
+    conversation: str
+    receiver: str
+    state: str
+    now: int
+    window: int
+    peer_key: str | None
+    setup: list[str]
+    frame: str
+    expect: dict[str, object]  # {error, code, state} or {message, type, state, body}
+
+
+def vector_json(vector: Vector) -> VectorJson:
     """The language-neutral form of a vector, as printed in §11."""
-    expect: dict[str, Any]
+    expect: dict[str, object]
     if vector.expect_error is not None:
         code = vector.expect_error
         expect = {"error": code.name, "code": int(code), "state": "ERROR"}
@@ -319,25 +338,25 @@ def vector_json(vector: Vector) -> dict[str, Any]:
             "state": vector.expect_state,
             "body": _json_value(vector.expect_body),
         }
-    return {
-        "name": vector.name,
-        "conversation": str(vector.conversation),
-        "receiver": str(vector.receiver),
-        "state": vector.state,
-        "now": vector.now,
-        "window": vector.window,
-        "peer_key": vector.peer_key.hex() if vector.peer_key else None,
-        "setup": [f.hex() for f in vector.setup],
-        "frame": vector.frame.hex(),
-        "expect": expect,
-    }
+    return VectorJson(
+        name=vector.name,
+        conversation=str(vector.conversation),
+        receiver=str(vector.receiver),
+        state=vector.state,
+        now=vector.now,
+        window=vector.window,
+        peer_key=vector.peer_key.hex() if vector.peer_key else None,
+        setup=[f.hex() for f in vector.setup],
+        frame=vector.frame.hex(),
+        expect=expect,
+    )
 
 
-def vector_from_json(data: dict[str, Any], description: str = "") -> Vector:
+def vector_from_json(data: dict[str, Unvalidated], description: str = "") -> Vector:
     """Rebuild a `Vector` from its printed form (the inverse of `vector_json`)."""
     expect = data["expect"]
     peer = data["peer_key"]
-    common: dict[str, Any] = {
+    common: dict[str, Unvalidated] = {
         "name": data["name"],
         "description": description,
         "conversation": Conversation(data["conversation"]),

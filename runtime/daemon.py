@@ -16,9 +16,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import trio
 from tslic.protocol.errors import TslicError
@@ -28,10 +27,10 @@ from .files import write_atomic
 
 log = logging.getLogger(__name__)
 
-Starter = Callable[[trio.Event, "trio.TaskStatus[dict[str, Any]]"], Awaitable[None]]
+Starter = Callable[[trio.Event, "trio.TaskStatus[dict[str, object]]"], Awaitable[None]]
 
 
-def announce(info: dict[str, Any], ready_file: Path | None) -> None:
+def announce(info: Mapping[str, object], ready_file: Path | None) -> None:
     """Print the readiness line and write the ready file."""
     line = json.dumps({**info, "pid": os.getpid()}, sort_keys=True)
     # The file first: whoever reads the line on stdout may look for the file at once.

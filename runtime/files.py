@@ -12,11 +12,11 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.errors import ErrorCode, StorageError
 
 
@@ -124,12 +124,13 @@ def read_certs(path: Path) -> list[x509.Certificate]:
         ) from None
 
 
-def write_json(path: Path, value: Any) -> None:
+def write_json(path: Path, value: object) -> None:
     write_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
-def read_json(path: Path, default: Any = None) -> Any:
-    """A JSON file's value, or `default` if the file does not exist."""
+def read_json(path: Path, default: object = None) -> Unvalidated:
+    """A JSON file's value (not checked: the caller validates it), or `default` if the file
+    does not exist."""
     if not path.exists():
         return default
     try:

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import trio
 from rich.console import Console
@@ -111,7 +110,7 @@ async def _play(args: argparse.Namespace, data: Path, console: Console) -> int:
         f"in {wall:.1f} s (virtual clock now {clock.today()})"
     )
     if args.json:
-        report: dict[str, Any] = {
+        report: dict[str, object] = {
             "schema": "tslic-lab-report/1",
             "wall_seconds": round(wall, 2),
             "scenarios": [o.to_json() for o in outcomes],

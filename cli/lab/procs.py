@@ -17,9 +17,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import trio
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.errors import ErrorCode, TslicError
 
 READY_TIMEOUT = 20.0
@@ -37,7 +37,7 @@ class Daemon:
     name: str
     role: str
     process: trio.Process
-    info: dict[str, Any]
+    info: dict[str, Unvalidated]  # the daemon's readiness line, as parsed
     log: Path
 
     @property

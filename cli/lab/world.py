@@ -17,6 +17,7 @@ import re
 import sys
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from tslic.client.agent.status import events_document, status_document
 from tslic.client.rdp.client import Outcome, connect
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol import Conversation
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import (
     ActivationMethod,
     CalProduct,
@@ -74,7 +76,7 @@ class Catalogue:
 
 
 class World:
-    def __init__(self, data: Path, clock: LabClock, echo: Any) -> None:
+    def __init__(self, data: Path, clock: LabClock, echo: Callable[[str], None]) -> None:
         self.data = data
         self.clock = clock
         self.echo = echo
@@ -405,7 +407,7 @@ class World:
         await self.connect(agent_name, device, client_os)
         return await self.connect(agent_name, device, client_os)
 
-    def agent_status(self, agent_name: str) -> dict[str, Any]:
+    def agent_status(self, agent_name: str) -> dict[str, Unvalidated]:
         return status_document(self.data / "agents" / agent_name, self.clock)
 
     def agent_events(self, agent_name: str) -> list[int]:

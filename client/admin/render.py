@@ -8,8 +8,6 @@ it prints the JSON form instead.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.table import Table
 from tslic.protocol.clock import format_date
@@ -26,7 +24,7 @@ from tslic.protocol.messages.admin import (
 from tslic.protocol.messages.records import IssuedLicenseInfo, KeyPackInfo
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: object) -> object:
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
@@ -36,9 +34,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_json(msg: Message) -> dict[str, Any]:
+def to_json(msg: Message) -> dict[str, object]:
     """A reply as JSON-ready values, with its type name."""
-    data = _plain(to_wire(msg))
+    data = {name: _plain(value) for name, value in to_wire(msg).items()}
     return {"type": type(msg).__name__, **data}
 
 

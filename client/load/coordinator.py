@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.errors import ErrorCode
 from tslic.runtime.args import ClockSource
 from tslic.runtime.clock import Clock
@@ -93,7 +94,7 @@ class RunResult:
         }
 
     @classmethod
-    def from_results(cls, data: dict[str, Any]) -> RunResult:
+    def from_results(cls, data: dict[str, Unvalidated]) -> RunResult:
         """Read a results file's content.
 
         Raises:
@@ -117,8 +118,8 @@ class RunResult:
             raise UsageError(f"the results file is malformed (missing or bad {exc})") from None
 
 
-def config_to_wire(config: LoadConfig) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def config_to_wire(config: LoadConfig) -> dict[str, object]:
+    out: dict[str, object] = {}
     for name in LoadConfig.__slots__:
         value = getattr(config, name)
         if name == "stages":
@@ -131,7 +132,7 @@ def config_to_wire(config: LoadConfig) -> dict[str, Any]:
     return out
 
 
-def config_from_wire(data: dict[str, Any]) -> LoadConfig:
+def config_from_wire(data: dict[str, Unvalidated]) -> LoadConfig:
     values = dict(data)
     values["stages"] = tuple(Stage(float(d), float(t)) for d, t in values.get("stages", []))
     values["rdp_agents"] = tuple(values.get("rdp_agents", ()))

@@ -18,9 +18,9 @@ Contract:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 from hdrh.histogram import HdrHistogram
+from tslic.protocol.codec import Unvalidated
 
 from .errors import UsageError
 
@@ -154,7 +154,7 @@ class Interval:
     def is_empty(self) -> bool:
         return self.completed == 0 and self.scheduled == 0
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> dict[str, object]:
         """A JSON-able dict (histograms compressed)."""
         return {
             "second": self.second,
@@ -167,7 +167,7 @@ class Interval:
         }
 
     @classmethod
-    def from_wire(cls, data: dict[str, Any]) -> Interval:
+    def from_wire(cls, data: dict[str, Unvalidated]) -> Interval:
         """The inverse of `to_wire`.
 
         Raises:
@@ -194,7 +194,7 @@ class Timeline:
     so a long run costs a little memory per second and none per sample."""
 
     def __init__(self) -> None:
-        self._seconds: dict[int, dict[str, Any]] = {}
+        self._seconds: dict[int, dict[str, Unvalidated]] = {}
         self.total = Interval(-1)
 
     def add(self, interval: Interval) -> None:
@@ -208,14 +208,14 @@ class Timeline:
         merged.merge(interval)
         self._seconds[interval.second] = merged.to_wire()
 
-    def add_wire(self, data: dict[str, Any]) -> None:
+    def add_wire(self, data: dict[str, Unvalidated]) -> None:
         self.add(Interval.from_wire(data))
 
     def seconds(self) -> list[Interval]:
         """Every second, in order, decoded."""
         return [Interval.from_wire(self._seconds[s]) for s in sorted(self._seconds)]
 
-    def wire_seconds(self) -> list[dict[str, Any]]:
+    def wire_seconds(self) -> list[dict[str, Unvalidated]]:
         return [self._seconds[s] for s in sorted(self._seconds)]
 
     def get(self, second: int) -> Interval | None:

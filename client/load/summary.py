@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -31,7 +30,7 @@ class WorkerSummary:
     dispatch_p99_ms: float = 0.0
     inconclusive: list[str] = field(default_factory=list)
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self) -> dict[str, object]:
         return {
             "worker": self.worker,
             "agents": self.agents,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 from cryptography import x509
@@ -101,7 +100,7 @@ class LicenseSummary:
             expires_at=body.expires_at,
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "license_id": self.license_id,
             "type": self.kind,
@@ -133,7 +132,7 @@ class Outcome:
     def connected(self) -> bool:
         return self.status in ("licensed", "valid-client")
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "device": self.device,
             "status": self.status,

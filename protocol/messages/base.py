@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from ..codec import validate_fields
 from ..errors import ErrorCode, LocalProtocolError
@@ -163,6 +163,6 @@ def require_range(value: int, field: str, lo: int, hi: int) -> None:
         raise invalid(f"must be between {lo} and {hi}, got {value}", field)
 
 
-def describe(msg: Any) -> str:
+def describe(msg: Message) -> str:
     """A short human description of a message for logs and transcripts."""
     return f"{type(msg).__name__}(0x{int(msg.TYPE):03x})"

@@ -251,7 +251,7 @@ def _check_count(wanted: int, left: int, what: str) -> int:
         raise ServiceError(
             f"{what} has {left} license(s) left; {wanted} cannot be installed.",
             code=ErrorCode.ENTITLEMENT_EXHAUSTED,
-            detail={"remaining": left},
+            detail={"remaining": str(left)},
         )
     return wanted or left
 

@@ -26,12 +26,12 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from tslic.protocol import Conversation, ErrorCode, Message, ServiceError, Timeout
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.errors import RemoteProtocolError
 from tslic.protocol.messages.directory import (
@@ -69,7 +69,7 @@ SERVER_ENV = "TSLIC_DIRECTORY"
 CREDENTIAL_FILE = "enterprise-admin.credential"
 KEY_FILE = "directory.key"
 
-_SERVE_DEFAULTS: dict[str, Any] = {
+_SERVE_DEFAULTS: dict[str, Unvalidated] = {
     "topology": None,
     "data": DEFAULT_DATA,
     "listen": DEFAULT_LISTEN,
@@ -170,7 +170,7 @@ def _read_secret(path: Path) -> str:
     return text
 
 
-def server_credential(opts: dict[str, Any], data: Path) -> str:
+def server_credential(opts: dict[str, Unvalidated], data: Path) -> str:
     """The credential by the documented order; creates the data-dir file if nothing is given."""
     if opts["credential"]:
         return str(opts["credential"])
@@ -184,7 +184,7 @@ def server_credential(opts: dict[str, Any], data: Path) -> str:
     return _read_secret(path)
 
 
-def _serve(opts: dict[str, Any], limits: Limits) -> int:
+def _serve(opts: dict[str, Unvalidated], limits: Limits) -> int:
     topology = load_topology(opts["topology"])
     data = ensure_dir(Path(opts["data"]))
     host, port = split_address(opts["listen"])
@@ -200,7 +200,7 @@ def _serve(opts: dict[str, Any], limits: Limits) -> int:
     key = load_or_create_key(data / KEY_FILE)
     service = DirectoryService(topology, data, clock, credential)
 
-    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
+    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, object]]) -> None:
         server = Server(service, key=key, clock=clock, limits=limits)
         async with trio.open_nursery() as nursery:
             watch_clock(nursery, clock, shutdown)

@@ -27,7 +27,8 @@ import tomllib
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+
+from tslic.protocol.codec import Unvalidated
 
 from .forest import NETBIOS_NAME
 from .forest import TS_GROUP_NAMES as TS_GROUP_NAMES
@@ -127,13 +128,13 @@ class _Reader:
         where = self.source + (f", line {line}" if line else "")
         entry = table if index is None else f"{table} #{index + 1}"
         path = f"{entry}.{key}" if key else entry
-        detail: dict[str, Any] = {"key": path}
+        detail: dict[str, object] = {"key": path}
         if line:
             detail["line"] = line
         return TopologyError(f"{where}: [{path}] {message}", detail=detail)
 
     # -- typed access -----------------------------------------------------------------------
-    def _entries(self, data: dict[str, Any], table: str) -> list[dict[str, Any]]:
+    def _entries(self, data: dict[str, Unvalidated], table: str) -> list[dict[str, Unvalidated]]:
         value = data.get(table, [])
         if table == "forest":
             value = [value]
@@ -149,14 +150,14 @@ class _Reader:
                 raise self.fail(table, idx, None, f"missing key '{key}'")
         return value
 
-    def _str(self, table: str, i: int | None, entry: dict[str, Any], key: str) -> str:
+    def _str(self, table: str, i: int | None, entry: dict[str, Unvalidated], key: str) -> str:
         value = entry.get(key, "")
         if not isinstance(value, str) or not value.strip():
             raise self.fail(table, i, key, f"must be a non-empty string, got {value!r}")
         return value.strip()
 
     # -- the whole file ---------------------------------------------------------------------
-    def read(self, data: dict[str, Any]) -> Topology:
+    def read(self, data: dict[str, Unvalidated]) -> Topology:
         for key in sorted(set(data) - _TOP_KEYS):
             known = ", ".join(sorted(_TOP_KEYS))
             raise TopologyError(
@@ -189,7 +190,7 @@ class _Reader:
             forest_dn=root.dn, domains=domains, sites=sites, computers=computers, groups=groups
         )
 
-    def _domains(self, entries: list[dict[str, Any]]) -> tuple[Domain, ...]:
+    def _domains(self, entries: list[dict[str, Unvalidated]]) -> tuple[Domain, ...]:
         if not entries:
             raise TopologyError(f"{self.source}: at least one [[domain]] is needed")
         out: list[Domain] = []
@@ -217,7 +218,7 @@ class _Reader:
             out.append(Domain(dns_name=name, netbios=netbios, functional_level=level))
         return tuple(out)
 
-    def _sites(self, entries: list[dict[str, Any]]) -> tuple[str, ...]:
+    def _sites(self, entries: list[dict[str, Unvalidated]]) -> tuple[str, ...]:
         if not entries:
             raise TopologyError(f"{self.source}: at least one [[site]] is needed")
         out: list[str] = []
@@ -230,7 +231,9 @@ class _Reader:
             out.append(name)
         return tuple(out)
 
-    def _computers(self, topo: Topology, entries: list[dict[str, Any]]) -> tuple[Computer, ...]:
+    def _computers(
+        self, topo: Topology, entries: list[dict[str, Unvalidated]]
+    ) -> tuple[Computer, ...]:
         out: dict[str, Computer] = {}
         for i, e in enumerate(entries):
             name = self._str("computer", i, e, "name")
@@ -281,7 +284,7 @@ class _Reader:
                 )
         return tuple(out.values())
 
-    def _groups(self, topo: Topology, entries: list[dict[str, Any]]) -> tuple[Group, ...]:
+    def _groups(self, topo: Topology, entries: list[dict[str, Unvalidated]]) -> tuple[Group, ...]:
         names = {c.name.casefold(): c.name for c in topo.computers}
         out: list[Group] = []
         for i, e in enumerate(entries):

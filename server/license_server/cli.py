@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 import trio
 from tslic.protocol.domain import DEFAULT_SITE, ServerRole, WindowsVersion
@@ -127,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     clock = clock_from_args(args)
     host, port = split_address(args.listen)
 
-    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
+    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, object]]) -> None:
         ls = LicenseServer(config, clock, limits=limits)
         async with trio.open_nursery() as outer:
             watch_clock(outer, clock)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from tslic.protocol.clock import MS_PER_DAY
@@ -85,7 +84,7 @@ class Config:
     store_threads: bool = True  # False: SQLite on the Trio thread (tests with autojump_clock)
 
 
-def event(event_id: int, message: str, *, level: int = logging.INFO, **fields: Any) -> None:
+def event(event_id: int, message: str, *, level: int = logging.INFO, **fields: object) -> None:
     """Log one license-server event as a structured record (`record.event_id`, `fields`)."""
     events_log.log(
         level,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from typing import Any
 
 from tslic.protocol.clock import MS_PER_DAY, to_datetime
 from tslic.protocol.domain import (
@@ -50,7 +49,7 @@ from tslic.protocol.policy import (
 )
 
 from .activation import Activation
-from .config import Config, event
+from .config import Config, PeerServer, event
 from .db import keypacks, licenses, settings
 from .db.licenses import LicenseRow
 from .policies import Policies
@@ -350,7 +349,7 @@ class Issuer:
             and body.expires_at > now
         )
 
-    def _peer_for(self, product: CalProduct | None) -> Any:
+    def _peer_for(self, product: CalProduct | None) -> PeerServer | None:
         return next((p for p in self.config.peers if product in p.products), None)
 
     def _event_text(self, event_id: int, ts: TerminalServer, req: Request) -> str:

@@ -10,7 +10,6 @@ reads at most 8 KiB of request and never lets a client's error reach the daemon.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -42,9 +41,9 @@ class Metrics:
         self.accepted = Gauge("tslic_connections_accepted", "Connections accepted", registry=r)
         self.errors = Counter("tslic_errors", "Errors sent, by wire code", ["code"], registry=r)
         # Labelled children, looked up once: `labels()` costs microseconds on every request.
-        self._issued: dict[tuple[CalProduct, LicenseKind], Any] = {}
-        self._pool: dict[CalProduct, Any] = {}
-        self._latency: dict[str, Any] = {}
+        self._issued: dict[tuple[CalProduct, LicenseKind], Counter] = {}
+        self._pool: dict[CalProduct, Gauge] = {}
+        self._latency: dict[str, Histogram] = {}
 
     def bind_counters(self, counters: Counters) -> None:
         self.connections.set_function(lambda: counters.active)

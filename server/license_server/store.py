@@ -35,7 +35,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import trio
 from tslic.protocol.errors import ServiceError, StorageError
@@ -74,7 +74,7 @@ def storage_error(exc: BaseException, doing: str) -> StorageError:
 class _Pending(Generic[T]):
     fn: Op[T]
     done: trio.Event = field(default_factory=trio.Event)
-    result: Any = None
+    result: T | None = None
     error: BaseException | None = None
 
 
@@ -127,6 +127,7 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise storage_error(exc, f"be opened at {self.path}") from None
+        # Any: the queue holds operations of every result type (each caller gets its own T).
         self._send, self._receive = trio.open_memory_channel[_Pending[Any]](math.inf)
         self._wal_frames = 0  # pages in the WAL at the last background checkpoint
         self._committed = trio.Event()  # a group was written since the last checkpoint
@@ -211,8 +212,7 @@ class Store:
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
-        result: T = pending.result
-        return result
+        return cast(T, pending.result)  # set by a successful operation
 
     def run_now(self, fn: Op[T]) -> T:
         """Run `fn` synchronously in its own transaction (startup and offline tools only,
@@ -223,8 +223,7 @@ class Store:
         self._apply(group)
         if group[0].error is not None:
             raise group[0].error
-        result: T = group[0].result
-        return result
+        return cast(T, group[0].result)
 
     def close(self) -> None:
         if not self._closed:

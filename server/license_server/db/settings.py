@@ -13,7 +13,7 @@ import sqlite3
 from typing import NamedTuple
 
 # A decoded JSON document (what `json.loads` returns).
-JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+JsonValue = bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 
 # ---- settings and blobs --------------------------------------------------------------------
 
