@@ -2,8 +2,8 @@
 
 Framing, the signed envelope, the message catalogue, the state tables, PKI, the licensing
 rules and the virtual-clock value type. Nothing here does I/O, reads a clock, draws random
-numbers or installs logging handlers: time, ids, nonces and keys are passed in. The one Trio
-adapter, `tslic.protocol.trio_stream`, is not imported by this package.
+numbers or installs logging handlers: time, ids, nonces and keys are passed in. The Trio
+adapter over it is `tslic.runtime.stream`.
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ from tslic.protocol import (
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.envelope import window_for_speed
 from tslic.protocol.messages import Error, Hello, Welcome
-from tslic.protocol.trio_stream import MessageStream
 
 from .clock import Clock, clock_view
+from .stream import MessageStream
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -49,13 +49,13 @@ from tslic.protocol import (
 from tslic.protocol.envelope import ReplayGuard
 from tslic.protocol.messages import Error, Goodbye, Hello, Welcome, describe
 from tslic.protocol.states import next_state
-from tslic.protocol.trio_stream import MessageStream
 
 from .clock import Clock, clock_view
 from .fdlimit import connection_ceiling
 from .limits import Limits as Limits
 from .limits import RateLimiter
 from .session import Closing, Conversant, Session
+from .stream import MessageStream
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import trio
 from tslic.protocol import Conversation, ErrorCode, Message, TslicError
 from tslic.protocol.errors import Timeout
-from tslic.protocol.trio_stream import MessageStream
+
+from .stream import MessageStream
 
 if TYPE_CHECKING:
     from .service import Server

@@ -52,9 +52,9 @@ from tslic.protocol.messages.rdp import (
 )
 from tslic.protocol.messages.records import LicenseBody
 from tslic.protocol.pki import CertRole, cert_from_der, identity_of, validate_chain
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import Clock, clock_view
 from tslic.runtime.peer import connect as tcp_connect
+from tslic.runtime.stream import MessageStream
 
 from . import texts
 from .store import LicenseStore

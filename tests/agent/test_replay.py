@@ -24,9 +24,9 @@ from tslic.protocol.messages.rdp import (
     NewLicenseRequest,
     PlatformChallenge,
 )
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.peer import connect
+from tslic.runtime.stream import MessageStream
 
 CONFIG = AgentConfig(name="TS1", version=WindowsVersion.W2003)
 

@@ -33,10 +33,10 @@ from tslic.protocol.messages.clearinghouse import (
 )
 from tslic.protocol.messages.records import ContactInfo
 from tslic.protocol.pki import cert_from_der, validate_chain
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import ManualClock, TrioClock
 from tslic.runtime.peer import PeerStream, open_peer
 from tslic.runtime.service import Server
+from tslic.runtime.stream import MessageStream
 from tslic.server.clearinghouse import purchases
 from tslic.server.clearinghouse.phone import phone_session
 from tslic.server.clearinghouse.service import ClearinghouseService

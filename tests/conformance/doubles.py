@@ -42,8 +42,8 @@ from tslic.protocol.messages.licensing import (
     ReturnLicense,
     TermServCert,
 )
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import Clock
+from tslic.runtime.stream import MessageStream
 
 BEHAVIOURS = (
     "good",

@@ -69,9 +69,9 @@ from tslic.protocol.pki import (
     make_root,
     validate_chain,
 )
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import Clock
 from tslic.runtime.service import Limits, Peer, Server
+from tslic.runtime.stream import MessageStream
 
 NOT_BEFORE = datetime(2000, 1, 1, tzinfo=UTC)
 NOT_AFTER = datetime(2099, 1, 1, tzinfo=UTC)

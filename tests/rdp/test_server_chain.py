@@ -26,8 +26,8 @@ from tslic.protocol.pki import (
     issue_terminal_server_cert,
     make_temporary_license_server_cert,
 )
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import TrioClock
+from tslic.runtime.stream import MessageStream
 
 NOW = 1_051_747_200_000
 

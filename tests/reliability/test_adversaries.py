@@ -40,10 +40,10 @@ from tslic.protocol.messages.licensing import (
     UpgradeLicenseRequest,
 )
 from tslic.protocol.pki import raw_public_key
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.peer import connect, open_peer
 from tslic.runtime.service import Server
+from tslic.runtime.stream import MessageStream
 from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
 from tslic.server.license_server.activation import product_id_for

@@ -23,9 +23,9 @@ from tslic.protocol import Connection, Conversation, Direction, ErrorCode
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.errors import ConnectionLost, ProtocolError, RemoteProtocolError
 from tslic.protocol.messages import Hello
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import connect, split_address
+from tslic.runtime.stream import MessageStream
 
 CYCLES = 3
 

@@ -22,9 +22,9 @@ from tslic.protocol import Connection, Conversation, Direction, ErrorCode
 from tslic.protocol.errors import RemoteProtocolError, ServiceError
 from tslic.protocol.framing import PREFIX
 from tslic.protocol.messages.licensing import ReturnLicense
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import connect
+from tslic.runtime.stream import MessageStream
 
 # Latency samples per condition. The p99 of 300 was the 3rd worst sample, so two scheduling
 # hiccups on a shared machine decided it (the ratio failed about one full run in seven);

@@ -31,11 +31,11 @@ from tslic.protocol.domain import PeerRole
 from tslic.protocol.messages import Error, Goodbye, Hello, Welcome
 from tslic.protocol.messages.directory import DirAck, DirQueryEnterprise, DirRegister, DirServers
 from tslic.protocol.messages.records import ServerRef
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.fdlimit import RESERVE
 from tslic.runtime.peer import open_peer, split_address
 from tslic.runtime.service import Limits, Peer, Server
+from tslic.runtime.stream import MessageStream
 
 NOW = 1_051_747_200_000
 SERVER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))

@@ -35,11 +35,11 @@ from tslic.protocol.messages.rdp import (
     StateTransition,
 )
 from tslic.protocol.messages.records import ProductInfo
-from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.peer import connect
 from tslic.runtime.service import Limits, Server
 from tslic.runtime.session import Session
+from tslic.runtime.stream import MessageStream
 
 NOW = 1_051_747_200_000
 GREETING = LicenseRequest(

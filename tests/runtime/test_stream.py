@@ -1,4 +1,4 @@
-"""protocol.trio_stream.MessageStream over in-memory Trio streams.
+"""runtime.stream.MessageStream over in-memory Trio streams.
 
 The adapter's contract: trio's Broken/ClosedResourceError become ConnectionLost, a peer's
 fatal Error becomes RemoteProtocolError, a refusal becomes ServiceError, a cancelled send
@@ -26,7 +26,7 @@ from tslic.protocol import (
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.messages import Error, Goodbye, Hello, Welcome
 from tslic.protocol.messages.directory import DirQueryEnterprise, DirServers
-from tslic.protocol.trio_stream import MessageStream
+from tslic.runtime.stream import MessageStream
 
 NOW = 1_051_747_200_000
 HELLO = Hello(

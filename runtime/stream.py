@@ -10,8 +10,8 @@ Contract:
   become `ConnectionLost`; the peer's fatal Error becomes `RemoteProtocolError`. Callers never
   see a trio, msgpack or cryptography exception. Timeouts are the caller's: wrap calls in
   `trio.fail_after` (this module takes no timeout arguments).
-- This is the only module under protocol/ that imports trio; `import tslic.protocol` does not
-  import it.
+- It lives in runtime/, beside the rest of the Trio glue, so that protocol/ stays sans-IO with
+  no exception.
 """
 
 from __future__ import annotations
@@ -20,17 +20,16 @@ import contextlib
 from collections.abc import Callable
 
 import trio
-
-from .connection import NEED_DATA, PEER_CLOSED, Connection
-from .errors import (
+from tslic.protocol.connection import NEED_DATA, PEER_CLOSED, Connection
+from tslic.protocol.errors import (
     ConnectionLost,
     ErrorCode,
     LocalProtocolError,
     RemoteProtocolError,
     ServiceError,
 )
-from .messages.base import Message
-from .messages.common import Error, Goodbye
+from tslic.protocol.messages.base import Message
+from tslic.protocol.messages.common import Error, Goodbye
 
 RECEIVE_CHUNK = 65536
 
