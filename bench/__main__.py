@@ -1,8 +1,9 @@
-"""`make bench` / `python -m bench [signed-echo | issuance | load] [ARGS...]`.
+"""`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing | load] [ARGS...]`.
 
 Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`),
-bench/full_stack.py (`full-stack`) or bench/load_vs_baseline.py (`load`, the default) with
-the remaining arguments; see bench/README.md and bench/FULL_STACK.md.
+bench/full_stack.py (`full-stack`), bench/listing.py (`listing`, see bench/LISTING.md) or
+bench/load_vs_baseline.py (`load`, the default) with the remaining arguments; see
+bench/README.md and bench/FULL_STACK.md.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import full_stack
 import issuance
+import listing
 import load_vs_baseline
 import signed_echo
 
@@ -25,6 +27,8 @@ def main(argv: list[str]) -> int:
         return issuance.main(argv[1:])
     if argv and argv[0] == "full-stack":
         return full_stack.main(argv[1:])
+    if argv and argv[0] == "listing":
+        return listing.main(argv[1:])
     if argv and argv[0] == "load":
         argv = argv[1:]
     return load_vs_baseline.main(argv)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 AREAS = (
     "FRAME", "ENV", "MSG", "STATE", "ERR", "LIMIT", "COMPAT", "CAL", "TEMP", "LEASE", "GRACE",
-    "DISC", "SEC", "ACT", "CH", "DIR", "RDP", "EVT", "CLOCK",
+    "DISC", "SEC", "ACT", "CH", "DIR", "RDP", "EVT", "CLOCK", "PAGE",
 )  # fmt: skip
 
 

@@ -59,6 +59,7 @@ REPLIES: Mapping[Conversation, Mapping[MessageType, tuple[MessageType, ...]]] = 
         T.ADMIN_LIST_KEYPACKS: (T.ADMIN_KEYPACKS,),
         T.ADMIN_LIST_LICENSES: (T.ADMIN_LICENSES,),
         T.ADMIN_SET_POLICY: (T.ADMIN_STATUS,),
+        T.ADMIN_LIST_USERS: (T.ADMIN_USERS,),
     },
     Conversation.CLEARINGHOUSE: {
         T.CH_ACTIVATE: (T.CH_ACTIVATED,),

@@ -10,34 +10,35 @@ Contract:
   window, the frames it accepted first (`setup`), and the expected result (a message and the
   state after it, or an error code; after an error the state is ERROR).
 - `run_vector` feeds a vector to a fresh `Connection` and reports the `Outcome`;
-  `vector_json` / `vector_from_json` give the language-neutral form printed in the document
-  (bin values as {"$bin": "<hex>"}), so another implementation can run the same checks.
-- `render_vectors()` is the generated §11 block (tools/gen_protocol_doc.py writes it).
+  protocol/vector_doc.py gives the language-neutral form printed in the document (bin values
+  as {"$bin": "<hex>"}), so another implementation can run the same checks, and renders §11.
+- The admin vectors show a paged listing (PAGE-1..5): a request with filters, a cursor and a
+  limit, a page with its next cursor, and a limit above the maximum refused on decoding.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
-from typing import TypedDict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .codec import Unvalidated, WireValue, pack, to_wire
+from .codec import WireValue, pack, to_wire
 from .connection import Connection, raw_public
-from .domain import ClientOS, LicensingMode, PeerRole
+from .domain import CalProduct, ClientOS, LicenseKind, LicenseStatus, LicensingMode, PeerRole
 from .envelope import DEFAULT_WINDOW_MS, PROTOCOL_VERSION, SIGNATURE_CONTEXT, seal
 from .errors import ErrorCode, ProtocolError
 from .framing import PREFIX, encode_frame
-from .messages import REGISTRY, Conversation, Message
+from .messages import Conversation, Message
+from .messages.admin import AdminLicenses, AdminListLicenses
 from .messages.common import Error, Hello, Welcome
 from .messages.licensing import IssueLicense
 from .messages.rdp import LicenseRequest
-from .messages.records import ProductInfo
+from .messages.records import IssuedLicenseInfo, ProductInfo
+from .paging import MAX_PAGE_ITEMS, Listing, make_cursor, query_digest
 from .states import Direction
 
-KEY_NAMES = ("terminal-server", "license-server", "rdp-client", "stranger")
+KEY_NAMES = ("terminal-server", "license-server", "rdp-client", "stranger", "administrator")
 """The test keys, by the role that holds them in the vectors."""
 
 T0 = 1_051_142_400_000
@@ -134,6 +135,53 @@ def _issue() -> IssueLicense:
         client_os=ClientOS.XP_PRO,
         mode=LicensingMode.PER_DEVICE,
     )
+
+
+def _listing(cursor: bytes) -> AdminListLicenses:
+    return AdminListLicenses(
+        product=CalProduct.W2003_DEVICE_CAL, machine="PC042", cursor=cursor, limit=100
+    )
+
+
+def _admin_vectors() -> tuple[Vector, ...]:
+    """A paged listing in the admin conversation (PAGE-1..5)."""
+    adm, server, client = Conversation.ADMIN, Direction.SERVER, Direction.CLIENT
+    admin_key, ls_key = vector_public("administrator"), vector_public("license-server")
+    digest = query_digest(0, 0, CalProduct.W2003_DEVICE_CAL, None, None, "pc042", "")
+    cursor = make_cursor(Listing.LICENSES, digest, (T0 - 1000, 41))
+    ask = _frame("administrator", _listing(cursor), n=15, msg_id=3, reply_to=0, ts=T0)
+    page = AdminLicenses(
+        licenses=(
+            IssuedLicenseInfo(
+                license_id=42, keypack_id=1, product=CalProduct.W2003_DEVICE_CAL,
+                kind=LicenseKind.PERMANENT, status=LicenseStatus.ACTIVE, machine="PC042",
+                user="alice", hwid=vector_public("rdp-client"), terminal_server="TS1",
+                issued_at=T0 - 500, expires_at=T0 + 60 * 86_400_000, validated=True,
+            ),
+        ),
+        next_cursor=make_cursor(Listing.LICENSES, digest, (T0 - 500, 42)),
+    )  # fmt: skip
+    answer = _frame("license-server", page, n=16, msg_id=3, reply_to=3, ts=T0)
+    too_many = {**to_wire(_listing(b"")), "limit": MAX_PAGE_ITEMS + 1}
+    header = [PROTOCOL_VERSION, int(AdminListLicenses.TYPE), 4, 0, nonce(17), T0, too_many]
+    over = _raw_frame("administrator", pack(header))
+    return (
+        Vector(name="admin-list-licenses", description="The licensing utility asks for the"
+               " page after the license keyed (T0 - 1000, 41) of a listing filtered by product"
+               " and device, at most 100 licenses (the cursor is the server's own).",
+               conversation=adm, receiver=server, state="READY", frame=ask, peer_key=admin_key,
+               expect_message="AdminListLicenses", expect_state="AWAITING_ADMIN_LIST_LICENSES",
+               expect_body=to_wire(_listing(cursor))),
+        Vector(name="admin-licenses-page", description="The license server answers one page"
+               " and the cursor of the next (empty would end the listing).",
+               conversation=adm, receiver=client, state="AWAITING_ADMIN_LIST_LICENSES",
+               frame=answer, peer_key=ls_key, expect_message="AdminLicenses",
+               expect_state="READY", expect_body=to_wire(page)),
+        Vector(name="admin-limit-too-large", description="A listing asking for 1 025 items a"
+               " page (the maximum is 1 024).", conversation=adm, receiver=server,
+               state="READY", frame=over, peer_key=admin_key,
+               expect_error=ErrorCode.INVALID_FIELD),
+    )  # fmt: skip
 
 
 def build_vectors() -> tuple[Vector, ...]:
@@ -248,6 +296,7 @@ def build_vectors() -> tuple[Vector, ...]:
             version2, ErrorCode.UNSUPPORTED_VERSION),
         bad("illegal-state", "An IssueLicense as the first message (before Hello).",
             early_issue, ErrorCode.ILLEGAL_STATE),
+        *_admin_vectors(),
     )
     # fmt: on
 
@@ -287,127 +336,3 @@ def expected_outcome(vector: Vector) -> Outcome:
         return Outcome(None, "ERROR", error=vector.expect_error)
     assert vector.expect_state is not None
     return Outcome(vector.expect_message, vector.expect_state, body=vector.expect_body)
-
-
-def _json_value(value: WireValue | tuple[WireValue, ...]) -> object:
-    if isinstance(value, bytes):
-        return {"$bin": value.hex()}
-    if isinstance(value, dict):
-        return {k: _json_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    return value
-
-
-def _from_json_value(value: Unvalidated) -> Unvalidated:
-    if isinstance(value, dict):
-        if set(value) == {"$bin"}:
-            return bytes.fromhex(value["$bin"])
-        return {k: _from_json_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_from_json_value(v) for v in value]
-    return value
-
-
-class VectorJson(TypedDict):
-    """The language-neutral form of a vector (§11)."""
-
-    name: str
-    conversation: str
-    receiver: str
-    state: str
-    now: int
-    window: int
-    peer_key: str | None
-    setup: list[str]
-    frame: str
-    expect: dict[str, object]  # {error, code, state} or {message, type, state, body}
-
-
-def vector_json(vector: Vector) -> VectorJson:
-    """The language-neutral form of a vector, as printed in §11."""
-    expect: dict[str, object]
-    if vector.expect_error is not None:
-        code = vector.expect_error
-        expect = {"error": code.name, "code": int(code), "state": "ERROR"}
-    else:
-        cls = next(c for c in REGISTRY.values() if c.__name__ == vector.expect_message)
-        expect = {
-            "message": vector.expect_message,
-            "type": f"0x{int(cls.TYPE):03X}",
-            "state": vector.expect_state,
-            "body": _json_value(vector.expect_body),
-        }
-    return VectorJson(
-        name=vector.name,
-        conversation=str(vector.conversation),
-        receiver=str(vector.receiver),
-        state=vector.state,
-        now=vector.now,
-        window=vector.window,
-        peer_key=vector.peer_key.hex() if vector.peer_key else None,
-        setup=[f.hex() for f in vector.setup],
-        frame=vector.frame.hex(),
-        expect=expect,
-    )
-
-
-def vector_from_json(data: dict[str, Unvalidated], description: str = "") -> Vector:
-    """Rebuild a `Vector` from its printed form (the inverse of `vector_json`)."""
-    expect = data["expect"]
-    peer = data["peer_key"]
-    common: dict[str, Unvalidated] = {
-        "name": data["name"],
-        "description": description,
-        "conversation": Conversation(data["conversation"]),
-        "receiver": Direction(data["receiver"]),
-        "state": data["state"],
-        "now": data["now"],
-        "window": data["window"],
-        "peer_key": bytes.fromhex(peer) if peer else None,
-        "setup": tuple(bytes.fromhex(f) for f in data["setup"]),
-        "frame": bytes.fromhex(data["frame"]),
-    }
-    if "error" in expect:
-        return Vector(**common, expect_error=ErrorCode(expect["code"]))
-    return Vector(
-        **common,
-        expect_message=expect["message"],
-        expect_state=expect["state"],
-        expect_body=_from_json_value(expect["body"]),
-    )
-
-
-def render_vectors() -> str:
-    """The generated block of §11: the test keys, then each vector (Markdown)."""
-    out = ["| test key | seed (sha256 of the label) | raw public key |", "|---|---|---|"]
-    for name in KEY_NAMES:
-        out.append(f"| `{name}` | `{seed_of(name).hex()}` | `{vector_public(name).hex()}` |")
-    out += ["", "| nonce | value |", "|---|---|"]
-    out += [f"| {n} | `{nonce(n).hex()}` |" for n in range(1, 15)]
-    for i, vector in enumerate(build_vectors(), 1):
-        data = vector_json(vector)
-        expect = data["expect"]
-        if "error" in expect:
-            result = f"error `{expect['error']}` ({expect['code']}), state `ERROR`"
-        else:
-            result = f"message `{expect['message']}` ({expect['type']}), state `{expect['state']}`"
-        bound = f"`{data['peer_key'][:16]}…`" if data["peer_key"] else "none"
-        out += [
-            "",
-            f"#### V{i} `{vector.name}`",
-            "",
-            vector.description,
-            "",
-            f"- receiver: the **{vector.receiver}** side of a `{vector.conversation}`"
-            f" conversation in state `{vector.state}`; bound peer key: {bound};"
-            f" now = {vector.now}; window = {vector.window} ms"
-            + ("; it has just accepted the setup frame(s)" if vector.setup else ""),
-            f"- expected: {result}",
-            f"- frame: {len(vector.frame)} bytes, length prefix included (`frame` below)",
-            "",
-            "```json",
-            json.dumps(data, indent=1),
-            "```",
-        ]
-    return "\n".join(out)

@@ -29,7 +29,8 @@ from tslic.protocol.envelope import SIGNATURE_CONTEXT
 from tslic.protocol.errors import ErrorCode
 from tslic.protocol.messages import REGISTRY, Conversation, rdp, records
 from tslic.protocol.messages.admin import ActivationAction
-from tslic.protocol.vectors import build_vectors, render_vectors
+from tslic.protocol.vector_doc import render_vectors
+from tslic.protocol.vectors import build_vectors
 from tslic.runtime.service import Limits
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md"

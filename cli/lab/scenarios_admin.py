@@ -15,11 +15,11 @@ from tslic.protocol.messages.admin import (
     AdminGetStatus,
     AdminInstallKeyPack,
     AdminKeyPacks,
-    AdminLicenses,
     AdminListKeyPacks,
-    AdminListLicenses,
+    AdminListUsers,
     AdminSetPolicy,
     AdminStatus,
+    AdminUsers,
 )
 
 from .model import Context, scenario
@@ -144,8 +144,10 @@ async def per_user(world: World, ctx: Context) -> None:
     assert isinstance(packs, AdminKeyPacks)
     issued = sum(p.issued for p in packs.keypacks if p.product is CalProduct.W2003_USER_CAL)
     ctx.equal(0, issued, "User CALs decremented")
-    (report,) = await world.admin("W3KLS1", AdminListLicenses(per_user=True))
-    assert isinstance(report, AdminLicenses)
+    in_use = sum(p.in_use for p in packs.keypacks if p.product is CalProduct.W2003_USER_CAL)
+    ctx.equal(3, in_use, "User CALs held from the installed packs")
+    (report,) = await world.admin("W3KLS1", AdminListUsers())
+    assert isinstance(report, AdminUsers)
     users = sorted({u.user for u in report.users})
     ctx.say(f"the per-user report lists {users}")
     ctx.expect("alice, bob and carol in the report", users, {"alice", "bob", "carol"} <= set(users))

@@ -10,7 +10,10 @@ with --json. Actions:
       Clearinghouse gave from --code or, if absent, from standard input (as the wizard asks)
   install --program retail|open-license|select|enterprise-agreement|campus-agreement|
           school-agreement|keypack-code|transition --product P [--count N] and the numbers
-  keypacks | licenses [--since --until] | report [--since --until] [--per-user]
+  keypacks [--product] | licenses [filters] | report [filters] [--per-user]
+      filters: --since --until --product --kind --status --machine --user (the server
+      applies them); listings are paged (--page-size) and printed as the pages arrive, and
+      --json writes one JSON document incrementally (client/admin/listing.py)
   policy [--security-group on|off] [--add NAME]... [--remove NAME]... [--prevent-upgrade on|off]
 A license server on a virtual clock needs the same clock: --clock-file or TSLIC_CLOCK_FILE
 (runtime.args); `status` also prints the server's virtual date (from its Welcome).
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,14 @@ import trio
 from rich.console import Console
 from tslic.protocol import Conversation
 from tslic.protocol.clock import format_date, parse_date
-from tslic.protocol.domain import ActivationMethod, CalProduct, PeerRole, Program
+from tslic.protocol.domain import (
+    ActivationMethod,
+    CalProduct,
+    LicenseKind,
+    LicenseStatus,
+    PeerRole,
+    Program,
+)
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.messages import Message
 from tslic.protocol.messages.admin import (
@@ -46,11 +57,13 @@ from tslic.protocol.messages.admin import (
     AdminStatus,
 )
 from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.paging import MAX_PAGE_ITEMS
 from tslic.runtime.args import add_clock_arguments, clock_from_args
 from tslic.runtime.clock import Clock
 from tslic.runtime.files import load_key
 from tslic.runtime.peer import PeerStream, open_peer
 
+from . import listing
 from .render import PENDING_NOTE, show, to_json
 
 PROGRAMS = [p.value for p in Program] + ["keypack-code", "transition"]
@@ -89,11 +102,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--agreement-number", default="", help="agreement/enrollment (7 digits)")
     p.add_argument("--keypack-code", default="", help="license key pack code (web/telephone)")
     p.add_argument("--token", default="", help="transition license token (from the e-mail)")
-    sub.add_parser("keypacks", help="installed key packs")
+    p = sub.add_parser("keypacks", help="installed key packs")
+    p.add_argument("--product", choices=PRODUCTS)
+    _page_size_argument(p)
     for name, help_text in (("licenses", "issued licenses"), ("report", "LSREPORT-like report")):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--since", help="from this date (e.g. 2003-06-01)")
-        p.add_argument("--until", help="up to this date")
+        p.add_argument("--since", help="issued from this date (e.g. 2003-06-01)")
+        p.add_argument("--until", help="issued up to this date")
+        p.add_argument("--product", choices=[c.value for c in CalProduct])
+        p.add_argument("--kind", choices=[k.value for k in LicenseKind])
+        p.add_argument("--status", choices=[s.name.lower() for s in LicenseStatus])
+        p.add_argument("--machine", default="", help="one device (computer name, any case)")
+        p.add_argument("--user", default="", help="one user (any case)")
+        _page_size_argument(p)
         if name == "report":
             p.add_argument("--per-user", action="store_true", help="the per-user report")
     p = sub.add_parser("policy", help="security group and Prevent License Upgrade")
@@ -101,6 +122,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--add", action="append", default=[], metavar="COMPUTER")
     p.add_argument("--remove", action="append", default=[], metavar="COMPUTER")
     p.add_argument("--prevent-upgrade", choices=["on", "off"])
+
+
+def _page_size_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help=f"items per request, 1..{MAX_PAGE_ITEMS} (default: as many as fit one frame)",
+    )
+
+
+def _listing(args: argparse.Namespace) -> AdminListKeyPacks | AdminListLicenses:
+    if not 0 <= args.page_size <= MAX_PAGE_ITEMS:
+        raise ServiceError(
+            f"--page-size {args.page_size}: choose 1 to {MAX_PAGE_ITEMS}",
+            code=ErrorCode.INVALID_FIELD,
+        )
+    if args.action == "keypacks":
+        product = CalProduct(args.product) if args.product else None
+        return AdminListKeyPacks(product=product, limit=args.page_size)
+    return AdminListLicenses(
+        since=parse_date(args.since) if args.since else 0,
+        until=parse_date(args.until) if args.until else 0,
+        product=CalProduct(args.product) if args.product else None,
+        kind=LicenseKind(args.kind) if args.kind else None,
+        status=LicenseStatus[args.status.upper()] if args.status else None,
+        machine=args.machine,
+        user=args.user,
+        limit=args.page_size,
+    )
 
 
 def _switch(value: str | None) -> bool | None:
@@ -111,14 +163,6 @@ def _requests(args: argparse.Namespace) -> list[Message]:
     action = args.action
     if action == "status":
         return [AdminGetStatus()]
-    if action == "keypacks":
-        return [AdminListKeyPacks()]
-    if action in ("licenses", "report"):
-        since = parse_date(args.since) if args.since else 0
-        until = parse_date(args.until) if args.until else 0
-        return [
-            AdminListLicenses(since=since, until=until, per_user=getattr(args, "per_user", False))
-        ]
     if action == "policy":
         return [
             AdminSetPolicy(
@@ -201,7 +245,11 @@ async def _converse(
 ) -> tuple[list[Message], int]:
     """The replies, and the server's virtual time from its Welcome."""
     key = load_key(args.credential)
-    with trio.fail_after(TIMEOUT if args.action not in _INTERACTIVE else 3600):
+    # A listing's timeout is per page (each request), not for the whole listing.
+    limit = (
+        3600 if args.action in _INTERACTIVE else (math.inf if args.action in _LISTINGS else TIMEOUT)
+    )
+    with trio.fail_after(limit):
         async with open_peer(
             args.server,
             conversation=Conversation.ADMIN,
@@ -215,10 +263,27 @@ async def _converse(
                 return [await _properties(stream, args)], when
             if args.action in _INTERACTIVE:
                 return [await _activation(stream, args, out)], when
+            if args.action in _LISTINGS:
+                await _list(stream, args, when)
+                return [], when
             return [await stream.request(r) for r in _requests(args)], when
 
 
 _INTERACTIVE = {a.value for a in ActivationAction}
+_LISTINGS = {"keypacks", "licenses", "report"}
+
+
+async def _list(stream: PeerStream, args: argparse.Namespace, now: int) -> None:
+    """A paged listing, printed as it arrives (client/admin/listing.py); `now` is the
+    server's virtual time (its Welcome), against which key pack expiry is judged."""
+    request = _listing(args)
+    writer = listing.Writer(args.json)
+    if isinstance(request, AdminListKeyPacks):
+        await listing.list_keypacks(writer, stream, request)
+    elif getattr(args, "per_user", False):
+        await listing.per_user_report(writer, stream, request, now)
+    else:
+        await listing.list_licenses(writer, stream, request)
 
 
 def _changes_members(args: argparse.Namespace) -> bool:

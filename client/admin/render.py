@@ -20,11 +20,14 @@ from tslic.protocol.messages.admin import (
     AdminKeyPacks,
     AdminLicenses,
     AdminStatus,
+    AdminUsers,
 )
 from tslic.protocol.messages.records import IssuedLicenseInfo, KeyPackInfo
 
 
 def _plain(value: object) -> object:
+    if value is None or isinstance(value, str | int):
+        return value
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, dict):
@@ -40,7 +43,12 @@ def to_json(msg: Message) -> dict[str, object]:
     return {"type": type(msg).__name__, **data}
 
 
-def _date(ms: int, never: str = "never") -> str:
+def record_json(record: object) -> dict[str, object]:
+    """One record (a listing's item) as JSON-ready values (listed records are flat maps)."""
+    return {k: v.hex() if isinstance(v, bytes) else _plain(v) for k, v in to_wire(record).items()}
+
+
+def date_text(ms: int, never: str = "never") -> str:
     return format_date(ms) if ms else never
 
 
@@ -53,6 +61,20 @@ PENDING_NOTE = (
     ' issuance of Terminal Server licenses"); until then it enforces the members read at its'
     " start."
 )
+
+
+def plural(count: int, noun: str) -> str:
+    """ "1 license", "2 licenses"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+# C0 and C1 control characters (and DEL): a remote peer's text must not drive the terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """`text` with control characters shown as \\xNN escapes."""
+    return text.translate(_CONTROL)
 
 
 def status_table(reply: AdminStatus) -> Table:
@@ -97,7 +119,7 @@ def keypacks_table(keypacks: tuple[KeyPackInfo, ...]) -> Table:
             str(k.total),
             str(k.issued),
             str(k.available),
-            _date(k.expires_at),
+            date_text(k.expires_at),
         )
     return table
 
@@ -112,14 +134,14 @@ def licenses_table(licenses: tuple[IssuedLicenseInfo, ...], title: str) -> Table
             str(x.license_id),
             str(x.kind),
             x.product.label,
-            x.machine,
-            x.user,
+            printable(x.machine),
+            printable(x.user),
             x.hwid.hex()[:16],
             x.status.name.lower(),
             "yes" if x.validated else "no",
-            x.terminal_server,
-            _date(x.issued_at),
-            _date(x.expires_at),
+            printable(x.terminal_server),
+            date_text(x.issued_at),
+            date_text(x.expires_at),
         )
     return table
 
@@ -133,17 +155,17 @@ def show(console: Console, reply: Message) -> None:
     elif isinstance(reply, AdminKeyPackInstalled):
         console.print("The license key pack was installed.")
         console.print(keypacks_table((reply.keypack,)))
+    elif isinstance(reply, AdminUsers):
+        table = Table(title="Per User CAL usage report")
+        for col in ("User", "Product", "Connections", "First seen", "Last seen"):
+            table.add_column(col)
+        for u in reply.users:
+            table.add_row(
+                printable(u.user), u.product.label, str(u.connections),
+                date_text(u.first_seen), date_text(u.last_seen),
+            )  # fmt: skip
+        console.print(table)
     elif isinstance(reply, AdminLicenses):
-        if reply.users:
-            table = Table(title="Per User CAL usage report")
-            for col in ("User", "Product", "Connections", "First seen", "Last seen"):
-                table.add_column(col)
-            for u in reply.users:
-                table.add_row(
-                    u.user, u.product.label, str(u.connections),
-                    _date(u.first_seen), _date(u.last_seen),
-                )  # fmt: skip
-            console.print(table)
         console.print(licenses_table(reply.licenses, "Issued licenses"))
     elif isinstance(reply, AdminActivationStep):
         console.print(f"Product ID:   {reply.product_id}")

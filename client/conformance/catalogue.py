@@ -18,6 +18,7 @@ from tslic.protocol import ErrorCode, ServiceError
 from tslic.protocol.rules import Rule, rules_by_id
 
 from . import (
+    cases_admin_paging,
     cases_agent,
     cases_clearinghouse,
     cases_declared,
@@ -47,6 +48,7 @@ _MODULES = (
     cases_license_server,
     cases_ls_wire,
     cases_ls_time,
+    cases_admin_paging,
     cases_agent,
     cases_clearinghouse,
     cases_directory,

@@ -5,6 +5,8 @@ created when the license server was set up; a license server refuses every admin
 any other key with ACCESS_DENIED. Each request has one reply type (or an Error).
 Activation by web or telephone is two steps, as in the wizard: `AdminActivate` returns the
 code to take to the Clearinghouse; `AdminCompleteActivation` takes the code it gives back.
+Listings (key packs, licenses, users) are paged (protocol/paging.py): each request carries
+its filters, a `cursor` and a `limit`; each reply one page and `next_cursor`.
 """
 
 from __future__ import annotations
@@ -12,8 +14,16 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from ..domain import ActivationMethod, ActivationState, CalProduct, Program
-from .base import Conversation, Message, MessageType, message, require_range
+from ..domain import (
+    ActivationMethod,
+    ActivationState,
+    CalProduct,
+    LicenseKind,
+    LicenseStatus,
+    Program,
+)
+from ..paging import MAX_PAGE_ITEMS
+from .base import Conversation, Message, MessageType, message, require_len, require_range
 from .records import ContactInfo, IssuedLicenseInfo, KeyPackInfo, ServerStatus, UserUsage
 
 ADM = Conversation.ADMIN
@@ -107,33 +117,80 @@ class AdminKeyPackInstalled(Message):
     event_ids: tuple[int, ...] = ()
 
 
+def _check_page_request(limit: int, machine: str = "", user: str = "") -> None:
+    require_range(limit, "limit", 0, MAX_PAGE_ITEMS)
+    require_len(machine, "machine", 0, 64)
+    require_len(user, "user", 0, 256)
+
+
 @message(MessageType.ADMIN_LIST_KEYPACKS, ADM)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdminListKeyPacks(Message):
-    """Utility -> LS: all installed key packs with their counts."""
+    """Utility -> LS: one page of the installed key packs, by id."""
+
+    product: CalProduct | None = None
+    cursor: bytes = b""
+    limit: int = 0
+
+    def check(self) -> None:
+        _check_page_request(self.limit)
 
 
 @message(MessageType.ADMIN_KEYPACKS, ADM)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdminKeyPacks(Message):
     keypacks: tuple[KeyPackInfo, ...]
+    next_cursor: bytes = b""
 
 
 @message(MessageType.ADMIN_LIST_LICENSES, ADM)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdminListLicenses(Message):
-    """Utility -> LS: issued licenses in a date range (LSREPORT), or the per-user report."""
+    """Utility -> LS: one page of the issued licenses (LSREPORT), oldest first, filtered by
+    the server: issue date in [since, until], product, kind, status, device, user."""
 
     since: int = 0
     until: int = 0  # 0: no upper bound
-    per_user: bool = False
+    product: CalProduct | None = None
+    kind: LicenseKind | None = None
+    status: LicenseStatus | None = None
+    machine: str = ""  # the device's computer name, any case; "": every device
+    user: str = ""  # any case; "": every user
+    cursor: bytes = b""
+    limit: int = 0
+
+    def check(self) -> None:
+        _check_page_request(self.limit, self.machine, self.user)
 
 
 @message(MessageType.ADMIN_LICENSES, ADM)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdminLicenses(Message):
     licenses: tuple[IssuedLicenseInfo, ...]
-    users: tuple[UserUsage, ...] = ()
+    next_cursor: bytes = b""
+
+
+@message(MessageType.ADMIN_LIST_USERS, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminListUsers(Message):
+    """Utility -> LS: one page of the per-user report (who used a User CAL), by user."""
+
+    since: int = 0
+    until: int = 0  # 0: no upper bound
+    product: CalProduct | None = None
+    user: str = ""
+    cursor: bytes = b""
+    limit: int = 0
+
+    def check(self) -> None:
+        _check_page_request(self.limit, user=self.user)
+
+
+@message(MessageType.ADMIN_USERS, ADM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminUsers(Message):
+    users: tuple[UserUsage, ...]
+    next_cursor: bytes = b""
 
 
 @message(MessageType.ADMIN_SET_POLICY, ADM)

@@ -74,6 +74,8 @@ class MessageType(enum.IntEnum):
     ADMIN_LIST_LICENSES = 0x30D
     ADMIN_LICENSES = 0x30E
     ADMIN_SET_POLICY = 0x30F
+    ADMIN_LIST_USERS = 0x310
+    ADMIN_USERS = 0x311
     # license server or utility <-> Clearinghouse
     CH_ACTIVATE = 0x401
     CH_ACTIVATED = 0x402

@@ -76,9 +76,13 @@ class KeyPackInfo(Record):
     available: int
     installed_at: int
     expires_at: int  # 0: never
+    # Licenses held from this pack now (active permanent ones recorded against it). For a
+    # User CAL pack, whose `issued` stays 0 (User CALs are not taken from a pool, §7.2), the
+    # number of users holding a User CAL from it; it may exceed `total`.
+    in_use: int = 0
 
     def check(self) -> None:
-        if min(self.total, self.issued, self.available) < 0:
+        if min(self.total, self.issued, self.available, self.in_use) < 0:
             raise invalid("counts must not be negative", "total")
         if self.issued + self.available != self.total:
             raise invalid("issued + available must equal total", "available")

@@ -31,10 +31,9 @@ from tslic.protocol.messages.admin import (
     AdminGetStatus,
     AdminInstallKeyPack,
     AdminKeyPackInstalled,
-    AdminKeyPacks,
-    AdminLicenses,
     AdminListKeyPacks,
     AdminListLicenses,
+    AdminListUsers,
     AdminSetPolicy,
     AdminSetProperties,
     AdminStatus,
@@ -47,7 +46,8 @@ from tslic.runtime.service import Peer
 
 from .activation import Activation
 from .config import Config, event
-from .db import keypacks, licenses, settings
+from .db import keypacks, settings
+from .listings import Listings
 from .metrics import Metrics
 from .policies import Policies
 from .store import Store
@@ -81,6 +81,7 @@ class AdminService:
         self.policies = policies
         self.metrics = metrics
         self.admin_public = admin_public
+        self.listings = Listings(store)
 
     async def on_hello(self, peer: Peer) -> Welcome:
         if peer.key != self.admin_public:
@@ -115,26 +116,15 @@ class AdminService:
         if isinstance(request, AdminInstallKeyPack):
             return await self._install(request, actor)
         if isinstance(request, AdminListKeyPacks):
-            return AdminKeyPacks(keypacks=tuple(await self.store.run_op(keypacks.list_keypacks)))
+            return await self.listings.keypacks(request)
         if isinstance(request, AdminListLicenses):
-            return await self._licenses(request)
+            return await self.listings.licenses(request)
+        if isinstance(request, AdminListUsers):
+            return await self.listings.users(request)
         if isinstance(request, AdminSetPolicy):
             await self._set_policy(request, actor)
             return AdminStatus(status=await self._status())
         raise ServiceError(f"{type(request).__name__} is not an admin request")
-
-    async def _licenses(self, req: AdminListLicenses) -> AdminLicenses:
-        def op(db: sqlite3.Connection) -> AdminLicenses:
-            issued = licenses.list_licenses(db, req.since, req.until)
-            if req.per_user:
-                per_user = tuple(x for x in issued if x.product.is_per_user)
-                return AdminLicenses(
-                    licenses=per_user, users=tuple(licenses.list_usage(db, req.since, req.until))
-                )
-            return AdminLicenses(licenses=tuple(issued))
-
-        reply: AdminLicenses = await self.store.run_op(op)
-        return reply
 
     async def _status(self) -> ServerStatus:
         pending = await self.store.run_op(

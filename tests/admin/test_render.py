@@ -21,7 +21,7 @@ from tslic.protocol.domain import (
     WindowsVersion,
 )
 from tslic.protocol.errors import ErrorCode, ServiceError
-from tslic.protocol.messages.admin import AdminKeyPacks, AdminLicenses, AdminStatus
+from tslic.protocol.messages.admin import AdminKeyPacks, AdminLicenses, AdminStatus, AdminUsers
 from tslic.protocol.messages.records import (
     ContactInfo,
     IssuedLicenseInfo,
@@ -83,9 +83,10 @@ def test_licenses_and_per_user_report():
         user="ann", product=CalProduct.W2003_USER_CAL, connections=3, first_seen=DAY,
         last_seen=2 * DAY,
     )  # fmt: skip
-    text = render(AdminLicenses(licenses=(lic,), users=(usage,)))
+    text = render(AdminUsers(users=(usage,)))
     assert "Per User CAL usage report" in text
     assert "ann" in text
+    text = render(AdminLicenses(licenses=(lic,)))
     assert "1970-03-02" in text
     assert to_json(AdminLicenses(licenses=(lic,)))["licenses"][0]["hwid"] == "00" * 32
 

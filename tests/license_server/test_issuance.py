@@ -201,7 +201,12 @@ async def test_lease_lengths_follow_the_seed(lab, autojump_clock):
 
 
 async def test_per_user_cals_are_issued_not_decremented_and_reported(lab, autojump_clock):
-    from tslic.protocol.messages.admin import AdminLicenses, AdminListLicenses
+    from tslic.protocol.messages.admin import (
+        AdminKeyPacks,
+        AdminListKeyPacks,
+        AdminListUsers,
+        AdminUsers,
+    )
 
     ls = await ready(lab, packs=[(USER_CAL, 2)])
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
@@ -213,10 +218,14 @@ async def test_per_user_cals_are_issued_not_decremented_and_reported(lab, autoju
             assert (got.kind, got.product) == (LicenseKind.PERMANENT, USER_CAL)
     assert await available(lab, ls, USER_CAL) == 2  # never decremented (KB823313)
     async with lab.admin(ls) as adm:
-        report = await adm.request(AdminListLicenses(per_user=True))
-    assert isinstance(report, AdminLicenses)
+        report = await adm.request(AdminListUsers())
+        packs = await adm.request(AdminListKeyPacks(product=USER_CAL))
+    assert isinstance(report, AdminUsers)
     usage = {u.user: u.connections for u in report.users}
     assert usage == {"ann": 2, "bob": 1, "cy": 1}
+    assert isinstance(packs, AdminKeyPacks)
+    # Not taken from the pool, but the pack says who holds one (issue 15: it said 0 issued).
+    assert [(k.issued, k.in_use) for k in packs.keypacks] == [(0, 3)]
 
 
 async def test_per_user_mode_without_user_cals_gets_temporaries_only(lab, autojump_clock):

@@ -261,11 +261,22 @@ def sample_messages() -> list[Message]:
             authorization_number="1A2B3C4D5E6F7G8",
         ),
         adm.AdminKeyPackInstalled(keypack=_keypack(), event_ids=(17,)),
-        adm.AdminListKeyPacks(),
-        adm.AdminKeyPacks(keypacks=(_keypack(7), _keypack(8))),
-        adm.AdminListLicenses(since=NOW - 30 * DAY, until=NOW, per_user=True),
-        adm.AdminLicenses(
-            licenses=(_issued(),),
+        adm.AdminKeyPacks(keypacks=(_keypack(7), _keypack(8)), next_cursor=b"\x94\x01\x02"),
+        adm.AdminListKeyPacks(product=CalProduct.W2003_USER_CAL, cursor=b"\x01", limit=50),
+        adm.AdminListLicenses(
+            since=NOW - 30 * DAY,
+            until=NOW,
+            product=CalProduct.W2003_USER_CAL,
+            kind=LicenseKind.PERMANENT,
+            status=LicenseStatus.ACTIVE,
+            machine="PC7",
+            user="dana",
+            cursor=b"\x95\x01",
+            limit=100,
+        ),
+        adm.AdminLicenses(licenses=(_issued(),), next_cursor=b"\x95\x01"),
+        adm.AdminListUsers(since=NOW - 30 * DAY, until=NOW, user="dana", limit=10),
+        adm.AdminUsers(
             users=(
                 UserUsage(
                     user="dana",

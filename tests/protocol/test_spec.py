@@ -18,12 +18,11 @@ from tslic.protocol import states
 from tslic.protocol.errors import ErrorCode
 from tslic.protocol.messages import REGISTRY, Conversation, Message
 from tslic.protocol.rules import AREAS, Level, Rule, check_rules, load_rules, rules_by_id
+from tslic.protocol.vector_doc import vector_from_json, vector_json
 from tslic.protocol.vectors import (
     build_vectors,
     expected_outcome,
     run_vector,
-    vector_from_json,
-    vector_json,
     vector_key,
     vector_public,
 )

@@ -13,6 +13,8 @@ import sqlite3
 from tslic.protocol.domain import CalProduct, KeyPackType, Program
 from tslic.protocol.messages.records import KeyPackInfo
 
+from .licenses import held_by_keypack
+
 _COLUMNS = (
     "id, product, program, keypack_type, description, total, issued, installed_at, expires_at"
 )
@@ -20,7 +22,7 @@ _COLUMNS = (
 _KeyPackRow = tuple[int, str, str | None, int, str, int, int, int, int]
 
 
-def _info(row: _KeyPackRow) -> KeyPackInfo:
+def _info(row: _KeyPackRow, in_use: int = 0) -> KeyPackInfo:
     kid, product, program, ktype, description, total, issued, installed, expires = row
     return KeyPackInfo(
         keypack_id=kid,
@@ -33,13 +35,26 @@ def _info(row: _KeyPackRow) -> KeyPackInfo:
         available=total - issued,
         installed_at=installed,
         expires_at=expires,
+        in_use=in_use,
     )
 
 
-def list_keypacks(db: sqlite3.Connection) -> list[KeyPackInfo]:
-    """Every installed key pack, oldest first."""
-    rows = db.execute(f"SELECT {_COLUMNS} FROM keypacks ORDER BY id").fetchall()
-    return [_info(row) for row in rows]
+def keypacks_page(
+    db: sqlite3.Connection, *, after: int | None, rows: int, product: CalProduct | None = None
+) -> list[KeyPackInfo]:
+    """Key packs by id, strictly after id `after`, of `product` if given; at most `rows`.
+    Each says how many licenses are held from it now (`in_use`)."""
+    where: list[str] = ["id > ?"]
+    args: list[object] = [after or 0]
+    if product is not None:
+        where.append("product = ?")
+        args.append(product.value)
+    found = db.execute(
+        f"SELECT {_COLUMNS} FROM keypacks WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+        (*args, rows),
+    ).fetchall()
+    held = held_by_keypack(db, [row[0] for row in found])
+    return [_info(row, held.get(row[0], 0)) for row in found]
 
 
 def get_keypack(db: sqlite3.Connection, keypack_id: int) -> KeyPackInfo:
@@ -51,7 +66,7 @@ def get_keypack(db: sqlite3.Connection, keypack_id: int) -> KeyPackInfo:
     found = db.execute(f"SELECT {_COLUMNS} FROM keypacks WHERE id = ?", (keypack_id,)).fetchone()
     if found is None:
         raise LookupError(keypack_id)
-    return _info(found)
+    return _info(found, held_by_keypack(db, [keypack_id]).get(keypack_id, 0))
 
 
 def keypack_holding_grant(db: sqlite3.Connection, grant_id: int) -> int | None:
@@ -70,7 +85,7 @@ def install_keypack(
     total: int,
     installed_at: int,
     expires_at: int,
-    grant_id: int,
+    grant_id: int | None,
     keypack_code: str,
     grant_blob: bytes,
 ) -> int:

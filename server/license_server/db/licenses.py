@@ -9,7 +9,9 @@ protocol's `IssuedLicenseInfo` and `UserUsage`.
 
 from __future__ import annotations
 
+import enum
 import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -88,13 +90,27 @@ def insert_license(db: sqlite3.Connection, row: LicenseRow) -> None:
     Raises:
         sqlite3.IntegrityError: the id is taken.
     """
-    db.execute(
-        "INSERT INTO licenses (id, keypack_id, product, kind, status, hwid, machine, user,"
-        " client_os, mode, terminal_server, issued_at, expires_at, validated, blob)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (row.id, row.keypack_id, row.product.value, row.kind.value, int(row.status), row.hwid,
-         row.machine, row.user, row.client_os, row.mode, row.terminal_server, row.issued_at,
-         row.expires_at, int(row.validated), row.blob),
+    db.execute(_INSERT, _values(row))
+
+
+def load_licenses(db: sqlite3.Connection, rows: Iterable[LicenseRow]) -> None:
+    """Write many whole license rows with one statement (offline: db/synthetic.py fills a
+    database this way for tests and bench/listing.py)."""
+    db.executemany(_INSERT, (_values(row) for row in rows))
+
+
+_INSERT = (
+    "INSERT INTO licenses (id, keypack_id, product, kind, status, hwid, machine, user,"
+    " client_os, mode, terminal_server, issued_at, expires_at, validated, blob)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _values(row: LicenseRow) -> tuple[object, ...]:
+    return (
+        row.id, row.keypack_id, row.product.value, row.kind.value, int(row.status), row.hwid,
+        row.machine, row.user, row.client_os, row.mode, row.terminal_server, row.issued_at,
+        row.expires_at, int(row.validated), row.blob,
     )  # fmt: skip
 
 
@@ -191,14 +207,64 @@ def _info(row: _InfoTuple) -> IssuedLicenseInfo:
     )
 
 
-def list_licenses(db: sqlite3.Connection, since: int, until: int) -> list[IssuedLicenseInfo]:
-    """Licenses issued in [since, until] (until 0: no upper bound), oldest first."""
+def iter_licenses(
+    db: sqlite3.Connection,
+    *,
+    after: tuple[int, int] | None,
+    rows: int,
+    since: int = 0,
+    until: int = 0,
+    product: CalProduct | None = None,
+    kind: LicenseKind | None = None,
+    status: LicenseStatus | None = None,
+    machine: str = "",
+    user: str = "",
+) -> Iterator[IssuedLicenseInfo]:
+    """Licenses in listing order (issued_at, id), strictly after the key `after`, issued in
+    [since, until] (until 0: no upper bound) and matching every filter given (machine and
+    user in any case); at most `rows`, read lazily (one page at a time, PAGE-3)."""
+    # The keyset bound is also the index range's lower end (issued_at >= the cursor's), so
+    # each page starts where the last ended instead of scanning from `since` (O(n) a page).
+    where = ["issued_at >= ?", "issued_at <= ?"]
+    args: list[object] = [since if after is None else max(since, after[0]), until or _FOREVER]
+    if after is not None:
+        where.append("(issued_at, id) > (?, ?)")
+        args += after
+    for column, value in (("product", product), ("kind", kind), ("status", status)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value.value if isinstance(value, enum.Enum) else value)
+    for column, text in (("machine", machine), ("user", user)):
+        if text:
+            where.append(f"{column} = ? COLLATE NOCASE")
+            args.append(text)
+    sql = (
+        f"SELECT {_INFO_COLUMNS} FROM licenses WHERE {' AND '.join(where)}"
+        " ORDER BY issued_at, id LIMIT ?"
+    )
+    return (_info(row) for row in db.execute(sql, (*args, rows)))
+
+
+def held_by_keypack(db: sqlite3.Connection, keypack_ids: list[int]) -> dict[int, int]:
+    """Active permanent licenses recorded against each of these key packs (KeyPackInfo.in_use)."""
+    if not keypack_ids:
+        return {}
+    marks = ", ".join("?" * len(keypack_ids))
     rows = db.execute(
-        f"SELECT {_INFO_COLUMNS} FROM licenses WHERE issued_at >= ? AND issued_at <= ?"
-        " ORDER BY issued_at, id",
-        (since, until or _FOREVER),
+        f"SELECT keypack_id, COUNT(*) FROM licenses WHERE status = ? AND kind = ?"
+        f" AND keypack_id IN ({marks}) GROUP BY keypack_id",
+        (int(LicenseStatus.ACTIVE), LicenseKind.PERMANENT.value, *keypack_ids),
     ).fetchall()
-    return [_info(row) for row in rows]
+    return {int(k): int(n) for k, n in rows}
+
+
+def load_usage(db: sqlite3.Connection, lines: Iterable[UserUsage]) -> None:
+    """Write many per-user usage lines with one statement (offline, as `load_licenses`)."""
+    db.executemany(
+        "INSERT INTO user_usage (user, product, connections, first_seen, last_seen)"
+        " VALUES (?, ?, ?, ?, ?)",
+        ((u.user, u.product.value, u.connections, u.first_seen, u.last_seen) for u in lines),
+    )
 
 
 def record_usage(db: sqlite3.Connection, user: str, product: CalProduct, now: int) -> None:
@@ -211,14 +277,34 @@ def record_usage(db: sqlite3.Connection, user: str, product: CalProduct, now: in
     )
 
 
-def list_usage(db: sqlite3.Connection, since: int, until: int) -> list[UserUsage]:
-    """Per-user usage seen in [since, until] (until 0: no upper bound), by user."""
-    rows = db.execute(
+def iter_usage(
+    db: sqlite3.Connection,
+    *,
+    after: tuple[str, str] | None,
+    rows: int,
+    since: int = 0,
+    until: int = 0,
+    product: CalProduct | None = None,
+    user: str = "",
+) -> Iterator[UserUsage]:
+    """Per-user usage lines in listing order (user, product), strictly after `after`, of users
+    seen in [since, until] (until 0: no upper bound); at most `rows`, read lazily."""
+    where = ["last_seen >= ?", "first_seen <= ?"]
+    args: list[object] = [since, until or _FOREVER]
+    if after is not None:  # user >= ...: the primary key's range starts at the cursor
+        where.append("user >= ? AND (user, product) > (?, ?)")
+        args += (after[0], *after)
+    if product is not None:
+        where.append("product = ?")
+        args.append(product.value)
+    if user:
+        where.append("user = ? COLLATE NOCASE")
+        args.append(user)
+    sql = (
         "SELECT user, product, connections, first_seen, last_seen FROM user_usage"
-        " WHERE last_seen >= ? AND first_seen <= ? ORDER BY user, product",
-        (since, until or _FOREVER),
-    ).fetchall()
-    return [
+        f" WHERE {' AND '.join(where)} ORDER BY user, product LIMIT ?"
+    )
+    return (
         UserUsage(user=u, product=CalProduct(p), connections=c, first_seen=f, last_seen=last)
-        for u, p, c, f, last in rows
-    ]
+        for u, p, c, f, last in db.execute(sql, (*args, rows))
+    )
