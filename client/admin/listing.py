@@ -32,7 +32,7 @@ from tslic.protocol.messages.admin import (
     AdminListUsers,
     AdminUsers,
 )
-from tslic.protocol.messages.records import IssuedLicenseInfo, KeyPackInfo, UserUsage
+from tslic.protocol.messages.records import KeyPackInfo
 from tslic.runtime.peer import PeerStream
 
 from .render import date_text, plural, printable, record_json
@@ -40,9 +40,7 @@ from .render import date_text, plural, printable, record_json
 PAGE_TIMEOUT = 60.0  # seconds for one page to arrive
 
 Request = AdminListKeyPacks | AdminListLicenses | AdminListUsers
-Reply = AdminKeyPacks | AdminLicenses | AdminUsers
 R = TypeVar("R", AdminKeyPacks, AdminLicenses, AdminUsers)
-Item = TypeVar("Item", IssuedLicenseInfo, KeyPackInfo, UserUsage)
 
 
 async def pages(stream: PeerStream, request: Request, reply_type: type[R]) -> AsyncIterator[R]:

@@ -67,6 +67,8 @@ class Server:
 
 
 def _serve(tmp_path: Path, **fill: int) -> Iterator[Server]:
+    # Issued "now" by the server's clock (real time), so its sweeper leaves them active.
+    fill.setdefault("start", int(time.time() * 1000) - 3_600_000)
     data = tmp_path / "ls"
     synthetic.fill(data, **fill)
     server = Server(data)

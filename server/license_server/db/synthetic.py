@@ -2,7 +2,8 @@
 
 Contract: `fill(data_dir, licenses=N, users=U, user_cals=C)` creates (or extends) the
 database of `data_dir` through the data-access layer, in ONE transaction with `executemany`:
-N temporary Per Device licenses for N devices (one a second of virtual time from 2003-05-01),
+N temporary Per Device licenses for N devices (one a second of virtual time from `start`,
+2003-05-01 by default),
 and, when U > 0, a User CAL key pack of C CALs, U users with their usage line and an active
 permanent User CAL recorded against that pack. For tests and bench/listing.py, which need a
 server holding 100,000 licenses or 10,000 users in seconds rather than after 100,000
@@ -37,17 +38,20 @@ def _hwid(n: int) -> bytes:
     return hashlib.sha256(n.to_bytes(8, "big")).digest()
 
 
-def fill(data_dir: Path, *, licenses_count: int, users: int = 0, user_cals: int = 0) -> None:
-    """Add the synthetic rows (see the module docstring) to the database in `data_dir`."""
+def fill(
+    data_dir: Path, *, licenses_count: int, users: int = 0, user_cals: int = 0, start: int = START
+) -> None:
+    """Add the synthetic rows (see the module docstring) to the database in `data_dir`,
+    issued from virtual time `start` on (a server sweeps what has expired by its clock)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(data_dir, threaded=False)
     try:
-        store.run_now(lambda db: _fill(db, licenses_count, users, user_cals))
+        store.run_now(lambda db: _fill(db, licenses_count, users, user_cals, start))
     finally:
         store.close()
 
 
-def _fill(db: sqlite3.Connection, count: int, users: int, user_cals: int) -> None:
+def _fill(db: sqlite3.Connection, count: int, users: int, user_cals: int, start: int) -> None:
     first = licenses.next_license_id(db)
     device, temporary = LicenseKind.TEMPORARY, LicenseStatus.TEMPORARY
     licenses.load_licenses(
@@ -63,8 +67,8 @@ def _fill(db: sqlite3.Connection, count: int, users: int, user_cals: int) -> Non
                 f"PC{i:06d}",
                 f"user{i % 5000:05d}",
                 "TS01",
-                START + i * 1000,
-                START + i * 1000 + 90 * MS_PER_DAY,
+                start + i * 1000,
+                start + i * 1000 + 90 * MS_PER_DAY,
                 False,
                 b"",
                 ClientOS.XP_PRO.value,
@@ -78,7 +82,7 @@ def _fill(db: sqlite3.Connection, count: int, users: int, user_cals: int) -> Non
     pack = keypacks.install_keypack(
         db, product=CalProduct.W2003_USER_CAL, program=Program.SELECT,
         keypack_type=Program.SELECT.keypack_type, description=CalProduct.W2003_USER_CAL.label,
-        total=user_cals, installed_at=START, expires_at=0, grant_id=None,
+        total=user_cals, installed_at=start, expires_at=0, grant_id=None,
         keypack_code="", grant_blob=b"",
     )  # fmt: skip
     base = first + count
@@ -96,8 +100,8 @@ def _fill(db: sqlite3.Connection, count: int, users: int, user_cals: int) -> Non
                 f"UPC{n:06d}",
                 name,
                 "TS01",
-                START + n * 1000,
-                START + n * 1000 + 60 * MS_PER_DAY,
+                start + n * 1000,
+                start + n * 1000 + 60 * MS_PER_DAY,
                 True,
                 b"",
                 ClientOS.XP_PRO.value,
@@ -110,7 +114,7 @@ def _fill(db: sqlite3.Connection, count: int, users: int, user_cals: int) -> Non
         db,
         (
             UserUsage(user=name, product=CalProduct.W2003_USER_CAL, connections=1 + n % 9,
-                      first_seen=START + n * 1000, last_seen=START + n * 1000 + MS_PER_DAY)
+                      first_seen=start + n * 1000, last_seen=start + n * 1000 + MS_PER_DAY)
             for n, name in enumerate(names)
         ),
     )  # fmt: skip
