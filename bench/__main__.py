@@ -1,4 +1,4 @@
-"""`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing | load] [ARGS...]`.
+"""`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing | load] ...`.
 
 Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`),
 bench/full_stack.py (`full-stack`), bench/listing.py (`listing`, see bench/LISTING.md) or
