@@ -22,16 +22,30 @@ Contract:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import trio
 from tslic.protocol import Conversation, ErrorCode, Message, TslicError
 from tslic.protocol.errors import Timeout
 
+from .limits import Limits, RateLimiter
 from .stream import MessageStream
 
-if TYPE_CHECKING:
-    from .service import Server
+
+class Host(Protocol):
+    """What a session needs of the listener that runs it (runtime.service.Server): its
+    limits, its rate limiter and its idle/shutdown bookkeeping. A protocol, so this module
+    does not import the server (which imports it)."""
+
+    limits: Limits
+    rate: RateLimiter
+
+    @property
+    def shutting_down(self) -> bool: ...
+
+    def idle_while(self, stream: MessageStream, scope: trio.CancelScope) -> None: ...
+
+    def busy_again(self, stream: MessageStream) -> None: ...
 
 
 class Closing(TslicError):
@@ -56,7 +70,7 @@ class Conversant(Protocol):
 class Session:
     """One accepted connection of a server-first conversation."""
 
-    def __init__(self, server: Server, stream: MessageStream, address: str) -> None:
+    def __init__(self, server: Host, stream: MessageStream, address: str) -> None:
         self._server = server
         self._stream = stream
         self.address = address
