@@ -39,9 +39,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.domain import ClientOS, WindowsVersion
 from tslic.runtime.clock import WallClock
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import issuance
-from procstat import per_request_us, threads_cpu
+# Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import issuance
+from bench.procstat import per_request_us, threads_cpu
 
 
 def _serve_license_server(conn: Any, data_dir: str) -> None:

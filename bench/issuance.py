@@ -43,9 +43,10 @@ from tslic.protocol.pki import raw_public_key
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import open_peer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import signed_echo
-from procstat import per_request_us, threads_cpu
+# Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import signed_echo
+from bench.procstat import per_request_us, threads_cpu
 
 
 def _serve_license_server(conn: Any, data_dir: str, threaded: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.events import read_events
 from tslic.client.agent.service import Agent
@@ -16,6 +17,9 @@ from tslic.protocol.domain import (
     WindowsVersion,
 )
 from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.runtime.clock import TrioClock
+
+from tests.agent import fakes
 
 W2000, W2003 = WindowsVersion.W2000, WindowsVersion.W2003
 CALS = {CalProduct.W2003_DEVICE_CAL: 10, CalProduct.W2000_TS_CAL: 10}
@@ -31,7 +35,9 @@ def entry(agent: Agent, name: str):  # type: ignore[no-untyped-def]
     return found
 
 
-async def test_2003_skips_a_2000_server_named_first(tmp_path, autojump_clock, clock, fakes):
+async def test_2003_skips_a_2000_server_named_first(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     old = fakes.FakeLicenseServer(
         name="LS2000", version=W2000, clock=clock, root=root, available=CALS
@@ -66,7 +72,9 @@ async def test_2003_skips_a_2000_server_named_first(tmp_path, autojump_clock, cl
     assert "RequestTermServCert" not in old.calls  # refused at Hello
 
 
-async def test_2000_agent_uses_a_2000_server(tmp_path, autojump_clock, clock, fakes):
+async def test_2000_agent_uses_a_2000_server(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     old = fakes.FakeLicenseServer(
         name="LS2000", version=W2000, clock=clock, root=root, available=CALS
@@ -85,8 +93,8 @@ async def test_2000_agent_uses_a_2000_server(tmp_path, autojump_clock, clock, fa
 
 
 async def test_2003_domain_order_policy_registry_enterprise_domain(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     servers = {
         n: fakes.FakeLicenseServer(name=n, version=W2003, clock=clock, root=root, available=CALS)
@@ -135,8 +143,8 @@ async def test_2003_domain_order_policy_registry_enterprise_domain(
 
 
 async def test_2000_domain_prefers_domain_controllers_over_enterprise(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     ent_ls = fakes.FakeLicenseServer(name="ENT", version=W2003, clock=clock, root=root)
     dc_ls = fakes.FakeLicenseServer(name="DC1", version=W2000, clock=clock, root=root)
@@ -156,8 +164,8 @@ async def test_2000_domain_prefers_domain_controllers_over_enterprise(
 
 
 async def test_member_server_domain_ls_found_only_through_registry(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     member = fakes.FakeLicenseServer(name="MEMBER", version=W2003, clock=clock, root=root)
     async with fakes.serve(member, clock) as m:
@@ -189,7 +197,9 @@ async def test_member_server_domain_ls_found_only_through_registry(
             assert "DirLookupComputer" in directory.queries
 
 
-async def test_workgroup_broadcast_answers(tmp_path, autojump_clock, clock, fakes):
+async def test_workgroup_broadcast_answers(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="WGLS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(
@@ -204,7 +214,9 @@ async def test_workgroup_broadcast_answers(tmp_path, autojump_clock, clock, fake
         assert chosen.how is HowDiscovered.WORKGROUP
 
 
-async def test_failover_when_the_server_in_use_stops(tmp_path, autojump_clock, clock, fakes):
+async def test_failover_when_the_server_in_use_stops(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     first = fakes.FakeLicenseServer(name="LSA", version=W2003, clock=clock, root=root)
     second = fakes.FakeLicenseServer(name="LSB", version=W2003, clock=clock, root=root)
@@ -228,7 +240,9 @@ async def test_failover_when_the_server_in_use_stops(tmp_path, autojump_clock, c
             assert agent.state.current == "LSB"
 
 
-async def test_liveness_check_fails_over_in_the_background(tmp_path, autojump_clock, clock, fakes):
+async def test_liveness_check_fails_over_in_the_background(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     first = fakes.FakeLicenseServer(name="LSA", version=W2003, clock=clock, root=None)
     second = fakes.FakeLicenseServer(name="LSB", version=W2003, clock=clock, root=None)
     async with fakes.serve(first, clock) as a, fakes.serve(second, clock) as b:
@@ -250,7 +264,9 @@ async def test_liveness_check_fails_over_in_the_background(tmp_path, autojump_cl
 
 
 @pytest.mark.parametrize("where", ["hello", "cert"])
-async def test_security_group_refusal_logs_1043(tmp_path, autojump_clock, clock, fakes, where):
+async def test_security_group_refusal_logs_1043(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock, where
+) -> None:
     root = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(
         name="LSSEC",
@@ -279,7 +295,7 @@ async def test_security_group_refusal_logs_1043(tmp_path, autojump_clock, clock,
         assert agent.state.cert_chain() == []
 
 
-def test_per_user_on_2000_is_refused_at_startup():
+def test_per_user_on_2000_is_refused_at_startup() -> None:
     with pytest.raises(ServiceError) as info:
         AgentConfig(name="TS0", version=W2000, mode=LicensingMode.PER_USER)
     assert info.value.code is ErrorCode.MODE_NOT_SUPPORTED

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.events import read_events
 from tslic.protocol.domain import CalProduct, WindowsVersion
+from tslic.runtime.clock import TrioClock
+
+from tests.agent import fakes
 
 
 def ids(data: Path) -> list[int]:
     return [e.event_id for e in read_events(data / "events.jsonl")]
 
 
-async def test_temporary_then_validated_then_permanent(tmp_path, autojump_clock, clock, fakes):
+async def test_temporary_then_validated_then_permanent(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(
         name="LS1",
@@ -66,7 +72,9 @@ async def test_temporary_then_validated_then_permanent(tmp_path, autojump_clock,
         assert ids(tmp_path / "agent") == []
 
 
-async def test_referral_to_a_server_with_cals(tmp_path, autojump_clock, clock, fakes):
+async def test_referral_to_a_server_with_cals(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     rich = fakes.FakeLicenseServer(
         name="LSB",

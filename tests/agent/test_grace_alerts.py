@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.events import read_events
 from tslic.client.agent.service import Agent
@@ -14,7 +15,9 @@ from tslic.protocol.clock import MS_PER_DAY
 from tslic.protocol.domain import CalProduct, LicensingMode, WindowsVersion
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
-from tslic.runtime.clock import WallClock
+from tslic.runtime.clock import TrioClock, WallClock
+
+from tests.agent import fakes
 
 W2000, W2003 = WindowsVersion.W2000, WindowsVersion.W2003
 # Long intervals keep the number of background wake-ups small over months of virtual time.
@@ -29,13 +32,13 @@ def ids(data: Path) -> list[int]:
     return [e.event_id for e in read_events(data / "events.jsonl")]
 
 
-async def days(clock, n: float) -> None:  # type: ignore[no-untyped-def]
+async def days(clock: TrioClock, n: float) -> None:  # type: ignore[no-untyped-def]
     await clock.sleep_until(clock.now() + int(n * MS_PER_DAY))
 
 
 async def test_grace_2003_valid_client_1009_1008_then_no_license_server(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     config = AgentConfig(name="TS1", version=W2003, domain="CORP", intervals=SLOW)
     data = tmp_path / "a"
     async with fakes.run_agent(config, data, clock) as (agent, address):
@@ -68,8 +71,8 @@ async def test_grace_2003_valid_client_1009_1008_then_no_license_server(
 
 
 async def test_grace_2000_is_90_days_and_workgroup_logs_1027(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     config = AgentConfig(name="TS0", version=W2000, workgroup="WG", intervals=SLOW)
     data = tmp_path / "a"
     async with fakes.run_agent(config, data, clock) as (_agent, address):
@@ -85,7 +88,9 @@ async def test_grace_2000_is_90_days_and_workgroup_logs_1027(
         assert "90 days" in events[1].message
 
 
-async def test_no_domain_no_workgroup_logs_1010(tmp_path, autojump_clock, clock, fakes):
+async def test_no_domain_no_workgroup_logs_1010(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     config = AgentConfig(name="TS1", version=W2003, intervals=SLOW)
     data = tmp_path / "a"
     async with fakes.run_agent(config, data, clock) as (_, address):
@@ -96,7 +101,9 @@ async def test_no_domain_no_workgroup_logs_1010(tmp_path, autojump_clock, clock,
         assert ids(data) == [1009, 1008, 1010]
 
 
-async def test_grace_ends_at_first_license_server_by_switch(tmp_path, autojump_clock, clock, fakes):
+async def test_grace_ends_at_first_license_server_by_switch(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         base = {
@@ -116,7 +123,9 @@ async def test_grace_ends_at_first_license_server_by_switch(tmp_path, autojump_c
         assert default.licensing.in_grace()
 
 
-async def test_expired_temporary_disconnects_with_1011(tmp_path, autojump_clock, clock, fakes):
+async def test_expired_temporary_disconnects_with_1011(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(
@@ -146,7 +155,9 @@ async def test_expired_temporary_disconnects_with_1011(tmp_path, autojump_clock,
             assert "PC1" in events[-1].message
 
 
-async def test_renewal_echo_and_1028(tmp_path, autojump_clock, clock, fakes):
+async def test_renewal_echo_and_1028(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(
         name="LS",
@@ -196,8 +207,8 @@ async def test_renewal_echo_and_1028(tmp_path, autojump_clock, clock, fakes):
 
 
 async def test_new_client_refused_by_license_server_logs_1004(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None, refuse_new=True)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(
@@ -218,8 +229,8 @@ async def test_new_client_refused_by_license_server_logs_1004(
 
 
 async def test_client_refuses_an_untrusted_server_certificate(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     other = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=root)
@@ -241,7 +252,9 @@ async def test_client_refuses_an_untrusted_server_certificate(
             assert ok.status == "licensed"
 
 
-async def test_per_user_2003_user_cals_no_upgrade_and_1044(tmp_path, autojump_clock, clock, fakes):
+async def test_per_user_2003_user_cals_no_upgrade_and_1044(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     no_user_cals = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=root)
     async with fakes.serve(no_user_cals, clock) as s:
@@ -286,7 +299,9 @@ async def test_per_user_2003_user_cals_no_upgrade_and_1044(tmp_path, autojump_cl
             assert user_cals.available[CalProduct.W2003_USER_CAL] == 1  # not decremented
 
 
-async def test_restart_keeps_certificate_grace_and_cache(tmp_path, autojump_clock, clock, fakes):
+async def test_restart_keeps_certificate_grace_and_cache(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(

@@ -5,12 +5,9 @@ client's request finds it gone and when the liveness check does first."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,22 +20,8 @@ from tslic.protocol.domain import CalProduct, ClientOS, Connectivity, WindowsVer
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.server.license_server.config import PeerServer
 
+from tests.license_server import harness as h
 
-def _harness() -> ModuleType:
-    # The license-server suite's in-process deployment (loaded by path: no test packages).
-    name = "ls_harness"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "license_server" / "harness.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-h = _harness()
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
 
 

@@ -1,7 +1,8 @@
 """In-process deployment for license-server tests: a real Clearinghouse, license servers,
 terminal-server and administrator peers, all on 127.0.0.1 port 0 and one virtual clock.
 
-Loaded by path from the conftest files of tests/license_server and tests/admin.
+Tests import it as `from tests.license_server import harness` (the `lab` fixture of
+tests/license_server/conftest.py wraps `Lab`).
 """
 
 from __future__ import annotations

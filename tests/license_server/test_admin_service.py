@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import ls_harness as h
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.domain import (
@@ -33,6 +32,8 @@ from tslic.protocol.messages.admin import (
 )
 from tslic.protocol.messages.records import ContactInfo
 from tslic.server.clearinghouse.installation import Purchase, install, install_by_hand
+
+from tests.license_server import harness as h
 
 A, M = ActivationAction, ActivationMethod
 

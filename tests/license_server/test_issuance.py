@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ls_harness as h
 import pytest
 from tslic.protocol.clock import MS_PER_DAY, to_datetime
 from tslic.protocol.domain import (
@@ -18,6 +17,8 @@ from tslic.protocol.messages.admin import AdminKeyPacks, AdminListKeyPacks
 from tslic.protocol.messages.licensing import LicenseGranted, Referral
 from tslic.protocol.pki import cert_from_der
 from tslic.server.license_server.config import PeerServer
+
+from tests.license_server import harness as h
 
 W2000_CAL = CalProduct.W2000_TS_CAL
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL

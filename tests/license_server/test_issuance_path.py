@@ -5,10 +5,11 @@ written whole (its blob in the INSERT) under an id counted in memory."""
 
 from __future__ import annotations
 
-import ls_harness as h
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind
 from tslic.protocol.licenses import open_license
 from tslic.protocol.pki import CertRole, identity_of
+
+from tests.license_server import harness as h
 
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import ls_harness as h
 import pytest
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode
 from tslic.protocol.errors import ErrorCode, ServiceError
@@ -20,6 +19,8 @@ from tslic.protocol.messages.licensing import (
     UpgradeLicenseRequest,
 )
 from tslic.server.license_server.config import PeerServer
+
+from tests.license_server import harness as h
 
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ls_harness as h
 import pytest
 import trio.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,6 +14,8 @@ from tslic.protocol.messages.licensing import (
     ReturnLicense,
 )
 from tslic.protocol.pki import cert_from_der, identity_of, raw_public_key
+
+from tests.license_server import harness as h
 
 
 async def refused(coro, code):

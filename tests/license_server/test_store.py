@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 
-import ls_harness as h
 import pytest
 import trio
 from tslic.protocol.domain import CalProduct, LicenseKind
 from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
 from tslic.server.license_server.store import Store
+
+from tests.license_server import harness as h
 
 
 def insert(value: int):

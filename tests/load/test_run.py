@@ -29,7 +29,8 @@ from tslic.client.load.thresholds import parse_threshold
 from tslic.protocol.errors import ErrorCode
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.service import Limits, Server
-from tslic_load_fakes import FakeLicenseService, FakeRdpAgent, serve_fake
+
+from tests.load.fakes import FakeLicenseService, FakeRdpAgent, serve_fake
 
 START_MS = 1_700_000_000_000
 

@@ -10,18 +10,6 @@ from typing import Any
 
 import msgpack
 import pytest
-from protocol_helpers import (
-    CLIENT_KEY,
-    CLIENT_PUB,
-    NOW,
-    OTHER_KEY,
-    SERVER_KEY,
-    ConnectionPair,
-    sample_of,
-    seal_frame,
-    seal_inner,
-    wire_body,
-)
 from tslic.protocol import (
     Connection,
     Direction,
@@ -40,6 +28,19 @@ from tslic.protocol.envelope import (
 )
 from tslic.protocol.framing import PREFIX
 from tslic.protocol.messages import Conversation, Hello
+
+from tests.protocol.helpers import (
+    CLIENT_KEY,
+    CLIENT_PUB,
+    NOW,
+    OTHER_KEY,
+    SERVER_KEY,
+    ConnectionPair,
+    sample_of,
+    seal_frame,
+    seal_inner,
+    wire_body,
+)
 
 T = MessageType
 W = DEFAULT_WINDOW_MS

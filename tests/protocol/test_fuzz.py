@@ -18,14 +18,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from protocol_helpers import (
-    CLIENT_KEY,
-    NOW,
-    ConnectionPair,
-    NonceCounter,
-    sample_of,
-    seal_frame,
-)
 from tslic.protocol import (
     NEED_DATA,
     PEER_CLOSED,
@@ -40,6 +32,15 @@ from tslic.protocol import (
 from tslic.protocol.framing import PREFIX
 from tslic.protocol.messages import Conversation, Error, rdp
 from tslic.protocol.messages import directory as dr
+
+from tests.protocol.helpers import (
+    CLIENT_KEY,
+    NOW,
+    ConnectionPair,
+    NonceCounter,
+    sample_of,
+    seal_frame,
+)
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.domain import CalProduct, ClientOS, WindowsVersion
 from tslic.protocol.licenses import open_license
 from tslic.protocol.messages.records import ProductInfo
+from tslic.runtime.clock import TrioClock
+
+from tests.agent import fakes
 
 PRODUCT = ProductInfo(version=0x00050002, company="Microsoft Corporation", product_id="A02")
 
 
-def test_store_creates_hwid_once_and_reset_deletes_it(tmp_path):
+def test_store_creates_hwid_once_and_reset_deletes_it(tmp_path: Path) -> None:
     store = LicenseStore(tmp_path / "s")
     hwid = store.hwid()
     assert len(hwid) == 32
@@ -26,7 +32,9 @@ def test_store_creates_hwid_once_and_reset_deletes_it(tmp_path):
     assert LicenseStore(tmp_path / "s").hwid() != hwid  # a new hardware id
 
 
-async def test_stored_license_presented_and_reset_store(tmp_path, autojump_clock, clock, fakes):
+async def test_stored_license_presented_and_reset_store(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(
         name="LS",
@@ -63,8 +71,8 @@ async def test_stored_license_presented_and_reset_store(tmp_path, autojump_clock
 
 
 async def test_a_copied_license_is_useless_on_another_device(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=WindowsVersion.W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(
@@ -83,7 +91,9 @@ async def test_a_copied_license_is_useless_on_another_device(
             assert agent.state.counts["refused"] == 1
 
 
-async def test_a_corrupt_stored_license_is_reported(tmp_path, autojump_clock, clock, fakes):
+async def test_a_corrupt_stored_license_is_reported(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     config = AgentConfig(name="TS1", version=WindowsVersion.W2003)
     async with fakes.run_agent(config, tmp_path / "a", clock) as (_, address):
         LicenseStore(tmp_path / "pc").save(PRODUCT, "microsoft.com", b"\x93garbage")
@@ -93,7 +103,9 @@ async def test_a_corrupt_stored_license_is_reported(tmp_path, autojump_clock, cl
         assert "MSLicensing" in outcome.text
 
 
-async def test_unreachable_agent_is_an_error_outcome(tmp_path, autojump_clock, clock, fakes):
+async def test_unreachable_agent_is_an_error_outcome(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     outcome = await fakes.rdp("127.0.0.1:1", tmp_path / "pc", clock)
     assert outcome.status == "error"
     assert "127.0.0.1:1" in outcome.text

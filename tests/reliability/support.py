@@ -9,7 +9,7 @@ Contract:
 - `Ledger` records every license a client was told it got (the acknowledgements);
   `check_database(path, ledger)` opens the database read-only-in-spirit (its own connection,
   no writes) and returns the list of broken invariants (empty: all hold).
-Loaded by path from conftest.py as `rel_support` (tests import it by that name).
+Tests import it as `from tests.reliability import support as rs`.
 """
 
 from __future__ import annotations

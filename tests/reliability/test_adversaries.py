@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
 import trio.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -48,6 +47,8 @@ from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
 from tslic.server.license_server.activation import product_id_for
 from tslic.server.license_server.daemon import LicenseServer
+
+from tests.reliability import support as rs
 
 START = 1_054_540_800_000  # 2003-06-02
 

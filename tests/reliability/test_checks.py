@@ -9,13 +9,14 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import rel_support as rs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.domain import LicenseKind
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.service import Limits, Server
 from tslic.server.license_server.daemon import LicenseServer
+
+from tests.reliability import support as rs
 
 
 async def test_the_database_checker_finds_each_kind_of_damage(tmp_path: Path) -> None:

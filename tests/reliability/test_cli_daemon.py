@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import rel_support as rs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Connection, Conversation, Direction, ErrorCode
@@ -26,6 +25,8 @@ from tslic.protocol.messages import Hello
 from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import connect, split_address
+
+from tests.reliability import support as rs
 
 CYCLES = 3
 

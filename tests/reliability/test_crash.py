@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
 from tslic.protocol.errors import ConnectionLost, ProtocolError
 from tslic.runtime.clock import WallClock
+
+from tests.reliability import support as rs
 
 CYCLES = int(os.environ.get("TSLIC_CRASH_CYCLES", "50"))
 SEED = int(os.environ.get("TSLIC_CRASH_SEED", "9"))

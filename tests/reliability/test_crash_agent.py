@@ -23,7 +23,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import rel_support as rs
 import trio
 from tslic.client.agent.state import AgentState
 from tslic.client.rdp.client import connect
@@ -31,6 +30,8 @@ from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.domain import ClientOS, LicenseKind, LicensingMode, WindowsVersion
 from tslic.protocol.policy import GraceEnd
 from tslic.runtime.clock import WallClock
+
+from tests.reliability import support as rs
 
 CYCLES = int(os.environ.get("TSLIC_AGENT_CRASH_CYCLES", "30"))
 SEED = int(os.environ.get("TSLIC_CRASH_SEED", "9"))

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Conversation
@@ -40,6 +39,8 @@ from tslic.runtime.peer import open_peer
 from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
 from tslic.server.license_server.activation import product_id_for
+
+from tests.reliability import support as rs
 
 CYCLES = int(os.environ.get("TSLIC_CRASH_CYCLES", "50"))
 SEED = int(os.environ.get("TSLIC_CRASH_SEED", "9"))

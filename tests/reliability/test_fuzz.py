@@ -19,13 +19,14 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import rel_fuzzer as fuzzer
-import rel_support as rs
 import trio
 from tslic.client.rdp.client import connect
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.domain import ClientOS
 from tslic.runtime.clock import WallClock
+
+from tests.reliability import fuzzer
+from tests.reliability import support as rs
 
 FRAMES = int(os.environ.get("TSLIC_FUZZ_FRAMES", "20000"))
 SEED = int(os.environ.get("TSLIC_FUZZ_SEED", "2003"))

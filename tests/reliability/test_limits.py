@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Connection, Conversation, Direction, ErrorCode
@@ -25,6 +24,8 @@ from tslic.protocol.messages.licensing import ReturnLicense
 from tslic.protocol.trio_stream import MessageStream
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import connect
+
+from tests.reliability import support as rs
 
 # Latency samples per condition. The p99 of 300 was the 3rd worst sample, so two scheduling
 # hiccups on a shared machine decided it (the ratio failed about one full run in seven);

@@ -16,7 +16,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import rel_support as rs
 import trio
 from tslic.protocol.errors import ConnectionLost, ErrorCode, RemoteProtocolError
 from tslic.protocol.messages import Goodbye
@@ -27,6 +26,8 @@ from tslic.protocol.messages.licensing import (
     UpgradeLicenseRequest,
 )
 from tslic.runtime.clock import WallClock
+
+from tests.reliability import support as rs
 
 GRACE = 2.0
 ROUNDS = 3

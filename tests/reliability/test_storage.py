@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
 from tslic.protocol.errors import ErrorCode, ServiceError, TslicError
 from tslic.protocol.messages.licensing import IssueLicense, LicenseGranted
 from tslic.runtime.clock import WallClock
 from tslic.server.license_server.daemon import LicenseServer
+
+from tests.reliability import support as rs
 
 
 def _mount(*args: str) -> bool:

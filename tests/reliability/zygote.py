@@ -1,7 +1,8 @@
 """A fork server for crash tests: imports the license server once, then forks real daemon
 processes on request, so a SIGKILL cycle costs milliseconds instead of an interpreter start.
 
-Run as `python zygote.py`. Commands arrive on stdin, one JSON object a line:
+Run as `python -m tests.reliability.zygote` from the repository root. Commands arrive on
+stdin, one JSON object a line:
 - `{"op": "spawn", "data_dir": D, "ready": F, "log": L}` forks a child that runs the real
   license server (`LicenseServer` under `runtime.daemon.run_daemon`, wall clock, with the same
   storage code as `tslic server`) on 127.0.0.1 port 0 and writes its readiness line to F;
@@ -19,7 +20,6 @@ every child not yet waited for, so a failing test leaves no daemon behind.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -107,8 +107,7 @@ def agent(data_dir: Path, ready: Path, license_server: str) -> int:
 
 def flood(ready: Path, params: dict[str, Any]) -> int:
     """Abusive connections against params["target"] until killed (fuzzer.flood)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    fuzzer = importlib.import_module("fuzzer")  # the tests' helper, only in this child
+    from tests.reliability import fuzzer  # the tests' helper, only in this child
 
     async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, str]]) -> None:
         async with trio.open_nursery() as nursery:
