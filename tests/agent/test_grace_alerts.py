@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def ids(data: Path) -> list[int]:
     return [e.event_id for e in read_events(data / "events.jsonl")]
 
 
-async def days(clock: TrioClock, n: float) -> None:  # type: ignore[no-untyped-def]
+async def days(clock: TrioClock, n: float) -> None:
     await clock.sleep_until(clock.now() + int(n * MS_PER_DAY))
 
 
@@ -47,6 +48,7 @@ async def test_grace_2003_valid_client_1009_1008_then_no_license_server(
         assert first.license is None
         assert first.logged_on
         assert status_document(data, WallClock())["grace"]["started"] == "2003-06-02"
+        assert agent.state.grace.started_at is not None
         assert agent.state.grace.days_left(agent.state.grace.started_at) == 120
         await days(clock, 104)
         assert ids(data) == []
@@ -106,18 +108,18 @@ async def test_grace_ends_at_first_license_server_by_switch(
 ) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
-        base = {
-            "name": "TS1",
-            "version": W2003,
-            "intervals": SLOW,
-            "registry_servers": (NamedAddress(name="LS", address=s.address),),
-        }
-        switch = AgentConfig(**base, grace_end=GraceEnd.FIRST_LICENSE_SERVER)
+        base = AgentConfig(
+            name="TS1",
+            version=W2003,
+            intervals=SLOW,
+            registry_servers=(NamedAddress(name="LS", address=s.address),),
+        )
+        switch = replace(base, grace_end=GraceEnd.FIRST_LICENSE_SERVER)
         agent = Agent(switch, tmp_path / "a", clock)
         await agent.servers.discover()
         assert agent.state.grace.end_reason is GraceEnd.FIRST_LICENSE_SERVER
         assert not agent.licensing.in_grace()  # KB813052: no grace at all
-        default = Agent(AgentConfig(**base), tmp_path / "b", clock)
+        default = Agent(base, tmp_path / "b", clock)
         await default.servers.discover()
         assert default.state.grace.ended_at is None
         assert default.licensing.in_grace()
@@ -137,6 +139,7 @@ async def test_expired_temporary_disconnects_with_1011(
         data = tmp_path / "a"
         async with fakes.run_agent(config, data, clock) as (agent, address):
             first = await fakes.rdp(address, tmp_path / "pc", clock, password_ok=False)
+            assert first.license is not None
             assert first.license.kind == "temporary"
             assert not first.logged_on  # the temporary is never validated
             assert agent.state.counts.get("marked_validated", 0) == 0
@@ -178,16 +181,21 @@ async def test_renewal_echo_and_1028(
         data = tmp_path / "a"
         store = tmp_path / "pc"
         async with fakes.run_agent(config, data, clock) as (agent, address):
-            assert (await fakes.rdp(address, store, clock)).license.kind == "temporary"
+            temporary = (await fakes.rdp(address, store, clock)).license
+            assert temporary is not None
+            assert temporary.kind == "temporary"
             permanent = (await fakes.rdp(address, store, clock)).license
+            assert permanent is not None
             assert permanent.kind == "permanent"
             await days(clock, 50)  # 10 days left: outside the 7-day window
             kept = await fakes.rdp(address, store, clock)
             assert kept.received == ""
+            assert kept.license is not None
             assert kept.license.license_id == permanent.license_id
             await days(clock, 5)  # 5 days left: renew
             renewed = await fakes.rdp(address, store, clock)
             assert renewed.received == "upgrade"
+            assert renewed.license is not None
             assert renewed.license.license_id != permanent.license_id
             assert renewed.license.expires_at > permanent.expires_at
             assert agent.state.counts["renewed"] == 1
@@ -196,6 +204,7 @@ async def test_renewal_echo_and_1028(
             echoed = await fakes.rdp(address, store, clock)
             assert echoed.status == "licensed"
             assert echoed.received == "upgrade"  # RDPELE 3.2.5.5: the old license sent back
+            assert echoed.license is not None
             assert echoed.license.license_id == renewed.license.license_id
             assert agent.state.counts["echoed"] == 1
             await days(clock, 6)  # expired, nobody can renew it
@@ -268,9 +277,11 @@ async def test_per_user_2003_user_cals_no_upgrade_and_1044(
         data = tmp_path / "a"
         async with fakes.run_agent(config, data, clock) as (_, address):
             first = await fakes.rdp(address, tmp_path / "pc", clock)
+            assert first.license is not None
             assert first.license.kind == "temporary"
             second = await fakes.rdp(address, tmp_path / "pc", clock)
             assert second.received == "upgrade"  # the temporary, sent back unchanged
+            assert second.license is not None
             assert second.license.license_id == first.license.license_id
             assert "MarkLicense" not in no_user_cals.calls
             assert "UpgradeLicenseRequest" not in no_user_cals.calls
@@ -294,6 +305,7 @@ async def test_per_user_2003_user_cals_no_upgrade_and_1044(
         async with fakes.run_agent(config, tmp_path / "b", clock) as (_, address):
             for n in (1, 2):
                 got = await fakes.rdp(address, tmp_path / f"u{n}", clock, device=f"PC{n}")
+                assert got.license is not None
                 assert got.license.kind == "permanent"
                 assert got.license.product == "w2003-user-cal"
             assert user_cals.available[CalProduct.W2003_USER_CAL] == 1  # not decremented

@@ -1,11 +1,12 @@
-"""One integration test with the real license server daemon (server/license_server), if it is
-importable: a 2003 agent skips a real 2000 server (LOWER_VERSION); an unactivated 2003 server
-gives a temporary license through the agent and marks it validated after the logon; the
-client presents it on its next connection."""
+"""One integration test with the real license server daemon (server/license_server): a 2003 agent
+skips a real 2000 server (LOWER_VERSION); an unactivated 2003 server gives a temporary license
+through the agent and marks it validated after the logon; the client presents it on its next
+connection."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
+
 import trio
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.service import Agent
@@ -14,12 +15,11 @@ from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.clock import ClockSpec
 from tslic.protocol.domain import ClientOS, Connectivity, WindowsVersion
 from tslic.runtime.clock import WallClock
+from tslic.server.license_server import config as ls_config
+from tslic.server.license_server import daemon
 
-daemon = pytest.importorskip("tslic.server.license_server.daemon")
-ls_config = pytest.importorskip("tslic.server.license_server.config")
 
-
-async def test_agent_with_the_real_license_server(tmp_path):
+async def test_agent_with_the_real_license_server(tmp_path: Path) -> None:
     clock = WallClock(ClockSpec())
     server = daemon.LicenseServer(
         ls_config.Config(name="LS2003", version=WindowsVersion.W2003, data_dir=tmp_path / "ls"),

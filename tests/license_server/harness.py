@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -51,13 +51,28 @@ from tslic.runtime.peer import PeerStream, open_peer
 from tslic.runtime.service import Server
 from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
-from tslic.server.license_server.config import Config
+from tslic.server.license_server.config import Config, PeerServer
 from tslic.server.license_server.daemon import LicenseServer
 
 START = from_datetime(datetime(2003, 6, 2, 9, 0, tzinfo=UTC))
 CONTACT = ContactInfo(
     first_name="Ada", last_name="Admin", company="Contoso", country="US", email="a@contoso.com"
 )
+
+
+class Overrides(TypedDict, total=False):
+    """The `Config` fields a test may set; the others keep the values `Lab.config` gives."""
+
+    data_dir: Path
+    role: ServerRole
+    domain: str
+    site: str
+    directory: str
+    enterprise_credential: str
+    seed: int | None
+    peers: tuple[PeerServer, ...]
+    security_group: bool | None
+    prevent_upgrade: bool | None
 
 
 @dataclass
@@ -91,7 +106,7 @@ class Lab:
         assert entitlement.retail_code is not None
         return entitlement.retail_code
 
-    def config(self, name: str, version: int, **kw: Any) -> Config:
+    def config(self, name: str, version: int, **kw: Unpack[Overrides]) -> Config:
         base = Config(
             name=name,
             version=WindowsVersion(version),
@@ -113,7 +128,9 @@ class Lab:
             server.shutdown()
 
     @asynccontextmanager
-    async def admin(self, ls: LicenseServer, key: Ed25519PrivateKey | None = None) -> Any:
+    async def admin(
+        self, ls: LicenseServer, key: Ed25519PrivateKey | None = None
+    ) -> AsyncIterator[PeerStream]:
         key = key or load_key(ls.admin_key_path)
         async with open_peer(
             ls.address,
@@ -191,6 +208,14 @@ class Device:
         self.license_id = 0
 
     async def connect(
+        self, stream: PeerStream, mode: LicensingMode = LicensingMode.PER_DEVICE
+    ) -> LicenseGranted:
+        """One licensing exchange that must end in a license (see `exchange`)."""
+        reply = await self.exchange(stream, mode)
+        assert isinstance(reply, LicenseGranted), reply
+        return reply
+
+    async def exchange(
         self, stream: PeerStream, mode: LicensingMode = LicensingMode.PER_DEVICE
     ) -> Message:
         """One licensing exchange as the terminal server relays it; keeps what it gets."""

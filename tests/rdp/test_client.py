@@ -61,11 +61,13 @@ async def test_stored_license_presented_and_reset_store(
             assert body.client_os is ClientOS.NT4
             second = await fakes.rdp(address, path, clock, client_os=ClientOS.NT4)
             assert second.presented_stored  # LicenseInfo with the stored license
+            assert second.license is not None
             assert second.license.kind == "permanent"
             assert len(ls.devices) == 1
             LicenseStore(path).reset()
             third = await fakes.rdp(address, path, clock, client_os=ClientOS.NT4)
             assert not third.presented_stored
+            assert third.license is not None
             assert third.license.kind == "temporary"
             assert len(ls.devices) == 2  # a new hardware id is a new device to the server
 
