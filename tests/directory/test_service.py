@@ -330,7 +330,9 @@ async def test_set_computer_refuses_impossible_changes(
         assert text in caught.value.message
         assert service.computers() == before
         # The conversation survives the refusal.
-        assert (await s.request(DirLookupComputer(name="W3KDC1"))).computer.name == "W3KDC1"
+        found = await s.request(DirLookupComputer(name="W3KDC1"))
+        assert isinstance(found, DirComputer)
+        assert found.computer.name == "W3KDC1"
 
 
 async def test_set_computer_unknown_domain_or_site(tmp_path: Path, autojump_clock: object) -> None:
