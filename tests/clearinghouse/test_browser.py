@@ -203,9 +203,9 @@ async def test_browser_walk_through_the_transition_page(tmp_path: Path) -> None:
         assert "Licenses: 2" in body
         # the operator enters the token in the licensing utility; the license server redeems it
         contact = ContactInfo(first_name="A", last_name="B", company="C", country="GB")
-        key = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+        ls_key = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
         lsid = ch.activate(
-            public_key=key, name="LS", version=2003, product_id="P", contact=contact, now=START
+            public_key=ls_key, name="LS", version=2003, product_id="P", contact=contact, now=START
         ).license_server_id
         p = Purchase(
             program=Program.RETAIL,

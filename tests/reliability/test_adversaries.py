@@ -21,7 +21,14 @@ import trio.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Connection, Conversation, Direction, ErrorCode
 from tslic.protocol.clock import MS_PER_DAY
-from tslic.protocol.domain import ActivationMethod, PeerRole, Program, WindowsVersion
+from tslic.protocol.domain import (
+    ActivationMethod,
+    ClientOS,
+    LicensingMode,
+    PeerRole,
+    Program,
+    WindowsVersion,
+)
 from tslic.protocol.errors import RemoteProtocolError, ServiceError
 from tslic.protocol.messages import Hello
 from tslic.protocol.messages.admin import ActivationAction, AdminGetStatus
@@ -139,8 +146,8 @@ def issue(hwid: bytes | None = None) -> IssueLicense:
         hwid=hwid or rs.new_hwid(),
         machine="PC",
         user="u",
-        client_os=rs.ClientOS.XP_PRO,
-        mode=rs.LicensingMode.PER_DEVICE,
+        client_os=ClientOS.XP_PRO,
+        mode=LicensingMode.PER_DEVICE,
     )
 
 
@@ -262,7 +269,7 @@ async def test_adversaries_are_refused_and_counted(
                     s.request(
                         UpgradeLicenseRequest(
                             license=granted.license, hwid=other_hwid, machine="THIEF", user="u",
-                            client_os=rs.ClientOS.XP_PRO, mode=rs.LicensingMode.PER_DEVICE,
+                            client_os=ClientOS.XP_PRO, mode=LicensingMode.PER_DEVICE,
                         )
                     )
                 )  # fmt: skip

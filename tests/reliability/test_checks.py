@@ -11,8 +11,9 @@ from typing import Any
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tslic.protocol import Conversation
 from tslic.protocol.domain import LicenseKind
-from tslic.runtime.clock import TrioClock
+from tslic.runtime.clock import TrioClock, WallClock
 from tslic.runtime.service import Limits, Server
 from tslic.server.license_server.daemon import LicenseServer
 
@@ -23,10 +24,10 @@ async def test_the_database_checker_finds_each_kind_of_damage(tmp_path: Path) ->
     site = await rs.prepare(tmp_path, pack=10, terminal_servers=1)
     ts = site.terminal_servers[0]
     ledger = rs.Ledger()
-    ls = LicenseServer(rs.ls_config(site.data_dir), rs.WallClock())
+    ls = LicenseServer(rs.ls_config(site.data_dir), WallClock())
     async with trio.open_nursery() as nursery:
         await nursery.start(ls.serve)
-        async with rs.ts_stream(ls.address, ts, rs.WallClock()) as s:
+        async with rs.ts_stream(ls.address, ts, WallClock()) as s:
             await rs.device_cycle(s, ts, ledger, 1)
         ls.shutdown()
     db_path = site.data_dir / "licenses.db"
@@ -59,7 +60,7 @@ async def test_the_database_checker_finds_each_kind_of_damage(tmp_path: Path) ->
 
 async def test_rate_state_forgets_idle_peers(autojump_clock: Any) -> None:
     class Idle:
-        conversation = rs.Conversation.LICENSING
+        conversation = Conversation.LICENSING
 
     server = Server(
         Idle(),  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 import trio
@@ -34,7 +34,20 @@ SAMPLES = 600
 ROUNDS = 3
 SLOW_SENDERS = 50  # more than max_connections: they fill the server and are cut off
 SPAMMERS = 4  # connections sending garbage or oversized prefixes back to back
-LIMITS = dict(
+
+
+class LimitArgs(TypedDict):
+    max_connections: int
+    handshake_timeout: float
+    idle_timeout: float
+    max_frame: int
+    rate_per_second: float
+    rate_burst: float
+    accept_rate: float
+    accept_burst: float
+
+
+LIMITS = LimitArgs(
     max_connections=40,
     handshake_timeout=0.5,
     idle_timeout=0.8,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from tslic.protocol.domain import ClientOS, LicensingMode
 from tslic.protocol.errors import ConnectionLost, ErrorCode, RemoteProtocolError
 from tslic.protocol.messages import Goodbye
 from tslic.protocol.messages.licensing import (
@@ -59,7 +60,7 @@ async def worker(address: str, ts: rs.TermServ, ledger: rs.Ledger, outcomes: Cou
                 hwid = rs.new_hwid()
                 fields = dict(
                     hwid=hwid, machine=f"PC{n}", user="u",
-                    client_os=rs.ClientOS.XP_PRO, mode=rs.LicensingMode.PER_DEVICE,
+                    client_os=ClientOS.XP_PRO, mode=LicensingMode.PER_DEVICE,
                 )  # fmt: skip
                 first = await ask(s, IssueLicense(**fields))  # type: ignore[arg-type]
                 assert isinstance(first, LicenseGranted)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import trio
+from tslic.protocol.domain import ClientOS, LicensingMode
 from tslic.protocol.errors import ErrorCode, ServiceError, TslicError
 from tslic.protocol.messages.licensing import IssueLicense, LicenseGranted
 from tslic.runtime.clock import WallClock
@@ -61,8 +62,8 @@ def issue() -> IssueLicense:
         hwid=rs.new_hwid(),
         machine="PC",
         user="u",
-        client_os=rs.ClientOS.XP_PRO,
-        mode=rs.LicensingMode.PER_DEVICE,
+        client_os=ClientOS.XP_PRO,
+        mode=LicensingMode.PER_DEVICE,
     )
 
 
