@@ -18,6 +18,8 @@ from tslic.runtime.clock import WallClock
 from tslic.server.license_server import config as ls_config
 from tslic.server.license_server import daemon
 
+XP_PRO = ClientOS.XP_PRO
+
 
 async def test_agent_with_the_real_license_server(tmp_path: Path) -> None:
     clock = WallClock(ClockSpec())
@@ -44,13 +46,16 @@ async def test_agent_with_the_real_license_server(tmp_path: Path) -> None:
         address = await nursery.start(agent.serve)
         with trio.fail_after(30):
             store = LicenseStore(tmp_path / "xp")
-            options = {"device": "XP1", "user": "alice", "client_os": ClientOS.XP_PRO}
-            first = await connect(address, store=store, clock=clock, **options)  # type: ignore[arg-type]
+            first = await connect(
+                address, store=store, clock=clock, device="XP1", user="alice", client_os=XP_PRO
+            )
             assert first.status == "licensed", first.text
             assert first.license is not None
             assert first.license.kind == "temporary"  # unactivated: temporary licenses only
             assert first.license.issuer == "LS2003"
-            second = await connect(address, store=store, clock=clock, **options)  # type: ignore[arg-type]
+            second = await connect(
+                address, store=store, clock=clock, device="XP1", user="alice", client_os=XP_PRO
+            )
             assert second.presented_stored
             assert second.status == "licensed", second.text
         skipped = agent.state.entry("LS2000")

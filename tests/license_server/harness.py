@@ -219,14 +219,20 @@ class Device:
         self, stream: PeerStream, mode: LicensingMode = LicensingMode.PER_DEVICE
     ) -> Message:
         """One licensing exchange as the terminal server relays it; keeps what it gets."""
-        fields = dict(
-            hwid=self.hwid, machine=self.machine, user=self.user, client_os=self.os, mode=mode
-        )
         request: Message
         if self.license:
-            request = UpgradeLicenseRequest(license=self.license, **fields)  # type: ignore[arg-type]
+            request = UpgradeLicenseRequest(
+                license=self.license,
+                hwid=self.hwid,
+                machine=self.machine,
+                user=self.user,
+                client_os=self.os,
+                mode=mode,
+            )
         else:
-            request = IssueLicense(**fields)  # type: ignore[arg-type]
+            request = IssueLicense(
+                hwid=self.hwid, machine=self.machine, user=self.user, client_os=self.os, mode=mode
+            )
         reply = await stream.request(request)
         if isinstance(reply, LicenseGranted):
             self.license, self.license_id = reply.license, reply.license_id

@@ -28,14 +28,14 @@ _written: list[Path] = []
 
 
 @pytest.fixture(scope="session")
-def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[report_tool.Figures]:
     report = report_tool.Figures()
     yield report
     out = Path(os.environ.get("TSLIC_RELIABILITY_REPORT") or tmp_path_factory.mktemp("report"))
     _written.extend(report_tool.write(report, out))
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for path in _written:
         terminalreporter.write_line(f"reliability report: {path}")
 

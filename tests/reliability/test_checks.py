@@ -7,10 +7,10 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trio.testing import MockClock
 from tslic.protocol import Conversation
 from tslic.protocol.domain import LicenseKind
 from tslic.runtime.clock import TrioClock, WallClock
@@ -58,7 +58,7 @@ async def test_the_database_checker_finds_each_kind_of_damage(tmp_path: Path) ->
     assert any("issued" in p for p in doubled)  # the second copy holds no CAL of its own
 
 
-async def test_rate_state_forgets_idle_peers(autojump_clock: Any) -> None:
+async def test_rate_state_forgets_idle_peers(autojump_clock: MockClock) -> None:
     class Idle:
         conversation = Conversation.LICENSING
 

@@ -14,12 +14,11 @@ import random
 import signal
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import trio
 from tslic.protocol.domain import ClientOS, LicensingMode
 from tslic.protocol.errors import ConnectionLost, ErrorCode, RemoteProtocolError
-from tslic.protocol.messages import Goodbye
+from tslic.protocol.messages import Goodbye, Message
 from tslic.protocol.messages.licensing import (
     IssueLicense,
     LicenseGranted,
@@ -27,8 +26,11 @@ from tslic.protocol.messages.licensing import (
     UpgradeLicenseRequest,
 )
 from tslic.runtime.clock import WallClock
+from tslic.runtime.peer import PeerStream
 
 from tests.reliability import support as rs
+from tests.reliability.conftest import Zygote
+from tools.reliability_report import Figures
 
 GRACE = 2.0
 ROUNDS = 3
@@ -38,7 +40,7 @@ class Ended(Exception):
     """The server ended the conversation the documented way."""
 
 
-async def ask(s: Any, msg: Any) -> Any:
+async def ask(s: PeerStream, msg: Message) -> Message:
     try:
         reply = await s.request(msg)
     except RemoteProtocolError as exc:
@@ -78,7 +80,7 @@ async def worker(address: str, ts: rs.TermServ, ledger: rs.Ledger, outcomes: Cou
         outcomes["reset"] += 1
 
 
-async def test_sigterm_under_load(tmp_path: Path, zygote: Any, figures: Any) -> None:
+async def test_sigterm_under_load(tmp_path: Path, zygote: Zygote, figures: Figures) -> None:
     site = await rs.prepare(tmp_path, pack=5000, terminal_servers=6)
     rng = random.Random(17)
     ledger = rs.Ledger()
