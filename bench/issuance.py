@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ async def _issue_loops(address: str, connections: int, seconds: float) -> int:
     async def loop(i: int) -> None:
         nonlocal done
         key = Ed25519PrivateKey.generate()
-        hello = dict(
+        hello = partial(
+            open_peer,
+            address,
             conversation=Conversation.LICENSING,
             key=key,
             clock=clock,
@@ -90,7 +93,7 @@ async def _issue_loops(address: str, connections: int, seconds: float) -> int:
             name=f"TS{i}",
             version=2003,
         )
-        async with open_peer(address, **hello) as s:  # type: ignore[arg-type]
+        async with hello() as s:
             reply = await s.request(
                 RequestTermServCert(
                     name=f"TS{i}",
@@ -101,7 +104,7 @@ async def _issue_loops(address: str, connections: int, seconds: float) -> int:
                 )
             )
         assert isinstance(reply, TermServCert)
-        async with open_peer(address, cert_chain=reply.cert_chain, **hello) as s:  # type: ignore[arg-type]
+        async with hello(cert_chain=reply.cert_chain) as s:
             n = 0
             while trio.current_time() < stop:
                 n += 1
