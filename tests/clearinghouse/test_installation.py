@@ -23,6 +23,7 @@ from tslic.server.clearinghouse.installation import (
     install_by_hand,
 )
 from tslic.server.clearinghouse.phone import phone_session
+from tslic.server.clearinghouse.rows import Entitlement, XpLicense
 from tslic.server.clearinghouse.transition import TransitionResult, request_transition
 
 from tests.clearinghouse.helpers import Helpers
@@ -64,7 +65,7 @@ def test_retail_pack_installs_once_with_a_grant_signed_by_the_root(
         ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=other, purchase=again, now=h.NOW
     )
     assert "already been used" in err.message
-    assert ch.db.retail(pack.retail_code).used == 20  # type: ignore[union-attr]
+    assert _retail(ch, pack.retail_code).used == 20
     assert len(ch.db.grants()) == 1
 
 
@@ -82,7 +83,7 @@ def test_a_retry_after_a_lost_reply_gets_the_same_grant(
     grant2, blob2 = install(ch, license_server_id=lsid, purchase=retry, now=h.NOW + 3_600_000)
     assert (grant2, blob2) == (grant, blob)
     assert open_grant(blob2, ch.root_cert).issued_at == h.NOW
-    assert ch.db.retail(code).used == 20  # type: ignore[union-attr]
+    assert _retail(ch, code).used == 20
     assert len(ch.db.grants()) == 1
     assert [e["action"] for e in ch.db.events(lsid)][-2:] == ["install", "install-again"]
     # another server, another count, another product: still refused, nothing changes
@@ -161,7 +162,7 @@ def test_a_code_for_another_product_is_refused(ch: Clearinghouse, h: type[Helper
         ErrorCode.INVALID_LICENSE_CODE, install, ch, license_server_id=lsid, purchase=p, now=h.NOW
     )
     assert "is for Windows Server 2003 Terminal Server Per Device CAL" in err.message
-    assert ch.db.retail(code).used == 0  # type: ignore[union-attr]
+    assert _retail(ch, code).used == 0
 
 
 def test_open_license_within_the_entitlement(ch: Clearinghouse, h: type[Helpers]) -> None:
@@ -280,7 +281,7 @@ def test_install_needs_a_live_activation(ch: Clearinghouse, h: type[Helpers]) ->
         ErrorCode.UNKNOWN_LICENSE_SERVER, install, ch, license_server_id=lsid, purchase=p, now=h.NOW
     )
     assert "deactivated" in err.message
-    assert ch.db.retail(code).used == 0  # type: ignore[union-attr]
+    assert _retail(ch, code).used == 0
 
 
 def test_2003_cals_cannot_go_on_a_2000_license_server(ch: Clearinghouse, h: type[Helpers]) -> None:
@@ -343,6 +344,19 @@ def test_web_and_phone_installs_give_a_keypack_code_redeemed_once(
 # --- the transition offer -------------------------------------------------------------------
 
 
+def _retail(ch: Clearinghouse, code: str | None) -> Entitlement:
+    assert code is not None
+    found = ch.db.retail(code)
+    assert found is not None, f"no retail pack {code}"
+    return found
+
+
+def _xp_row(ch: Clearinghouse, key: str) -> XpLicense:
+    found = ch.db.xp(key.replace("-", ""))
+    assert found is not None, f"no XP license {key}"
+    return found
+
+
 def _xp(
     ch: Clearinghouse,
     key: str,
@@ -402,7 +416,7 @@ def test_transition_offer_end_boundary(
     else:
         err = _refused(ErrorCode.TRANSITION_OFFER_ENDED, _transition, ch, XP1, now)
         assert "30 June 2007" in err.message
-        assert ch.db.xp(XP1.replace("-", "")).redeemed_at is None  # type: ignore[union-attr]
+        assert _xp_row(ch, XP1).redeemed_at is None
 
 
 def test_transition_token_cannot_be_installed_after_the_offer_ended(
@@ -488,7 +502,7 @@ def test_transition_form_errors_change_nothing(ch: Clearinghouse) -> None:
     err = _refused(ErrorCode.INVALID_LICENSE_CODE, _transition, ch, "BBBBB-BBBBB", "2004-01-01")
     assert "Product key 1" in err.message
     _refused(ErrorCode.ALREADY_REDEEMED, _transition, ch, f"{XP1}\n{XP1}", "2004-01-01")
-    assert ch.db.xp(XP1.replace("-", "")).redeemed_at is None  # type: ignore[union-attr]
+    assert _xp_row(ch, XP1).redeemed_at is None
     assert not (ch.data_dir / "outbox").exists() or not list((ch.data_dir / "outbox").iterdir())
 
 
@@ -515,7 +529,7 @@ def test_transition_method1_volume_licenses_add_to_the_agreement(
         now=h.NOW,
     )
     assert install(ch, license_server_id=lsid, purchase=buy(3), now=h.NOW)[0].count == 3
-    assert ch.db.xp(XP1.replace("-", "")).redeemed_at == h.NOW  # type: ignore[union-attr]
+    assert _xp_row(ch, XP1).redeemed_at == h.NOW
     _refused(
         ErrorCode.ENTITLEMENT_EXHAUSTED,
         install,
