@@ -9,15 +9,8 @@ bench/README.md and bench/FULL_STACK.md.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import full_stack
-import issuance
-import listing
-import load_vs_baseline
-import signed_echo
+from bench import full_stack, issuance, listing, load_vs_baseline, signed_echo
 
 
 def main(argv: list[str]) -> int:

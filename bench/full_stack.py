@@ -31,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from multiprocessing.context import ForkContext, SpawnContext
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.domain import ClientOS, WindowsVersion
 from tslic.runtime.clock import WallClock
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import issuance
-from procstat import per_request_us, threads_cpu
+# Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import issuance
+from bench.procstat import per_request_us, threads_cpu
 
 
 def _serve_license_server(conn: Any, data_dir: str) -> None:
@@ -137,7 +139,11 @@ def _license_server(ctx: Any, data: str) -> tuple[Any, Any, str]:
 
 
 def measure(seconds: float, clients: int, per_server: int) -> dict[str, Any]:
-    ctx = multiprocessing.get_context(os.environ.get("BENCH_START", "spawn"))
+    ctx: SpawnContext | ForkContext  # BENCH_START=fork starts the servers by fork
+    if os.environ.get("BENCH_START") == "fork":
+        ctx = multiprocessing.get_context("fork")
+    else:
+        ctx = multiprocessing.get_context("spawn")
     out: dict[str, Any] = {"seconds": seconds, "clients": clients, "connections": per_server}
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data:
         # 1. The license server's direct issuance rate.

@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,10 @@ from tslic.protocol.pki import raw_public_key
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import open_peer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import signed_echo
-from procstat import per_request_us, threads_cpu
+# Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import signed_echo
+from bench.procstat import per_request_us, threads_cpu
 
 
 def _serve_license_server(conn: Any, data_dir: str, threaded: bool) -> None:
@@ -81,7 +83,9 @@ async def _issue_loops(address: str, connections: int, seconds: float) -> int:
     async def loop(i: int) -> None:
         nonlocal done
         key = Ed25519PrivateKey.generate()
-        hello = dict(
+        hello = partial(
+            open_peer,
+            address,
             conversation=Conversation.LICENSING,
             key=key,
             clock=clock,
@@ -89,7 +93,7 @@ async def _issue_loops(address: str, connections: int, seconds: float) -> int:
             name=f"TS{i}",
             version=2003,
         )
-        async with open_peer(address, **hello) as s:  # type: ignore[arg-type]
+        async with hello() as s:
             reply = await s.request(
                 RequestTermServCert(
                     name=f"TS{i}",
@@ -100,7 +104,7 @@ async def _issue_loops(address: str, connections: int, seconds: float) -> int:
                 )
             )
         assert isinstance(reply, TermServCert)
-        async with open_peer(address, cert_chain=reply.cert_chain, **hello) as s:  # type: ignore[arg-type]
+        async with hello(cert_chain=reply.cert_chain) as s:
             n = 0
             while trio.current_time() < stop:
                 n += 1

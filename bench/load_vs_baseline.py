@@ -55,9 +55,10 @@ from tslic.protocol.messages.licensing import (
 from tslic.protocol.messages.records import LicenseBody
 from tslic.protocol.pki import cert_to_der, make_temporary_license_server_cert
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import signed_echo
-from procstat import process_cpu
+# Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import signed_echo
+from bench.procstat import process_cpu
 
 
 def _serve_license_server(conn: Any, data_dir: str, max_connections: int = 19_000) -> None:

@@ -35,8 +35,9 @@ from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import open_peer
 from tslic.runtime.service import Limits, Peer, Server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procstat import process_cpu
+# Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.procstat import process_cpu
 
 
 class EchoService:

@@ -189,7 +189,7 @@ def test_web_activation_codes_shown_and_typed_at_the_prompt(
     daemons.procs.append(wizard)  # killed at teardown if the test fails half-way
     assert wizard.stdout is not None
     assert wizard.stdin is not None
-    shown = []
+    shown: list[str] = []
     while not any(line.startswith("Request code:") for line in shown):
         line = wizard.stdout.readline()
         assert line, f"the wizard ended early: {shown}"

@@ -21,6 +21,7 @@ from tslic.protocol.domain import (
     WindowsVersion,
 )
 from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.protocol.messages import Message
 from tslic.protocol.messages.admin import AdminKeyPacks, AdminLicenses, AdminStatus, AdminUsers
 from tslic.protocol.messages.records import (
     ContactInfo,
@@ -39,13 +40,13 @@ def parse(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["--server", "h:1", "--credential", "k", *argv])
 
 
-def render(msg) -> str:
+def render(msg: Message) -> str:
     console = Console(record=True, width=200)
     show(console, msg)
     return console.export_text()
 
 
-def test_status_and_keypacks_tables():
+def test_status_and_keypacks_tables() -> None:
     status = ServerStatus(
         name="LS1", version=WindowsVersion.W2003, role=ServerRole.ENTERPRISE, domain="D",
         site="HQ", activation=ActivationState.ACTIVATED, method=ActivationMethod.AUTOMATIC,
@@ -72,7 +73,7 @@ def test_status_and_keypacks_tables():
     )
 
 
-def test_licenses_and_per_user_report():
+def test_licenses_and_per_user_report() -> None:
     lic = IssuedLicenseInfo(
         license_id=1, keypack_id=0, product=CalProduct.W2003_USER_CAL,
         kind=LicenseKind.PERMANENT, status=LicenseStatus.ACTIVE, machine="PC1", user="ann",
@@ -88,10 +89,12 @@ def test_licenses_and_per_user_report():
     assert "ann" in text
     text = render(AdminLicenses(licenses=(lic,)))
     assert "1970-03-02" in text
-    assert to_json(AdminLicenses(licenses=(lic,)))["licenses"][0]["hwid"] == "00" * 32
+    listed = to_json(AdminLicenses(licenses=(lic,)))["licenses"]
+    assert isinstance(listed, list)
+    assert listed[0]["hwid"] == "00" * 32
 
 
-def test_install_programs_map_to_the_request_fields():
+def test_install_programs_map_to_the_request_fields() -> None:
     req = _install(parse("install", "--program", "open-license", "--product",
                          "w2003-device-cal", "--license-number", "12345678",
                          "--authorization-number", "ABC"))  # fmt: skip

@@ -14,14 +14,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from tslic.client.agent.config import AgentConfig
+from tslic.client.agent.service import Agent
+from tslic.client.rdp.client import Outcome, connect
+from tslic.client.rdp.store import LicenseStore
 from tslic.protocol import Conversation, ErrorCode, Message, ServiceError
 from tslic.protocol.clock import to_datetime
 from tslic.protocol.domain import (
     CalProduct,
+    ClientOS,
     LicenseKind,
     LicensingMode,
     PeerRole,
@@ -61,7 +67,7 @@ from tslic.protocol.pki import (
 )
 from tslic.protocol.policy import needs_renewal
 from tslic.runtime.clock import Clock
-from tslic.runtime.service import Peer, Server
+from tslic.runtime.service import Peer, Server, Service
 
 _serials = itertools.count(1000)
 _ids = itertools.count(1)
@@ -392,9 +398,9 @@ class Running:
 
 
 @asynccontextmanager
-async def serve(service: object, clock: Clock) -> AsyncIterator[Running]:
+async def serve(service: Service, clock: Clock) -> AsyncIterator[Running]:
     """Serve `service` in the background for the duration of the block."""
-    server = Server(service, key=Ed25519PrivateKey.generate(), clock=clock)  # type: ignore[arg-type]
+    server = Server(service, key=Ed25519PrivateKey.generate(), clock=clock)
     async with trio.open_nursery() as nursery:
         scope = trio.CancelScope()
 
@@ -413,28 +419,34 @@ def ref(name: str, address: str, *, dc: bool = False) -> ServerRef:
 
 @asynccontextmanager
 async def run_agent(
-    config: object, data_dir: object, clock: Clock
-) -> AsyncIterator[tuple[object, str]]:
+    config: AgentConfig, data_dir: Path, clock: Clock
+) -> AsyncIterator[tuple[Agent, str]]:
     """Run an Agent in the background; yields (agent, its RDP address)."""
-    from tslic.client.agent.service import Agent
-
-    agent = Agent(config, data_dir, clock)  # type: ignore[arg-type]
+    agent = Agent(config, data_dir, clock)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(agent.serve)
         yield agent, address
         agent.shutdown()
 
 
-async def rdp(address: str, store_dir: object, clock: Clock, **kw: object) -> object:
+async def rdp(
+    address: str,
+    store_dir: Path,
+    clock: Clock,
+    *,
+    device: str = "PC1",
+    client_os: ClientOS = ClientOS.XP_PRO,
+    trust_root: x509.Certificate | None = None,
+    password_ok: bool = True,
+) -> Outcome:
     """Connect one emulated client (defaults: XP Professional, user alice)."""
-    from tslic.client.rdp.client import connect
-    from tslic.client.rdp.store import LicenseStore
-    from tslic.protocol.domain import ClientOS
-
-    options: dict[str, object] = {
-        "device": "PC1",
-        "user": "alice",
-        "client_os": ClientOS.XP_PRO,
-    }
-    options.update(kw)
-    return await connect(address, store=LicenseStore(store_dir), clock=clock, **options)  # type: ignore[arg-type]
+    return await connect(
+        address,
+        store=LicenseStore(store_dir),
+        clock=clock,
+        device=device,
+        user="alice",
+        client_os=client_os,
+        trust_root=trust_root,
+        password_ok=password_ok,
+    )

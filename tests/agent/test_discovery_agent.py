@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.events import read_events
 from tslic.client.agent.service import Agent
+from tslic.client.agent.state import ServerEntry
 from tslic.protocol.domain import (
     CalProduct,
     Connectivity,
@@ -16,6 +19,9 @@ from tslic.protocol.domain import (
     WindowsVersion,
 )
 from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.runtime.clock import TrioClock
+
+from tests.agent import fakes
 
 W2000, W2003 = WindowsVersion.W2000, WindowsVersion.W2003
 CALS = {CalProduct.W2003_DEVICE_CAL: 10, CalProduct.W2000_TS_CAL: 10}
@@ -25,13 +31,21 @@ def ids(data: Path) -> list[int]:
     return [e.event_id for e in read_events(data / "events.jsonl")]
 
 
-def entry(agent: Agent, name: str):  # type: ignore[no-untyped-def]
+def entry(agent: Agent, name: str) -> ServerEntry:
     found = agent.state.entry(name)
     assert found is not None, f"{name} not in the discovery cache"
     return found
 
 
-async def test_2003_skips_a_2000_server_named_first(tmp_path, autojump_clock, clock, fakes):
+async def discovered(agent: Agent) -> ServerEntry:
+    found = await agent.servers.discover()
+    assert found is not None, "discovery chose no license server"
+    return found
+
+
+async def test_2003_skips_a_2000_server_named_first(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     old = fakes.FakeLicenseServer(
         name="LS2000", version=W2000, clock=clock, root=root, available=CALS
@@ -52,6 +66,7 @@ async def test_2003_skips_a_2000_server_named_first(tmp_path, autojump_clock, cl
         async with fakes.run_agent(config, tmp_path / "a", clock) as (agent, address):
             outcome = await fakes.rdp(address, tmp_path / "pc", clock, trust_root=root.cert)
             assert outcome.status == "licensed"
+            assert outcome.license is not None
             assert outcome.license.issuer == "LS2003"
             skipped = entry(agent, "LS2000")
             assert skipped.connectivity is Connectivity.LOWER_VERSION
@@ -66,7 +81,9 @@ async def test_2003_skips_a_2000_server_named_first(tmp_path, autojump_clock, cl
     assert "RequestTermServCert" not in old.calls  # refused at Hello
 
 
-async def test_2000_agent_uses_a_2000_server(tmp_path, autojump_clock, clock, fakes):
+async def test_2000_agent_uses_a_2000_server(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     old = fakes.FakeLicenseServer(
         name="LS2000", version=W2000, clock=clock, root=root, available=CALS
@@ -80,13 +97,14 @@ async def test_2000_agent_uses_a_2000_server(tmp_path, autojump_clock, clock, fa
         async with fakes.run_agent(config, tmp_path / "a", clock) as (agent, address):
             outcome = await fakes.rdp(address, tmp_path / "pc", clock)
             assert outcome.status == "licensed"
+            assert outcome.license is not None
             assert outcome.license.issuer == "LS2000"
             assert entry(agent, "LS2000").how is HowDiscovered.REGISTRY
 
 
 async def test_2003_domain_order_policy_registry_enterprise_domain(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     servers = {
         n: fakes.FakeLicenseServer(name=n, version=W2003, clock=clock, root=root, available=CALS)
@@ -113,7 +131,7 @@ async def test_2003_domain_order_policy_registry_enterprise_domain(
                 registry_servers=(NamedAddress(name="REG", address=reg.address),),
             )
             agent = Agent(config, tmp_path / "a", clock)
-            assert (await agent.servers.discover()).name == "POL"
+            assert (await discovered(agent)).name == "POL"
             assert entry(agent, "POL").how is HowDiscovered.POLICY
             # Discovery stops at the first server found: the others are not probed yet.
             for name, how in (
@@ -128,15 +146,15 @@ async def test_2003_domain_order_policy_registry_enterprise_domain(
             # Take them away one by one: each time the next in the documented order is used.
             for stopped, expected in ((pol, "REG"), (reg, "ENT"), (ent, "DC1")):
                 stopped.stop()
-                assert (await agent.servers.discover()).name == expected
+                assert (await discovered(agent)).name == expected
             dc1.stop()
             assert await agent.servers.discover() is None
             assert all(s.connectivity is Connectivity.NOT_CONNECTABLE for s in agent.state.servers)
 
 
 async def test_2000_domain_prefers_domain_controllers_over_enterprise(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     ent_ls = fakes.FakeLicenseServer(name="ENT", version=W2003, clock=clock, root=root)
     dc_ls = fakes.FakeLicenseServer(name="DC1", version=W2000, clock=clock, root=root)
@@ -150,14 +168,14 @@ async def test_2000_domain_prefers_domain_controllers_over_enterprise(
                 name="TS0", version=W2000, domain="CORP", site="SITE1", directory=d.address
             )
             agent = Agent(config, tmp_path / "a", clock)
-            assert (await agent.servers.discover()).name == "DC1"
+            assert (await discovered(agent)).name == "DC1"
             assert [s.name for s in agent.state.servers] == ["DC1", "ENT"]
             assert entry(agent, "ENT").how is HowDiscovered.ENTERPRISE
 
 
 async def test_member_server_domain_ls_found_only_through_registry(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     member = fakes.FakeLicenseServer(name="MEMBER", version=W2003, clock=clock, root=root)
     async with fakes.serve(member, clock) as m:
@@ -168,18 +186,18 @@ async def test_member_server_domain_ls_found_only_through_registry(
             computers={"MEMBER": m.address},
         )
         async with fakes.serve(directory, clock) as d:
-            base = {
-                "name": "TS1",
-                "version": W2003,
-                "domain": "CORP",
-                "site": "S",
-                "directory": d.address,
-            }
-            agent = Agent(AgentConfig(**base), tmp_path / "a", clock)
+            base = AgentConfig(
+                name="TS1",
+                version=W2003,
+                domain="CORP",
+                site="S",
+                directory=d.address,
+            )
+            agent = Agent(base, tmp_path / "a", clock)
             assert await agent.servers.discover() is None
             assert agent.state.servers == []
             # The LicenseServers key names it (address resolved through the directory).
-            config = AgentConfig(**base, registry_servers=(NamedAddress(name="MEMBER"),))
+            config = replace(base, registry_servers=(NamedAddress(name="MEMBER"),))
             agent = Agent(config, tmp_path / "b", clock)
             chosen = await agent.servers.discover()
             assert chosen is not None
@@ -189,7 +207,9 @@ async def test_member_server_domain_ls_found_only_through_registry(
             assert "DirLookupComputer" in directory.queries
 
 
-async def test_workgroup_broadcast_answers(tmp_path, autojump_clock, clock, fakes):
+async def test_workgroup_broadcast_answers(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="WGLS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(
@@ -204,7 +224,9 @@ async def test_workgroup_broadcast_answers(tmp_path, autojump_clock, clock, fake
         assert chosen.how is HowDiscovered.WORKGROUP
 
 
-async def test_failover_when_the_server_in_use_stops(tmp_path, autojump_clock, clock, fakes):
+async def test_failover_when_the_server_in_use_stops(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     first = fakes.FakeLicenseServer(name="LSA", version=W2003, clock=clock, root=root)
     second = fakes.FakeLicenseServer(name="LSB", version=W2003, clock=clock, root=root)
@@ -219,16 +241,20 @@ async def test_failover_when_the_server_in_use_stops(tmp_path, autojump_clock, c
         )
         async with fakes.run_agent(config, tmp_path / "a", clock) as (agent, address):
             one = await fakes.rdp(address, tmp_path / "pc1", clock, device="PC1")
+            assert one.license is not None
             assert one.license.issuer == "LSA"
             a.stop()  # the server in use stops answering
             two = await fakes.rdp(address, tmp_path / "pc2", clock, device="PC2")
             assert two.status == "licensed"
+            assert two.license is not None
             assert two.license.issuer == "LSB"
             assert entry(agent, "LSA").connectivity is Connectivity.NOT_CONNECTABLE
             assert agent.state.current == "LSB"
 
 
-async def test_liveness_check_fails_over_in_the_background(tmp_path, autojump_clock, clock, fakes):
+async def test_liveness_check_fails_over_in_the_background(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     first = fakes.FakeLicenseServer(name="LSA", version=W2003, clock=clock, root=None)
     second = fakes.FakeLicenseServer(name="LSB", version=W2003, clock=clock, root=None)
     async with fakes.serve(first, clock) as a, fakes.serve(second, clock) as b:
@@ -250,7 +276,9 @@ async def test_liveness_check_fails_over_in_the_background(tmp_path, autojump_cl
 
 
 @pytest.mark.parametrize("where", ["hello", "cert"])
-async def test_security_group_refusal_logs_1043(tmp_path, autojump_clock, clock, fakes, where):
+async def test_security_group_refusal_logs_1043(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock, where: str
+) -> None:
     root = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(
         name="LSSEC",
@@ -279,7 +307,7 @@ async def test_security_group_refusal_logs_1043(tmp_path, autojump_clock, clock,
         assert agent.state.cert_chain() == []
 
 
-def test_per_user_on_2000_is_refused_at_startup():
+def test_per_user_on_2000_is_refused_at_startup() -> None:
     with pytest.raises(ServiceError) as info:
         AgentConfig(name="TS0", version=W2000, mode=LicensingMode.PER_USER)
     assert info.value.code is ErrorCode.MODE_NOT_SUPPORTED

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.events import read_events
 from tslic.protocol.domain import CalProduct, WindowsVersion
+from tslic.runtime.clock import TrioClock
+
+from tests.agent import fakes
 
 
 def ids(data: Path) -> list[int]:
     return [e.event_id for e in read_events(data / "events.jsonl")]
 
 
-async def test_temporary_then_validated_then_permanent(tmp_path, autojump_clock, clock, fakes):
+async def test_temporary_then_validated_then_permanent(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(
         name="LS1",
@@ -38,6 +44,7 @@ async def test_temporary_then_validated_then_permanent(tmp_path, autojump_clock,
                 ls.calls,
             )
             assert first.received == "new"
+            assert first.license is not None
             assert first.license.kind == "temporary"
             assert not first.presented_stored
             assert first.logged_on
@@ -46,6 +53,7 @@ async def test_temporary_then_validated_then_permanent(tmp_path, autojump_clock,
             second = await fakes.rdp(address, store, clock, trust_root=root.cert)
             assert second.presented_stored
             assert second.received == "upgrade"
+            assert second.license is not None
             assert second.license.kind == "permanent"
             assert second.license.product == "w2003-device-cal"
             assert ls.available[CalProduct.W2003_DEVICE_CAL] == 4
@@ -55,6 +63,7 @@ async def test_temporary_then_validated_then_permanent(tmp_path, autojump_clock,
             third = await fakes.rdp(address, store, clock, trust_root=root.cert)
             assert third.status == "licensed"
             assert third.received == ""  # a valid permanent license: STATUS_VALID_CLIENT
+            assert third.license is not None
             assert third.license.kind == "permanent"
             counts = agent.state.counts
             assert counts["temporary_issued"] == 1
@@ -66,7 +75,9 @@ async def test_temporary_then_validated_then_permanent(tmp_path, autojump_clock,
         assert ids(tmp_path / "agent") == []
 
 
-async def test_referral_to_a_server_with_cals(tmp_path, autojump_clock, clock, fakes):
+async def test_referral_to_a_server_with_cals(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     rich = fakes.FakeLicenseServer(
         name="LSB",
@@ -91,10 +102,14 @@ async def test_referral_to_a_server_with_cals(tmp_path, autojump_clock, clock, f
             )
             async with fakes.run_agent(config, tmp_path / "agent", clock) as (agent, address):
                 first = await fakes.rdp(address, tmp_path / "pc", clock)
+                assert first.license is not None
                 assert first.license.issuer == "LSA"
                 assert first.license.kind == "temporary"
                 second = await fakes.rdp(address, tmp_path / "pc", clock)
+                assert second.license is not None
                 assert second.license.kind == "permanent"
                 assert second.license.issuer == "LSB"  # LSA referred the request to LSB
                 assert rich.available[CalProduct.W2003_DEVICE_CAL] == 0
-                assert agent.state.entry("LSB").detail == "found through a referral"
+                lsb = agent.state.entry("LSB")
+                assert lsb is not None
+                assert lsb.detail == "found through a referral"

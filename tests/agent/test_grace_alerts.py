@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.events import read_events
 from tslic.client.agent.service import Agent
@@ -14,7 +16,9 @@ from tslic.protocol.clock import MS_PER_DAY
 from tslic.protocol.domain import CalProduct, LicensingMode, WindowsVersion
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
-from tslic.runtime.clock import WallClock
+from tslic.runtime.clock import TrioClock, WallClock
+
+from tests.agent import fakes
 
 W2000, W2003 = WindowsVersion.W2000, WindowsVersion.W2003
 # Long intervals keep the number of background wake-ups small over months of virtual time.
@@ -29,13 +33,13 @@ def ids(data: Path) -> list[int]:
     return [e.event_id for e in read_events(data / "events.jsonl")]
 
 
-async def days(clock, n: float) -> None:  # type: ignore[no-untyped-def]
+async def days(clock: TrioClock, n: float) -> None:
     await clock.sleep_until(clock.now() + int(n * MS_PER_DAY))
 
 
 async def test_grace_2003_valid_client_1009_1008_then_no_license_server(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     config = AgentConfig(name="TS1", version=W2003, domain="CORP", intervals=SLOW)
     data = tmp_path / "a"
     async with fakes.run_agent(config, data, clock) as (agent, address):
@@ -44,6 +48,7 @@ async def test_grace_2003_valid_client_1009_1008_then_no_license_server(
         assert first.license is None
         assert first.logged_on
         assert status_document(data, WallClock())["grace"]["started"] == "2003-06-02"
+        assert agent.state.grace.started_at is not None
         assert agent.state.grace.days_left(agent.state.grace.started_at) == 120
         await days(clock, 104)
         assert ids(data) == []
@@ -68,8 +73,8 @@ async def test_grace_2003_valid_client_1009_1008_then_no_license_server(
 
 
 async def test_grace_2000_is_90_days_and_workgroup_logs_1027(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     config = AgentConfig(name="TS0", version=W2000, workgroup="WG", intervals=SLOW)
     data = tmp_path / "a"
     async with fakes.run_agent(config, data, clock) as (_agent, address):
@@ -85,7 +90,9 @@ async def test_grace_2000_is_90_days_and_workgroup_logs_1027(
         assert "90 days" in events[1].message
 
 
-async def test_no_domain_no_workgroup_logs_1010(tmp_path, autojump_clock, clock, fakes):
+async def test_no_domain_no_workgroup_logs_1010(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     config = AgentConfig(name="TS1", version=W2003, intervals=SLOW)
     data = tmp_path / "a"
     async with fakes.run_agent(config, data, clock) as (_, address):
@@ -96,27 +103,31 @@ async def test_no_domain_no_workgroup_logs_1010(tmp_path, autojump_clock, clock,
         assert ids(data) == [1009, 1008, 1010]
 
 
-async def test_grace_ends_at_first_license_server_by_switch(tmp_path, autojump_clock, clock, fakes):
+async def test_grace_ends_at_first_license_server_by_switch(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
-        base = {
-            "name": "TS1",
-            "version": W2003,
-            "intervals": SLOW,
-            "registry_servers": (NamedAddress(name="LS", address=s.address),),
-        }
-        switch = AgentConfig(**base, grace_end=GraceEnd.FIRST_LICENSE_SERVER)
+        base = AgentConfig(
+            name="TS1",
+            version=W2003,
+            intervals=SLOW,
+            registry_servers=(NamedAddress(name="LS", address=s.address),),
+        )
+        switch = replace(base, grace_end=GraceEnd.FIRST_LICENSE_SERVER)
         agent = Agent(switch, tmp_path / "a", clock)
         await agent.servers.discover()
         assert agent.state.grace.end_reason is GraceEnd.FIRST_LICENSE_SERVER
         assert not agent.licensing.in_grace()  # KB813052: no grace at all
-        default = Agent(AgentConfig(**base), tmp_path / "b", clock)
+        default = Agent(base, tmp_path / "b", clock)
         await default.servers.discover()
         assert default.state.grace.ended_at is None
         assert default.licensing.in_grace()
 
 
-async def test_expired_temporary_disconnects_with_1011(tmp_path, autojump_clock, clock, fakes):
+async def test_expired_temporary_disconnects_with_1011(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(
@@ -128,6 +139,7 @@ async def test_expired_temporary_disconnects_with_1011(tmp_path, autojump_clock,
         data = tmp_path / "a"
         async with fakes.run_agent(config, data, clock) as (agent, address):
             first = await fakes.rdp(address, tmp_path / "pc", clock, password_ok=False)
+            assert first.license is not None
             assert first.license.kind == "temporary"
             assert not first.logged_on  # the temporary is never validated
             assert agent.state.counts.get("marked_validated", 0) == 0
@@ -146,7 +158,9 @@ async def test_expired_temporary_disconnects_with_1011(tmp_path, autojump_clock,
             assert "PC1" in events[-1].message
 
 
-async def test_renewal_echo_and_1028(tmp_path, autojump_clock, clock, fakes):
+async def test_renewal_echo_and_1028(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(
         name="LS",
@@ -167,16 +181,21 @@ async def test_renewal_echo_and_1028(tmp_path, autojump_clock, clock, fakes):
         data = tmp_path / "a"
         store = tmp_path / "pc"
         async with fakes.run_agent(config, data, clock) as (agent, address):
-            assert (await fakes.rdp(address, store, clock)).license.kind == "temporary"
+            temporary = (await fakes.rdp(address, store, clock)).license
+            assert temporary is not None
+            assert temporary.kind == "temporary"
             permanent = (await fakes.rdp(address, store, clock)).license
+            assert permanent is not None
             assert permanent.kind == "permanent"
             await days(clock, 50)  # 10 days left: outside the 7-day window
             kept = await fakes.rdp(address, store, clock)
             assert kept.received == ""
+            assert kept.license is not None
             assert kept.license.license_id == permanent.license_id
             await days(clock, 5)  # 5 days left: renew
             renewed = await fakes.rdp(address, store, clock)
             assert renewed.received == "upgrade"
+            assert renewed.license is not None
             assert renewed.license.license_id != permanent.license_id
             assert renewed.license.expires_at > permanent.expires_at
             assert agent.state.counts["renewed"] == 1
@@ -185,6 +204,7 @@ async def test_renewal_echo_and_1028(tmp_path, autojump_clock, clock, fakes):
             echoed = await fakes.rdp(address, store, clock)
             assert echoed.status == "licensed"
             assert echoed.received == "upgrade"  # RDPELE 3.2.5.5: the old license sent back
+            assert echoed.license is not None
             assert echoed.license.license_id == renewed.license.license_id
             assert agent.state.counts["echoed"] == 1
             await days(clock, 6)  # expired, nobody can renew it
@@ -196,8 +216,8 @@ async def test_renewal_echo_and_1028(tmp_path, autojump_clock, clock, fakes):
 
 
 async def test_new_client_refused_by_license_server_logs_1004(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None, refuse_new=True)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(
@@ -218,8 +238,8 @@ async def test_new_client_refused_by_license_server_logs_1004(
 
 
 async def test_client_refuses_an_untrusted_server_certificate(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     other = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=root)
@@ -241,7 +261,9 @@ async def test_client_refuses_an_untrusted_server_certificate(
             assert ok.status == "licensed"
 
 
-async def test_per_user_2003_user_cals_no_upgrade_and_1044(tmp_path, autojump_clock, clock, fakes):
+async def test_per_user_2003_user_cals_no_upgrade_and_1044(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     no_user_cals = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=root)
     async with fakes.serve(no_user_cals, clock) as s:
@@ -255,9 +277,11 @@ async def test_per_user_2003_user_cals_no_upgrade_and_1044(tmp_path, autojump_cl
         data = tmp_path / "a"
         async with fakes.run_agent(config, data, clock) as (_, address):
             first = await fakes.rdp(address, tmp_path / "pc", clock)
+            assert first.license is not None
             assert first.license.kind == "temporary"
             second = await fakes.rdp(address, tmp_path / "pc", clock)
             assert second.received == "upgrade"  # the temporary, sent back unchanged
+            assert second.license is not None
             assert second.license.license_id == first.license.license_id
             assert "MarkLicense" not in no_user_cals.calls
             assert "UpgradeLicenseRequest" not in no_user_cals.calls
@@ -281,12 +305,15 @@ async def test_per_user_2003_user_cals_no_upgrade_and_1044(tmp_path, autojump_cl
         async with fakes.run_agent(config, tmp_path / "b", clock) as (_, address):
             for n in (1, 2):
                 got = await fakes.rdp(address, tmp_path / f"u{n}", clock, device=f"PC{n}")
+                assert got.license is not None
                 assert got.license.kind == "permanent"
                 assert got.license.product == "w2003-user-cal"
             assert user_cals.available[CalProduct.W2003_USER_CAL] == 1  # not decremented
 
 
-async def test_restart_keeps_certificate_grace_and_cache(tmp_path, autojump_clock, clock, fakes):
+async def test_restart_keeps_certificate_grace_and_cache(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(

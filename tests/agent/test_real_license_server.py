@@ -1,11 +1,12 @@
-"""One integration test with the real license server daemon (server/license_server), if it is
-importable: a 2003 agent skips a real 2000 server (LOWER_VERSION); an unactivated 2003 server
-gives a temporary license through the agent and marks it validated after the logon; the
-client presents it on its next connection."""
+"""One integration test with the real license server daemon (server/license_server): a 2003 agent
+skips a real 2000 server (LOWER_VERSION); an unactivated 2003 server gives a temporary license
+through the agent and marks it validated after the logon; the client presents it on its next
+connection."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
+
 import trio
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.service import Agent
@@ -14,12 +15,13 @@ from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.clock import ClockSpec
 from tslic.protocol.domain import ClientOS, Connectivity, WindowsVersion
 from tslic.runtime.clock import WallClock
+from tslic.server.license_server import config as ls_config
+from tslic.server.license_server import daemon
 
-daemon = pytest.importorskip("tslic.server.license_server.daemon")
-ls_config = pytest.importorskip("tslic.server.license_server.config")
+XP_PRO = ClientOS.XP_PRO
 
 
-async def test_agent_with_the_real_license_server(tmp_path):
+async def test_agent_with_the_real_license_server(tmp_path: Path) -> None:
     clock = WallClock(ClockSpec())
     server = daemon.LicenseServer(
         ls_config.Config(name="LS2003", version=WindowsVersion.W2003, data_dir=tmp_path / "ls"),
@@ -44,13 +46,16 @@ async def test_agent_with_the_real_license_server(tmp_path):
         address = await nursery.start(agent.serve)
         with trio.fail_after(30):
             store = LicenseStore(tmp_path / "xp")
-            options = {"device": "XP1", "user": "alice", "client_os": ClientOS.XP_PRO}
-            first = await connect(address, store=store, clock=clock, **options)  # type: ignore[arg-type]
+            first = await connect(
+                address, store=store, clock=clock, device="XP1", user="alice", client_os=XP_PRO
+            )
             assert first.status == "licensed", first.text
             assert first.license is not None
             assert first.license.kind == "temporary"  # unactivated: temporary licenses only
             assert first.license.issuer == "LS2003"
-            second = await connect(address, store=store, clock=clock, **options)  # type: ignore[arg-type]
+            second = await connect(
+                address, store=store, clock=clock, device="XP1", user="alice", client_os=XP_PRO
+            )
             assert second.presented_stored
             assert second.status == "licensed", second.text
         skipped = agent.state.entry("LS2000")

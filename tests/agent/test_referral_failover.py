@@ -5,16 +5,14 @@ client's request finds it gone and when the liveness check does first."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Unpack
 
 import pytest
 import trio
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.service import Agent
 from tslic.client.rdp.client import Outcome, connect
@@ -22,28 +20,15 @@ from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.domain import CalProduct, ClientOS, Connectivity, WindowsVersion
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.server.license_server.config import PeerServer
+from tslic.server.license_server.daemon import LicenseServer
 
+from tests.license_server import harness as h
 
-def _harness() -> ModuleType:
-    # The license-server suite's in-process deployment (loaded by path: no test packages).
-    name = "ls_harness"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "license_server" / "harness.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-h = _harness()
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
 
 
 @pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Any]:
+async def lab(tmp_path: Path) -> AsyncIterator[h.Lab]:
     async with trio.open_nursery() as nursery:
         the_lab = h.Lab(nursery, tmp_path)
         await the_lab.start_clearinghouse()
@@ -53,7 +38,7 @@ async def lab(tmp_path: Path) -> AsyncIterator[Any]:
         the_lab.ch.close()
 
 
-async def ready(lab: Any, name: str, cals: int = 0, **kw: Any) -> Any:
+async def ready(lab: h.Lab, name: str, cals: int = 0, **kw: Unpack[h.Overrides]) -> LicenseServer:
     ls = await lab.start_ls(lab.config(name, 2003, **kw))
     await lab.activate(ls)
     if cals:
@@ -62,7 +47,7 @@ async def ready(lab: Any, name: str, cals: int = 0, **kw: Any) -> Any:
 
 
 async def start_agent(
-    lab: Any, name: str, *servers: Any, intervals: DiscoveryIntervals | None = None
+    lab: h.Lab, name: str, *servers: LicenseServer, intervals: DiscoveryIntervals | None = None
 ) -> tuple[Agent, str]:
     config = AgentConfig(
         name=name,
@@ -77,7 +62,7 @@ async def start_agent(
     return agent, address
 
 
-async def rdp(lab: Any, address: str, device: str) -> Outcome:
+async def rdp(lab: h.Lab, address: str, device: str) -> Outcome:
     store = LicenseStore(lab.tmp / "clients" / device)
     with trio.fail_after(60):
         return await connect(
@@ -96,7 +81,9 @@ def held(outcome: Outcome) -> tuple[str, str]:
     return outcome.license.issuer, outcome.license.kind
 
 
-async def test_referral_gives_the_validated_device_a_permanent_cal(lab, autojump_clock):
+async def test_referral_gives_the_validated_device_a_permanent_cal(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls3 = await ready(lab, "LS3", cals=2)
     ls7 = await ready(lab, "LS7", peers=(PeerServer.parse(f"LS3={ls3.address}"),))
     agent, address = await start_agent(lab, "TS131", ls7)
@@ -126,7 +113,9 @@ async def test_referral_gives_the_validated_device_a_permanent_cal(lab, autojump
     agent.shutdown()
 
 
-async def test_referral_before_any_logon_keeps_the_temporary(lab, autojump_clock):
+async def test_referral_before_any_logon_keeps_the_temporary(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     # Without a validating logon the referral carries no such statement, and LS3 (which never
     # saw this device) gives no permanent CAL: the device keeps LS7's temporary.
     ls3 = await ready(lab, "LS3", cals=2)
@@ -151,7 +140,7 @@ async def test_referral_before_any_logon_keeps_the_temporary(lab, autojump_clock
     agent.shutdown()
 
 
-async def h_available(lab: Any, ls: Any) -> int:
+async def h_available(lab: h.Lab, ls: LicenseServer) -> int:
     from tslic.protocol.messages.admin import AdminKeyPacks, AdminListKeyPacks
 
     async with lab.admin(ls) as adm:
@@ -160,7 +149,7 @@ async def h_available(lab: Any, ls: Any) -> int:
     return sum(k.available for k in reply.keypacks if k.product is DEVICE_CAL)
 
 
-async def _stop(ls: Any) -> None:
+async def _stop(ls: LicenseServer) -> None:
     ls.shutdown()
     host, port = ls.address.rsplit(":", 1)
     # Let it close its listener: a connection to its port is then refused.
@@ -174,7 +163,9 @@ async def _stop(ls: Any) -> None:
             await trio.sleep(0.1)
 
 
-async def test_failover_when_a_client_finds_the_server_gone(lab, autojump_clock):
+async def test_failover_when_a_client_finds_the_server_gone(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls8 = await ready(lab, "LS8", cals=5)
     ls3 = await ready(lab, "LS3", cals=5)
     agent, address = await start_agent(lab, "TS132", ls8, ls3)
@@ -192,7 +183,9 @@ async def test_failover_when_a_client_finds_the_server_gone(lab, autojump_clock)
     agent.shutdown()
 
 
-async def test_failover_when_the_liveness_check_finds_the_server_gone(lab, autojump_clock):
+async def test_failover_when_the_liveness_check_finds_the_server_gone(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls8 = await ready(lab, "LS8", cals=5)
     ls3 = await ready(lab, "LS3", cals=5)
     # A liveness check (10 min) well before the next full discovery (1 day).
@@ -217,7 +210,9 @@ async def test_failover_when_the_liveness_check_finds_the_server_gone(lab, autoj
     agent.shutdown()
 
 
-async def test_failover_from_an_unactivated_server_gets_a_certificate_there(lab, autojump_clock):
+async def test_failover_from_an_unactivated_server_gets_a_certificate_there(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     # LS8 is not activated: the certificate it gives the terminal server chains to its own
     # temporary certificate, which LS3 cannot trust (SEC-9). LS3 refuses the first request
     # with ACCESS_DENIED; the agent asks LS3 for a certificate of its own and asks again.

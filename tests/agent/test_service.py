@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import trio
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig
 from tslic.protocol.domain import WindowsVersion
 from tslic.protocol.errors import ErrorCode
+from tslic.runtime.clock import TrioClock
+
+from tests.agent import fakes
 
 CONFIG = AgentConfig(name="TS1", version=WindowsVersion.W2003)
 
 
 async def test_garbage_and_silence_get_errors_and_the_agent_stays_up(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     async with fakes.run_agent(CONFIG, tmp_path / "a", clock) as (agent, address):
         host, port = address.rsplit(":", 1)
         rude = await trio.open_tcp_stream(host, int(port))
@@ -32,7 +38,9 @@ async def test_garbage_and_silence_get_errors_and_the_agent_stays_up(
         assert (await fakes.rdp(address, tmp_path / "pc", clock)).status == "valid-client"
 
 
-async def test_shutdown_says_goodbye_and_stops(tmp_path, autojump_clock, clock, fakes):
+async def test_shutdown_says_goodbye_and_stops(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     async with fakes.run_agent(CONFIG, tmp_path / "a", clock) as (agent, address):
         assert (await fakes.rdp(address, tmp_path / "pc", clock)).connected
         agent.shutdown()

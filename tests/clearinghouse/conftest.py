@@ -1,4 +1,5 @@
-"""Shared fixtures of the Clearinghouse tests: a data directory, the core, contacts, keys."""
+"""Shared fixtures of the Clearinghouse tests: a data directory, the core, and `h` (the
+constants and helpers of helpers.py)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tslic.protocol.clock import parse_date
-from tslic.protocol.messages.records import ContactInfo
 from tslic.server.clearinghouse.core import Clearinghouse
 
-NOW = parse_date("2005-03-01")
-CONTACT = ContactInfo(first_name="Ada", last_name="Lovelace", company="Contoso", country="GB")
-WEB_CONTACT = ContactInfo(
-    first_name="Ada", last_name="Lovelace", company="Contoso", country="GB", email="ada@contoso.com"
-)
-
-
-def public(key: Ed25519PrivateKey) -> bytes:
-    return key.public_key().public_bytes_raw()
+from tests.clearinghouse.helpers import Helpers
 
 
 @pytest.fixture
@@ -32,30 +22,6 @@ def ch(data_dir: Path) -> Iterator[Clearinghouse]:
     core = Clearinghouse(data_dir)
     yield core
     core.close()
-
-
-def activate(ch: Clearinghouse, *, version: int = 2003, name: str = "LS1") -> str:
-    """Activate a fresh license server by the automatic method; return its ID."""
-    key = Ed25519PrivateKey.generate()
-    done = ch.activate(
-        public_key=public(key),
-        name=name,
-        version=version,
-        product_id="69712-640-1",
-        contact=CONTACT,
-        now=NOW,
-    )
-    return done.license_server_id
-
-
-class Helpers:
-    """Constants and helpers for test modules (importlib mode: they cannot import conftest)."""
-
-    NOW = NOW
-    CONTACT = CONTACT
-    WEB_CONTACT = WEB_CONTACT
-    public = staticmethod(public)
-    activate = staticmethod(activate)
 
 
 @pytest.fixture

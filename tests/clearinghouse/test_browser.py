@@ -198,14 +198,18 @@ async def test_browser_walk_through_the_transition_page(tmp_path: Path) -> None:
         (mail,) = (tmp_path / "ch" / "outbox").glob("*.eml")
         msg = message_from_bytes(mail.read_bytes(), policy=default)
         assert msg["To"] == "admin@contoso.com"
-        body = msg.get_body().get_content()  # type: ignore[union-attr]
-        token = re.search(r"License token: (\S+)", body).group(1)  # type: ignore[union-attr]
+        part = msg.get_body()
+        assert part is not None
+        body = part.get_content()
+        found = re.search(r"License token: (\S+)", body)
+        assert found is not None
+        token = found.group(1)
         assert "Licenses: 2" in body
         # the operator enters the token in the licensing utility; the license server redeems it
         contact = ContactInfo(first_name="A", last_name="B", company="C", country="GB")
-        key = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+        ls_key = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
         lsid = ch.activate(
-            public_key=key, name="LS", version=2003, product_id="P", contact=contact, now=START
+            public_key=ls_key, name="LS", version=2003, product_id="P", contact=contact, now=START
         ).license_server_id
         p = Purchase(
             program=Program.RETAIL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -22,7 +23,10 @@ from tslic.server.clearinghouse.installation import (
     install_by_hand,
 )
 from tslic.server.clearinghouse.phone import phone_session
-from tslic.server.clearinghouse.transition import request_transition
+from tslic.server.clearinghouse.rows import Entitlement, XpLicense
+from tslic.server.clearinghouse.transition import TransitionResult, request_transition
+
+from tests.clearinghouse.helpers import Helpers
 
 DEV = CalProduct.W2003_DEVICE_CAL
 USER = CalProduct.W2003_USER_CAL
@@ -30,14 +34,18 @@ XP1 = "BCDFG-HJKMP-QRTVW-XY234-6789B"
 XP2 = "CCCCC-DDDDD-FFFFF-GGGGG-HHHHH"
 
 
-def _refused(expected: ErrorCode, fn, *args, **kwargs) -> ServiceError:  # type: ignore[no-untyped-def]
+def _refused(
+    expected: ErrorCode, fn: Callable[..., object], *args: object, **kwargs: object
+) -> ServiceError:
     with pytest.raises(ServiceError) as info:
         fn(*args, **kwargs)
     assert info.value.code is expected, info.value
     return info.value
 
 
-def test_retail_pack_installs_once_with_a_grant_signed_by_the_root(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_retail_pack_installs_once_with_a_grant_signed_by_the_root(
+    ch: Clearinghouse, h: type[Helpers]
+) -> None:
     lsid = h.activate(ch)
     pack = purchases.add_retail(ch, product=DEV, count=20, now=h.NOW)
     typed = group5(pack.retail_code).lower()  # hyphens and case do not matter
@@ -57,11 +65,13 @@ def test_retail_pack_installs_once_with_a_grant_signed_by_the_root(ch: Clearingh
         ErrorCode.ALREADY_REDEEMED, install, ch, license_server_id=other, purchase=again, now=h.NOW
     )
     assert "already been used" in err.message
-    assert ch.db.retail(pack.retail_code).used == 20  # type: ignore[union-attr]
+    assert _retail(ch, pack.retail_code).used == 20
     assert len(ch.db.grants()) == 1
 
 
-def test_a_retry_after_a_lost_reply_gets_the_same_grant(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_a_retry_after_a_lost_reply_gets_the_same_grant(
+    ch: Clearinghouse, h: type[Helpers]
+) -> None:
     """The Clearinghouse committed, the reply was lost: the same server asks again."""
     lsid = h.activate(ch)
     other = h.activate(ch, name="LS2")
@@ -73,7 +83,7 @@ def test_a_retry_after_a_lost_reply_gets_the_same_grant(ch: Clearinghouse, h) ->
     grant2, blob2 = install(ch, license_server_id=lsid, purchase=retry, now=h.NOW + 3_600_000)
     assert (grant2, blob2) == (grant, blob)
     assert open_grant(blob2, ch.root_cert).issued_at == h.NOW
-    assert ch.db.retail(code).used == 20  # type: ignore[union-attr]
+    assert _retail(ch, code).used == 20
     assert len(ch.db.grants()) == 1
     assert [e["action"] for e in ch.db.events(lsid)][-2:] == ["install", "install-again"]
     # another server, another count, another product: still refused, nothing changes
@@ -96,7 +106,7 @@ def test_a_retry_after_a_lost_reply_gets_the_same_grant(ch: Clearinghouse, h) ->
     assert len(ch.db.grants()) == 1
 
 
-def test_retail_partial_installs_never_exceed_the_pack(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_retail_partial_installs_never_exceed_the_pack(ch: Clearinghouse, h: type[Helpers]) -> None:
     lsid = h.activate(ch)
     code = purchases.add_retail(ch, product=USER, count=10, now=h.NOW).retail_code
 
@@ -128,8 +138,8 @@ def test_retail_partial_installs_never_exceed_the_pack(ch: Clearinghouse, h) -> 
     ],
 )
 def test_wrong_retail_codes_get_the_wizard_message_and_the_reason(
-    ch: Clearinghouse, h, code: str, reason: str
-) -> None:  # type: ignore[no-untyped-def]
+    ch: Clearinghouse, h: type[Helpers], code: str, reason: str
+) -> None:
     lsid = h.activate(ch)
     p = Purchase(program=Program.RETAIL, product=DEV, count=1, retail_code=code)
     err = _refused(
@@ -144,7 +154,7 @@ def test_wrong_retail_codes_get_the_wizard_message_and_the_reason(
     assert reason in err.message
 
 
-def test_a_code_for_another_product_is_refused(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_a_code_for_another_product_is_refused(ch: Clearinghouse, h: type[Helpers]) -> None:
     lsid = h.activate(ch)
     code = purchases.add_retail(ch, product=DEV, count=5, now=h.NOW).retail_code
     p = Purchase(program=Program.RETAIL, product=USER, count=1, retail_code=code)
@@ -152,10 +162,10 @@ def test_a_code_for_another_product_is_refused(ch: Clearinghouse, h) -> None:  #
         ErrorCode.INVALID_LICENSE_CODE, install, ch, license_server_id=lsid, purchase=p, now=h.NOW
     )
     assert "is for Windows Server 2003 Terminal Server Per Device CAL" in err.message
-    assert ch.db.retail(code).used == 0  # type: ignore[union-attr]
+    assert _retail(ch, code).used == 0
 
 
-def test_open_license_within_the_entitlement(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_open_license_within_the_entitlement(ch: Clearinghouse, h: type[Helpers]) -> None:
     lsid = h.activate(ch)
     purchases.add_open(
         ch,
@@ -224,7 +234,7 @@ def test_open_license_within_the_entitlement(ch: Clearinghouse, h) -> None:  # t
         Program.SCHOOL_AGREEMENT,
     ],
 )
-def test_agreement_programs(ch: Clearinghouse, h, program: Program) -> None:  # type: ignore[no-untyped-def]
+def test_agreement_programs(ch: Clearinghouse, h: type[Helpers], program: Program) -> None:
     lsid = h.activate(ch)
     purchases.add_agreement(
         ch, program=program, product=USER, count=3, now=h.NOW, agreement_number="7654321"
@@ -252,7 +262,7 @@ def test_agreement_programs(ch: Clearinghouse, h, program: Program) -> None:  # 
     assert "exactly 7 digits" in err.message
 
 
-def test_install_needs_a_live_activation(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_install_needs_a_live_activation(ch: Clearinghouse, h: type[Helpers]) -> None:
     code = purchases.add_retail(ch, product=DEV, count=5, now=h.NOW).retail_code
     p = Purchase(program=Program.RETAIL, product=DEV, count=1, retail_code=code)
     _refused(
@@ -271,10 +281,10 @@ def test_install_needs_a_live_activation(ch: Clearinghouse, h) -> None:  # type:
         ErrorCode.UNKNOWN_LICENSE_SERVER, install, ch, license_server_id=lsid, purchase=p, now=h.NOW
     )
     assert "deactivated" in err.message
-    assert ch.db.retail(code).used == 0  # type: ignore[union-attr]
+    assert _retail(ch, code).used == 0
 
 
-def test_2003_cals_cannot_go_on_a_2000_license_server(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_2003_cals_cannot_go_on_a_2000_license_server(ch: Clearinghouse, h: type[Helpers]) -> None:
     lsid = h.activate(ch, version=2000)
     code = purchases.add_retail(ch, product=DEV, count=5, now=h.NOW).retail_code
     p = Purchase(program=Program.RETAIL, product=DEV, count=1, retail_code=code)
@@ -291,7 +301,9 @@ def test_2003_cals_cannot_go_on_a_2000_license_server(ch: Clearinghouse, h) -> N
     assert install(ch, license_server_id=lsid, purchase=ok, now=h.NOW)[0].count == 5
 
 
-def test_web_and_phone_installs_give_a_keypack_code_redeemed_once(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_web_and_phone_installs_give_a_keypack_code_redeemed_once(
+    ch: Clearinghouse, h: type[Helpers]
+) -> None:
     lsid = h.activate(ch)
     other = h.activate(ch, name="LS2")
     code = purchases.add_retail(ch, product=DEV, count=5, now=h.NOW).retail_code
@@ -332,8 +344,35 @@ def test_web_and_phone_installs_give_a_keypack_code_redeemed_once(ch: Clearingho
 # --- the transition offer -------------------------------------------------------------------
 
 
-def _xp(ch: Clearinghouse, key: str, acquired: str, channel: str = "retail", **kw) -> None:  # type: ignore[no-untyped-def]
-    purchases.add_xp(ch, product_key=key, acquired_at=parse_date(acquired), channel=channel, **kw)
+def _retail(ch: Clearinghouse, code: str | None) -> Entitlement:
+    assert code is not None
+    found = ch.db.retail(code)
+    assert found is not None, f"no retail pack {code}"
+    return found
+
+
+def _xp_row(ch: Clearinghouse, key: str) -> XpLicense:
+    found = ch.db.xp(key.replace("-", ""))
+    assert found is not None, f"no XP license {key}"
+    return found
+
+
+def _xp(
+    ch: Clearinghouse,
+    key: str,
+    acquired: str,
+    channel: str = "retail",
+    program: Program | None = None,
+    agreement_number: str = "",
+) -> None:
+    purchases.add_xp(
+        ch,
+        product_key=key,
+        acquired_at=parse_date(acquired),
+        channel=channel,
+        program=program,
+        agreement_number=agreement_number,
+    )
 
 
 def _transition(
@@ -342,7 +381,7 @@ def _transition(
     now: str,
     email: str = "it@contoso.com",
     confirm: str | None = None,
-):  # type: ignore[no-untyped-def]
+) -> TransitionResult:
     return request_transition(
         ch,
         product=USER,
@@ -364,7 +403,9 @@ def test_transition_acquisition_boundary(ch: Clearinghouse, acquired: str, eligi
 
 
 @pytest.mark.parametrize(("now", "open_"), [("2007-06-30T23:59:59", True), ("2007-07-01", False)])
-def test_transition_offer_end_boundary(ch: Clearinghouse, h, now: str, open_: bool) -> None:  # type: ignore[no-untyped-def]
+def test_transition_offer_end_boundary(
+    ch: Clearinghouse, h: type[Helpers], now: str, open_: bool
+) -> None:
     _xp(ch, XP1, "2002-01-01")
     if open_:
         result = _transition(ch, XP1, now)
@@ -375,10 +416,12 @@ def test_transition_offer_end_boundary(ch: Clearinghouse, h, now: str, open_: bo
     else:
         err = _refused(ErrorCode.TRANSITION_OFFER_ENDED, _transition, ch, XP1, now)
         assert "30 June 2007" in err.message
-        assert ch.db.xp(XP1.replace("-", "")).redeemed_at is None  # type: ignore[union-attr]
+        assert _xp_row(ch, XP1).redeemed_at is None
 
 
-def test_transition_token_cannot_be_installed_after_the_offer_ended(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_transition_token_cannot_be_installed_after_the_offer_ended(
+    ch: Clearinghouse, h: type[Helpers]
+) -> None:
     _xp(ch, XP1, "2002-01-01")
     token = _transition(ch, XP1, "2007-06-30").token
     lsid = h.activate(ch)
@@ -394,8 +437,8 @@ def test_transition_token_cannot_be_installed_after_the_offer_ended(ch: Clearing
 
 
 def test_transition_method2_writes_an_email_and_each_xp_license_counts_once(
-    ch: Clearinghouse, h
-) -> None:  # type: ignore[no-untyped-def]
+    ch: Clearinghouse, h: type[Helpers]
+) -> None:
     _xp(ch, XP1, "2002-05-01")
     _xp(ch, XP2, "2003-01-15", channel="oem")
     result = _transition(ch, f"{XP1}\n\n{XP2.replace('-', '').lower()}\n", "2004-06-01")
@@ -459,11 +502,13 @@ def test_transition_form_errors_change_nothing(ch: Clearinghouse) -> None:
     err = _refused(ErrorCode.INVALID_LICENSE_CODE, _transition, ch, "BBBBB-BBBBB", "2004-01-01")
     assert "Product key 1" in err.message
     _refused(ErrorCode.ALREADY_REDEEMED, _transition, ch, f"{XP1}\n{XP1}", "2004-01-01")
-    assert ch.db.xp(XP1.replace("-", "")).redeemed_at is None  # type: ignore[union-attr]
+    assert _xp_row(ch, XP1).redeemed_at is None
     assert not (ch.data_dir / "outbox").exists() or not list((ch.data_dir / "outbox").iterdir())
 
 
-def test_transition_method1_volume_licenses_add_to_the_agreement(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_transition_method1_volume_licenses_add_to_the_agreement(
+    ch: Clearinghouse, h: type[Helpers]
+) -> None:
     lsid = h.activate(ch)
     purchases.add_agreement(
         ch, program=Program.SELECT, product=DEV, count=2, now=h.NOW, agreement_number="1234567"
@@ -484,7 +529,7 @@ def test_transition_method1_volume_licenses_add_to_the_agreement(ch: Clearinghou
         now=h.NOW,
     )
     assert install(ch, license_server_id=lsid, purchase=buy(3), now=h.NOW)[0].count == 3
-    assert ch.db.xp(XP1.replace("-", "")).redeemed_at == h.NOW  # type: ignore[union-attr]
+    assert _xp_row(ch, XP1).redeemed_at == h.NOW
     _refused(
         ErrorCode.ENTITLEMENT_EXHAUSTED,
         install,
@@ -495,7 +540,7 @@ def test_transition_method1_volume_licenses_add_to_the_agreement(ch: Clearinghou
     )
 
 
-def test_transition_method1_ends_with_the_offer(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_transition_method1_ends_with_the_offer(ch: Clearinghouse, h: type[Helpers]) -> None:
     lsid = h.activate(ch)
     _xp(ch, XP1, "2002-01-01", channel="volume", program=Program.SELECT, agreement_number="1234567")
     p = Purchase(program=Program.SELECT, product=DEV, count=1, agreement_number="1234567")
@@ -512,7 +557,7 @@ def test_transition_method1_ends_with_the_offer(ch: Clearinghouse, h) -> None:  
     )
 
 
-def test_a_transition_token_installed_by_telephone(ch: Clearinghouse, h) -> None:  # type: ignore[no-untyped-def]
+def test_a_transition_token_installed_by_telephone(ch: Clearinghouse, h: type[Helpers]) -> None:
     _xp(ch, XP1, "2002-05-01")
     token = _transition(ch, XP1, "2004-06-01").token
     mail = next((ch.data_dir / "outbox").glob("*.eml")).read_bytes()

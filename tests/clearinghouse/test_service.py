@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trio.testing import MockClock
 from tslic.protocol import Connection, Direction
 from tslic.protocol.codes import group5
 from tslic.protocol.domain import ActivationMethod, CalProduct, PeerRole, Program, WindowsVersion
 from tslic.protocol.errors import ErrorCode, RemoteProtocolError, ServiceError, StorageError
 from tslic.protocol.licenses import open_grant
-from tslic.protocol.messages import Conversation, Hello, Welcome
+from tslic.protocol.messages import Conversation, Hello, Message, Welcome
 from tslic.protocol.messages.admin import ActivationAction
 from tslic.protocol.messages.clearinghouse import (
     ChActivate,
@@ -76,28 +77,40 @@ async def peer(
         yield stream
 
 
-def activate_msg(key: Ed25519PrivateKey, **kw) -> ChActivate:  # type: ignore[no-untyped-def]
-    fields = dict(
-        action=ActivationAction.ACTIVATE,
-        method=ActivationMethod.AUTOMATIC,
+def activate_msg(
+    key: Ed25519PrivateKey,
+    *,
+    action: ActivationAction = ActivationAction.ACTIVATE,
+    method: ActivationMethod = ActivationMethod.AUTOMATIC,
+    name: str = "LS1",
+    version: WindowsVersion = WindowsVersion.W2003,
+    contact: ContactInfo = CONTACT,
+    reason: str = "",
+    license_server_id: str = "",
+) -> ChActivate:
+    return ChActivate(
+        action=action,
+        method=method,
         product_id="69712-640-1",
-        name="LS1",
-        version=WindowsVersion.W2003,
+        name=name,
+        version=version,
         public_key=key.public_key().public_bytes_raw(),
-        contact=CONTACT,
+        contact=contact,
+        reason=reason,
+        license_server_id=license_server_id,
     )
-    fields.update(kw)
-    return ChActivate(**fields)
 
 
-async def refused(stream: PeerStream, request, code: ErrorCode) -> ServiceError:  # type: ignore[no-untyped-def]
+async def refused(stream: PeerStream, request: Message, code: ErrorCode) -> ServiceError:
     with pytest.raises(ServiceError) as info:
         await stream.request(request)
     assert info.value.code is code, info.value
     return info.value
 
 
-async def test_automatic_activation_then_retail_install(tmp_path: Path, autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_automatic_activation_then_retail_install(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
     key = Ed25519PrivateKey.generate()
     async with running(tmp_path) as (service, address), peer(address, key) as s:
         assert s.welcome.cert_chain == (service.root_der,)
@@ -155,7 +168,7 @@ async def test_automatic_activation_then_retail_install(tmp_path: Path, autojump
         ]
 
 
-async def test_required_information_and_methods(tmp_path: Path, autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_required_information_and_methods(tmp_path: Path, autojump_clock: MockClock) -> None:
     key = Ed25519PrivateKey.generate()
     async with running(tmp_path) as (_, address), peer(address, key) as s:
         err = await refused(
@@ -174,7 +187,9 @@ async def test_required_information_and_methods(tmp_path: Path, autojump_clock) 
         )
 
 
-async def test_deactivation_and_reactivation_rules(tmp_path: Path, autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_deactivation_and_reactivation_rules(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
     key = Ed25519PrivateKey.generate()
     async with running(tmp_path) as (service, address), peer(address, key) as s:
         done = await s.request(activate_msg(key))
@@ -243,7 +258,7 @@ async def test_deactivation_and_reactivation_rules(tmp_path: Path, autojump_cloc
         assert actions == ["activate", "deactivate", "reactivate"]
 
 
-async def test_web_style_claim_and_phone_session(tmp_path: Path, autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_web_style_claim_and_phone_session(tmp_path: Path, autojump_clock: MockClock) -> None:
     key = Ed25519PrivateKey.generate()
     async with running(tmp_path) as (service, address):
         answers = "1\n69712-640-1\nAda\nLovelace\nContoso\nGB\n5\n"
@@ -304,8 +319,8 @@ async def test_web_style_claim_and_phone_session(tmp_path: Path, autojump_clock)
 
 
 async def test_phone_refusals_are_explained_and_the_call_goes_on(
-    tmp_path: Path, autojump_clock
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
     async with running(tmp_path) as (service, _):
         answers = "1\n69712-640-1\nAda\n\n\nGB\n7\n3\nBBBBB\nAda\nLovelace\n"  # ends without 5
         out = io.StringIO()
@@ -317,8 +332,8 @@ async def test_phone_refusals_are_explained_and_the_call_goes_on(
 
 
 async def test_garbage_frames_get_an_error_and_the_service_stays_up(
-    tmp_path: Path, autojump_clock
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
     key = Ed25519PrivateKey.generate()
     async with running(tmp_path) as (service, address):
         host, port = address.rsplit(":", 1)
@@ -334,7 +349,7 @@ async def test_garbage_frames_get_an_error_and_the_service_stays_up(
         assert len(service.ch.db.activations()) == 1
 
 
-async def test_state_survives_a_restart(tmp_path: Path, autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_state_survives_a_restart(tmp_path: Path, autojump_clock: MockClock) -> None:
     key = Ed25519PrivateKey.generate()
     async with running(tmp_path) as (service, address), peer(address, key) as s:
         first = await s.request(activate_msg(key))
@@ -360,7 +375,9 @@ async def test_state_survives_a_restart(tmp_path: Path, autojump_clock) -> None:
         assert service.status(first.license_server_id)["state"] == "activated"
 
 
-async def test_replayed_and_forged_frames_are_refused(tmp_path: Path, autojump_clock) -> None:  # type: ignore[no-untyped-def]
+async def test_replayed_and_forged_frames_are_refused(
+    tmp_path: Path, autojump_clock: MockClock
+) -> None:
     key = Ed25519PrivateKey.generate()
     clock = TrioClock(START)
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import trio
-from conformance_doubles import Double
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.client.conformance import cli
 from tslic.client.conformance.catalogue import all_cases, load_spec
@@ -24,6 +23,8 @@ from tslic.protocol.domain import WindowsVersion
 from tslic.protocol.rules import Level
 from tslic.runtime.clock import FileClock, WallClock, write_clock_file
 from tslic.runtime.service import Limits, Server
+
+from tests.conformance.doubles import Double
 
 RULES = load_spec()
 FAST = Limits(handshake_timeout=0.5)

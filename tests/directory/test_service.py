@@ -11,6 +11,7 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Conversation, ErrorCode, ServiceError
 from tslic.protocol.domain import PeerRole
+from tslic.protocol.messages import Message
 from tslic.protocol.messages.directory import (
     DirAck,
     DirComputer,
@@ -64,9 +65,9 @@ async def directory(data: Path) -> AsyncIterator[tuple[DirectoryService, PeerStr
         service.close()
 
 
-async def refused(stream: PeerStream, request: object) -> ServiceError:
+async def refused(stream: PeerStream, request: Message) -> ServiceError:
     with pytest.raises(ServiceError) as info:
-        await stream.request(request)  # type: ignore[arg-type]
+        await stream.request(request)
     return info.value
 
 
@@ -256,16 +257,23 @@ async def test_register_rejects_a_bad_address(tmp_path: Path, autojump_clock: ob
         assert all(c.address == "" for c in service.computers() if c.name == "W3KLS1")
 
 
-def dc_info(name: str, **changes: object) -> ComputerInfo:
-    base: dict[str, object] = {
-        "name": name,
-        "domain": "OLDCORP",
-        "site": "HQ",
-        "is_domain_controller": True,
-        "os_version": 2000,
-    }
-    base.update(changes)
-    return ComputerInfo(**base)  # type: ignore[arg-type]
+def dc_info(
+    name: str,
+    *,
+    domain: str = "OLDCORP",
+    site: str = "HQ",
+    is_domain_controller: bool = True,
+    os_version: int = 2000,
+    address: str = "",
+) -> ComputerInfo:
+    return ComputerInfo(
+        name=name,
+        domain=domain,
+        site=site,
+        is_domain_controller=is_domain_controller,
+        os_version=os_version,
+        address=address,
+    )
 
 
 async def test_set_computer_kb823313_option_3(tmp_path: Path, autojump_clock: object) -> None:
@@ -330,7 +338,9 @@ async def test_set_computer_refuses_impossible_changes(
         assert text in caught.value.message
         assert service.computers() == before
         # The conversation survives the refusal.
-        assert (await s.request(DirLookupComputer(name="W3KDC1"))).computer.name == "W3KDC1"
+        found = await s.request(DirLookupComputer(name="W3KDC1"))
+        assert isinstance(found, DirComputer)
+        assert found.computer.name == "W3KDC1"
 
 
 async def test_set_computer_unknown_domain_or_site(tmp_path: Path, autojump_clock: object) -> None:

@@ -1,7 +1,8 @@
 """In-process deployment for license-server tests: a real Clearinghouse, license servers,
 terminal-server and administrator peers, all on 127.0.0.1 port 0 and one virtual clock.
 
-Loaded by path from the conftest files of tests/license_server and tests/admin.
+Tests import it as `from tests.license_server import harness` (the `lab` fixture of
+tests/license_server/conftest.py wraps `Lab`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -50,13 +51,28 @@ from tslic.runtime.peer import PeerStream, open_peer
 from tslic.runtime.service import Server
 from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
-from tslic.server.license_server.config import Config
+from tslic.server.license_server.config import Config, PeerServer
 from tslic.server.license_server.daemon import LicenseServer
 
 START = from_datetime(datetime(2003, 6, 2, 9, 0, tzinfo=UTC))
 CONTACT = ContactInfo(
     first_name="Ada", last_name="Admin", company="Contoso", country="US", email="a@contoso.com"
 )
+
+
+class Overrides(TypedDict, total=False):
+    """The `Config` fields a test may set; the others keep the values `Lab.config` gives."""
+
+    data_dir: Path
+    role: ServerRole
+    domain: str
+    site: str
+    directory: str
+    enterprise_credential: str
+    seed: int | None
+    peers: tuple[PeerServer, ...]
+    security_group: bool | None
+    prevent_upgrade: bool | None
 
 
 @dataclass
@@ -90,7 +106,7 @@ class Lab:
         assert entitlement.retail_code is not None
         return entitlement.retail_code
 
-    def config(self, name: str, version: int, **kw: Any) -> Config:
+    def config(self, name: str, version: int, **kw: Unpack[Overrides]) -> Config:
         base = Config(
             name=name,
             version=WindowsVersion(version),
@@ -112,7 +128,9 @@ class Lab:
             server.shutdown()
 
     @asynccontextmanager
-    async def admin(self, ls: LicenseServer, key: Ed25519PrivateKey | None = None) -> Any:
+    async def admin(
+        self, ls: LicenseServer, key: Ed25519PrivateKey | None = None
+    ) -> AsyncIterator[PeerStream]:
         key = key or load_key(ls.admin_key_path)
         async with open_peer(
             ls.address,
@@ -191,16 +209,30 @@ class Device:
 
     async def connect(
         self, stream: PeerStream, mode: LicensingMode = LicensingMode.PER_DEVICE
+    ) -> LicenseGranted:
+        """One licensing exchange that must end in a license (see `exchange`)."""
+        reply = await self.exchange(stream, mode)
+        assert isinstance(reply, LicenseGranted), reply
+        return reply
+
+    async def exchange(
+        self, stream: PeerStream, mode: LicensingMode = LicensingMode.PER_DEVICE
     ) -> Message:
         """One licensing exchange as the terminal server relays it; keeps what it gets."""
-        fields = dict(
-            hwid=self.hwid, machine=self.machine, user=self.user, client_os=self.os, mode=mode
-        )
         request: Message
         if self.license:
-            request = UpgradeLicenseRequest(license=self.license, **fields)  # type: ignore[arg-type]
+            request = UpgradeLicenseRequest(
+                license=self.license,
+                hwid=self.hwid,
+                machine=self.machine,
+                user=self.user,
+                client_os=self.os,
+                mode=mode,
+            )
         else:
-            request = IssueLicense(**fields)  # type: ignore[arg-type]
+            request = IssueLicense(
+                hwid=self.hwid, machine=self.machine, user=self.user, client_os=self.os, mode=mode
+            )
         reply = await stream.request(request)
         if isinstance(reply, LicenseGranted):
             self.license, self.license_id = reply.license, reply.license_id

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Awaitable
 
-import ls_harness as h
 import pytest
+import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trio.testing import MockClock
 from tslic.protocol.domain import (
     ActivationMethod,
     ActivationState,
@@ -31,27 +33,32 @@ from tslic.protocol.messages.admin import (
     AdminSetProperties,
     AdminStatus,
 )
-from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.messages.records import ContactInfo, ServerStatus
 from tslic.server.clearinghouse.installation import Purchase, install, install_by_hand
+from tslic.server.license_server.daemon import LicenseServer
+
+from tests.license_server import harness as h
 
 A, M = ActivationAction, ActivationMethod
 
 
-async def refused(coro, code):
+async def refused(coro: Awaitable[object], code: ErrorCode) -> ServiceError:
     with pytest.raises(ServiceError) as info:
         await coro
     assert info.value.code is code, info.value
     return info.value
 
 
-async def status(lab, ls):
+async def status(lab: h.Lab, ls: LicenseServer) -> ServerStatus:
     async with lab.admin(ls) as adm:
         reply = await adm.request(AdminGetStatus())
     assert isinstance(reply, AdminStatus)
     return reply.status
 
 
-async def test_admin_needs_the_credential_created_at_setup(lab, autojump_clock, caplog):
+async def test_admin_needs_the_credential_created_at_setup(
+    lab: h.Lab, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     assert (ls.admin_key_path.stat().st_mode & 0o777) == 0o600
     with caplog.at_level(logging.INFO), pytest.raises(ServiceError) as info:
@@ -63,7 +70,9 @@ async def test_admin_needs_the_credential_created_at_setup(lab, autojump_clock, 
     assert (st.activation, st.certificate_temporary) == (ActivationState.UNACTIVATED, True)
 
 
-async def test_automatic_activation_deactivation_reactivation(lab, autojump_clock, caplog):
+async def test_automatic_activation_deactivation_reactivation(
+    lab: h.Lab, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     async with lab.admin(ls) as adm:
         err = await refused(
@@ -84,6 +93,7 @@ async def test_automatic_activation_deactivation_reactivation(lab, autojump_cloc
             ErrorCode.METHOD_NOT_ALLOWED,
         )
         off = await adm.request(AdminActivate(action=A.DEACTIVATE, method=M.AUTOMATIC))
+        assert isinstance(off, AdminStatus)
         assert off.status.activation is ActivationState.DEACTIVATED
         await refused(
             adm.request(AdminActivate(action=A.REACTIVATE, method=M.AUTOMATIC)),
@@ -102,10 +112,13 @@ async def test_automatic_activation_deactivation_reactivation(lab, autojump_cloc
         again = await adm.request(
             AdminActivate(action=A.REACTIVATE, method=M.AUTOMATIC, reason="certificate damaged")
         )
+        assert isinstance(again, AdminStatus)
     assert again.status.activation is ActivationState.REACTIVATED
 
 
-async def test_web_activation_and_telephone_deactivation_by_codes(lab, autojump_clock):
+async def test_web_activation_and_telephone_deactivation_by_codes(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     async with lab.admin(ls) as adm:
         await adm.request(AdminSetProperties(contact=h.CONTACT, method=M.WEB))
@@ -114,6 +127,7 @@ async def test_web_activation_and_telephone_deactivation_by_codes(lab, autojump_
         assert step.product_id == ls.activation.product_id
         assert len(step.request_code.replace("-", "")) == 35
         # The operator takes the Product ID to the Clearinghouse web page...
+        assert lab.ch is not None
         code = lab.ch.ch.request_activation(
             method=M.WEB, product_id=step.product_id, contact=h.CONTACT, now=lab.clock.now()
         )
@@ -122,9 +136,12 @@ async def test_web_activation_and_telephone_deactivation_by_codes(lab, autojump_
             ErrorCode.INVALID_CONFIRMATION_CODE,
         )
         done = await adm.request(AdminCompleteActivation(action=A.ACTIVATE, code=code))
+        assert isinstance(done, AdminStatus)
         assert done.status.activation is ActivationState.ACTIVATED
         step = await adm.request(AdminActivate(action=A.DEACTIVATE, method=M.TELEPHONE))
+        assert isinstance(step, AdminActivationStep)
         assert step.request_code == done.status.license_server_id
+        assert lab.ch is not None
         confirmation = lab.ch.ch.deactivate(
             license_server_id=step.request_code,
             method=M.TELEPHONE,
@@ -137,12 +154,16 @@ async def test_web_activation_and_telephone_deactivation_by_codes(lab, autojump_
             ErrorCode.INVALID_CONFIRMATION_CODE,
         )
         off = await adm.request(AdminCompleteActivation(action=A.DEACTIVATE, code=confirmation))
+        assert isinstance(off, AdminStatus)
     assert off.status.activation is ActivationState.DEACTIVATED
 
 
-async def test_2000_server_refuses_2003_packs_with_0x13a7_and_event_41(lab, autojump_clock, caplog):
+async def test_2000_server_refuses_2003_packs_with_0x13a7_and_event_41(
+    lab: h.Lab, autojump_clock: MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
     ls = await lab.start_ls(lab.config("LS2K", 2000))
     await lab.activate(ls)
+    assert lab.ch is not None
     before = len(lab.ch.ch.db.grants())
     with caplog.at_level(logging.INFO):
         err = await refused(
@@ -158,7 +179,7 @@ async def test_2000_server_refuses_2003_packs_with_0x13a7_and_event_41(lab, auto
     logged = [r for r in caplog.records if getattr(r, "event_id", None) == 41]
     assert (
         "Missing Policy module registry entry for product Microsoft Corporation, company 004"
-        in (logged[0].event_text)
+        in vars(logged[0])["event_text"]
     )
     # A Windows 2000 pack installs.
     done = await lab.install(ls, CalProduct.W2000_TS_CAL, 5)
@@ -166,7 +187,7 @@ async def test_2000_server_refuses_2003_packs_with_0x13a7_and_event_41(lab, auto
     assert done.keypack.available == 5
 
 
-async def test_install_programs_codes_and_reports(lab, autojump_clock):
+async def test_install_programs_codes_and_reports(lab: h.Lab, autojump_clock: MockClock) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     await lab.activate(ls)
     async with lab.admin(ls) as adm:
@@ -177,6 +198,7 @@ async def test_install_programs_codes_and_reports(lab, autojump_clock):
         err = await refused(adm.request(bad), ErrorCode.INVALID_LICENSE_CODE)
         assert "0x13A7" in err.message
         # A key pack code from the web/telephone install, typed in.
+        assert lab.ch is not None
         code, _ = install_by_hand(
             lab.ch.ch,
             license_server_id=ls.activation.license_server_id,
@@ -193,10 +215,12 @@ async def test_install_programs_codes_and_reports(lab, autojump_clock):
             program=Program.RETAIL, product=CalProduct.W2000_TS_CAL, count=0, keypack_code=code
         )
         done = await adm.request(by_code)
+        assert isinstance(done, AdminKeyPackInstalled)
         assert done.keypack.total == 3
         # the same code again installs nothing: the key pack already holding the grant
         assert await adm.request(by_code) == done
         packs = await adm.request(AdminListKeyPacks())
+        assert isinstance(packs, AdminKeyPacks)
         assert [k.total for k in packs.keypacks if k.product is CalProduct.W2000_TS_CAL] == [3]
     ts = h.TerminalServerPeer(lab, "TS2K", 2000)
     await ts.enrol(ls)
@@ -215,7 +239,7 @@ async def test_install_programs_codes_and_reports(lab, autojump_clock):
     assert later.licenses == ()
 
 
-async def test_restart_keeps_everything(lab, autojump_clock):
+async def test_restart_keeps_everything(lab: h.Lab, autojump_clock: MockClock) -> None:
     cfg = lab.config("LS3", 2003)
     ls = await lab.start_ls(cfg)
     await lab.activate(ls)
@@ -233,7 +257,7 @@ async def test_restart_keeps_everything(lab, autojump_clock):
         first = await dev.connect(s)
     before = await status(lab, ls)
     ls.shutdown()
-    await h.trio.sleep(10)
+    await trio.sleep(10)
     again = await lab.start_ls(cfg)
     after = await status(lab, again)
     # Everything kept; the member added before the restart is enforced from it on (SEC-14).
@@ -247,16 +271,17 @@ async def test_restart_keeps_everything(lab, autojump_clock):
     assert (same.license_id, same.expires_at) == (first.license_id, first.expires_at)
     async with lab.admin(again) as adm:
         report = await adm.request(AdminListLicenses())
+        assert isinstance(report, AdminLicenses)
     assert len(report.licenses) == 2
 
 
-def vars_of(contact):
+def vars_of(contact: ContactInfo) -> dict[str, str]:
     return {
         f: getattr(contact, f) for f in ("first_name", "last_name", "company", "country", "email")
     }
 
 
-async def test_telephone_reactivation_by_code(lab, autojump_clock):
+async def test_telephone_reactivation_by_code(lab: h.Lab, autojump_clock: MockClock) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     await lab.activate(ls)
     old_chain = ls.activation.chain
@@ -270,23 +295,28 @@ async def test_telephone_reactivation_by_code(lab, autojump_clock):
         )
         assert isinstance(step, AdminActivationStep)
         # The telephone operator reactivates under the same License Server ID...
+        assert lab.ch is not None
         code = lab.ch.ch.request_activation(
             method=M.TELEPHONE, product_id=step.product_id, contact=h.CONTACT,
             now=lab.clock.now(), reactivate_id=ls.activation.license_server_id,
             reason="redeployed",
         )  # fmt: skip
         done = await adm.request(AdminCompleteActivation(action=A.REACTIVATE, code=code))
+        assert isinstance(done, AdminStatus)
     assert done.status.activation is ActivationState.REACTIVATED
     assert ls.activation.chain != old_chain
 
 
-async def test_a_lost_clearinghouse_reply_is_recovered_without_doubling(lab, autojump_clock):
+async def test_a_lost_clearinghouse_reply_is_recovered_without_doubling(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     """The Clearinghouse committed a retail redemption but its reply never arrived."""
     ls = await lab.start_ls(lab.config("LS3", 2003))
     await lab.activate(ls)
     product = CalProduct.W2003_DEVICE_CAL
     code = lab.retail_code(product, 10)
     # what the Clearinghouse did for the request whose reply was lost
+    assert lab.ch is not None
     lost, _ = install(
         lab.ch.ch,
         license_server_id=ls.activation.license_server_id,
@@ -306,5 +336,6 @@ async def test_a_lost_clearinghouse_reply_is_recovered_without_doubling(lab, aut
     assert isinstance(packs, AdminKeyPacks)
     mine = [k for k in packs.keypacks if k.product is product]
     assert [k.total for k in mine] == [10]
+    assert lab.ch is not None
     assert len(lab.ch.ch.db.grants()) == 1
     assert lab.ch.ch.db.grants()[0]["grant_id"] == lost.grant_id

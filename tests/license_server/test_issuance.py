@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import ls_harness as h
+from collections.abc import Sequence
+from typing import Unpack
+
 import pytest
+from trio.testing import MockClock
 from tslic.protocol.clock import MS_PER_DAY, to_datetime
 from tslic.protocol.domain import (
     CalProduct,
@@ -17,14 +20,24 @@ from tslic.protocol.licenses import verify_license
 from tslic.protocol.messages.admin import AdminKeyPacks, AdminListKeyPacks
 from tslic.protocol.messages.licensing import LicenseGranted, Referral
 from tslic.protocol.pki import cert_from_der
+from tslic.runtime.peer import PeerStream
 from tslic.server.license_server.config import PeerServer
+from tslic.server.license_server.daemon import LicenseServer
+
+from tests.license_server import harness as h
 
 W2000_CAL = CalProduct.W2000_TS_CAL
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
 USER_CAL = CalProduct.W2003_USER_CAL
 
 
-async def ready(lab, version=2003, packs=(), name="", **kw):
+async def ready(
+    lab: h.Lab,
+    version: int = 2003,
+    packs: Sequence[tuple[CalProduct, int]] = (),
+    name: str = "",
+    **kw: Unpack[h.Overrides],
+) -> LicenseServer:
     ls = await lab.start_ls(lab.config(name or f"LS{version}", version, **kw))
     await lab.activate(ls)
     for product, count in packs:
@@ -32,14 +45,14 @@ async def ready(lab, version=2003, packs=(), name="", **kw):
     return ls
 
 
-async def available(lab, ls, product):
+async def available(lab: h.Lab, ls: LicenseServer, product: CalProduct) -> int:
     async with lab.admin(ls) as adm:
         reply = await adm.request(AdminListKeyPacks())
     assert isinstance(reply, AdminKeyPacks)
     return sum(k.available for k in reply.keypacks if k.product is product)
 
 
-async def permanent_for(dev, s):
+async def permanent_for(dev: h.Device, s: PeerStream) -> LicenseGranted:
     """First connection (temporary), logon (validated), second connection (permanent)."""
     first = await dev.connect(s)
     assert first.kind is LicenseKind.TEMPORARY
@@ -47,7 +60,9 @@ async def permanent_for(dev, s):
     return await dev.connect(s)
 
 
-async def test_2003_ts_gets_2003_device_cal_after_post_logon_validation(lab, autojump_clock):
+async def test_2003_ts_gets_2003_device_cal_after_post_logon_validation(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await ready(lab, packs=[(DEVICE_CAL, 2)])
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     await ts.enrol(ls)
@@ -65,13 +80,16 @@ async def test_2003_ts_gets_2003_device_cal_after_post_logon_validation(lab, aut
     assert upgraded.product is DEVICE_CAL
     assert await available(lab, ls, DEVICE_CAL) == 1
     # The license is verifiable offline against the Clearinghouse root.
+    assert lab.ch is not None
     root = cert_from_der(lab.ch.root_der)
     signed = verify_license(dev.license, root, to_datetime(lab.clock.now()))
     assert signed.body.hwid == dev.hwid
     assert signed.body.issuer == ls.config.name
 
 
-async def test_2000_ts_built_in_for_pro_clients_and_w2000_cal_first(lab, autojump_clock):
+async def test_2000_ts_built_in_for_pro_clients_and_w2000_cal_first(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await ready(lab, packs=[(W2000_CAL, 1), (DEVICE_CAL, 1)])
     ts = h.TerminalServerPeer(lab, "TS2K", 2000)
     await ts.enrol(ls)
@@ -88,7 +106,9 @@ async def test_2000_ts_built_in_for_pro_clients_and_w2000_cal_first(lab, autojum
     assert third.kind is LicenseKind.TEMPORARY
 
 
-async def test_prevent_license_upgrade_keeps_2003_cals_from_2000_ts(lab, autojump_clock):
+async def test_prevent_license_upgrade_keeps_2003_cals_from_2000_ts(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await ready(lab, packs=[(DEVICE_CAL, 3)], prevent_upgrade=True)
     ts = h.TerminalServerPeer(lab, "TS2K", 2000)
     await ts.enrol(ls)
@@ -102,7 +122,9 @@ async def test_prevent_license_upgrade_keeps_2003_cals_from_2000_ts(lab, autojum
     assert await available(lab, ls, DEVICE_CAL) == 3
 
 
-async def test_empty_pool_temporary_once_then_refused_after_90_days(lab, autojump_clock):
+async def test_empty_pool_temporary_once_then_refused_after_90_days(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await ready(lab)
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     await ts.enrol(ls)
@@ -130,7 +152,9 @@ async def test_empty_pool_temporary_once_then_refused_after_90_days(lab, autojum
     assert other.kind is LicenseKind.TEMPORARY
 
 
-async def test_validated_temporary_upgraded_once_cals_are_installed(lab, autojump_clock):
+async def test_validated_temporary_upgraded_once_cals_are_installed(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await ready(lab)
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     await ts.enrol(ls)
@@ -147,8 +171,8 @@ async def test_validated_temporary_upgraded_once_cals_are_installed(lab, autojum
 
 
 async def test_lease_is_52_to_89_days_renewed_within_7_days_and_returned_when_expired(
-    lab, autojump_clock
-):
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await ready(lab, packs=[(DEVICE_CAL, 1)])
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     await ts.enrol(ls)
@@ -183,7 +207,7 @@ async def test_lease_is_52_to_89_days_renewed_within_7_days_and_returned_when_ex
     assert rows == [(int(LicenseStatus.EXPIRED),)]
 
 
-async def test_lease_lengths_follow_the_seed(lab, autojump_clock):
+async def test_lease_lengths_follow_the_seed(lab: h.Lab, autojump_clock: MockClock) -> None:
     lengths = []
     for name in ("A", "B"):
         ls = await ready(lab, packs=[(DEVICE_CAL, 3)], seed=42, data_dir=lab.tmp / name)
@@ -200,7 +224,9 @@ async def test_lease_lengths_follow_the_seed(lab, autojump_clock):
     assert lengths[0] == lengths[1]
 
 
-async def test_per_user_cals_are_issued_not_decremented_and_reported(lab, autojump_clock):
+async def test_per_user_cals_are_issued_not_decremented_and_reported(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     from tslic.protocol.messages.admin import (
         AdminKeyPacks,
         AdminListKeyPacks,
@@ -228,7 +254,9 @@ async def test_per_user_cals_are_issued_not_decremented_and_reported(lab, autoju
     assert [(k.issued, k.in_use) for k in packs.keypacks] == [(0, 3)]
 
 
-async def test_per_user_mode_without_user_cals_gets_temporaries_only(lab, autojump_clock):
+async def test_per_user_mode_without_user_cals_gets_temporaries_only(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await ready(lab, packs=[(DEVICE_CAL, 2)])
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     await ts.enrol(ls)
@@ -239,7 +267,9 @@ async def test_per_user_mode_without_user_cals_gets_temporaries_only(lab, autoju
         assert got.event_ids == (21,)
 
 
-async def test_unactivated_server_issues_only_temporaries_with_event_18(lab, autojump_clock):
+async def test_unactivated_server_issues_only_temporaries_with_event_18(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LSU", 2003))
     assert ls.activation.temporary
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
@@ -257,7 +287,7 @@ async def test_unactivated_server_issues_only_temporaries_with_event_18(lab, aut
     assert rows[0] >= 1
 
 
-async def test_referral_to_a_peer_that_has_the_cals(lab, autojump_clock):
+async def test_referral_to_a_peer_that_has_the_cals(lab: h.Lab, autojump_clock: MockClock) -> None:
     ls = await ready(
         lab, peers=(PeerServer.parse("LS9=10.0.0.9:4000=w2003-device-cal"),), name="LSR"
     )
@@ -267,13 +297,15 @@ async def test_referral_to_a_peer_that_has_the_cals(lab, autojump_clock):
     async with ts.connect(ls) as s:
         await dev.connect(s)
         await dev.logon(s)
-        got = await dev.connect(s)
+        got = await dev.exchange(s)
     assert isinstance(got, Referral)
     assert got.product is DEVICE_CAL
     assert [(r.name, r.address) for r in got.servers] == [("LS9", "10.0.0.9:4000")]
 
 
-async def test_returned_license_goes_back_to_the_pool(lab, autojump_clock):
+async def test_returned_license_goes_back_to_the_pool(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     from tslic.protocol.messages.licensing import ReturnLicense
 
     ls = await ready(lab, packs=[(DEVICE_CAL, 1)])

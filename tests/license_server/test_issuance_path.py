@@ -5,19 +5,29 @@ written whole (its blob in the INSERT) under an id counted in memory."""
 
 from __future__ import annotations
 
-import ls_harness as h
+from collections.abc import Awaitable
+from typing import Any
+
+import trio
+from trio.testing import MockClock
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind
 from tslic.protocol.licenses import open_license
 from tslic.protocol.pki import CertRole, identity_of
+from tslic.server.license_server.daemon import LicenseServer
+
+from tests.license_server import harness as h
 
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
 
 
-def pool_gauge(ls, product):
-    return ls.metrics.pool.labels(product=product.value)._value.get()
+def pool_gauge(ls: LicenseServer, product: CalProduct) -> float:
+    value: float = ls.metrics.pool.labels(product=product.value)._value.get()
+    return value
 
 
-async def test_trusted_root_is_parsed_once_and_follows_activation(lab, autojump_clock):
+async def test_trusted_root_is_parsed_once_and_follows_activation(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LSROOT", 2003))
     assert ls.activation.trusted_root is None  # a temporary self-signed chain: no root
     before = ls.activation.chain
@@ -29,7 +39,9 @@ async def test_trusted_root_is_parsed_once_and_follows_activation(lab, autojump_
     assert ls.activation.trusted_root is root  # cached: the same parsed object
 
 
-async def test_pool_figures_track_only_decisions_that_take_a_cal(lab, autojump_clock):
+async def test_pool_figures_track_only_decisions_that_take_a_cal(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LSPOOL", 2003))
     await lab.activate(ls)
     await lab.install(ls, DEVICE_CAL, 3)
@@ -49,13 +61,15 @@ async def test_pool_figures_track_only_decisions_that_take_a_cal(lab, autojump_c
         assert pool_gauge(ls, DEVICE_CAL) == 2
 
 
-def license_rows(ls):
+def license_rows(ls: LicenseServer) -> Awaitable[list[Any]]:
     return ls.store.run_op(
         lambda db: db.execute("SELECT id, blob FROM licenses ORDER BY id").fetchall()
     )
 
 
-async def test_new_license_rows_are_written_whole_with_unique_ids(lab, autojump_clock):
+async def test_new_license_rows_are_written_whole_with_unique_ids(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     """A new row carries its signed blob from its INSERT; the id the blob names is the row's,
     ids stay unique after a row inserted behind the server's back and after a restart."""
     cfg = lab.config("LSIDS", 2003)
@@ -80,7 +94,7 @@ async def test_new_license_rows_are_written_whole_with_unique_ids(lab, autojump_
     assert got == sorted(set(got))  # unique and increasing
     assert taken not in got  # no collision with the other writer's row
     ls.shutdown()
-    await h.trio.sleep(10)
+    await trio.sleep(10)
     again = await lab.start_ls(cfg)
     async with ts.connect(again) as s:
         got.append((await h.Device("PC4", ClientOS.XP_PRO).connect(s)).license_id)

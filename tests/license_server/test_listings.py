@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import ls_harness as h
 import pytest
 import trio
 from tslic.protocol.domain import CalProduct, LicenseKind, LicenseStatus, LicensingMode
@@ -26,6 +25,8 @@ from tslic.protocol.messages.records import IssuedLicenseInfo
 from tslic.protocol.paging import MAX_PAGE_ITEMS
 from tslic.runtime.peer import PeerStream
 from tslic.server.license_server.daemon import LicenseServer
+
+from tests.license_server import harness as h
 
 
 async def _ready(lab: Any) -> tuple[LicenseServer, Any]:

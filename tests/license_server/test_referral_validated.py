@@ -6,9 +6,10 @@ temporary only when the forwarded statement and a genuine, unexpired license agr
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Unpack
 
-import ls_harness as h
 import pytest
+from trio.testing import MockClock
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.licenses import open_license
@@ -20,11 +21,14 @@ from tslic.protocol.messages.licensing import (
     UpgradeLicenseRequest,
 )
 from tslic.server.license_server.config import PeerServer
+from tslic.server.license_server.daemon import LicenseServer
+
+from tests.license_server import harness as h
 
 DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
 
 
-async def ready(lab, name, cals=0, **kw):
+async def ready(lab: h.Lab, name: str, cals: int = 0, **kw: Unpack[h.Overrides]) -> LicenseServer:
     ls = await lab.start_ls(lab.config(name, 2003, **kw))
     await lab.activate(ls)
     if cals:
@@ -32,14 +36,14 @@ async def ready(lab, name, cals=0, **kw):
     return ls
 
 
-async def available(lab, ls):
+async def available(lab: h.Lab, ls: LicenseServer) -> int:
     async with lab.admin(ls) as adm:
         reply = await adm.request(AdminListKeyPacks())
     assert isinstance(reply, AdminKeyPacks)
     return sum(k.available for k in reply.keypacks if k.product is DEVICE_CAL)
 
 
-async def pair(lab):
+async def pair(lab: h.Lab) -> tuple[LicenseServer, LicenseServer, h.TerminalServerPeer]:
     """LS3 with CALs; LS7 without, knowing LS3; a terminal server enrolled at LS7 only."""
     ls3 = await ready(lab, "LS3", cals=2)
     ls7 = await ready(lab, "LS7", peers=(PeerServer.parse(f"LS3={ls3.address}"),))
@@ -48,7 +52,7 @@ async def pair(lab):
     return ls3, ls7, ts
 
 
-def upgrade(dev, *, validated):
+def upgrade(dev: h.Device, *, validated: bool) -> UpgradeLicenseRequest:
     return UpgradeLicenseRequest(
         license=dev.license,
         hwid=dev.hwid,
@@ -60,7 +64,9 @@ def upgrade(dev, *, validated):
     )
 
 
-async def test_referral_says_whether_the_temporary_was_validated(lab, autojump_clock):
+async def test_referral_says_whether_the_temporary_was_validated(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     _, ls7, ts = await pair(lab)
     dev = h.Device("PC1", ClientOS.XP_PRO)
     async with ts.connect(ls7) as s:
@@ -68,13 +74,15 @@ async def test_referral_says_whether_the_temporary_was_validated(lab, autojump_c
         before = await dev.connect(s)  # no logon yet: LS7 keeps the device's temporary
         assert isinstance(before, LicenseGranted)
         await dev.logon(s)
-        after = await dev.connect(s)
+        after = await dev.exchange(s)
     assert isinstance(after, Referral)
     assert after.temporary_validated
     assert [r.name for r in after.servers] == ["LS3"]
 
 
-async def test_target_upgrades_a_validated_temporary_it_did_not_issue(lab, autojump_clock):
+async def test_target_upgrades_a_validated_temporary_it_did_not_issue(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls3, ls7, ts = await pair(lab)
     dev = h.Device("PC1", ClientOS.XP_PRO)
     async with ts.connect(ls7) as s:
@@ -95,7 +103,9 @@ async def test_target_upgrades_a_validated_temporary_it_did_not_issue(lab, autoj
     assert await available(lab, ls3) == 1
 
 
-async def test_statement_needs_a_genuine_unexpired_license_of_this_device(lab, autojump_clock):
+async def test_statement_needs_a_genuine_unexpired_license_of_this_device(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls3, ls7, ts = await pair(lab)
     dev = h.Device("PC1", ClientOS.XP_PRO)
     other = h.Device("PC2", ClientOS.XP_PRO)
@@ -122,7 +132,9 @@ async def test_statement_needs_a_genuine_unexpired_license_of_this_device(lab, a
     assert await available(lab, ls3) == 2
 
 
-async def test_certificate_of_an_unactivated_server_is_not_trusted_elsewhere(lab, autojump_clock):
+async def test_certificate_of_an_unactivated_server_is_not_trusted_elsewhere(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls3 = await ready(lab, "LS3", cals=2)
     unactivated = await lab.start_ls(lab.config("LS0", 2003))
     ts = h.TerminalServerPeer(lab, "TS9", 2003)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import ls_harness as h
+from collections.abc import Awaitable
+
 import pytest
-import trio.testing
+import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trio.testing import MockClock
 from tslic.protocol.domain import CalProduct, LicenseKind, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.messages.admin import AdminSetPolicy, AdminStatus
@@ -15,9 +17,13 @@ from tslic.protocol.messages.licensing import (
     ReturnLicense,
 )
 from tslic.protocol.pki import cert_from_der, identity_of, raw_public_key
+from tslic.server.license_server.config import Config
+from tslic.server.license_server.daemon import LicenseServer
+
+from tests.license_server import harness as h
 
 
-async def refused(coro, code):
+async def refused(coro: Awaitable[object], code: ErrorCode) -> ServiceError:
     with pytest.raises(ServiceError) as info:
         await coro
     assert info.value.code is code, info.value
@@ -25,8 +31,8 @@ async def refused(coro, code):
 
 
 async def test_2000_license_server_refuses_2003_terminal_server_with_lower_version(
-    lab, autojump_clock
-):
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LS2K", 2000))
     ts = h.TerminalServerPeer(lab, "TS3", 2003)
     err = await refused(ts.enrol(ls), ErrorCode.LOWER_VERSION)
@@ -39,7 +45,9 @@ async def test_2000_license_server_refuses_2003_terminal_server_with_lower_versi
     assert got.kind is LicenseKind.TEMPORARY
 
 
-async def test_2003_license_server_serves_2000_and_2003_terminal_servers(lab, autojump_clock):
+async def test_2003_license_server_serves_2000_and_2003_terminal_servers(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     for version in (2000, 2003):
         ts = h.TerminalServerPeer(lab, f"TS{version}", version)
@@ -51,7 +59,9 @@ async def test_2003_license_server_serves_2000_and_2003_terminal_servers(lab, au
             assert (await h.Device("PC").connect(s)).kind is LicenseKind.TEMPORARY
 
 
-async def test_license_requests_need_the_certificate_this_server_issued(lab, autojump_clock):
+async def test_license_requests_need_the_certificate_this_server_issued(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     async with ts.connect(ls) as s:
@@ -75,7 +85,9 @@ async def test_license_requests_need_the_certificate_this_server_issued(lab, aut
     assert info.value.code is ErrorCode.UNTRUSTED_CERTIFICATE
 
 
-async def test_certificate_must_be_for_the_envelope_key(lab, autojump_clock):
+async def test_certificate_must_be_for_the_envelope_key(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     async with ts.connect(ls, chain=False) as s:
@@ -89,15 +101,15 @@ async def test_certificate_must_be_for_the_envelope_key(lab, autojump_clock):
         await refused(s.request(request), ErrorCode.ACCESS_DENIED)
 
 
-async def restart(lab: h.Lab, ls: h.LicenseServer, cfg: h.Config) -> h.LicenseServer:
+async def restart(lab: h.Lab, ls: LicenseServer, cfg: Config) -> LicenseServer:
     """Stop the license server gracefully and start it again on the same data."""
     ls.shutdown()
-    await h.trio.sleep(10)
+    await trio.sleep(10)
     return await lab.start_ls(cfg)
 
 
 async def test_security_group_refuses_non_members_with_event_1043_text(
-    lab: h.Lab, autojump_clock: trio.testing.MockClock
+    lab: h.Lab, autojump_clock: MockClock
 ) -> None:
     """SEC-1, and SEC-14: a membership change takes effect when the service restarts."""
     cfg = lab.config("LS3", 2003, security_group=True)
@@ -131,7 +143,9 @@ async def test_security_group_refuses_non_members_with_event_1043_text(
         assert (await h.Device("PC").connect(s)).kind is LicenseKind.TEMPORARY
 
 
-async def test_mark_and_return_only_own_licenses_and_devices(lab, autojump_clock):
+async def test_mark_and_return_only_own_licenses_and_devices(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     ts1, ts2 = h.TerminalServerPeer(lab, "TS1", 2003), h.TerminalServerPeer(lab, "TS2", 2003)
     await ts1.enrol(ls)
@@ -155,7 +169,9 @@ async def test_mark_and_return_only_own_licenses_and_devices(lab, autojump_clock
             )
 
 
-async def test_presented_license_of_another_device_is_hwid_mismatch(lab, autojump_clock):
+async def test_presented_license_of_another_device_is_hwid_mismatch(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     await ts.enrol(ls)
@@ -168,7 +184,9 @@ async def test_presented_license_of_another_device_is_hwid_mismatch(lab, autojum
         await refused(copier.connect(s), ErrorCode.INVALID_LICENSE)
 
 
-async def test_only_terminal_servers_may_open_the_licensing_conversation(lab, autojump_clock):
+async def test_only_terminal_servers_may_open_the_licensing_conversation(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     from tslic.protocol import Conversation
     from tslic.protocol.domain import PeerRole
     from tslic.runtime.peer import open_peer
@@ -187,7 +205,9 @@ async def test_only_terminal_servers_may_open_the_licensing_conversation(lab, au
     assert info.value.code is ErrorCode.ACCESS_DENIED
 
 
-async def test_metrics_count_issued_licenses_and_errors(lab, autojump_clock):
+async def test_metrics_count_issued_licenses_and_errors(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await lab.start_ls(lab.config("LS3", 2003))
     ts = h.TerminalServerPeer(lab, "TS1", 2003)
     async with ts.connect(ls) as s:
@@ -197,7 +217,7 @@ async def test_metrics_count_issued_licenses_and_errors(lab, autojump_clock):
         await h.Device("PC").connect(s)
     address = await lab.nursery.start(ls.metrics.serve, "127.0.0.1", 0)
     host, port = address.rsplit(":", 1)
-    stream = await h.trio.open_tcp_stream(host, int(port))
+    stream = await trio.open_tcp_stream(host, int(port))
     await stream.send_all(b"GET /metrics HTTP/1.0\r\n\r\n")
     data = b""
     while chunk := await stream.receive_some(65536):
@@ -212,8 +232,8 @@ async def test_metrics_count_issued_licenses_and_errors(lab, autojump_clock):
 
 
 async def test_security_group_read_from_the_directory_and_enterprise_publishing(
-    lab, autojump_clock
-):
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     from tslic.protocol.domain import ServerRole
     from tslic.protocol.messages.directory import DirQueryEnterprise, DirServers
     from tslic.runtime.service import Server

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
-import ls_harness as h
 import pytest
 import trio
+from trio.testing import MockClock
 from tslic.protocol.domain import CalProduct, LicenseKind
 from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
-from tslic.server.license_server.store import Store
+from tslic.server.license_server.store import Op, Store
+
+from tests.license_server import harness as h
 
 
-def insert(value: int):
+def insert(value: int) -> Op[int]:
     def op(db: sqlite3.Connection) -> int:
         db.execute("INSERT INTO sg_members (name) VALUES (?)", (f"M{value}",))
         return value
@@ -25,7 +28,9 @@ def count(db: sqlite3.Connection) -> int:
 
 
 @pytest.mark.parametrize("threaded", [False, True])
-async def test_concurrent_operations_share_transactions_and_all_are_durable(tmp_path, threaded):
+async def test_concurrent_operations_share_transactions_and_all_are_durable(
+    tmp_path: Path, threaded: bool
+) -> None:
     store = Store(tmp_path, threaded=threaded)
     results: list[int] = []
     async with trio.open_nursery() as nursery:
@@ -47,7 +52,7 @@ async def test_concurrent_operations_share_transactions_and_all_are_durable(tmp_
     reopened.close()
 
 
-async def test_a_refused_operation_rolls_back_alone(tmp_path):
+async def test_a_refused_operation_rolls_back_alone(tmp_path: Path) -> None:
     store = Store(tmp_path, threaded=False)
 
     def refuse(db: sqlite3.Connection) -> None:
@@ -58,7 +63,7 @@ async def test_a_refused_operation_rolls_back_alone(tmp_path):
         await nursery.start(store.run)
         outcomes: dict[str, object] = {}
 
-        async def run(name: str, op) -> None:
+        async def run(name: str, op: Op[int] | Op[None]) -> None:
             try:
                 outcomes[name] = await store.run_op(op)
             except ServiceError as exc:
@@ -73,7 +78,7 @@ async def test_a_refused_operation_rolls_back_alone(tmp_path):
     assert outcomes == {"a": 1, "b": ErrorCode.NO_LICENSE_AVAILABLE, "c": 2}
 
 
-async def test_full_disk_refuses_and_acknowledges_nothing_unstored(tmp_path):
+async def test_full_disk_refuses_and_acknowledges_nothing_unstored(tmp_path: Path) -> None:
     store = Store(tmp_path, threaded=False)
     acknowledged = 0
     async with trio.open_nursery() as nursery:
@@ -100,7 +105,7 @@ async def test_full_disk_refuses_and_acknowledges_nothing_unstored(tmp_path):
     assert stored == acknowledged
 
 
-def _big(i: int):
+def _big(i: int) -> Op[int]:
     def op(db: sqlite3.Connection) -> int:
         db.execute("INSERT INTO blobs (key, value) VALUES (?, ?)", (f"b{i}", b"x" * 2000))
         return i
@@ -108,14 +113,16 @@ def _big(i: int):
     return op
 
 
-def test_unusable_data_directory_is_a_storage_error(tmp_path):
+def test_unusable_data_directory_is_a_storage_error(tmp_path: Path) -> None:
     (tmp_path / "licenses.db").write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(StorageError) as info:
         Store(tmp_path)
     assert "damaged" in info.value.message
 
 
-async def test_many_terminal_servers_at_once_fewer_transactions_than_requests(lab, autojump_clock):
+async def test_many_terminal_servers_at_once_fewer_transactions_than_requests(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
     ls = await h.Lab.start_ls(lab, lab.config("LS3", 2003))
     await lab.activate(ls)
     await lab.install(ls, CalProduct.W2003_DEVICE_CAL, 50)
@@ -144,7 +151,7 @@ async def test_many_terminal_servers_at_once_fewer_transactions_than_requests(la
 
 
 @pytest.mark.parametrize("threaded", [False, True])
-def test_who_checkpoints_the_wal(tmp_path, threaded):
+def test_who_checkpoints_the_wal(tmp_path: Path, threaded: bool) -> None:
     """A threaded store leaves checkpoints to its background connection (no COMMIT pays for
     one); an unthreaded store keeps SQLite's automatic checkpoint."""
     store = Store(tmp_path, threaded=threaded)
@@ -156,8 +163,8 @@ def test_who_checkpoints_the_wal(tmp_path, threaded):
 
 
 def test_a_background_checkpoint_copies_the_wal_and_the_writer_lets_it_restart(
-    tmp_path, monkeypatch
-):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = Store(tmp_path, threaded=True)
     background = sqlite3.connect(store.path, check_same_thread=False)
     try:
@@ -185,7 +192,9 @@ def test_a_background_checkpoint_copies_the_wal_and_the_writer_lets_it_restart(
         store.close()
 
 
-async def test_the_running_store_checkpoints_in_the_background(tmp_path, monkeypatch):
+async def test_the_running_store_checkpoints_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`run` checkpoints on its own connection CHECKPOINT_EVERY seconds after a write (and
     keeps no timer while nothing is written)."""
     monkeypatch.setattr("tslic.server.license_server.store.CHECKPOINT_EVERY", 0.001)

@@ -16,7 +16,8 @@ import pytest
 import trio
 from tslic.client.load.cli import add_arguments, config_from_args, main
 from tslic.runtime.clock import WallClock
-from tslic_load_fakes import serve_fake
+
+from tests.load.fakes import serve_fake
 
 
 async def _cli(*argv: str) -> int:

@@ -83,7 +83,9 @@ def test_timeline_merges_the_same_second_from_several_workers() -> None:
 
 def test_a_damaged_interval_is_a_usage_error() -> None:
     wire = Interval(0).to_wire()
-    wire["histograms"]["service"] = "not base64 at all"
+    histograms = wire["histograms"]
+    assert isinstance(histograms, dict)
+    histograms["service"] = "not base64 at all"
     with pytest.raises(UsageError, match="damaged"):
         Interval.from_wire(wire)
     with pytest.raises(UsageError, match="malformed"):

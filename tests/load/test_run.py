@@ -10,6 +10,7 @@ import csv
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 import trio
@@ -24,12 +25,13 @@ from tslic.client.load.report import (
     check_schema,
     write_reports,
 )
-from tslic.client.load.schedule import OpenSchedule, Share
+from tslic.client.load.schedule import OpenSchedule, Share, Stage
 from tslic.client.load.thresholds import parse_threshold
 from tslic.protocol.errors import ErrorCode
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.service import Limits, Server
-from tslic_load_fakes import FakeLicenseService, FakeRdpAgent, serve_fake
+
+from tests.load.fakes import FakeLicenseService, FakeRdpAgent, serve_fake
 
 START_MS = 1_700_000_000_000
 
@@ -43,7 +45,21 @@ def reading(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     return str(request.param)
 
 
-def _config(address: str, **changes: object) -> LoadConfig:
+class Changes(TypedDict, total=False):
+    """The `LoadConfig` fields a test sets; the others keep `_config`'s values."""
+
+    duration: float
+    timeout: float
+    agents: int
+    rdp_agents: tuple[str, ...]
+    ts2000: float
+    mix: dict[str, float]
+    max_lag: float
+    stages: tuple[Stage, ...]
+    start_rate: float
+
+
+def _config(address: str, **changes: Unpack[Changes]) -> LoadConfig:
     schedule = OpenSchedule.constant(100, 2.0)
     config = LoadConfig(
         target=address,
@@ -55,7 +71,7 @@ def _config(address: str, **changes: object) -> LoadConfig:
         seed=11,
         cpu_limit=None,  # virtual time: the CPU check compares real CPU with real wall time
     )
-    return replace(config, **changes)  # type: ignore[arg-type]
+    return replace(config, **changes)
 
 
 async def test_a_stall_shows_in_response_time_not_in_service_time(autojump_clock: object) -> None:

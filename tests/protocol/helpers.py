@@ -22,7 +22,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from protocol_samples import (
+from tslic.protocol import NEED_DATA, Connection, Direction, ErrorCode, Message, raw_public
+from tslic.protocol.codec import pack, to_wire
+from tslic.protocol.envelope import DEFAULT_WINDOW_MS, PROTOCOL_VERSION, SIGNATURE_CONTEXT
+from tslic.protocol.framing import PREFIX
+from tslic.protocol.messages import Conversation, MessageType, common, rdp
+from tslic.protocol.states import START, TRANSITIONS, EventKey
+
+from tests.protocol.samples import (
     CLIENT_KEY,
     CLIENT_PUB,
     DAY,
@@ -33,12 +40,6 @@ from protocol_samples import (
     SERVER_PUB,
     sample_messages,
 )
-from tslic.protocol import NEED_DATA, Connection, Direction, ErrorCode, Message, raw_public
-from tslic.protocol.codec import pack, to_wire
-from tslic.protocol.envelope import DEFAULT_WINDOW_MS, PROTOCOL_VERSION, SIGNATURE_CONTEXT
-from tslic.protocol.framing import PREFIX
-from tslic.protocol.messages import Conversation, MessageType, common, rdp
-from tslic.protocol.states import START, TRANSITIONS, EventKey
 
 __all__ = [  # the samples' keys and constants are re-exported for the tests' convenience
     "CLIENT_KEY",

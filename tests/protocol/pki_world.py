@@ -4,8 +4,8 @@ Contract: `world()` is a fixed hierarchy (Clearinghouse root, license server LS0
 server TS01, and a temporary LS02 with its TS02), built once from deterministic keys
 (`key(seed)`), valid from T0 to T1. `issue_ls`/`issue_ts` certify with other keys or
 windows, `forge` builds a certificate by hand past the module's own checks, and
-`refused(code, chain)` validates a chain at NOW and returns the refusal's message. Loaded by
-tests/protocol/conftest.py as `protocol_pki_world`.
+`refused(code, chain)` validates a chain at NOW and returns the refusal's message. Tests
+import it as `tests.protocol.pki_world`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Contract: the list covers `REGISTRY` exactly, one instance per class (test_roundtrip checks
 it, so a new message cannot be forgotten). Values look like a 2003 deployment: Contoso's
 license server LS1, terminal server TS1, a Windows XP client WKS042 whose hardware id is a
-real Ed25519 public key. Re-exported by helpers.py; loaded as `protocol_samples`.
+real Ed25519 public key. Re-exported by helpers.py.
 """
 
 from __future__ import annotations

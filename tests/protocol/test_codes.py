@@ -159,7 +159,9 @@ def test_b24_single_typo_detected_and_located(data: bytes, index: int, offset: i
     assert error.code is ErrorCode.INVALID_CONFIRMATION_CODE
     group = index // 5 + 1
     if group < 9:  # a payload typo is always located
-        assert group in error.detail["groups"]
+        groups = error.detail["groups"]
+        assert isinstance(groups, list | tuple)
+        assert group in groups
         assert f"group {group}" in error.message.lower()
     else:  # a check-group typo is named, or reported as indistinguishable from a swap
         assert error.detail["groups"] == [9] or "swapped" in error.message

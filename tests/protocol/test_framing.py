@@ -6,7 +6,6 @@ EOF inside a frame versus between frames, and a send whose bytes never left.
 from __future__ import annotations
 
 import pytest
-from protocol_helpers import CLIENT_KEY, NOW, ConnectionPair, sample_of, seal_frame, wire_body
 from tslic.protocol import (
     NEED_DATA,
     PEER_CLOSED,
@@ -18,6 +17,8 @@ from tslic.protocol import (
 )
 from tslic.protocol.framing import PREFIX, FrameDecoder, encode_frame
 from tslic.protocol.messages import Conversation
+
+from tests.protocol.helpers import CLIENT_KEY, NOW, ConnectionPair, sample_of, seal_frame, wire_body
 
 T = MessageType
 

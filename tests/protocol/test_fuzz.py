@@ -18,14 +18,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from protocol_helpers import (
-    CLIENT_KEY,
-    NOW,
-    ConnectionPair,
-    NonceCounter,
-    sample_of,
-    seal_frame,
-)
 from tslic.protocol import (
     NEED_DATA,
     PEER_CLOSED,
@@ -40,6 +32,15 @@ from tslic.protocol import (
 from tslic.protocol.framing import PREFIX
 from tslic.protocol.messages import Conversation, Error, rdp
 from tslic.protocol.messages import directory as dr
+
+from tests.protocol.helpers import (
+    CLIENT_KEY,
+    NOW,
+    ConnectionPair,
+    NonceCounter,
+    sample_of,
+    seal_frame,
+)
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -135,7 +136,7 @@ def hostile_bodies(draw: st.DrawFn) -> tuple[int, Any]:
     """A registered type with a body of the right field names but arbitrary values (or an
     arbitrary value altogether), so decoding gets past the signature into the codec."""
     type_ = draw(st.sampled_from(sorted(REGISTRY)))
-    cls = REGISTRY[type_]
+    cls: type = REGISTRY[type_]  # a registered dataclass (mypy sees only Message)
     names = [f.name for f in dataclasses.fields(cls)]
     shape = draw(st.sampled_from(["fields", "sample-tweak", "anything"]))
     if shape == "anything":

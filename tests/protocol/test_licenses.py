@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.clock import from_datetime
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode, Program
@@ -29,8 +31,17 @@ NOW = datetime(2003, 5, 1, tzinfo=UTC)
 LATER = NOW + timedelta(days=3650)
 
 
+class Pki(TypedDict):
+    root_key: Ed25519PrivateKey
+    root: x509.Certificate
+    ls_key: Ed25519PrivateKey
+    ls: x509.Certificate
+    tmp_key: Ed25519PrivateKey
+    tmp: x509.Certificate
+
+
 @pytest.fixture(scope="module")
-def pki() -> dict[str, object]:
+def pki() -> Pki:
     root_key, ls_key, tmp_key = (Ed25519PrivateKey.generate() for _ in range(3))
     root = make_root(root_key, name="Clearinghouse", not_before=NOW, not_after=LATER, serial=1)
     ls = issue_license_server_cert(
@@ -75,7 +86,7 @@ def body(kind: LicenseKind = LicenseKind.PERMANENT, hwid: bytes = b"\x01" * 32) 
     )
 
 
-def test_license_round_trip_and_chain(pki: dict) -> None:
+def test_license_round_trip_and_chain(pki: Pki) -> None:
     chain = (cert_to_der(pki["root"]), cert_to_der(pki["ls"]))
     blob = sign_license(pki["ls_key"], chain, body())
     signed = verify_license(blob, pki["root"], NOW + timedelta(days=1))
@@ -84,7 +95,7 @@ def test_license_round_trip_and_chain(pki: dict) -> None:
     assert open_license(blob).body.license_id == 7
 
 
-def test_every_flipped_byte_is_refused(pki: dict) -> None:
+def test_every_flipped_byte_is_refused(pki: Pki) -> None:
     chain = (cert_to_der(pki["root"]), cert_to_der(pki["ls"]))
     blob = sign_license(pki["ls_key"], chain, body())
     for i in range(0, len(blob), 7):
@@ -94,7 +105,7 @@ def test_every_flipped_byte_is_refused(pki: dict) -> None:
             verify_license(bytes(bad), pki["root"], NOW)
 
 
-def test_license_signed_by_another_key_is_forged(pki: dict) -> None:
+def test_license_signed_by_another_key_is_forged(pki: Pki) -> None:
     chain = (cert_to_der(pki["root"]), cert_to_der(pki["ls"]))
     blob = sign_license(Ed25519PrivateKey.generate(), chain, body())
     with pytest.raises(RemoteProtocolError) as info:
@@ -102,7 +113,7 @@ def test_license_signed_by_another_key_is_forged(pki: dict) -> None:
     assert info.value.code is ErrorCode.INVALID_LICENSE
 
 
-def test_temporary_issuer_only_for_temporary_licenses(pki: dict) -> None:
+def test_temporary_issuer_only_for_temporary_licenses(pki: Pki) -> None:
     chain = (cert_to_der(pki["tmp"]),)
     temp = sign_license(pki["tmp_key"], chain, body(LicenseKind.TEMPORARY))
     assert verify_license(temp, pki["root"], NOW).issuer.temporary
@@ -112,7 +123,7 @@ def test_temporary_issuer_only_for_temporary_licenses(pki: dict) -> None:
     assert info.value.code is ErrorCode.UNTRUSTED_CERTIFICATE
 
 
-def test_license_from_another_root_is_untrusted(pki: dict) -> None:
+def test_license_from_another_root_is_untrusted(pki: Pki) -> None:
     other_key = Ed25519PrivateKey.generate()
     other = make_root(other_key, name="Other", not_before=NOW, not_after=LATER, serial=9)
     chain = (cert_to_der(pki["root"]), cert_to_der(pki["ls"]))
@@ -123,13 +134,13 @@ def test_license_from_another_root_is_untrusted(pki: dict) -> None:
 
 
 @pytest.mark.parametrize("garbage", [b"", b"\x93\x01\x02\x03", b"\xc1", b"\x92\xc4\x00\xc4\x00"])
-def test_garbage_is_invalid_license(pki: dict, garbage: bytes) -> None:
+def test_garbage_is_invalid_license(pki: Pki, garbage: bytes) -> None:
     with pytest.raises(RemoteProtocolError) as info:
         open_license(garbage)
     assert info.value.code is ErrorCode.INVALID_LICENSE
 
 
-def test_grant_round_trip_and_forgery(pki: dict) -> None:
+def test_grant_round_trip_and_forgery(pki: Pki) -> None:
     grant = KeyPackGrant(
         grant_id=1,
         license_server_id="LSID",

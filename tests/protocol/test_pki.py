@@ -10,7 +10,10 @@ import msgpack
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from protocol_pki_world import (
+from tslic.protocol import pki
+from tslic.protocol.errors import RemoteProtocolError
+
+from tests.protocol.pki_world import (
     EXPIRED,
     NOW,
     T0,
@@ -22,8 +25,6 @@ from protocol_pki_world import (
     refused,
     world,
 )
-from tslic.protocol import pki
-from tslic.protocol.errors import RemoteProtocolError
 
 # --- keys and identities ----------------------------------------------------------------
 

@@ -10,7 +10,10 @@ import pytest
 from cryptography import x509
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from protocol_pki_world import (
+from tslic.protocol import pki
+from tslic.protocol.errors import ErrorCode, LocalProtocolError
+
+from tests.protocol.pki_world import (
     EXPIRED,
     FULL,
     NOW,
@@ -25,8 +28,6 @@ from protocol_pki_world import (
     refused,
     world,
 )
-from tslic.protocol import pki
-from tslic.protocol.errors import ErrorCode, LocalProtocolError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -10,15 +10,6 @@ from __future__ import annotations
 
 import msgpack
 import pytest
-from protocol_helpers import (
-    SERVER_KEY,
-    ConnectionPair,
-    all_variants,
-    path_to,
-    reachable_states,
-    sample_messages,
-    seal_frame,
-)
 from tslic.protocol import (
     NEED_DATA,
     REGISTRY,
@@ -33,6 +24,16 @@ from tslic.protocol.codec import from_wire, to_wire, unpack_untrusted
 from tslic.protocol.framing import PREFIX
 from tslic.protocol.messages import Conversation, Error
 from tslic.protocol.states import next_state
+
+from tests.protocol.helpers import (
+    SERVER_KEY,
+    ConnectionPair,
+    all_variants,
+    path_to,
+    reachable_states,
+    sample_messages,
+    seal_frame,
+)
 
 Case = tuple[Message, Conversation, Direction, str]
 

@@ -7,11 +7,9 @@ JSON printed in the document, not from the builder, so the document itself is wh
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from tslic.protocol import states
@@ -27,6 +25,8 @@ from tslic.protocol.vectors import (
     vector_public,
 )
 
+from tools import gen_protocol_doc as GEN
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC_PATH = ROOT / "docs" / "PROTOCOL.md"
 COMMON = ("Hello", "Welcome", "Error", "Goodbye")
@@ -35,18 +35,6 @@ RECORD_HEADING = re.compile(r"^#### `(\w+)` \(record\)$", re.M)
 ROW = re.compile(r"^\| `(\w+)` \| ([^|]+?) \| .+ \|$")
 
 
-def _load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "gen_protocol_doc", ROOT / "tools" / "gen_protocol_doc.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _load_generator()
 MESSAGES: list[type[Message]] = [REGISTRY[t] for t in sorted(REGISTRY)]
 DOC = DOC_PATH.read_text(encoding="utf-8")
 

@@ -10,7 +10,6 @@ is left in ERROR. Messages of another conversation are refused the same way.
 from __future__ import annotations
 
 import pytest
-from protocol_helpers import ConnectionPair, all_variants, reachable_states, seal_frame
 from tslic.protocol import (
     Connection,
     Direction,
@@ -30,6 +29,8 @@ from tslic.protocol.states import (
     mermaid,
     next_state,
 )
+
+from tests.protocol.helpers import ConnectionPair, all_variants, reachable_states, seal_frame
 
 VARIANTS = all_variants()
 

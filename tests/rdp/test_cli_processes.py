@@ -17,6 +17,8 @@ from tslic.protocol.clock import ClockSpec
 from tslic.protocol.domain import CalProduct, WindowsVersion
 from tslic.runtime.clock import WallClock
 
+from tests.agent import fakes
+
 PY = sys.executable
 
 
@@ -38,7 +40,7 @@ async def read_line(process: trio.Process) -> str:
     return data.decode()
 
 
-async def test_agent_and_client_processes(tmp_path: Path, fakes) -> None:  # type: ignore[no-untyped-def]
+async def test_agent_and_client_processes(tmp_path: Path) -> None:
     clock = WallClock(ClockSpec())
     root = fakes.Root.make(clock)
     (tmp_path / "root.pem").write_bytes(root.cert.public_bytes(Encoding.PEM))

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.domain import CalProduct, ClientOS, WindowsVersion
 from tslic.protocol.licenses import open_license
 from tslic.protocol.messages.records import ProductInfo
+from tslic.runtime.clock import TrioClock
+
+from tests.agent import fakes
 
 PRODUCT = ProductInfo(version=0x00050002, company="Microsoft Corporation", product_id="A02")
 
 
-def test_store_creates_hwid_once_and_reset_deletes_it(tmp_path):
+def test_store_creates_hwid_once_and_reset_deletes_it(tmp_path: Path) -> None:
     store = LicenseStore(tmp_path / "s")
     hwid = store.hwid()
     assert len(hwid) == 32
@@ -26,7 +32,9 @@ def test_store_creates_hwid_once_and_reset_deletes_it(tmp_path):
     assert LicenseStore(tmp_path / "s").hwid() != hwid  # a new hardware id
 
 
-async def test_stored_license_presented_and_reset_store(tmp_path, autojump_clock, clock, fakes):
+async def test_stored_license_presented_and_reset_store(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     root = fakes.Root.make(clock)
     ls = fakes.FakeLicenseServer(
         name="LS",
@@ -53,18 +61,20 @@ async def test_stored_license_presented_and_reset_store(tmp_path, autojump_clock
             assert body.client_os is ClientOS.NT4
             second = await fakes.rdp(address, path, clock, client_os=ClientOS.NT4)
             assert second.presented_stored  # LicenseInfo with the stored license
+            assert second.license is not None
             assert second.license.kind == "permanent"
             assert len(ls.devices) == 1
             LicenseStore(path).reset()
             third = await fakes.rdp(address, path, clock, client_os=ClientOS.NT4)
             assert not third.presented_stored
+            assert third.license is not None
             assert third.license.kind == "temporary"
             assert len(ls.devices) == 2  # a new hardware id is a new device to the server
 
 
 async def test_a_copied_license_is_useless_on_another_device(
-    tmp_path, autojump_clock, clock, fakes
-):
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     ls = fakes.FakeLicenseServer(name="LS", version=WindowsVersion.W2003, clock=clock, root=None)
     async with fakes.serve(ls, clock) as s:
         config = AgentConfig(
@@ -83,7 +93,9 @@ async def test_a_copied_license_is_useless_on_another_device(
             assert agent.state.counts["refused"] == 1
 
 
-async def test_a_corrupt_stored_license_is_reported(tmp_path, autojump_clock, clock, fakes):
+async def test_a_corrupt_stored_license_is_reported(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     config = AgentConfig(name="TS1", version=WindowsVersion.W2003)
     async with fakes.run_agent(config, tmp_path / "a", clock) as (_, address):
         LicenseStore(tmp_path / "pc").save(PRODUCT, "microsoft.com", b"\x93garbage")
@@ -93,7 +105,9 @@ async def test_a_corrupt_stored_license_is_reported(tmp_path, autojump_clock, cl
         assert "MSLicensing" in outcome.text
 
 
-async def test_unreachable_agent_is_an_error_outcome(tmp_path, autojump_clock, clock, fakes):
+async def test_unreachable_agent_is_an_error_outcome(
+    tmp_path: Path, autojump_clock: MockClock, clock: TrioClock
+) -> None:
     outcome = await fakes.rdp("127.0.0.1:1", tmp_path / "pc", clock)
     assert outcome.status == "error"
     assert "127.0.0.1:1" in outcome.text

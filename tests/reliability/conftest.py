@@ -1,7 +1,6 @@
 """Fixtures of the reliability tests.
 
-- `rel_support` (support.py) and `rel_fuzzer` (fuzzer.py) are loaded by path, so tests
-  `import rel_support` and `import rel_fuzzer`.
+- Tests import their helpers as modules: `from tests.reliability import support, fuzzer`.
 - `figures`: the session's report (tools/reliability_report.py). Each test adds what it
   measured; at the end of the session reliability.json and reliability.md are written under
   the session's temporary directory (or $TSLIC_RELIABILITY_REPORT if set) and the path is
@@ -11,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -22,36 +20,22 @@ from typing import Any
 import pytest
 import trio
 
-HERE = Path(__file__).parent
-ROOT = HERE.parent.parent
+from tools import reliability_report as report_tool
 
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_load("rel_support", HERE / "support.py")
-_load("rel_fuzzer", HERE / "fuzzer.py")
-report_tool = _load("reliability_report", ROOT / "tools" / "reliability_report.py")
+ROOT = Path(__file__).resolve().parents[2]  # the zygote runs as a module from here
 
 _written: list[Path] = []
 
 
 @pytest.fixture(scope="session")
-def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def figures(tmp_path_factory: pytest.TempPathFactory) -> Iterator[report_tool.Figures]:
     report = report_tool.Figures()
     yield report
     out = Path(os.environ.get("TSLIC_RELIABILITY_REPORT") or tmp_path_factory.mktemp("report"))
     _written.extend(report_tool.write(report, out))
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for path in _written:
         terminalreporter.write_line(f"reliability report: {path}")
 
@@ -80,7 +64,8 @@ class Zygote:
 @pytest.fixture
 async def zygote() -> AsyncIterator[Zygote]:
     process = await trio.lowlevel.open_process(
-        [sys.executable, str(HERE / "zygote.py")],
+        [sys.executable, "-m", "tests.reliability.zygote"],
+        cwd=ROOT,
         stdin=-1,  # subprocess.PIPE
         stdout=-1,
     )

@@ -9,7 +9,7 @@ Contract:
 - `Ledger` records every license a client was told it got (the acknowledgements);
   `check_database(path, ledger)` opens the database read-only-in-spirit (its own connection,
   no writes) and returns the list of broken invariants (empty: all hold).
-Loaded by path from conftest.py as `rel_support` (tests import it by that name).
+Tests import it as `from tests.reliability import support as rs`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -61,6 +60,8 @@ from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
 from tslic.server.license_server.config import Config
 from tslic.server.license_server.daemon import LicenseServer
+
+from tests.reliability.conftest import Zygote
 
 CONTACT = ContactInfo(
     first_name="Rel", last_name="Iability", company="Contoso", country="US", email="r@contoso.com"
@@ -206,7 +207,7 @@ async def wait_ready(path: Path, limit: float = 15.0) -> str:
 
 
 async def spawn(
-    zygote: Any, data_dir: Path, tmp: Path, tag: str, role: str = "server", **limits: float | str
+    zygote: Zygote, data_dir: Path, tmp: Path, tag: str, role: str = "server", **limits: float | str
 ) -> tuple[int, str]:
     """Fork a license-server (or Clearinghouse) process on `data_dir`; return its pid and
     address."""

@@ -9,20 +9,26 @@ idle) with a TrioClock, so the expired-certificate case can jump five years of v
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
 import trio.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trio.testing import MockClock
 from tslic.protocol import Connection, Conversation, Direction, ErrorCode
 from tslic.protocol.clock import MS_PER_DAY
-from tslic.protocol.domain import ActivationMethod, PeerRole, Program, WindowsVersion
+from tslic.protocol.domain import (
+    ActivationMethod,
+    ClientOS,
+    LicensingMode,
+    PeerRole,
+    Program,
+    WindowsVersion,
+)
 from tslic.protocol.errors import RemoteProtocolError, ServiceError
 from tslic.protocol.messages import Hello
 from tslic.protocol.messages.admin import ActivationAction, AdminGetStatus
@@ -49,6 +55,9 @@ from tslic.server.clearinghouse.service import ClearinghouseService
 from tslic.server.license_server.activation import product_id_for
 from tslic.server.license_server.daemon import LicenseServer
 
+from tests.reliability import support as rs
+from tools.reliability_report import Figures
+
 START = 1_054_540_800_000  # 2003-06-02
 
 
@@ -72,7 +81,7 @@ class Live:
 
 
 @asynccontextmanager
-async def live_server(tmp: Path, **config: Any) -> AsyncIterator[Live]:
+async def live_server(tmp: Path, **config: object) -> AsyncIterator[Live]:
     clock = TrioClock(START)
     site = await rs.prepare(tmp, clock=clock, terminal_servers=3, pack=50)
     cfg = rs.ls_config(site.data_dir, sweep_interval_ms=400 * MS_PER_DAY, **config)
@@ -117,7 +126,13 @@ async def send_raw(live: Live, conn: Connection, frame: bytes) -> ErrorCode | No
         await stream.aclose()
 
 
-async def refused(live: Live, kind: str, code: ErrorCode, attempt: Any, figures: Any) -> None:
+async def refused(
+    live: Live,
+    kind: str,
+    code: ErrorCode,
+    attempt: Callable[[], Awaitable[ErrorCode | None]],
+    figures: Figures,
+) -> None:
     """Run `attempt()` (which returns the code it was refused with) and check the metrics."""
     before = live.errors(code)
     got = await attempt()
@@ -127,7 +142,7 @@ async def refused(live: Live, kind: str, code: ErrorCode, attempt: Any, figures:
     figures.attack(kind, code=code.name, refused=1, counted=True)
 
 
-async def service_code(coro: Any) -> ErrorCode:
+async def service_code(coro: Awaitable[object]) -> ErrorCode:
     with pytest.raises(ServiceError) as info:
         await coro
     return info.value.code
@@ -138,8 +153,8 @@ def issue(hwid: bytes | None = None) -> IssueLicense:
         hwid=hwid or rs.new_hwid(),
         machine="PC",
         user="u",
-        client_os=rs.ClientOS.XP_PRO,
-        mode=rs.LicensingMode.PER_DEVICE,
+        client_os=ClientOS.XP_PRO,
+        mode=LicensingMode.PER_DEVICE,
     )
 
 
@@ -152,7 +167,7 @@ async def license_for(live: Live, ts: rs.TermServ) -> tuple[LicenseGranted, byte
 
 
 async def test_adversaries_are_refused_and_counted(
-    tmp_path: Path, jump_clock: Any, figures: Any
+    tmp_path: Path, jump_clock: MockClock, figures: Figures
 ) -> None:
     async with live_server(tmp_path) as live:
         ts0, ts1, _ = live.site.terminal_servers
@@ -261,7 +276,7 @@ async def test_adversaries_are_refused_and_counted(
                     s.request(
                         UpgradeLicenseRequest(
                             license=granted.license, hwid=other_hwid, machine="THIEF", user="u",
-                            client_os=rs.ClientOS.XP_PRO, mode=rs.LicensingMode.PER_DEVICE,
+                            client_os=ClientOS.XP_PRO, mode=LicensingMode.PER_DEVICE,
                         )
                     )
                 )  # fmt: skip
@@ -308,7 +323,9 @@ async def test_adversaries_are_refused_and_counted(
         assert again.license_id > granted.license_id
 
 
-async def test_outside_the_security_group(tmp_path: Path, jump_clock: Any, figures: Any) -> None:
+async def test_outside_the_security_group(
+    tmp_path: Path, jump_clock: MockClock, figures: Figures
+) -> None:
     async with live_server(tmp_path, security_group=True) as live:
         ts = live.site.terminal_servers[0]
 
@@ -326,7 +343,7 @@ async def test_outside_the_security_group(tmp_path: Path, jump_clock: Any, figur
 
 
 async def test_expired_terminal_server_certificate(
-    tmp_path: Path, jump_clock: Any, figures: Any
+    tmp_path: Path, jump_clock: MockClock, figures: Figures
 ) -> None:
     async with live_server(tmp_path) as live:
         ts = live.site.terminal_servers[0]
@@ -345,7 +362,7 @@ async def test_expired_terminal_server_certificate(
 
 
 async def test_deactivated_license_server_gets_no_more_cals(
-    tmp_path: Path, jump_clock: Any, figures: Any
+    tmp_path: Path, jump_clock: MockClock, figures: Figures
 ) -> None:
     """A license server whose certificate the Clearinghouse revoked on deactivation keeps its
     old License Server ID and key, and asks for CALs anyway."""

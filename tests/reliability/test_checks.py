@@ -7,25 +7,27 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from pathlib import Path
-from typing import Any
 
-import rel_support as rs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from trio.testing import MockClock
+from tslic.protocol import Conversation
 from tslic.protocol.domain import LicenseKind
-from tslic.runtime.clock import TrioClock
+from tslic.runtime.clock import TrioClock, WallClock
 from tslic.runtime.service import Limits, Server
 from tslic.server.license_server.daemon import LicenseServer
+
+from tests.reliability import support as rs
 
 
 async def test_the_database_checker_finds_each_kind_of_damage(tmp_path: Path) -> None:
     site = await rs.prepare(tmp_path, pack=10, terminal_servers=1)
     ts = site.terminal_servers[0]
     ledger = rs.Ledger()
-    ls = LicenseServer(rs.ls_config(site.data_dir), rs.WallClock())
+    ls = LicenseServer(rs.ls_config(site.data_dir), WallClock())
     async with trio.open_nursery() as nursery:
         await nursery.start(ls.serve)
-        async with rs.ts_stream(ls.address, ts, rs.WallClock()) as s:
+        async with rs.ts_stream(ls.address, ts, WallClock()) as s:
             await rs.device_cycle(s, ts, ledger, 1)
         ls.shutdown()
     db_path = site.data_dir / "licenses.db"
@@ -56,9 +58,9 @@ async def test_the_database_checker_finds_each_kind_of_damage(tmp_path: Path) ->
     assert any("issued" in p for p in doubled)  # the second copy holds no CAL of its own
 
 
-async def test_rate_state_forgets_idle_peers(autojump_clock: Any) -> None:
+async def test_rate_state_forgets_idle_peers(autojump_clock: MockClock) -> None:
     class Idle:
-        conversation = rs.Conversation.LICENSING
+        conversation = Conversation.LICENSING
 
     server = Server(
         Idle(),  # type: ignore[arg-type]

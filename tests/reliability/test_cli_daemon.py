@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import rel_support as rs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Connection, Conversation, Direction, ErrorCode
@@ -26,6 +25,9 @@ from tslic.protocol.messages import Hello
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import connect, split_address
 from tslic.runtime.stream import MessageStream
+
+from tests.reliability import support as rs
+from tools.reliability_report import Figures
 
 CYCLES = 3
 
@@ -98,7 +100,7 @@ async def drive(address: str, ts: rs.TermServ, ledger: rs.Ledger, n: list[int]) 
         pass
 
 
-async def test_tslic_server_command_under_faults(tmp_path: Path, figures: Any) -> None:
+async def test_tslic_server_command_under_faults(tmp_path: Path, figures: Figures) -> None:
     site = await rs.prepare(tmp_path, pack=2000, terminal_servers=2)
     ledger = rs.Ledger()
     counter = [0]

@@ -16,13 +16,15 @@ import os
 import random
 import signal
 from pathlib import Path
-from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
 from tslic.protocol.errors import ConnectionLost, ProtocolError
 from tslic.runtime.clock import WallClock
+
+from tests.reliability import support as rs
+from tests.reliability.conftest import Zygote
+from tools.reliability_report import Figures
 
 CYCLES = int(os.environ.get("TSLIC_CRASH_CYCLES", "50"))
 SEED = int(os.environ.get("TSLIC_CRASH_SEED", "9"))
@@ -41,7 +43,7 @@ async def drive(address: str, ts: rs.TermServ, ledger: rs.Ledger, counter: list[
 
 
 async def test_sigkill_cycles_lose_no_acknowledged_license(
-    tmp_path: Path, zygote: Any, figures: Any
+    tmp_path: Path, zygote: Zygote, figures: Figures
 ) -> None:
     site = await rs.prepare(tmp_path, pack=20_000, terminal_servers=3)
     db_path = site.data_dir / "licenses.db"
@@ -78,7 +80,7 @@ async def test_sigkill_cycles_lose_no_acknowledged_license(
     assert len(ledger.acks) > CYCLES  # the load was real: licenses were granted in most cycles
 
 
-def record(figures: Any, killed: int, ledger: rs.Ledger, problems: list[str]) -> None:
+def record(figures: Figures, killed: int, ledger: rs.Ledger, problems: list[str]) -> None:
     """The figures of this run, written whether it passed or not."""
     figures.add("crash_cycles", killed)
     figures.add("licenses_acknowledged", len(ledger.acks))

@@ -23,7 +23,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import rel_support as rs
 import trio
 from tslic.client.agent.state import AgentState
 from tslic.client.rdp.client import connect
@@ -31,6 +30,10 @@ from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.domain import ClientOS, LicenseKind, LicensingMode, WindowsVersion
 from tslic.protocol.policy import GraceEnd
 from tslic.runtime.clock import WallClock
+
+from tests.reliability import support as rs
+from tests.reliability.conftest import Zygote
+from tools.reliability_report import Figures
 
 CYCLES = int(os.environ.get("TSLIC_AGENT_CRASH_CYCLES", "30"))
 SEED = int(os.environ.get("TSLIC_CRASH_SEED", "9"))
@@ -79,7 +82,9 @@ def grace_of(data: Path) -> dict[str, Any]:
     return grace
 
 
-async def test_sigkill_cycles_keep_agent_state(tmp_path: Path, zygote: Any, figures: Any) -> None:
+async def test_sigkill_cycles_keep_agent_state(
+    tmp_path: Path, zygote: Zygote, figures: Figures
+) -> None:
     site = await rs.prepare(tmp_path, pack=2000, terminal_servers=1)
     ls_pid, ls_address = await rs.spawn(zygote, site.data_dir, tmp_path, "ls")
     data = tmp_path / "agent"

@@ -17,11 +17,10 @@ import os
 import random
 import signal
 import sqlite3
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Conversation
@@ -36,10 +35,14 @@ from tslic.protocol.messages.clearinghouse import (
 )
 from tslic.protocol.pki import raw_public_key
 from tslic.runtime.clock import WallClock
-from tslic.runtime.peer import open_peer
+from tslic.runtime.peer import PeerStream, open_peer
 from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
 from tslic.server.license_server.activation import product_id_for
+
+from tests.reliability import support as rs
+from tests.reliability.conftest import Zygote
+from tools.reliability_report import Figures
 
 CYCLES = int(os.environ.get("TSLIC_CRASH_CYCLES", "50"))
 SEED = int(os.environ.get("TSLIC_CRASH_SEED", "9"))
@@ -47,7 +50,7 @@ PRODUCT = CalProduct.W2003_DEVICE_CAL
 SERVERS = 3
 
 
-def ch_peer(address: str, key: Ed25519PrivateKey) -> Any:
+def ch_peer(address: str, key: Ed25519PrivateKey) -> AbstractAsyncContextManager[PeerStream]:
     return open_peer(
         address,
         conversation=Conversation.CLEARINGHOUSE,
@@ -132,7 +135,7 @@ def check(db_path: Path, acked: dict[str, tuple[str, bytes]]) -> list[str]:
 
 
 async def test_sigkill_cycles_never_lose_or_double_a_redemption(
-    tmp_path: Path, zygote: Any, figures: Any
+    tmp_path: Path, zygote: Zygote, figures: Figures
 ) -> None:
     data = tmp_path / "ch"
     service = ClearinghouseService(data, WallClock())

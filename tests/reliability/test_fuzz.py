@@ -17,15 +17,17 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
-import rel_fuzzer as fuzzer
-import rel_support as rs
 import trio
 from tslic.client.rdp.client import connect
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.domain import ClientOS
 from tslic.runtime.clock import WallClock
+
+from tests.reliability import fuzzer
+from tests.reliability import support as rs
+from tests.reliability.conftest import Zygote
+from tools.reliability_report import Figures
 
 FRAMES = int(os.environ.get("TSLIC_FUZZ_FRAMES", "20000"))
 SEED = int(os.environ.get("TSLIC_FUZZ_SEED", "2003"))
@@ -42,7 +44,7 @@ def rss_kib(pid: int) -> int:
 
 
 async def test_fuzzed_license_server_stays_up_flat_and_serving(
-    tmp_path: Path, zygote: Any, figures: Any
+    tmp_path: Path, zygote: Zygote, figures: Figures
 ) -> None:
     site = await rs.prepare(tmp_path, pack=1000, terminal_servers=4)
     honest, *others = site.terminal_servers
@@ -97,7 +99,7 @@ AGENT_FRAMES = int(os.environ.get("TSLIC_FUZZ_AGENT_FRAMES", "2400"))
 
 
 async def test_fuzzed_agent_stays_up_flat_and_serving(
-    tmp_path: Path, zygote: Any, figures: Any
+    tmp_path: Path, zygote: Zygote, figures: Figures
 ) -> None:
     """The agent's RDP port gets raw hostile first frames (the server speaks first there, so
     each connection is one frame); an RDP client is licensed between batches."""

@@ -12,10 +12,9 @@ import contextlib
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import pytest
-import rel_support as rs
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Connection, Conversation, Direction, ErrorCode
@@ -26,6 +25,10 @@ from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import connect
 from tslic.runtime.stream import MessageStream
 
+from tests.reliability import support as rs
+from tests.reliability.conftest import Zygote
+from tools.reliability_report import Figures
+
 # Latency samples per condition. The p99 of 300 was the 3rd worst sample, so two scheduling
 # hiccups on a shared machine decided it (the ratio failed about one full run in seven);
 # with 600 it is the 6th worst.
@@ -33,7 +36,20 @@ SAMPLES = 600
 ROUNDS = 3
 SLOW_SENDERS = 50  # more than max_connections: they fill the server and are cut off
 SPAMMERS = 4  # connections sending garbage or oversized prefixes back to back
-LIMITS = dict(
+
+
+class LimitArgs(TypedDict):
+    max_connections: int
+    handshake_timeout: float
+    idle_timeout: float
+    max_frame: int
+    rate_per_second: float
+    rate_burst: float
+    accept_rate: float
+    accept_burst: float
+
+
+LIMITS = LimitArgs(
     max_connections=40,
     handshake_timeout=0.5,
     idle_timeout=0.8,
@@ -51,7 +67,7 @@ async def fatal_code(stream: MessageStream) -> ErrorCode:
     return info.value.code
 
 
-def raw(tcp: Any) -> MessageStream:
+def raw(tcp: trio.SocketStream) -> MessageStream:
     conn = Connection(
         conversation=Conversation.LICENSING,
         our_role=Direction.CLIENT,
@@ -61,7 +77,7 @@ def raw(tcp: Any) -> MessageStream:
     return MessageStream(tcp, conn, WallClock().now)
 
 
-async def timed_requests(s: Any, n: int) -> list[float]:
+async def timed_requests(s: MessageStream, n: int) -> list[float]:
     """Latencies (s) of `n` cheap refused requests on an honest connection."""
     out = []
     for i in range(n):
@@ -94,7 +110,9 @@ def p99(samples: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-async def test_limits_and_latency_under_flood(tmp_path: Path, zygote: Any, figures: Any) -> None:
+async def test_limits_and_latency_under_flood(
+    tmp_path: Path, zygote: Zygote, figures: Figures
+) -> None:
     site = await rs.prepare(tmp_path, pack=10, terminal_servers=2)
     honest, other = site.terminal_servers
     pid, address = await rs.spawn(zygote, site.data_dir, tmp_path, "limits", **LIMITS)

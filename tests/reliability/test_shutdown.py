@@ -14,12 +14,11 @@ import random
 import signal
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import rel_support as rs
 import trio
+from tslic.protocol.domain import ClientOS, LicensingMode
 from tslic.protocol.errors import ConnectionLost, ErrorCode, RemoteProtocolError
-from tslic.protocol.messages import Goodbye
+from tslic.protocol.messages import Goodbye, Message
 from tslic.protocol.messages.licensing import (
     IssueLicense,
     LicenseGranted,
@@ -27,6 +26,11 @@ from tslic.protocol.messages.licensing import (
     UpgradeLicenseRequest,
 )
 from tslic.runtime.clock import WallClock
+from tslic.runtime.peer import PeerStream
+
+from tests.reliability import support as rs
+from tests.reliability.conftest import Zygote
+from tools.reliability_report import Figures
 
 GRACE = 2.0
 ROUNDS = 3
@@ -36,7 +40,7 @@ class Ended(Exception):
     """The server ended the conversation the documented way."""
 
 
-async def ask(s: Any, msg: Any) -> Any:
+async def ask(s: PeerStream, msg: Message) -> Message:
     try:
         reply = await s.request(msg)
     except RemoteProtocolError as exc:
@@ -58,7 +62,7 @@ async def worker(address: str, ts: rs.TermServ, ledger: rs.Ledger, outcomes: Cou
                 hwid = rs.new_hwid()
                 fields = dict(
                     hwid=hwid, machine=f"PC{n}", user="u",
-                    client_os=rs.ClientOS.XP_PRO, mode=rs.LicensingMode.PER_DEVICE,
+                    client_os=ClientOS.XP_PRO, mode=LicensingMode.PER_DEVICE,
                 )  # fmt: skip
                 first = await ask(s, IssueLicense(**fields))  # type: ignore[arg-type]
                 assert isinstance(first, LicenseGranted)
@@ -76,7 +80,7 @@ async def worker(address: str, ts: rs.TermServ, ledger: rs.Ledger, outcomes: Cou
         outcomes["reset"] += 1
 
 
-async def test_sigterm_under_load(tmp_path: Path, zygote: Any, figures: Any) -> None:
+async def test_sigterm_under_load(tmp_path: Path, zygote: Zygote, figures: Figures) -> None:
     site = await rs.prepare(tmp_path, pack=5000, terminal_servers=6)
     rng = random.Random(17)
     ledger = rs.Ledger()

@@ -17,15 +17,17 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import rel_support as rs
 import trio
+from tslic.protocol.domain import ClientOS, LicensingMode
 from tslic.protocol.errors import ErrorCode, ServiceError, TslicError
 from tslic.protocol.messages.licensing import IssueLicense, LicenseGranted
 from tslic.runtime.clock import WallClock
 from tslic.server.license_server.daemon import LicenseServer
+
+from tests.reliability import support as rs
+from tools.reliability_report import Figures
 
 
 def _mount(*args: str) -> bool:
@@ -60,8 +62,8 @@ def issue() -> IssueLicense:
         hwid=rs.new_hwid(),
         machine="PC",
         user="u",
-        client_os=rs.ClientOS.XP_PRO,
-        mode=rs.LicensingMode.PER_DEVICE,
+        client_os=ClientOS.XP_PRO,
+        mode=LicensingMode.PER_DEVICE,
     )
 
 
@@ -100,7 +102,7 @@ def fill(path: Path) -> None:
         f.truncate(max(0, path.stat().st_size - 96 * 1024))
 
 
-async def test_full_disk_refuses_with_storage_error(tmp_path: Path, figures: Any) -> None:
+async def test_full_disk_refuses_with_storage_error(tmp_path: Path, figures: Figures) -> None:
     site = await rs.prepare(tmp_path, pack=5000, terminal_servers=1)
     ts = site.terminal_servers[0]
     ledger = rs.Ledger()
@@ -145,7 +147,7 @@ async def test_full_disk_refuses_with_storage_error(tmp_path: Path, figures: Any
     )
 
 
-async def test_read_only_database_at_run_time(tmp_path: Path, figures: Any) -> None:
+async def test_read_only_database_at_run_time(tmp_path: Path, figures: Figures) -> None:
     site = await rs.prepare(tmp_path, pack=100, terminal_servers=1)
     ts = site.terminal_servers[0]
     ledger = rs.Ledger()

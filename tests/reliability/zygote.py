@@ -1,7 +1,8 @@
 """A fork server for crash tests: imports the license server once, then forks real daemon
 processes on request, so a SIGKILL cycle costs milliseconds instead of an interpreter start.
 
-Run as `python zygote.py`. Commands arrive on stdin, one JSON object a line:
+Run as `python -m tests.reliability.zygote` from the repository root. Commands arrive on
+stdin, one JSON object a line:
 - `{"op": "spawn", "data_dir": D, "ready": F, "log": L}` forks a child that runs the real
   license server (`LicenseServer` under `runtime.daemon.run_daemon`, wall clock, with the same
   storage code as `tslic server`) on 127.0.0.1 port 0 and writes its readiness line to F;
@@ -19,7 +20,6 @@ every child not yet waited for, so a failing test leaves no daemon behind.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -56,7 +56,7 @@ def child(data_dir: Path, ready: Path, log: Path, limits: dict[str, Any], role: 
         name="LSREL", version=WindowsVersion.W2003, role=ServerRole.DOMAIN, data_dir=data_dir
     )
 
-    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, str]]) -> None:
+    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, object]]) -> None:
         ls = LicenseServer(config, WallClock(), limits=Limits(**limits))
         async with trio.open_nursery() as nursery:
             address = await nursery.start(ls.serve)
@@ -72,7 +72,7 @@ def clearinghouse(data_dir: Path, ready: Path) -> int:
     clock = WallClock()
     service = ClearinghouseService(data_dir, clock)
 
-    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, str]]) -> None:
+    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, object]]) -> None:
         server = Server(service, key=service.ch.root_key, clock=clock)
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.serve)
@@ -94,7 +94,7 @@ def agent(data_dir: Path, ready: Path, license_server: str) -> int:
         registry_servers=(NamedAddress(name="LSREL", address=license_server),),
     )
 
-    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, str]]) -> None:
+    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, object]]) -> None:
         emulated = Agent(config, data_dir, WallClock())
         async with trio.open_nursery() as nursery:
             address = await nursery.start(emulated.serve)
@@ -107,10 +107,9 @@ def agent(data_dir: Path, ready: Path, license_server: str) -> int:
 
 def flood(ready: Path, params: dict[str, Any]) -> int:
     """Abusive connections against params["target"] until killed (fuzzer.flood)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    fuzzer = importlib.import_module("fuzzer")  # the tests' helper, only in this child
+    from tests.reliability import fuzzer  # the tests' helper, only in this child
 
-    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, str]]) -> None:
+    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, object]]) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
                 partial(

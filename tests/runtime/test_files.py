@@ -35,9 +35,9 @@ class Recorder:
             self.calls.append(("replace", str(dst)))
             real_replace(src, dst)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(files.os, "open", fake_open)
-        monkeypatch.setattr(files.os, "fsync", fake_fsync)
-        monkeypatch.setattr(files.os, "replace", fake_replace)
+        monkeypatch.setattr("tslic.runtime.files.os.open", fake_open)
+        monkeypatch.setattr("tslic.runtime.files.os.fsync", fake_fsync)
+        monkeypatch.setattr("tslic.runtime.files.os.replace", fake_replace)
 
 
 def test_the_directory_is_fsynced_after_the_rename(

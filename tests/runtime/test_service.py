@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import resource
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 import trio
@@ -33,7 +33,7 @@ from tslic.protocol.messages.directory import DirAck, DirQueryEnterprise, DirReg
 from tslic.protocol.messages.records import ServerRef
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.fdlimit import RESERVE
-from tslic.runtime.peer import open_peer, split_address
+from tslic.runtime.peer import PeerStream, open_peer, split_address
 from tslic.runtime.service import Limits, Peer, Server
 from tslic.runtime.stream import MessageStream
 
@@ -89,7 +89,7 @@ async def running(
         server.shutdown()
 
 
-def peer(address: str, name: str = "TS1") -> open_peer:  # type: ignore[valid-type]
+def peer(address: str, name: str = "TS1") -> AbstractAsyncContextManager[PeerStream]:
     return open_peer(
         address,
         conversation=Conversation.DIRECTORY,

@@ -28,6 +28,7 @@ from tslic.protocol.domain import ClientOS, LicensingMode
 from tslic.protocol.errors import StorageError
 from tslic.protocol.messages import Goodbye
 from tslic.protocol.messages.rdp import (
+    DisconnectReason,
     ErrorAlert,
     LicenseRequest,
     NewLicenseRequest,
@@ -59,7 +60,7 @@ REQUEST = NewLicenseRequest(
 WELCOME_ALERT = ErrorAlert(
     error_code=RdpError.STATUS_VALID_CLIENT,
     state_transition=StateTransition.ST_NO_TRANSITION,
-    disconnect_reason=0,
+    disconnect_reason=DisconnectReason.NONE,
     text="",
 )
 

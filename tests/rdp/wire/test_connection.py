@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import pytest
-from rdp_wire_peer import SERVER_RANDOM, ClientPeer, connect_initial, domain, parse_connect_response
 from tslic.protocol.connection import NEED_DATA, PEER_CLOSED
 from tslic.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from tslic.protocol.rdp import (
@@ -39,6 +38,14 @@ from tslic.protocol.rdp.licensing import (
     StateTransition,
 )
 from tslic.protocol.rdp.security import EncryptionLevel, SecFlags
+
+from tests.rdp.wire.peer import (
+    SERVER_RANDOM,
+    ClientPeer,
+    connect_initial,
+    domain,
+    parse_connect_response,
+)
 
 
 def _det_random(seed: int) -> object:

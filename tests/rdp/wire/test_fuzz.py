@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rdp_wire_peer import SERVER_RANDOM, ClientPeer, connect_initial, domain, parse_connect_response
 from tslic.protocol.connection import NEED_DATA, PEER_CLOSED
 from tslic.protocol.errors import ErrorCode, RemoteProtocolError
 from tslic.protocol.rdp import AcceptSettings, RdpServerConnection, mcs, x224
@@ -44,6 +43,14 @@ from tslic.protocol.rdp.licensing import (
     encode_licensing,
 )
 from tslic.protocol.rdp.security import SecurityExchange, SecurityHeader, split_security_header
+
+from tests.rdp.wire.peer import (
+    SERVER_RANDOM,
+    ClientPeer,
+    connect_initial,
+    domain,
+    parse_connect_response,
+)
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VECTORS: dict[str, Any] = tomllib.loads(

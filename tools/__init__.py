@@ -1,0 +1,1 @@
+"""Developer tools: documentation generators and checks, each also runnable as a script."""
