@@ -29,8 +29,8 @@ from tslic.protocol.messages.rdp import (
     StateTransition,
 )
 
+from .context import Context
 from .model import Case, Judgement, Role, Verdict, case
-from .runner import Context
 from .wire import Crafter, Frame, RawClient
 
 CASES: list[Case] = []

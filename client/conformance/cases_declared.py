@@ -10,8 +10,8 @@ place where tslic checks the rule instead. The list is data; docs/CONFORMANCE.md
 
 from __future__ import annotations
 
+from .context import Context
 from .model import ALL_ROLES, Case, Judgement, Role, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 

@@ -24,6 +24,7 @@ from tslic.protocol.messages.licensing import (
 from tslic.protocol.policy import LEASE_MAX_DAYS, LEASE_MIN_DAYS, TEMPORARY_DAYS
 from tslic.runtime.peer import open_peer
 
+from .context import Context
 from .lsclient import (
     administrator,
     call,
@@ -33,7 +34,6 @@ from .lsclient import (
     terminal_server,
 )
 from .model import Case, Judgement, Role, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 E = ErrorCode

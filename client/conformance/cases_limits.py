@@ -16,8 +16,8 @@ import trio
 from tslic.protocol import ConnectionLost, ErrorCode
 
 from .cases_envelope import opening
+from .context import Context
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Verdict, case
-from .runner import Context
 from .wire import RawClient
 
 CASES: list[Case] = []

@@ -27,9 +27,9 @@ from tslic.protocol.policy import LEASE_MAX_DAYS, LEASE_MIN_DAYS, TEMPORARY_DAYS
 from tslic.runtime.peer import open_peer
 
 from .cases_license_server import DAY, LS, _grant, _is_2003, _label
+from .context import Context
 from .lsclient import as_datetime, call, grant_permanent, move_clock, terminal_server
 from .model import Case, Judgement, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 E = ErrorCode

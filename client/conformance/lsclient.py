@@ -39,7 +39,7 @@ from tslic.runtime.clock import write_clock_file
 from tslic.runtime.files import load_key
 from tslic.runtime.peer import PeerStream, open_peer
 
-from .runner import Context
+from .context import Context
 
 
 async def call(ctx: Context, stream: PeerStream, request: Message) -> Message:

@@ -31,8 +31,8 @@ from tslic.protocol.messages.admin import (
 from tslic.protocol.messages.records import ContactInfo
 from tslic.runtime.peer import PeerStream
 
+from .context import Context
 from .lsclient import administrator, call
-from .runner import Context
 
 # Per Device first: LEASE-1 and LEASE-4 need a Per Device CAL for the suite's terminal server.
 PRODUCTS = (CalProduct.W2003_DEVICE_CAL, CalProduct.W2000_TS_CAL, CalProduct.W2003_USER_CAL)
