@@ -91,7 +91,7 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
 
 def _declare(rule: str, roles: frozenset[Role], reason: str) -> None:
     @case(CASES, rule, "not-black-box", f"not testable black-box: {reason}",
-          ("unsupported (declared)",), roles=roles)  # fmt: skip
+          ("unsupported (declared)",), roles=roles, untestable=True)  # fmt: skip
     async def run(ctx: Context) -> Judgement:
         return Judgement(Verdict.UNSUPPORTED, f"not testable black-box: {reason}")
 

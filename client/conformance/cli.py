@@ -18,7 +18,6 @@ import trio
 from rich.console import Console
 from rich.table import Table
 from tslic.protocol import ErrorCode, ServiceError, TslicError
-from tslic.protocol.rules import Level
 from tslic.runtime.args import add_clock_arguments, clock_source
 from tslic.runtime.files import write_atomic
 from tslic.runtime.peer import split_address
@@ -228,9 +227,8 @@ def run(args: argparse.Namespace) -> int:
     if args.coverage:
         cov = report.coverage(cases, rules)
         console.print(report.coverage_table(cov))
-        for level in (Level.MUST, Level.SHOULD):
-            done, total = cov.counts(level)
-            console.print(f"{level}: {done}/{total} rules have cases")
+        for line in report.coverage_lines(cov):
+            console.print(line)
         if cov.unknown:
             console.print(f"cases cite ids missing from the spec: {', '.join(sorted(cov.unknown))}")
         if args.json:

@@ -44,6 +44,7 @@ class Case:
     level: Level = Level.MUST  # fallback when docs/PROTOCOL.md lacks the rule
     negative: bool = False  # bad input: time-to-reject is measured
     heavy: bool = False  # floods and slow senders (may be bounded by options)
+    untestable: bool = False  # declared not testable black-box: always `unsupported`
     rule_text: str = ""
     rule_source: str = ""
     rule_found: bool = False
@@ -137,11 +138,14 @@ def case(
     level: Level = Level.MUST,
     negative: bool = False,
     heavy: bool = False,
+    untestable: bool = False,
 ) -> Callable[[CaseFn], CaseFn]:
     """Decorator: register a coroutine as a case of `rule` in `registry`."""
 
     def register(fn: CaseFn) -> CaseFn:
-        registry.append(Case(rule, slug, description, expected, fn, roles, level, negative, heavy))
+        registry.append(
+            Case(rule, slug, description, expected, fn, roles, level, negative, heavy, untestable)
+        )
         return fn
 
     return register

@@ -371,7 +371,15 @@ def test_cli_list_and_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str
     cov = json.loads((tmp_path / "c.json").read_text())
     assert cov["must"]["covered"] == cov["must"]["total"]
     assert cov["uncovered"] == []
-    assert "MUST:" in capsys.readouterr().out
+    assert cov["must"]["can_fail"] + cov["must"]["declared"] == cov["must"]["total"]
+    for role in ("license-server", "agent", "clearinghouse", "directory"):
+        counts = cov["roles"][role]["must"]
+        assert counts["can_fail"] > 0
+        assert counts["can_fail"] + counts["declared"] == counts["total"]
+    assert all(cov["rules"][rule]["kind"] == "declared" for rule in cov["declared"])
+    out = capsys.readouterr().out
+    assert "MUST:" in out
+    assert "declared untestable" in out
 
 
 def test_cli_reports_and_evidence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
