@@ -39,19 +39,11 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "LIMIT-6": (ALL_ROLES, "the window in virtual time depends on the target's clock speed; "
                 "stale/future cases use --window"),
     "LIMIT-7": (ALL_ROLES, "needs the target to be shut down during the run"),
-    "COMPAT-4": (frozenset({LS}), "installing key packs goes through the Clearinghouse; "
-                 "tests/license_server covers it"),
-    "COMPAT-5": (frozenset({LS}), _CH_DATA),
-    "COMPAT-6": (frozenset({LS}), _CH_DATA),
-    "COMPAT-8": (frozenset({LS}), _ACTIVATED),
-    "CAL-2": (frozenset({LS}), _ACTIVATED), "CAL-3": (frozenset({LS}), _ACTIVATED),
     "CAL-5": (frozenset({LS}), "observed by built-in-for-w2k-pro (informational)"),
-    "CAL-7": (frozenset({LS}), _ACTIVATED), "CAL-8": (frozenset({LS}), _ACTIVATED),
-    "CAL-9": (frozenset({LS}), _ACTIVATED), "CAL-11": (frozenset({LS}), _ACTIVATED),
-    "CAL-12": (frozenset({AG}), _LAB), "CAL-13": (frozenset({LS}), _ACTIVATED),
+    "CAL-11": (frozenset({LS}), _ACTIVATED),
+    "CAL-12": (frozenset({AG}), _LAB),
     "TEMP-4": (frozenset({AG}), _LAB), "TEMP-5": (frozenset({AG}), _LAB),
-    "TEMP-6": (frozenset({AG}), _LAB), "TEMP-7": (frozenset({LS}), _ACTIVATED),
-    "TEMP-8": (frozenset({LS}), _ACTIVATED), "TEMP-9": (frozenset({LS}), _ACTIVATED),
+    "TEMP-6": (frozenset({AG}), _LAB),
     "TEMP-11": (frozenset({AG}), "needs a client whose temporary license is 15 days from expiry"),
     "LEASE-2": (ALL_ROLES, "boundary instants need a clock moved to the millisecond"),
     "LEASE-3": (frozenset({AG}), _LAB),
@@ -85,7 +77,6 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "RDP-7": (frozenset({AG}), _LAB), "RDP-8": (frozenset({AG}), _LAB),
     "RDP-10": (frozenset({AG}), "a rule for clients; the suite is the client"),
     **{f"EVT-{i}": (frozenset({AG}), _LOGS) for i in (1, 2, 3, 4, 5, 6, 7, 12)},
-    **{f"EVT-{i}": (frozenset({LS}), _LOGS) for i in (9, 10, 11)},
 }  # fmt: skip
 
 

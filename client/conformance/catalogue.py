@@ -27,6 +27,8 @@ from . import (
     cases_framing,
     cases_license_server,
     cases_limits,
+    cases_ls_cal,
+    cases_ls_packs,
     cases_ls_time,
     cases_ls_wire,
     cases_observe,
@@ -47,6 +49,8 @@ _MODULES = (
     cases_observe,
     cases_license_server,
     cases_ls_wire,
+    cases_ls_cal,  # before cases_ls_time, whose last case moves the clock years ahead
+    cases_ls_packs,
     cases_ls_time,
     cases_admin_paging,
     cases_agent,

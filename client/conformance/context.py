@@ -41,6 +41,9 @@ class Context:
     rng: random.Random = field(default_factory=random.Random)
     clients: list[RawClient] = field(default_factory=list)
     case_id: str = ""  # the case running now
+    # Retail codes for User CALs, held back by provisioning so that the cases about a server
+    # without a User CAL pack (CAL-8, TEMP-9) run first; CAL-7 installs them.
+    deferred_codes: list[str] = field(default_factory=list)
     greeting: Frame | None = None  # an agent's LicenseRequest, from the last open_raw
 
     @property
