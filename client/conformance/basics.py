@@ -96,6 +96,8 @@ class SuiteConfig:
     names: dict[str, str] = field(default_factory=dict)  # --name KEY=VALUE (site, group)
     clearinghouse: str = ""  # --clearinghouse: the suite activates a license-server target
     retail_codes: Sequence[str] = ()  # --retail-code: installed after activation
+    manifest: Path | None = None  # --manifest: the peers prepare.py chose (agent targets)
+    events_command: str = ""  # --events-command: prints the target's events as JSON
     argv: Sequence[str] = ()  # the command line, for rerun commands
 
 

@@ -50,8 +50,8 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "LEASE-5": (frozenset({LS}), "needs a permanent CAL from a server later deactivated"),
     "LEASE-6": (frozenset({AG}), _LAB), "LEASE-7": (frozenset({AG}), _LAB),
     "LEASE-8": (frozenset({LS}), _ACTIVATED),
-    **{f"GRACE-{i}": (frozenset({AG}), _GRACE) for i in range(1, 10)},
-    **{f"DISC-{i}": (frozenset({AG}), _LAB) for i in range(1, 11)},
+    **{f"GRACE-{i}": (frozenset({AG}), _GRACE) for i in (2, 4, 5, 9)},
+    **{f"DISC-{i}": (frozenset({AG}), _LAB) for i in (1, 2, 3, 4, 5, 6, 7, 9, 10)},
     "SEC-3": (frozenset({LS}), "needs a group member of the other spelling in the directory"),
     "SEC-4": (frozenset({AG}), _LOGS),
     "SEC-12": (frozenset({AG}), "needs a license signed under another root for the agent's "
@@ -76,7 +76,7 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "RDP-2": (frozenset({AG}), "a rule for clients; the suite is the client"),
     "RDP-7": (frozenset({AG}), _LAB), "RDP-8": (frozenset({AG}), _LAB),
     "RDP-10": (frozenset({AG}), "a rule for clients; the suite is the client"),
-    **{f"EVT-{i}": (frozenset({AG}), _LOGS) for i in (1, 2, 3, 4, 5, 6, 7, 12)},
+    **{f"EVT-{i}": (frozenset({AG}), _LOGS) for i in (4, 5, 6, 7, 12)},
 }  # fmt: skip
 
 

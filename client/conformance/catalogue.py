@@ -20,6 +20,7 @@ from tslic.protocol.rules import Rule, rules_by_id
 from . import (
     cases_admin_paging,
     cases_agent,
+    cases_agent_env,
     cases_clearinghouse,
     cases_declared,
     cases_directory,
@@ -54,6 +55,7 @@ _MODULES = (
     cases_ls_time,
     cases_admin_paging,
     cases_agent,
+    cases_agent_env,  # after cases_agent: it moves the agent's clock past its grace
     cases_clearinghouse,
     cases_directory,
     cases_spec16,

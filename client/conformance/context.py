@@ -28,6 +28,7 @@ from tslic.protocol.messages.licensing import ReturnLicense
 from tslic.runtime.peer import open_peer
 
 from .basics import CONVERSATION, Judgement, OffsetClock, Role, SuiteConfig, Verdict
+from .peers import Peers
 from .wire import Crafter, Frame, Observation, RawClient, Transcript
 
 
@@ -44,6 +45,8 @@ class Context:
     # Retail codes for User CALs, held back by provisioning so that the cases about a server
     # without a User CAL pack (CAL-8, TEMP-9) run first; CAL-7 installs them.
     deferred_codes: list[str] = field(default_factory=list)
+    peers: Peers | None = None  # the doubles of --manifest, while the run lasts
+    origin: int = 0  # the target's virtual time when the run started (ms)
     greeting: Frame | None = None  # an agent's LicenseRequest, from the last open_raw
 
     @property

@@ -24,10 +24,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
-from tslic.protocol import ConnectionLost, TslicError
+from tslic.protocol import ConnectionLost, ServiceError, TslicError
 from tslic.protocol.rules import Level
+from tslic.runtime.clock import Clock, FileClock, WallClock
 
 from .basics import CONVERSATION as CONVERSATION
 from .basics import OffsetClock as OffsetClock
@@ -35,6 +37,8 @@ from .basics import Role, SuiteConfig, Verdict
 from .context import Context, judge_rejection
 from .evidence import write_evidence
 from .model import Case, Judgement, Result
+from .peers import Peers
+from .prepare import load_manifest
 from .provision import provision
 from .wire import Transcript
 
@@ -126,15 +130,45 @@ async def run_suite(
     cases: Sequence[Case],
     on_result: Callable[[Result], None] | None = None,
 ) -> SuiteReport:
-    """Run the selected cases in order and collect the report."""
+    """Run the selected cases in order and collect the report. With `--manifest`, the
+    target's peers it names are played by the suite for the length of the run."""
+    if config.manifest is None:
+        return await _run_cases(config, cases, on_result, None)
+    manifest = load_manifest(config.manifest)
+    if config.clock_file is None and manifest.get("clock_file"):
+        config.clock_file = Path(manifest["clock_file"])
+    servers = dict(manifest.get("license_servers", {}))
+    clock_file = config.clock_file
+    clock: Clock = FileClock(str(clock_file), poll=0.01) if clock_file else WallClock.starting(None)
+    peers = Peers(servers, clock)
+    async with trio.open_nursery() as nursery:
+        if isinstance(clock, FileClock):
+            nursery.start_soon(clock.watch)
+        try:
+            await nursery.start(peers.serve)
+        except OSError as exc:
+            raise ServiceError(f"cannot play the peers of {config.manifest}: {exc.strerror} "
+                               "(run `tslic conformance prepare` again)") from None  # fmt: skip
+        report = await _run_cases(config, cases, on_result, peers)
+        nursery.cancel_scope.cancel()
+    return report
+
+
+async def _run_cases(
+    config: SuiteConfig,
+    cases: Sequence[Case],
+    on_result: Callable[[Result], None] | None,
+    peers: Peers | None,
+) -> SuiteReport:
     started = time.time()
     t0 = time.monotonic()
-    ctx = Context(config)
+    ctx = Context(config, peers=peers)
     try:
         await ctx.sync_clock()
     except trio.TooSlowError:
         # A silent target is still tested: its cases will time out, with evidence.
         log.warning("the target %s did not answer in time; using the local clock", config.target)
+    ctx.origin = ctx.now()
     prepared: list[str] = []
     if config.clearinghouse and config.role is Role.LICENSE_SERVER:
         prepared = await provision(ctx)

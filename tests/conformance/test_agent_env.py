@@ -1,0 +1,102 @@
+"""The agent cases that need the suite to play the agent's license servers (the manifest of
+`tslic conformance prepare --role agent`), against tslic's own agent and against the agent with
+one rule broken by monkeypatching: each broken agent must get `fail` on its rule."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from tslic.client.conformance.basics import Role
+from tslic.client.conformance.catalogue import all_cases, load_spec
+from tslic.client.conformance.model import Result, Verdict
+from tslic.client.conformance.prepare import prepare
+from tslic.client.conformance.runner import SuiteConfig, run_suite
+from tslic.protocol.domain import WindowsVersion
+from tslic.runtime.clock import FileClock
+
+RULES = load_spec()
+ENV_RULES = ["GRACE-*", "EVT-*", "COMPAT-1", "DISC-8"]
+
+
+async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) -> (
+    dict[str, Result]
+):  # fmt: skip
+    from tslic.client.agent.config import AgentConfig, NamedAddress
+    from tslic.client.agent.service import Agent
+
+    manifest: dict[str, Any] = prepare(Role.AGENT, tmp_path / "prep", start_ms=1_100_000_000_000)
+    clock = FileClock(manifest["clock_file"], poll=0.01)
+    servers = tuple(NamedAddress(name=n, address=a)
+                    for n, a in manifest["license_servers"].items())  # fmt: skip
+    data = tmp_path / "agent"
+    wv = WindowsVersion(version)
+    config = (
+        AgentConfig(name="TSCONF", version=wv, handshake_timeout=0.5, registry_servers=servers)
+        if version == 2003
+        else AgentConfig(
+            name="TSCONF", version=wv, handshake_timeout=0.5, default_license_server=servers[0]
+        )
+    )
+    agent = Agent(config, data, clock)
+    events = f"{sys.executable} -m tslic.cli agent events --data {data} --json"
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(clock.watch)
+        address = await nursery.start(agent.serve)
+        cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=0.5,
+                          manifest=tmp_path / "prep" / "manifest.json", events_command=events,
+                          only=only)  # fmt: skip
+        report = await run_suite(cfg, all_cases(RULES))
+        agent.shutdown()
+        nursery.cancel_scope.cancel()
+    return {r.case.id: r for r in report.results}
+
+
+async def test_agent_passes_the_environment_cases(tmp_path: Path) -> None:
+    results = await run_agent(tmp_path, ENV_RULES)
+    bad = [f"{i}: {r.verdict} {r.actual} {r.notes}" for i, r in results.items()
+           if r.verdict is not Verdict.PASS and r.case.rule in {
+               "GRACE-1", "GRACE-3", "GRACE-8", "EVT-1", "EVT-3", "GRACE-7", "COMPAT-1",
+               "DISC-8"}]  # fmt: skip
+    assert not bad, "\n".join(bad)
+    assert not [r for r in results.values() if r.status != "ok"]
+
+
+def _short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent whose grace period lasts 30 days whatever its version."""
+    monkeypatch.setattr(WindowsVersion, "grace_days", property(lambda self: 30))
+
+
+def _accepts_2000_ls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2003 agent that uses a Windows 2000 license server which welcomed it."""
+    from tslic.client.agent import discovery
+
+    real = discovery.LicenseServers._after_hello
+
+    async def lax(self: Any, entry: Any, stream: Any, *, need_cert: bool) -> Any:
+        if stream.welcome.version == 2000:
+            entry.version = 2003  # forget that the server is a Windows 2000 one
+            object.__setattr__(stream.welcome, "version", 2003)
+        return await real(self, entry, stream, need_cert=need_cert)
+
+    monkeypatch.setattr(discovery.LicenseServers, "_after_hello", lax)
+
+
+@pytest.mark.parametrize(
+    ("patch", "only", "case_id"),
+    [
+        (_short_grace, ["GRACE-1"], "GRACE-1:grace-length"),
+        (_accepts_2000_ls, ["GRACE-3", "GRACE-1", "COMPAT-1"], "COMPAT-1:agent-refuses-2000-ls"),
+    ],
+    ids=["30-day grace", "2003 agent accepts a 2000 license server"],
+)
+async def test_broken_agent_fails_its_rule(
+    patch: Any, only: list[str], case_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch(monkeypatch)
+    results = await run_agent(tmp_path, only)
+    assert results[case_id].verdict is Verdict.FAIL, results[case_id]
