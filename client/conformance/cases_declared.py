@@ -42,18 +42,13 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "CAL-5": (frozenset({LS}), "observed by built-in-for-w2k-pro (informational)"),
     "CAL-11": (frozenset({LS}), _ACTIVATED),
     "CAL-12": (frozenset({AG}), _LAB),
-    "TEMP-4": (frozenset({AG}), _LAB), "TEMP-5": (frozenset({AG}), _LAB),
-    "TEMP-6": (frozenset({AG}), _LAB),
     "TEMP-11": (frozenset({AG}), "needs a client whose temporary license is 15 days from expiry"),
     "LEASE-2": (ALL_ROLES, "boundary instants need a clock moved to the millisecond"),
-    "LEASE-3": (frozenset({AG}), _LAB),
     "LEASE-5": (frozenset({LS}), "needs a permanent CAL from a server later deactivated"),
-    "LEASE-6": (frozenset({AG}), _LAB), "LEASE-7": (frozenset({AG}), _LAB),
     "LEASE-8": (frozenset({LS}), _ACTIVATED),
-    **{f"GRACE-{i}": (frozenset({AG}), _GRACE) for i in (2, 4, 5, 9)},
+    **{f"GRACE-{i}": (frozenset({AG}), _GRACE) for i in (4, 5, 9)},
     **{f"DISC-{i}": (frozenset({AG}), _LAB) for i in (1, 2, 3, 4, 5, 6, 7, 9, 10)},
     "SEC-3": (frozenset({LS}), "needs a group member of the other spelling in the directory"),
-    "SEC-4": (frozenset({AG}), _LOGS),
     "SEC-12": (frozenset({AG}), "needs a license signed under another root for the agent's "
                "client; forged-license checks the forged case"),
     "ACT-3": (frozenset({LS, CH}), "the method is an enumeration; unknown-enum checks the "
@@ -74,9 +69,8 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "DIR-6": (frozenset({DIR}), "needs a write (DirRegister) to a known computer"),
     "DIR-8": (frozenset({LS}), _LAB),
     "RDP-2": (frozenset({AG}), "a rule for clients; the suite is the client"),
-    "RDP-7": (frozenset({AG}), _LAB), "RDP-8": (frozenset({AG}), _LAB),
     "RDP-10": (frozenset({AG}), "a rule for clients; the suite is the client"),
-    **{f"EVT-{i}": (frozenset({AG}), _LOGS) for i in (4, 5, 6, 7, 12)},
+    "EVT-12": (frozenset({AG}), _LOGS),
 }  # fmt: skip
 
 

@@ -21,6 +21,8 @@ from . import (
     cases_admin_paging,
     cases_agent,
     cases_agent_env,
+    cases_agent_first,
+    cases_agent_lic,
     cases_clearinghouse,
     cases_declared,
     cases_directory,
@@ -42,6 +44,7 @@ from .model import Case, bind_rules
 DEFAULT_SPEC = Path(str(resources.files("tslic") / "PROTOCOL.md"))
 
 _MODULES = (
+    cases_agent_first,  # first: GRACE-2 needs an agent no client has spoken to yet
     cases_framing,
     cases_envelope,
     cases_replay,
@@ -54,8 +57,9 @@ _MODULES = (
     cases_ls_packs,
     cases_ls_time,
     cases_admin_paging,
-    cases_agent,
-    cases_agent_env,  # after cases_agent: it moves the agent's clock past its grace
+    cases_agent_env,  # moves the agent's clock past its grace, ends with a valid server
+    cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
+    cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
     cases_clearinghouse,
     cases_directory,
     cases_spec16,

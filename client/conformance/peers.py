@@ -9,7 +9,15 @@ Contract:
   - `lower-version`: a Windows 2000 license server that refuses a 2003 terminal server's Hello
     with LOWER_VERSION (COMPAT-2) and serves a 2000 one;
   - `lax-2000`: a Windows 2000 license server that welcomes a 2003 terminal server anyway and
-    issues it Windows 2000 TS CALs, so the terminal server's own check (COMPAT-1) is tested.
+    issues it Windows 2000 TS CALs, so the terminal server's own check (COMPAT-1) is tested;
+  - `refuse`: a 2003 license server with nothing to give: license requests are refused with
+    NO_LICENSE_AVAILABLE (renewals too);
+  - `not-in-group`: a 2003 license server whose security group leaves the terminal server
+    out: certificate and license requests are refused with NOT_IN_SECURITY_GROUP.
+  A valid double renews a presented permanent license for 60 days. Like a real license server
+  (SEC-9) it answers license requests only on a conversation whose Hello presented a chain it
+  issued, or after RequestTermServCert on it; otherwise ACCESS_DENIED. `mint` makes a license as
+  this server would have issued it earlier (the suite's client then presents it).
   Every request it receives is counted in `requests` (message name -> count), so a case can
   tell whether the target asked it for a license at all.
 - `Peers` owns the doubles a manifest (prepare.py) names, bound to the manifest's ports, for
@@ -19,6 +27,7 @@ Only protocol/ and runtime/ are used: client/ never imports server/.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -28,11 +37,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from tslic.protocol import Conversation, ErrorCode, ServiceError, pki
 from tslic.protocol.domain import (
     CalProduct,
+    ClientOS,
     LicenseKind,
     LicensingMode,
     PeerRole,
 )
-from tslic.protocol.licenses import sign_license
+from tslic.protocol.licenses import open_license, sign_license
 from tslic.protocol.messages import Message, Welcome
 from tslic.protocol.messages.licensing import (
     IssueLicense,
@@ -59,6 +69,8 @@ class LsMode(enum.StrEnum):
     VALID = "valid"
     LOWER_VERSION = "lower-version"
     LAX_2000 = "lax-2000"
+    REFUSE = "refuse"
+    NOT_IN_GROUP = "not-in-group"
 
 
 class LsDouble:
@@ -78,7 +90,7 @@ class LsDouble:
 
     @property
     def version(self) -> int:
-        return 2003 if self.mode is LsMode.VALID else 2000
+        return 2000 if self.mode in (LsMode.LOWER_VERSION, LsMode.LAX_2000) else 2003
 
     async def on_hello(self, peer: Peer) -> Welcome:
         self.requests["Hello"] += 1
@@ -94,8 +106,18 @@ class LsDouble:
         self.requests[type(request).__name__] += 1
         if self.mode is LsMode.DENY:
             raise ServiceError("access denied", code=ErrorCode.ACCESS_DENIED)
+        certified = peer.state.get("certified") or self._ours(peer.hello.cert_chain)
+        if not certified and not isinstance(request, RequestTermServCert):
+            raise ServiceError("present a terminal-server certificate from this license server"
+                               " (RequestTermServCert)", code=ErrorCode.ACCESS_DENIED)  # fmt: skip
+        if self.mode is LsMode.NOT_IN_GROUP and not isinstance(request, ReturnLicense):
+            raise ServiceError("this terminal server is not in the Terminal Services Computers"
+                               " group", code=ErrorCode.NOT_IN_SECURITY_GROUP)  # fmt: skip
         if isinstance(request, RequestTermServCert):
+            peer.state["certified"] = True
             return TermServCert(cert_chain=self._ts_chain(request))
+        if self.mode is LsMode.REFUSE and isinstance(request, IssueLicense | UpgradeLicenseRequest):
+            raise ServiceError("no license is available", code=ErrorCode.NO_LICENSE_AVAILABLE)
         if isinstance(request, IssueLicense | UpgradeLicenseRequest):
             return self._grant(request, int(peer.hello.version))
         if isinstance(request, MarkLicense):
@@ -104,6 +126,9 @@ class LsDouble:
             return LicenseReturned(license_id=request.license_id)
         raise ServiceError(f"{type(request).__name__} is not served by the suite's double",
                            code=ErrorCode.ACCESS_DENIED)  # fmt: skip
+
+    def _ours(self, chain: tuple[bytes, ...]) -> bool:
+        return bool(chain) and any(chain[0] == ours[0] for ours in self._chains.values())
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now() / 1000, UTC)
@@ -136,6 +161,13 @@ class LsDouble:
         return self._next_id
 
     def _grant(self, request: IssueLicense | UpgradeLicenseRequest, ts_version: int) -> Message:
+        if isinstance(request, UpgradeLicenseRequest):
+            presented = open_license(request.license).body
+            if presented.kind is LicenseKind.PERMANENT:  # a renewal (LEASE-4)
+                body = dataclasses.replace(presented, license_id=self._take_id(),
+                                           issued_at=self.clock.now(),
+                                           expires_at=self.clock.now() + 60 * DAY)  # fmt: skip
+                return self._granted(body, upgraded=True)
         if self.mode is LsMode.LAX_2000 or ts_version == 2000:
             product = CalProduct.W2000_TS_CAL
         elif request.mode is LicensingMode.PER_USER:
@@ -151,9 +183,25 @@ class LsDouble:
             client_os=request.client_os, mode=request.mode, issuer=self.name,
             license_server_id="", issued_at=now, expires_at=expires,
         )  # fmt: skip
+        return self._granted(body, upgraded=False)
+
+    def _granted(self, body: LicenseBody, *, upgraded: bool) -> LicenseGranted:
         blob = sign_license(self.key, self._chain(), body)
-        return LicenseGranted(license=blob, license_id=license_id, kind=LicenseKind.TEMPORARY,
-                              product=product, expires_at=expires)  # fmt: skip
+        return LicenseGranted(license=blob, license_id=body.license_id, kind=body.kind,
+                              product=body.product, expires_at=body.expires_at,
+                              upgraded=upgraded)  # fmt: skip
+
+    def mint(self, *, hwid: bytes, kind: LicenseKind, product: CalProduct, expires_at: int,
+             machine: str = "CONF-CLIENT") -> bytes:  # fmt: skip
+        """A license blob as this server would have issued it (signed by its key)."""
+        body = LicenseBody(
+            license_id=self._take_id(), kind=kind, product=product, hwid=hwid, machine=machine,
+            user="conformance", client_os=ClientOS.XP_PRO, mode=LicensingMode.PER_DEVICE,
+            issuer=self.name, license_server_id="",
+            issued_at=min(self.clock.now(), expires_at) - 60 * DAY,
+            expires_at=expires_at,
+        )  # fmt: skip
+        return sign_license(self.key, self._chain(), body)
 
 
 class Peers:
