@@ -271,6 +271,8 @@ async def expired_temporary(ctx: Context) -> Judgement:
       "CONF-LS2, and event 1043 reported (with --events-command)",), roles=AGENT)  # fmt: skip
 async def not_in_group(ctx: Context) -> Judgement:
     try:
+        ls1, _ = _doubles(ctx)
+        refused_before = ls1.requests["RequestTermServCert"]
         await _rediscover(ctx, LsMode.NOT_IN_GROUP, LsMode.VALID)
     except Unprepared as why:
         return _unsupported(why)
@@ -279,7 +281,12 @@ async def not_in_group(ctx: Context) -> Judgement:
     def licensed(ex: Exchange, alert: object) -> bool:
         return any(f.name == "NewLicense" for f in ex.frames)
 
-    ex, _ = await _until(ctx, licensed)
+    def passed_on(ex: Exchange, alert: object) -> bool:
+        # re-discovery reaches CONF-LS1 (first in order) in the background: wait for its
+        # refusal of the certificate request, then for a license through CONF-LS2
+        return licensed(ex, alert) and ls1.requests["RequestTermServCert"] > refused_before
+
+    ex, _ = await _until(ctx, passed_on)
     if not licensed(ex, None):
         return Judgement(Verdict.FAIL, f"answered {_outcome(ex)}")
     try:

@@ -51,19 +51,13 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "SEC-3": (frozenset({LS}), "needs a group member of the other spelling in the directory"),
     "SEC-12": (frozenset({AG}), "needs a license signed under another root for the agent's "
                "client; forged-license checks the forged case"),
-    "ACT-3": (frozenset({LS, CH}), "the method is an enumeration; unknown-enum checks the "
+    "ACT-3": (frozenset({LS}), "the method is an enumeration; unknown-enum checks the "
               "refusal of unknown values"),
     "ACT-8": (frozenset({LS}), "needs a deactivation through a Clearinghouse"),
     "ACT-9": (frozenset({LS}), "needs a reactivation through a Clearinghouse"),
     "ACT-11": (frozenset({LS}), "needs the operator's code from a Clearinghouse web page"),
-    "ACT-12": (frozenset({CH}), "needs a telephone session (tslic clearinghouse phone)"),
-    "ACT-13": (frozenset({CH}), "code syntax is checked by tests/protocol/test_codes.py"),
-    "CH-2": (frozenset({CH}), _CH_DATA), "CH-3": (frozenset({CH}), _CH_DATA),
-    "CH-4": (frozenset({CH}), _CH_DATA), "CH-5": (frozenset({CH}), _CH_DATA),
-    "CH-6": (frozenset({CH}), "needs the Clearinghouse's clock past 2007-06-30"),
-    "CH-7": (frozenset({CH}), _CH_DATA), "CH-8": (frozenset({LS}), _CH_DATA),
-    "CH-10": (frozenset({CH}), _CH_DATA), "CH-11": (frozenset({CH}), "records are internal"),
-    "CH-12": (frozenset({CH}), _CH_DATA),
+    "CH-8": (frozenset({LS}), _CH_DATA),
+    "CH-11": (frozenset({CH}), "records are internal"),
     "DIR-1": (frozenset({DIR}), "needs a published enterprise license server (a write)"),
     "DIR-3": (frozenset({DIR}), "needs writes with the enterprise-admin credential"),
     "DIR-6": (frozenset({DIR}), "needs a write (DirRegister) to a known computer"),

@@ -23,6 +23,7 @@ from . import (
     cases_agent_env,
     cases_agent_first,
     cases_agent_lic,
+    cases_ch_rules,
     cases_clearinghouse,
     cases_declared,
     cases_directory,
@@ -61,6 +62,7 @@ _MODULES = (
     cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
     cases_clearinghouse,
+    cases_ch_rules,  # after cases_clearinghouse; its last case moves the clock to 2007
     cases_directory,
     cases_spec16,
     cases_declared,

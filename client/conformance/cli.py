@@ -161,6 +161,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prep.add_argument("--events-command", default="", metavar="CMD",
                       help="a command printing the target's events as a JSON array of "
                       "{id, ...} (e.g. `tslic agent events --data DIR --json`)")  # fmt: skip
+    prep.add_argument(
+        "--web",
+        default="",
+        metavar="HOST:PORT",
+        help="a Clearinghouse target's web pages (the readiness line's web)",
+    )
     prep.add_argument("--out", type=Path, default=None, metavar="DIR",
                       help="prepare: where to write manifest.json and the clock file")  # fmt: skip
     prep.add_argument("--slow-delay", type=float, default=0.05, metavar="SECONDS",
@@ -217,6 +223,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         retail_codes=tuple(args.retail_code),
         manifest=args.manifest,
         events_command=args.events_command,
+        web=args.web,
         argv=argv or [],
     )
 
@@ -315,6 +322,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     except (OSError, ServiceError) as exc:
         return _usage(f"cannot prepare {args.out}: {exc}")
     print(json.dumps(manifest, indent=1))
+    for command in manifest.get("target_setup", []):
+        print("prepare the target's data with:\n  " + shlex.join(command))
     print("start the target with:\n  " + shlex.join(manifest["target_command"]))
     print("then run:\n  " + shlex.join(manifest["suite_command"]))
     return 0

@@ -47,6 +47,7 @@ class Context:
     deferred_codes: list[str] = field(default_factory=list)
     peers: Peers | None = None  # the doubles of --manifest, while the run lasts
     origin: int = 0  # the target's virtual time when the run started (ms)
+    manifest: dict[str, Any] = field(default_factory=dict)  # --manifest, as prepare wrote it
     greeting: Frame | None = None  # an agent's LicenseRequest, from the last open_raw
 
     @property

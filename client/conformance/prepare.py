@@ -15,6 +15,7 @@ docs/CONFORMANCE.md §2; fields are only added.
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 from tslic.protocol import ErrorCode, ServiceError
 from tslic.protocol.clock import ClockSpec
+from tslic.protocol.codes import ALPHABET, make_retail_code
 from tslic.runtime.clock import write_clock_file
 from tslic.runtime.files import write_atomic
 
@@ -29,6 +31,7 @@ from .basics import Role
 
 SCHEMA = "tslic-conformance/1/manifest"
 LICENSE_SERVERS = ("CONF-LS1", "CONF-LS2")
+CH_START = 1_072_915_200_000  # 2004-01-01: the transition offer is open (CH-5, CH-6)
 
 
 def _free_port() -> int:
@@ -43,7 +46,8 @@ def prepare(role: Role, out_dir: Path, *, start_ms: int | None = None) -> dict[s
     """Write the manifest and clock file for a run against a target of `role`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     clock = out_dir / "clock"
-    start = start_ms if start_ms is not None else int(time.time() * 1000)
+    default = CH_START if role is Role.CLEARINGHOUSE else int(time.time() * 1000)
+    start = start_ms if start_ms is not None else default
     write_clock_file(str(clock), ClockSpec(start=start, anchor=time.time(), speed=1.0))
     manifest: dict[str, Any] = {"schema": SCHEMA, "role": str(role), "clock_file": str(clock)}
     start_target = ["--clock-file", str(clock)]
@@ -57,6 +61,8 @@ def prepare(role: Role, out_dir: Path, *, start_ms: int | None = None) -> dict[s
                                       "CONF-TS", "--data", str(data), "--listen",
                                       "127.0.0.1:0", *start_target]  # fmt: skip
         manifest["events_command"] = f"tslic agent events --data {data} --json"
+    elif role is Role.CLEARINGHOUSE:
+        _clearinghouse(manifest, out_dir, start_target)
     else:
         manifest["target_command"] = ["...", *start_target]
     path = str(out_dir / "manifest.json")
@@ -66,6 +72,46 @@ def prepare(role: Role, out_dir: Path, *, start_ms: int | None = None) -> dict[s
         manifest["suite_command"] += ["--events-command", manifest["events_command"]]
     write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
     return manifest
+
+
+def _clearinghouse(manifest: dict[str, Any], out_dir: Path, start_target: list[str]) -> None:
+    """Purchases for the Clearinghouse cases, with the commands that register them: an Open
+    License (8 digits, 15 characters), a Select agreement (7 digits), a retail pack, and three
+    Windows XP Professional keys, two bought before 24 April 2003 and one on that day."""
+    rng = secrets.SystemRandom()
+    digits = "".join(rng.choice("0123456789") for _ in range(15))
+    letters = "".join(rng.choice(ALPHABET) for _ in range(100))
+    purchases: dict[str, Any] = {
+        "product": "w2003-device-cal",
+        "open_license": {"license_number": "1" + digits[:7], "authorization_number":
+                         letters[:15], "count": 5},
+        "agreement": {"program": "select", "number": "2" + digits[7:13], "count": 5},
+        "retail": {"code": make_retail_code(secrets.token_bytes(16)), "count": 3},
+        "xp_eligible": [letters[15:40], letters[40:65]],  # acquired 2003-04-23
+        "xp_ineligible": letters[65:90],  # acquired 2003-04-24: not eligible (CH-5)
+    }  # fmt: skip
+    manifest["purchases"] = purchases
+    data = str(out_dir / "ch")
+    product = ["--product", purchases["product"]]
+    op, ag = purchases["open_license"], purchases["agreement"]
+    setup = [
+        ["tslic", "clearinghouse", "add-open", "--data", data, *product, "--count",
+         str(op["count"]), "--license-number", op["license_number"],
+         "--authorization-number", op["authorization_number"]],
+        ["tslic", "clearinghouse", "add-agreement", "--data", data, *product, "--count",
+         str(ag["count"]), "--program", ag["program"], "--number", ag["number"]],
+        ["tslic", "clearinghouse", "add-retail", "--data", data, *product, "--count",
+         str(purchases["retail"]["count"]), "--code", purchases["retail"]["code"]],
+        *(["tslic", "clearinghouse", "add-xp", "--data", data, "--key", key, "--acquired",
+           "2003-04-23", "--channel", "retail"] for key in purchases["xp_eligible"]),
+        ["tslic", "clearinghouse", "add-xp", "--data", data, "--key",
+         purchases["xp_ineligible"], "--acquired", "2003-04-24", "--channel", "retail"],
+    ]  # fmt: skip
+    manifest["target_setup"] = setup
+    manifest["target_command"] = ["tslic", "clearinghouse", "serve", "--data", data,
+                                  "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0",
+                                  *start_target]  # fmt: skip
+    manifest["web"] = 'WEB (the readiness line\'s "web"): give it to the run as --web'
 
 
 def load_manifest(path: Path) -> dict[str, Any]:

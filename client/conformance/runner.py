@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 from tslic.protocol import ConnectionLost, ServiceError, TslicError
@@ -133,7 +134,7 @@ async def run_suite(
     """Run the selected cases in order and collect the report. With `--manifest`, the
     target's peers it names are played by the suite for the length of the run."""
     if config.manifest is None:
-        return await _run_cases(config, cases, on_result, None)
+        return await _run_cases(config, cases, on_result, None, {})
     manifest = load_manifest(config.manifest)
     if config.clock_file is None and manifest.get("clock_file"):
         config.clock_file = Path(manifest["clock_file"])
@@ -149,7 +150,7 @@ async def run_suite(
         except OSError as exc:
             raise ServiceError(f"cannot play the peers of {config.manifest}: {exc.strerror} "
                                "(run `tslic conformance prepare` again)") from None  # fmt: skip
-        report = await _run_cases(config, cases, on_result, peers)
+        report = await _run_cases(config, cases, on_result, peers, manifest)
         nursery.cancel_scope.cancel()
     return report
 
@@ -159,10 +160,11 @@ async def _run_cases(
     cases: Sequence[Case],
     on_result: Callable[[Result], None] | None,
     peers: Peers | None,
+    manifest: dict[str, Any],
 ) -> SuiteReport:
     started = time.time()
     t0 = time.monotonic()
-    ctx = Context(config, peers=peers)
+    ctx = Context(config, peers=peers, manifest=manifest)
     try:
         await ctx.sync_clock()
     except trio.TooSlowError:
