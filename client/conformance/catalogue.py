@@ -31,6 +31,7 @@ from . import (
     cases_framing,
     cases_license_server,
     cases_limits,
+    cases_ls_activation,  # deactivates and reactivates the target
     cases_ls_cal,
     cases_ls_packs,
     cases_ls_time,
@@ -56,6 +57,7 @@ _MODULES = (
     cases_ls_wire,
     cases_ls_cal,  # before cases_ls_time, whose last case moves the clock years ahead
     cases_ls_packs,
+    cases_ls_activation,  # deactivates and reactivates the target
     cases_ls_time,
     cases_admin_paging,
     cases_agent_env,  # moves the agent's clock past its grace, ends with a valid server

@@ -48,6 +48,7 @@ class Context:
     peers: Peers | None = None  # the doubles of --manifest, while the run lasts
     origin: int = 0  # the target's virtual time when the run started (ms)
     manifest: dict[str, Any] = field(default_factory=dict)  # --manifest, as prepare wrote it
+    shared: dict[str, Any] = field(default_factory=dict)  # what one case leaves the next
     greeting: Frame | None = None  # an agent's LicenseRequest, from the last open_raw
 
     @property

@@ -21,7 +21,8 @@ Contract:
   Every request it receives is counted in `requests` (message name -> count), so a case can
   tell whether the target asked it for a license at all.
 - `Peers` owns the doubles a manifest (prepare.py) names, bound to the manifest's ports, for
-  the length of a run (`Peers.serve` under `nursery.start`).
+  the length of a run (`Peers.serve` under `nursery.start`), including the Clearinghouse of a
+  license-server target (chdouble.py).
 Only protocol/ and runtime/ are used: client/ never imports server/.
 """
 
@@ -58,7 +59,9 @@ from tslic.protocol.messages.licensing import (
 from tslic.protocol.messages.records import LicenseBody
 from tslic.runtime.clock import Clock
 from tslic.runtime.peer import split_address
-from tslic.runtime.service import Limits, Peer, Server
+from tslic.runtime.service import Limits, Peer, Server, Service
+
+from .chdouble import ChDouble
 
 DAY = 86_400_000
 TEMPORARY_DAYS = 90  # §3.2 (the suite's own figure, not the implementation's constant)
@@ -205,11 +208,15 @@ class LsDouble:
 
 
 class Peers:
-    """The doubles of one run, bound to the addresses a manifest gives."""
+    """The doubles of one run, bound to the addresses a manifest gives: license servers (agent
+    targets) and a Clearinghouse (license-server targets, chdouble.py)."""
 
-    def __init__(self, servers: dict[str, str], clock: Clock) -> None:
+    def __init__(self, servers: dict[str, str], clock: Clock,
+                 clearinghouse: tuple[str, ChDouble] | None = None) -> None:  # fmt: skip
         self.addresses = dict(servers)  # name -> "host:port"
         self.license_servers = {name: LsDouble(name, clock) for name in servers}
+        self.clearinghouse = clearinghouse[1] if clearinghouse else None
+        self._ch_address = clearinghouse[0] if clearinghouse else ""
         self._servers: list[Server] = []
         self.clock = clock
 
@@ -224,10 +231,15 @@ class Peers:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind every double to its manifest address; run until cancelled."""
+        services: list[tuple[str, Service]] = [
+            (self.addresses[name], double) for name, double in self.license_servers.items()
+        ]
+        if self.clearinghouse is not None:
+            services.append((self._ch_address, self.clearinghouse))
         async with trio.open_nursery() as nursery:
-            for name, double in self.license_servers.items():
-                host, port = split_address(self.addresses[name])
-                server = Server(double, key=Ed25519PrivateKey.generate(), clock=self.clock,
+            for address, service in services:
+                host, port = split_address(address)
+                server = Server(service, key=Ed25519PrivateKey.generate(), clock=self.clock,
                                 limits=Limits(handshake_timeout=5.0))  # fmt: skip
                 self._servers.append(server)
                 await nursery.start(server.serve, host, port)

@@ -18,14 +18,16 @@ import json
 import secrets
 import socket
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from tslic.protocol import ErrorCode, ServiceError
 from tslic.protocol.clock import ClockSpec
 from tslic.protocol.codes import ALPHABET, make_retail_code
+from tslic.protocol.pki import make_root
 from tslic.runtime.clock import write_clock_file
-from tslic.runtime.files import write_atomic
+from tslic.runtime.files import load_or_create_key, write_atomic, write_certs
 
 from .basics import Role
 
@@ -61,6 +63,8 @@ def prepare(role: Role, out_dir: Path, *, start_ms: int | None = None) -> dict[s
                                       "CONF-TS", "--data", str(data), "--listen",
                                       "127.0.0.1:0", *start_target]  # fmt: skip
         manifest["events_command"] = f"tslic agent events --data {data} --json"
+    elif role is Role.LICENSE_SERVER:
+        _license_server(manifest, out_dir, start_target)
     elif role is Role.CLEARINGHOUSE:
         _clearinghouse(manifest, out_dir, start_target)
     else:
@@ -68,10 +72,38 @@ def prepare(role: Role, out_dir: Path, *, start_ms: int | None = None) -> dict[s
     path = str(out_dir / "manifest.json")
     manifest["suite_command"] = ["tslic", "conformance", "--role", str(role), "--target",
                                  "TARGET", "--manifest", path]  # fmt: skip
+    if "admin_credential" in manifest:
+        manifest["suite_command"] += ["--admin-credential", manifest["admin_credential"]]
     if "events_command" in manifest:
         manifest["suite_command"] += ["--events-command", manifest["events_command"]]
     write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
     return manifest
+
+
+def _license_server(manifest: dict[str, Any], out_dir: Path, start_target: list[str]) -> None:
+    """The Clearinghouse the suite plays: its root (key and certificate), its address, and
+    two retail codes it will grant (30 Per Device CALs, 5 User CALs)."""
+    key = load_or_create_key(out_dir / "ch-root.key")
+    now = datetime.now(UTC)
+    until = max(now, datetime(2030, 1, 1, tzinfo=UTC)) + timedelta(days=3650)
+    root = make_root(key, name="tslic conformance Clearinghouse", serial=1,
+                     not_before=datetime(2000, 1, 1, tzinfo=UTC), not_after=until)  # fmt: skip
+    write_certs(out_dir / "root.pem", [root])
+    address = f"127.0.0.1:{_free_port()}"
+    codes = {make_retail_code(secrets.token_bytes(16)): ("w2003-device-cal", 30),
+             make_retail_code(secrets.token_bytes(16)): ("w2003-user-cal", 5)}  # fmt: skip
+    manifest["clearinghouse"] = {
+        "address": address,
+        "root_key": str(out_dir / "ch-root.key"),
+        "retail_codes": {c: list(v) for c, v in codes.items()},
+    }
+    manifest["trust_root"] = str(out_dir / "root.pem")
+    data = out_dir / "ls"
+    manifest["target_command"] = ["tslic", "server", "--version", "2003", "--name", "CONF-LS",
+                                  "--data", str(data), "--listen", "127.0.0.1:0", *start_target,
+                                  "--clearinghouse", address, "--trust-root",
+                                  str(out_dir / "root.pem")]  # fmt: skip
+    manifest["admin_credential"] = str(data / "admin.key")
 
 
 def _clearinghouse(manifest: dict[str, Any], out_dir: Path, start_target: list[str]) -> None:

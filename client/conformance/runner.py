@@ -29,12 +29,15 @@ from typing import Any
 
 import trio
 from tslic.protocol import ConnectionLost, ServiceError, TslicError
+from tslic.protocol.domain import CalProduct
 from tslic.protocol.rules import Level
 from tslic.runtime.clock import Clock, FileClock, WallClock
+from tslic.runtime.files import load_key, read_certs
 
 from .basics import CONVERSATION as CONVERSATION
 from .basics import OffsetClock as OffsetClock
 from .basics import Role, SuiteConfig, Verdict
+from .chdouble import ChDouble
 from .context import Context, judge_rejection
 from .evidence import write_evidence
 from .model import Case, Judgement, Result
@@ -141,7 +144,7 @@ async def run_suite(
     servers = dict(manifest.get("license_servers", {}))
     clock_file = config.clock_file
     clock: Clock = FileClock(str(clock_file), poll=0.01) if clock_file else WallClock.starting(None)
-    peers = Peers(servers, clock)
+    peers = Peers(servers, clock, clearinghouse_double(manifest, config, clock))
     async with trio.open_nursery() as nursery:
         if isinstance(clock, FileClock):
             nursery.start_soon(clock.watch)
@@ -153,6 +156,30 @@ async def run_suite(
         report = await _run_cases(config, cases, on_result, peers, manifest)
         nursery.cancel_scope.cancel()
     return report
+
+
+def clearinghouse_double(
+    manifest: dict[str, Any], config: SuiteConfig, clock: Clock
+) -> tuple[str, ChDouble] | None:
+    """The manifest's Clearinghouse for a license-server target, and what the run then does
+    with it: activate the target through it and install its retail codes (provision.py)."""
+    ch = manifest.get("clearinghouse")
+    if config.role is not Role.LICENSE_SERVER or not isinstance(ch, dict):
+        return None
+    try:
+        key = load_key(Path(ch["root_key"]))
+        root = read_certs(Path(manifest["trust_root"]))[0]
+        catalogue = {code: (CalProduct(p), int(n)) for code, (p, n) in ch["retail_codes"].items()}
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise ServiceError(f"the manifest's Clearinghouse is incomplete: {exc}") from None
+    if not config.clearinghouse:
+        config.clearinghouse = str(ch["address"])
+        config.retail_codes = tuple(catalogue)
+    if config.trust_root is None:
+        config.trust_root = Path(manifest["trust_root"])
+    if config.admin_credential is None and manifest.get("admin_credential"):
+        config.admin_credential = Path(manifest["admin_credential"])
+    return str(ch["address"]), ChDouble(key, root, clock, catalogue)
 
 
 async def _run_cases(

@@ -71,7 +71,7 @@ async def run_activated(tmp_path: Path, only: Sequence[str], *, user_cals: bool 
 
 def assert_all_pass(results: dict[str, Result], must_pass: Sequence[str]) -> None:
     bad = [f"{i}: {r.verdict} {r.actual} {r.notes}" for i, r in results.items()
-           if r.status != "ok"]  # fmt: skip
+           if r.status not in ("ok", "xfail")]  # fmt: skip
     assert not bad, "\n".join(bad)
     for case_id in must_pass:
         assert results[case_id].verdict is Verdict.PASS, results[case_id]
@@ -172,3 +172,50 @@ async def test_broken_license_server_fails_its_rule(
     patch(monkeypatch)
     results = await run_activated(tmp_path, only, user_cals=False)
     assert results[case_id].verdict is Verdict.FAIL, results[case_id]
+
+
+# ---- the suite plays the Clearinghouse (prepare --role license-server) ----------------------
+
+# Known gap of tslic's license server: a key pack grant whose signature does not verify is
+# refused with INTERNAL_ERROR instead of INVALID_LICENSE (server/license_server/admin.py
+# _open). An expected failure: when it is fixed the xpass fails this test, so drop it here.
+LS_CH_GAPS = ("CH-8:bad-grant-refused",)
+
+
+async def run_with_suite_clearinghouse(tmp_path: Path, only: Sequence[str]) -> (
+    dict[str, Result]
+):  # fmt: skip
+    from tslic.client.conformance.prepare import prepare
+    from tslic.runtime.files import read_certs
+    from tslic.server.license_server.config import Config
+    from tslic.server.license_server.daemon import LicenseServer
+
+    manifest = prepare(Role.LICENSE_SERVER, tmp_path / "prep", start_ms=1_100_000_000_000)
+    clock = FileClock(manifest["clock_file"], poll=0.01)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(clock.watch)
+        ls = LicenseServer(
+            Config(name="CONF-LS", version=WindowsVersion.W2003, data_dir=tmp_path / "prep" / "ls",
+                   clearinghouse=manifest["clearinghouse"]["address"],
+                   trust_root=read_certs(Path(manifest["trust_root"]))[0]),
+            clock, limits=FAST,
+        )  # fmt: skip
+        address = await nursery.start(ls.serve)
+        cfg = SuiteConfig(target=address, role=Role.LICENSE_SERVER, timeout=2.0,
+                          handshake_timeout=0.5, manifest=tmp_path / "prep" / "manifest.json",
+                          only=only, expect_fail=LS_CH_GAPS)  # fmt: skip
+        report = await run_suite(cfg, all_cases(RULES))
+        ls.shutdown()
+        nursery.cancel_scope.cancel()
+    return {r.case.id: r for r in report.results}
+
+
+async def test_license_server_with_the_suites_clearinghouse(tmp_path: Path) -> None:
+    results = await run_with_suite_clearinghouse(tmp_path, [*LICENSING, "ACT-*", "CH-8"])
+    assert_all_pass(results, [
+        "ACT-3:three-methods", "ACT-8:deactivated-issues-no-permanent",
+        "LEASE-5:deactivated-refuses-renewal", "ACT-9:reactivated-keeps-licenses",
+        "ACT-11:telephone-two-steps", "CAL-2:license-upgrade", "CAL-7:user-cal-uncounted",
+        "TEMP-9:per-user-temporary-not-upgraded", "LEASE-4:renewal-within-7-days",
+    ])  # fmt: skip
+    assert results["CH-8:bad-grant-refused"].status == "xfail"
