@@ -98,6 +98,7 @@ class SuiteConfig:
     retail_codes: Sequence[str] = ()  # --retail-code: installed after activation
     manifest: Path | None = None  # --manifest: the peers prepare.py chose (agent targets)
     events_command: str = ""  # --events-command: prints the target's events as JSON
+    status_command: str = ""  # --status-command: prints the target's status as JSON
     web: str = ""  # --web: a Clearinghouse target's web pages (HOST:PORT)
     argv: Sequence[str] = ()  # the command line, for rerun commands
 

@@ -30,7 +30,7 @@ from .cases_agent import Exchange, _alert, exchange
 from .context import Context
 from .lsclient import move_clock
 from .model import Case, Judgement, Role, Verdict, case
-from .peers import LsMode
+from .peers import LsDouble, LsMode
 
 CASES: list[Case] = []
 AGENT = frozenset({Role.AGENT})
@@ -54,11 +54,29 @@ def _need_peers(ctx: Context) -> None:
 
 
 def _version(ctx: Context) -> int:
-    """The agent's version from its LicenseRequest greeting (ProductInfo.version 5.0 / 5.2)."""
+    """The agent's version from its LicenseRequest greeting (ProductInfo.version 5.0 / 5.2),
+    remembered for the later cases of the run."""
+    if ctx.greeting is None and "agent_version" in ctx.shared:
+        return int(ctx.shared["agent_version"])
     body: dict[str, Any] = (ctx.greeting.body or {}) if ctx.greeting else {}
     product = body.get("product") or {}
     value = int(product.get("version", 0)) if isinstance(product, dict) else 0
-    return 2000 if value and value & 0xFFFF == 0 else 2003
+    version = 2000 if value and value & 0xFFFF == 0 else 2003
+    ctx.shared["agent_version"] = version
+    return version
+
+
+def pair(ctx: Context) -> tuple[LsDouble, LsDouble]:
+    """The agent's first two configured or found license servers, in its discovery order:
+    CONF-LS1 and CONF-LS2 (LicenseServers) for 2003; CONF-LS1 (DefaultLicenseServer) and
+    CONF-DC (a domain controller) for 2000. The other doubles are left as they are."""
+    _need_peers(ctx)
+    assert ctx.peers is not None
+    servers = ctx.peers.license_servers
+    second = "CONF-LS2" if _version(ctx) == 2003 else "CONF-DC"
+    if "CONF-LS1" not in servers or second not in servers:
+        raise Unprepared("the manifest lacks CONF-LS1 or " + second)
+    return servers["CONF-LS1"], servers[second]
 
 
 def _outcome(ex: Exchange) -> str:
@@ -223,17 +241,18 @@ async def first_valid(ctx: Context) -> Judgement:
     except Unprepared as why:
         return Judgement(Verdict.UNSUPPORTED, str(why))
     assert ctx.peers is not None
-    doubles = list(ctx.peers.license_servers.values())
-    for double, mode in zip(doubles, (LsMode.DENY, LsMode.VALID), strict=False):
-        double.mode = mode
+    await ctx.open_raw()
+    ctx.peers.set_all(LsMode.DENY)
+    _, second = pair(ctx)
+    second.mode = LsMode.VALID
     await move_clock(ctx, REDISCOVER)
 
     def licensed(ex: Exchange, alert: tuple[int, int, int] | None) -> bool:
         return any(f.name == "NewLicense" for f in ex.frames)
 
     ex, _ = await _until(ctx, licensed)
-    asked = doubles[-1].requests["IssueLicense"]
+    asked = second.requests["IssueLicense"]
     if licensed(ex, None) and asked:
-        return Judgement(Verdict.PASS, f"{_outcome(ex)} ({asked} request(s) to {doubles[-1].name})")
-    return Judgement(Verdict.FAIL, f"answered {_outcome(ex)}; {doubles[-1].name} was asked "
+        return Judgement(Verdict.PASS, f"{_outcome(ex)} ({asked} request(s) to {second.name})")
+    return Judgement(Verdict.FAIL, f"answered {_outcome(ex)}; {second.name} was asked "
                      f"{asked} time(s)")  # fmt: skip

@@ -21,7 +21,15 @@ from tslic.protocol.licenses import open_license
 from tslic.protocol.messages.rdp import ClientLogon, DisconnectReason, RdpError, StateTransition
 
 from .cases_agent import Exchange, _alert, exchange
-from .cases_agent_env import REDISCOVER, Unprepared, _events, _need_peers, _outcome, _version
+from .cases_agent_env import (
+    REDISCOVER,
+    Unprepared,
+    _events,
+    _need_peers,
+    _outcome,
+    _version,
+    pair,
+)
 from .context import Context
 from .lsclient import move_clock
 from .model import Case, Judgement, Role, Verdict, case
@@ -35,12 +43,7 @@ NO_LICENSE = int(RdpError.ERR_NO_LICENSE)
 
 
 def _doubles(ctx: Context) -> tuple[LsDouble, LsDouble]:
-    _need_peers(ctx)
-    assert ctx.peers is not None
-    doubles = list(ctx.peers.license_servers.values())
-    if len(doubles) < 2:
-        raise Unprepared("the manifest names fewer than two license servers")
-    return doubles[0], doubles[-1]
+    return pair(ctx)
 
 
 async def _session(ctx: Context, *, logon: bool | None = None, **kw: Any) -> (
@@ -152,8 +155,8 @@ async def renews(ctx: Context) -> Judgement:
     renewed = last is not None and last.name == "UpgradeLicense" and last.body is not None \
         and bytes(last.body["license"]) != blob  # fmt: skip
     if asked and renewed:
-        return Judgement(Verdict.PASS, f"{_outcome(ex)}: renewed through CONF-LS2")
-    return Judgement(Verdict.FAIL, f"{_outcome(ex)}; {asked} renewal request(s) to CONF-LS2")
+        return Judgement(Verdict.PASS, f"{_outcome(ex)}: renewed through {ls2.name}")
+    return Judgement(Verdict.FAIL, f"{_outcome(ex)}; {asked} renewal request(s) to {ls2.name}")
 
 
 async def _ensure_await(ctx: Context) -> None:

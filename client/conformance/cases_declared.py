@@ -45,8 +45,8 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "TEMP-11": (frozenset({AG}), "needs a client whose temporary license is 15 days from expiry"),
     "LEASE-2": (ALL_ROLES, "boundary instants need a clock moved to the millisecond"),
     "LEASE-8": (frozenset({LS}), _ACTIVATED),
-    **{f"GRACE-{i}": (frozenset({AG}), _GRACE) for i in (4, 5, 9)},
-    **{f"DISC-{i}": (frozenset({AG}), _LAB) for i in (1, 2, 3, 4, 5, 6, 7, 9, 10)},
+    **{f"GRACE-{i}": (frozenset({AG}), _GRACE) for i in (4, 9)},
+    **{f"DISC-{i}": (frozenset({AG}), _LAB) for i in (2, 4, 5, 6, 10)},
     "SEC-3": (frozenset({LS}), "needs a group member of the other spelling in the directory"),
     "SEC-12": (frozenset({AG}), "needs a license signed under another root for the agent's "
                "client; forged-license checks the forged case"),

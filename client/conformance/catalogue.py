@@ -20,6 +20,7 @@ from tslic.protocol.rules import Rule, rules_by_id
 from . import (
     cases_admin_paging,
     cases_agent,
+    cases_agent_disc,
     cases_agent_env,
     cases_agent_first,
     cases_agent_lic,
@@ -62,6 +63,7 @@ _MODULES = (
     cases_admin_paging,
     cases_agent_env,  # moves the agent's clock past its grace, ends with a valid server
     cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
+    cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
     cases_clearinghouse,
     cases_ch_rules,  # after cases_clearinghouse; its last case moves the clock to 2007

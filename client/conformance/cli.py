@@ -223,6 +223,7 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         retail_codes=tuple(args.retail_code),
         manifest=args.manifest,
         events_command=args.events_command,
+        status_command=args.status_command,
         web=args.web,
         argv=argv or [],
     )
@@ -318,7 +319,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     if not args.role or args.out is None:
         return _usage("prepare needs --role and --out DIR")
     try:
-        manifest = prepare(Role(args.role), args.out)
+        manifest = prepare(Role(args.role), args.out, version=args.agent_version)
     except (OSError, ServiceError) as exc:
         return _usage(f"cannot prepare {args.out}: {exc}")
     print(json.dumps(manifest, indent=1))

@@ -62,6 +62,7 @@ from tslic.runtime.peer import split_address
 from tslic.runtime.service import Limits, Peer, Server, Service
 
 from .chdouble import ChDouble
+from .dirdouble import DirDouble
 
 DAY = 86_400_000
 TEMPORARY_DAYS = 90  # §3.2 (the suite's own figure, not the implementation's constant)
@@ -212,9 +213,12 @@ class Peers:
     targets) and a Clearinghouse (license-server targets, chdouble.py)."""
 
     def __init__(self, servers: dict[str, str], clock: Clock,
-                 clearinghouse: tuple[str, ChDouble] | None = None) -> None:  # fmt: skip
+                 clearinghouse: tuple[str, ChDouble] | None = None,
+                 directory: tuple[str, DirDouble] | None = None) -> None:  # fmt: skip
         self.addresses = dict(servers)  # name -> "host:port"
         self.license_servers = {name: LsDouble(name, clock) for name in servers}
+        self.directory = directory[1] if directory else None
+        self._dir_address = directory[0] if directory else ""
         self.clearinghouse = clearinghouse[1] if clearinghouse else None
         self._ch_address = clearinghouse[0] if clearinghouse else ""
         self._servers: list[Server] = []
@@ -236,6 +240,8 @@ class Peers:
         ]
         if self.clearinghouse is not None:
             services.append((self._ch_address, self.clearinghouse))
+        if self.directory is not None:
+            services.append((self._dir_address, self.directory))
         async with trio.open_nursery() as nursery:
             for address, service in services:
                 host, port = split_address(address)

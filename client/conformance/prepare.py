@@ -32,7 +32,8 @@ from tslic.runtime.files import load_or_create_key, write_atomic, write_certs
 from .basics import Role
 
 SCHEMA = "tslic-conformance/1/manifest"
-LICENSE_SERVERS = ("CONF-LS1", "CONF-LS2")
+LICENSE_SERVERS = ("CONF-LS1", "CONF-LS2", "CONF-ENT", "CONF-DC")
+DOMAIN, SITE = "CONFORMANCE", "CONF-SITE"
 CH_START = 1_072_915_200_000  # 2004-01-01: the transition offer is open (CH-5, CH-6)
 
 
@@ -44,7 +45,9 @@ def _free_port() -> int:
         return port
 
 
-def prepare(role: Role, out_dir: Path, *, start_ms: int | None = None) -> dict[str, Any]:
+def prepare(
+    role: Role, out_dir: Path, *, start_ms: int | None = None, version: int = 2003
+) -> dict[str, Any]:
     """Write the manifest and clock file for a run against a target of `role`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     clock = out_dir / "clock"
@@ -56,12 +59,22 @@ def prepare(role: Role, out_dir: Path, *, start_ms: int | None = None) -> dict[s
     if role is Role.AGENT:
         servers = {name: f"127.0.0.1:{_free_port()}" for name in LICENSE_SERVERS}
         manifest["license_servers"] = servers
-        for name, address in servers.items():
-            start_target += ["--license-server", f"{name}={address}"]
+        manifest["directory"] = {"address": f"127.0.0.1:{_free_port()}", "domain": DOMAIN,
+                                 "site": SITE}  # fmt: skip
+        start_target += ["--domain", DOMAIN, "--site", SITE, "--directory",
+                         manifest["directory"]["address"]]  # fmt: skip
+        # The configured sources: LicenseServers (2003) or DefaultLicenseServer (2000); the
+        # enterprise and domain-controller servers are found through the directory.
+        if version == 2003:
+            for name in LICENSE_SERVERS[:2]:
+                start_target += ["--license-server", f"{name}={servers[name]}"]
+        else:
+            start_target += ["--default-license-server", f"CONF-LS1={servers['CONF-LS1']}"]
         data = out_dir / "agent"
-        manifest["target_command"] = ["tslic", "agent", "--version", "2003", "--name",
+        manifest["target_command"] = ["tslic", "agent", "--version", str(version), "--name",
                                       "CONF-TS", "--data", str(data), "--listen",
                                       "127.0.0.1:0", *start_target]  # fmt: skip
+        manifest["status_command"] = f"tslic agent status --data {data} --json"
         manifest["events_command"] = f"tslic agent events --data {data} --json"
     elif role is Role.LICENSE_SERVER:
         _license_server(manifest, out_dir, start_target)
@@ -75,7 +88,8 @@ def prepare(role: Role, out_dir: Path, *, start_ms: int | None = None) -> dict[s
     if "admin_credential" in manifest:
         manifest["suite_command"] += ["--admin-credential", manifest["admin_credential"]]
     if "events_command" in manifest:
-        manifest["suite_command"] += ["--events-command", manifest["events_command"]]
+        manifest["suite_command"] += ["--events-command", manifest["events_command"],
+                                      "--status-command", manifest["status_command"]]  # fmt: skip
     write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
     return manifest
 

@@ -39,6 +39,7 @@ from .basics import OffsetClock as OffsetClock
 from .basics import Role, SuiteConfig, Verdict
 from .chdouble import ChDouble
 from .context import Context, judge_rejection
+from .dirdouble import DirDouble
 from .evidence import write_evidence
 from .model import Case, Judgement, Result
 from .peers import Peers
@@ -144,7 +145,12 @@ async def run_suite(
     servers = dict(manifest.get("license_servers", {}))
     clock_file = config.clock_file
     clock: Clock = FileClock(str(clock_file), poll=0.01) if clock_file else WallClock.starting(None)
-    peers = Peers(servers, clock, clearinghouse_double(manifest, config, clock))
+    directory = manifest.get("directory")
+    dir_double = None
+    if isinstance(directory, dict) and directory.get("address"):
+        double = DirDouble(str(directory["domain"]), str(directory["site"]), servers, clock)
+        dir_double = (str(directory["address"]), double)
+    peers = Peers(servers, clock, clearinghouse_double(manifest, config, clock), dir_double)
     async with trio.open_nursery() as nursery:
         if isinstance(clock, FileClock):
             nursery.start_soon(clock.watch)
