@@ -55,24 +55,34 @@ def _how(value: object) -> int | None:
     return HOW.get(str(value).lower())
 
 
-async def _through(ctx: Context, valid: tuple[str, ...]) -> tuple[Exchange, dict[str, int]]:
-    """Make only `valid` license servers valid, move past re-discovery, ask as a new client
-    until licensed; return the exchange and how many IssueLicense each double received."""
+async def _through(ctx: Context, valid: tuple[str, ...], want: str) -> (
+    tuple[Exchange, dict[str, int]]
+):  # fmt: skip
+    """Make only `valid` license servers valid, move past re-discovery, and ask as a new
+    client until one is licensed through `want` (the agent re-discovers in the background,
+    so an answer from the server in use before may come first) or --timeout runs out; return
+    the last exchange and how many IssueLicense each double received for it."""
     _need_peers(ctx)
     assert ctx.peers is not None
     await ctx.open_raw()
     servers = ctx.peers.license_servers
     for name, double in servers.items():
         double.mode = LsMode.VALID if name in valid else LsMode.DENY
-    before = {n: d.requests["IssueLicense"] for n, d in servers.items()}
     await move_clock(ctx, REDISCOVER)
+    before: dict[str, int] = {}
 
-    def licensed(ex: Exchange, alert: object) -> bool:
-        return any(f.name == "NewLicense" for f in ex.frames)
+    def through_want(ex: Exchange, alert: object) -> bool:
+        asked = {n: d.requests["IssueLicense"] - before.get(n, 0) for n, d in servers.items()}
+        before.update({n: d.requests["IssueLicense"] for n, d in servers.items()})
+        licensed = any(f.name == "NewLicense" for f in ex.frames)
+        last.clear()
+        last.update({n: k for n, k in asked.items() if k})
+        return licensed and list(last) == [want]
 
-    ex, _ = await _until(ctx, licensed)
-    asked = {n: d.requests["IssueLicense"] - before[n] for n, d in servers.items()}
-    return ex, {n: k for n, k in asked.items() if k}
+    last: dict[str, int] = {}
+    before.update({n: d.requests["IssueLicense"] for n, d in servers.items()})
+    ex, _ = await _until(ctx, through_want)
+    return ex, dict(last)
 
 
 def _judge(ex: Exchange, asked: dict[str, int], want: str, why: str) -> Judgement | None:
@@ -95,7 +105,7 @@ def _order_case(rule: str, version: int, steps: tuple[tuple[tuple[str, ...], str
                 return Judgement(Verdict.UNSUPPORTED, f"a rule for {version} terminal servers")
             done = []
             for valid, want, why in steps:
-                ex, asked = await _through(ctx, valid)
+                ex, asked = await _through(ctx, valid, want)
                 failed = _judge(ex, asked, want, why)
                 if failed is not None:
                     return failed
@@ -183,7 +193,7 @@ async def days_left(ctx: Context) -> Judgement:
       roles=AGENT)  # fmt: skip
 async def leave_valid(ctx: Context) -> Judgement:
     try:
-        ex, asked = await _through(ctx, ("CONF-LS1",))
+        ex, asked = await _through(ctx, ("CONF-LS1",), "CONF-LS1")
     except Unprepared as why:
         return Judgement(Verdict.UNSUPPORTED, str(why))
     failed = _judge(ex, asked, "CONF-LS1", "the only valid server")

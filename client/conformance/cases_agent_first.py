@@ -43,3 +43,22 @@ async def starts_at_first_client(ctx: Context) -> Judgement:
         return Judgement(Verdict.PASS, f"{days} days after start-up, first client: {_outcome(ex)}")
     return Judgement(Verdict.FAIL, f"{days} days after start-up the first client got "
                      f"{_outcome(ex)}: grace did not start at the first client")  # fmt: skip
+
+
+@case(CASES, "GRACE-5", "days-left-at-first-client", "right after GRACE-2's first client, the "
+      "agent's status (--status-command)", ("grace days left: the whole period (90 or 120), "
+      "rounded up",), roles=frozenset({Role.AGENT}))  # fmt: skip
+async def days_left_at_start(ctx: Context) -> Judgement:
+    from .cases_agent_disc import status
+
+    try:
+        _need_peers(ctx)
+        doc = status(ctx)
+    except Unprepared as why:
+        return Judgement(Verdict.UNSUPPORTED, str(why))
+    await ctx.open_raw()
+    days = GRACE_DAYS[agent_version(ctx)]
+    left = (doc.get("grace") or {}).get("days_left")
+    if left == days:
+        return Judgement(Verdict.PASS, f"{left} days left")
+    return Judgement(Verdict.FAIL, f"{left} days left at the first client (expected {days})")

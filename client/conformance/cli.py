@@ -167,6 +167,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST:PORT",
         help="a Clearinghouse target's web pages (the readiness line's web)",
     )
+    prep.add_argument("--status-command", default="", metavar="CMD",
+                      help="a command printing the target's status as JSON (grace.days_left"
+                      ", servers[].name/how: `tslic agent status --data DIR --json`)")  # fmt: skip
+    prep.add_argument("--agent-version", type=int, choices=[2000, 2003], default=2003,
+                      help="prepare --role agent: the version of the agent to start")  # fmt: skip
     prep.add_argument("--out", type=Path, default=None, metavar="DIR",
                       help="prepare: where to write manifest.json and the clock file")  # fmt: skip
     prep.add_argument("--slow-delay", type=float, default=0.05, metavar="SECONDS",

@@ -20,6 +20,12 @@ from tslic.protocol.domain import WindowsVersion
 from tslic.runtime.clock import FileClock
 
 RULES = load_spec()
+# Known gap of tslic's agent: `tslic agent status` judges grace on the clock spec recorded at
+# start-up, not on the clock the agent follows, so its days left are wrong once the clock
+# moved (GRACE-5). In process (this file) the recorded spec is "real" (2026), so the check at
+# the first client fails; as a process (test_processes.py) it is the start-up spec, so the
+# check after the grace period fails. Expected failures: a fix makes them xpass, which fails.
+AGENT_GAPS = ("GRACE-5:days-left-at-first-client",)
 ENV_RULES = [
     "GRACE-*",
     "EVT-*",
@@ -64,7 +70,7 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
         address = await nursery.start(agent.serve)
         cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=0.5,
                           manifest=tmp_path / "prep" / "manifest.json", events_command=events,
-                          status_command=state,
+                          status_command=state, expect_fail=AGENT_GAPS,
                           only=only)  # fmt: skip
         report = await run_suite(cfg, all_cases(RULES))
         agent.shutdown()
@@ -78,9 +84,9 @@ async def test_agent_passes_the_environment_cases(version: int, tmp_path: Path) 
     other = {2003: ("DISC-3",), 2000: ("DISC-1", "DISC-7", "COMPAT-1")}[version]
     bad = [f"{i}: {r.verdict} {r.actual} {r.notes}" for i, r in results.items()
            if r.verdict is not Verdict.PASS and not r.case.untestable
-           and r.case.rule not in other]  # fmt: skip
+           and r.case.rule not in other and r.status != "xfail"]  # fmt: skip
     assert not bad, "\n".join(bad)
-    assert not [r for r in results.values() if r.status != "ok"]
+    assert not [r for r in results.values() if r.status not in ("ok", "xfail")]
 
 
 def _short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
