@@ -188,6 +188,38 @@ async def days_left(ctx: Context) -> Judgement:
     return Judgement(Verdict.FAIL, f"{left} days left after the grace period")
 
 
+@case(CASES, "CAL-12", "agent-follows-referral", "CONF-LS1 (first in order) has no CAL left "
+      "and refers every license request to CONF-LS2, a valid server; after re-discovery a new "
+      "client asks", ("a license through CONF-LS2, asked after CONF-LS1's Referral",),
+      roles=AGENT)  # fmt: skip
+async def follows_referral(ctx: Context) -> Judgement:
+    try:
+        _need_peers(ctx)
+        assert ctx.peers is not None
+        servers = ctx.peers.license_servers
+        ls1, ls2 = servers["CONF-LS1"], servers["CONF-LS2"]
+        ls1.refer_to = (ls2.name, ctx.peers.addresses[ls2.name])
+        await ctx.open_raw()
+        for double in servers.values():
+            double.mode = LsMode.DENY
+        ls1.mode, ls2.mode = LsMode.REFER, LsMode.VALID
+        await move_clock(ctx, REDISCOVER)
+    except (Unprepared, KeyError) as why:
+        return Judgement(Verdict.UNSUPPORTED, str(why))
+    referred, asked = ls1.requests["IssueLicense"], ls2.requests["IssueLicense"]
+
+    def licensed(ex: Exchange, alert: object) -> bool:
+        return any(f.name == "NewLicense" for f in ex.frames) and ls1.requests[
+            "IssueLicense"] > referred  # fmt: skip
+
+    ex, _ = await _until(ctx, licensed)
+    if licensed(ex, None) and ls2.requests["IssueLicense"] > asked:
+        return Judgement(Verdict.PASS, f"{_outcome(ex)}: referred by CONF-LS1, issued by CONF-LS2")
+    return Judgement(Verdict.FAIL, f"{_outcome(ex)}; CONF-LS1 asked "
+                     f"{ls1.requests['IssueLicense'] - referred}, CONF-LS2 asked "
+                     f"{ls2.requests['IssueLicense'] - asked} time(s)")  # fmt: skip
+
+
 @case(CASES, "DISC-8", "valid-server-for-the-challenge-cases", "CONF-LS1 is made valid for the "
       "cases that follow (cases_agent); a new client asks", ("a license through CONF-LS1",),
       roles=AGENT)  # fmt: skip

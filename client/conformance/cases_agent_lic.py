@@ -215,6 +215,30 @@ async def expired_permanent(ctx: Context) -> Judgement:
     return Judgement(Verdict.FAIL, f"answered {_outcome(ex)}")
 
 
+@case(CASES, "LEASE-2", "valid-until-expires-at", "every license server denies the agent; a "
+      "client presents a permanent CAL with one hour left, another one that expired an hour "
+      "ago", ("the first handed back unchanged (valid), the second ErrorAlert 0x109 "
+      "(expired)",), roles=AGENT)  # fmt: skip
+async def until_expiry(ctx: Context) -> Judgement:
+    try:
+        _, ls2 = await _outage(ctx)
+    except Unprepared as why:
+        return _unsupported(why)
+    hour = 3_600_000
+    key, blob = _minted(ctx, ls2, LicenseKind.PERMANENT, hour)
+    ex, _ = await _session(ctx, license=blob, key=key)
+    last = ex.last
+    if not (last is not None and last.name == "UpgradeLicense" and last.body is not None
+            and bytes(last.body["license"]) == blob):  # fmt: skip
+        return Judgement(Verdict.FAIL, f"one hour before expires_at: {_outcome(ex)}")
+    key, blob = _minted(ctx, ls2, LicenseKind.PERMANENT, -hour)
+    ex, _ = await _session(ctx, license=blob, key=key)
+    want = (NO_LICENSE, ABORT, int(DisconnectReason.LICENSE_CANT_UPGRADE_LICENSE))
+    if _alert(ex.last) != want:
+        return Judgement(Verdict.FAIL, f"one hour after expires_at: {_outcome(ex)}")
+    return Judgement(Verdict.PASS, "valid an hour before expires_at, expired an hour after")
+
+
 def _event_case(rule: str, slug: str, what: str, wanted: int) -> None:
     @case(CASES, rule, slug, f"after the previous case ({what}), the agent's events are read "
           "(--events-command)", (f"event {wanted} reported",), roles=AGENT)  # fmt: skip

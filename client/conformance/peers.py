@@ -13,7 +13,9 @@ Contract:
   - `refuse`: a 2003 license server with nothing to give: license requests are refused with
     NO_LICENSE_AVAILABLE (renewals too);
   - `not-in-group`: a 2003 license server whose security group leaves the terminal server
-    out: certificate and license requests are refused with NOT_IN_SECURITY_GROUP.
+    out: certificate and license requests are refused with NOT_IN_SECURITY_GROUP;
+  - `refer`: a 2003 license server with no CAL left that refers license requests to
+    `refer_to` (name, address), a license server that has them (CAL-12).
   A valid double renews a presented permanent license for 60 days. Like a real license server
   (SEC-9) it answers license requests only on a conversation whose Hello presented a chain it
   issued, or after RequestTermServCert on it; otherwise ACCESS_DENIED. `mint` makes a license as
@@ -51,12 +53,13 @@ from tslic.protocol.messages.licensing import (
     LicenseMarked,
     LicenseReturned,
     MarkLicense,
+    Referral,
     RequestTermServCert,
     ReturnLicense,
     TermServCert,
     UpgradeLicenseRequest,
 )
-from tslic.protocol.messages.records import LicenseBody
+from tslic.protocol.messages.records import LicenseBody, ServerRef
 from tslic.runtime.clock import Clock
 from tslic.runtime.peer import split_address
 from tslic.runtime.service import Limits, Peer, Server, Service
@@ -75,6 +78,7 @@ class LsMode(enum.StrEnum):
     LAX_2000 = "lax-2000"
     REFUSE = "refuse"
     NOT_IN_GROUP = "not-in-group"
+    REFER = "refer"
 
 
 class LsDouble:
@@ -88,6 +92,7 @@ class LsDouble:
         self.mode = mode
         self.key = Ed25519PrivateKey.generate()
         self.requests: Counter[str] = Counter()
+        self.refer_to: tuple[str, str] = ("", "")
         self._next_id = 1
         self._chains: dict[int, tuple[bytes, ...]] = {}
         self._certs: dict[int, object] = {}
@@ -122,6 +127,11 @@ class LsDouble:
             return TermServCert(cert_chain=self._ts_chain(request))
         if self.mode is LsMode.REFUSE and isinstance(request, IssueLicense | UpgradeLicenseRequest):
             raise ServiceError("no license is available", code=ErrorCode.NO_LICENSE_AVAILABLE)
+        if self.mode is LsMode.REFER and isinstance(request, IssueLicense | UpgradeLicenseRequest):
+            name, address = self.refer_to
+            return Referral(product=CalProduct.W2003_DEVICE_CAL,
+                            servers=(ServerRef(name=name, address=address),),
+                            reason=f"no CAL left here; {name} has them")  # fmt: skip
         if isinstance(request, IssueLicense | UpgradeLicenseRequest):
             return self._grant(request, int(peer.hello.version))
         if isinstance(request, MarkLicense):

@@ -26,6 +26,11 @@ RULES = load_spec()
 # the first client fails; as a process (test_processes.py) it is the start-up spec, so the
 # check after the grace period fails. Expected failures: a fix makes them xpass, which fails.
 AGENT_GAPS = ("GRACE-5:days-left-at-first-client",)
+# Known gap of tslic's agent (CAL-12): a Referral to a server its cache last saw as not issuing
+# (CONF-LS2, which a 2000 agent only knows from the directory and last probed while it denied)
+# is skipped without asking it, so the client is refused. A 2003 agent probed CONF-LS2 shortly
+# before and follows the referral.
+REFERRAL_GAP = {2000: ("CAL-12:agent-follows-referral",), 2003: ()}
 ENV_RULES = [
     "GRACE-*",
     "EVT-*",
@@ -36,6 +41,7 @@ ENV_RULES = [
     "RDP-7",
     "RDP-8",
     "SEC-4",
+    "CAL-12",
 ]
 
 
@@ -70,7 +76,8 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
         address = await nursery.start(agent.serve)
         cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=0.5,
                           manifest=tmp_path / "prep" / "manifest.json", events_command=events,
-                          status_command=state, expect_fail=AGENT_GAPS,
+                          status_command=state,
+                          expect_fail=(*AGENT_GAPS, *REFERRAL_GAP[version]),
                           only=only)  # fmt: skip
         report = await run_suite(cfg, all_cases(RULES))
         agent.shutdown()
