@@ -32,7 +32,7 @@ from . import (
     cases_framing,
     cases_license_server,
     cases_limits,
-    cases_ls_activation,  # deactivates and reactivates the target
+    cases_ls_activation,
     cases_ls_cal,
     cases_ls_packs,
     cases_ls_time,

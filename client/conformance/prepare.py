@@ -74,7 +74,9 @@ def prepare(
         manifest["target_command"] = ["tslic", "agent", "--version", str(version), "--name",
                                       "CONF-TS", "--data", str(data), "--listen",
                                       "127.0.0.1:0", *start_target]  # fmt: skip
-        manifest["status_command"] = f"tslic agent status --data {data} --json"
+        # status judged on the deployment's clock (docs/CLOCK.md), not the one of start-up
+        manifest["status_command"] = (f"tslic agent status --data {data} --json"
+                                      f" --clock-file {clock}")  # fmt: skip
         manifest["events_command"] = f"tslic agent events --data {data} --json"
     elif role is Role.LICENSE_SERVER:
         _license_server(manifest, out_dir, start_target)

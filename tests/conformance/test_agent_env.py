@@ -20,12 +20,7 @@ from tslic.protocol.domain import WindowsVersion
 from tslic.runtime.clock import FileClock
 
 RULES = load_spec()
-# Known gap of tslic's agent: `tslic agent status` judges grace on the clock spec recorded at
-# start-up, not on the clock the agent follows, so its days left are wrong once the clock
-# moved (GRACE-5). In process (this file) the recorded spec is "real" (2026), so the check at
-# the first client fails; as a process (test_processes.py) it is the start-up spec, so the
-# check after the grace period fails. Expected failures: a fix makes them xpass, which fails.
-AGENT_GAPS = ("GRACE-5:days-left-at-first-client",)
+AGENT_GAPS: tuple[str, ...] = ()
 # Known gap of tslic's agent (CAL-12): a Referral to a server its cache last saw as not issuing
 # (CONF-LS2, which a 2000 agent only knows from the directory and last probed while it denied)
 # is skipped without asking it, so the client is refused. A 2003 agent probed CONF-LS2 shortly
@@ -70,7 +65,8 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
     )
     agent = Agent(config, data, clock)
     events = f"{sys.executable} -m tslic.cli agent events --data {data} --json"
-    state = f"{sys.executable} -m tslic.cli agent status --data {data} --json"
+    state = (f"{sys.executable} -m tslic.cli agent status --data {data} --json"
+             f" --clock-file {manifest['clock_file']}")  # fmt: skip
     async with trio.open_nursery() as nursery:
         nursery.start_soon(clock.watch)
         address = await nursery.start(agent.serve)

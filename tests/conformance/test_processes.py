@@ -79,9 +79,7 @@ def test_agent_process(version: str, tmp_path: Path) -> None:
     manifest = _prepare(tmp_path, "agent", "--agent-version", version)
     daemon, ready = _start(_argv(manifest["target_command"]))
     try:
-        # GRACE-5: `tslic agent status` uses the clock of start-up (known gap, see
-        # tests/conformance/test_agent_env.py)
-        gaps = ["GRACE-5:days-left-rounded-up"]
+        gaps = []
         if version == "2000":  # CAL-12: see REFERRAL_GAP in test_agent_env.py
             gaps.append("CAL-12:agent-follows-referral")
         report = _run(tmp_path, manifest, ready,
