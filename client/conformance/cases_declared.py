@@ -24,7 +24,8 @@ _WORKGROUP = ("not played yet: an agent in a workgroup answered by broadcast (a 
 _ACTIVATED = "it needs an activated target with installed key packs and a fast clock"
 
 DECLARED: dict[str, tuple[frozenset[Role], str]] = {
-    "ENV-12": (ALL_ROLES, "the replay memory's lifetime is only observable across a window"),
+    "ENV-12": (frozenset({AG}), "not played yet for an agent: a replayed client message after "
+               "the clock moved"),
     "ENV-14": (ALL_ROLES, "each check's code is tested by its own case; the order of checks is "
                "covered where two faults are combined (signed-other-bytes)"),
     "ENV-16": (ALL_ROLES, "encoding choices of the target are not distinguishable from outside "
@@ -36,8 +37,8 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "ERR-6": (ALL_ROLES, "an unexpected handler failure cannot be provoked from outside"),
     "LIMIT-4": (ALL_ROLES, "a handler slower than 30 s cannot be provoked from outside"),
     "LIMIT-5": (ALL_ROLES, "needs 4 000 requests a second from one key; use `tslic load`"),
-    "LIMIT-6": (ALL_ROLES, "the window in virtual time depends on the target's clock speed; "
-                "stale/future cases use --window"),
+    "LIMIT-6": (frozenset({AG}), "not played yet for an agent: client messages stamped around "
+                "the window"),
     "LIMIT-7": (ALL_ROLES, "needs the target to be shut down during the run"),
     "CAL-5": (frozenset({LS}), "observed by built-in-for-w2k-pro (informational)"),
     "CAL-11": (frozenset({LS}), _ACTIVATED),

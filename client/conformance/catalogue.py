@@ -41,6 +41,7 @@ from . import (
     cases_replay,
     cases_spec16,
     cases_state,
+    cases_window,
 )
 from .model import Case, bind_rules
 
@@ -54,6 +55,7 @@ _MODULES = (
     cases_state,
     cases_limits,
     cases_observe,
+    cases_window,
     cases_license_server,
     cases_ls_wire,
     cases_ls_cal,  # before cases_ls_time, whose last case moves the clock years ahead
