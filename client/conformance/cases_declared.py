@@ -59,10 +59,6 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "SEC-12": (frozenset({AG}), "needs a license signed under another root for the agent's "
                "client; forged-license checks the forged case"),
     "CH-11": (frozenset({CH}), "records are internal"),
-    "DIR-1": (frozenset({DIR}), "not played yet: a write (DirPublish) with the enterprise-"
-              "admin credential, which the suite is not given"),
-    "DIR-3": (frozenset({DIR}), "not played yet: writes with the enterprise-admin credential"),
-    "DIR-6": (frozenset({DIR}), "not played yet: a write (DirRegister) to a known computer"),
     "DIR-8": (frozenset({LS}), _LAB),
     "RDP-2": (frozenset({AG}), "a rule for clients; the suite is the client"),
     "RDP-10": (frozenset({AG}), "a rule for clients; the suite is the client"),

@@ -27,6 +27,7 @@ from . import (
     cases_ch_rules,
     cases_clearinghouse,
     cases_declared,
+    cases_dir_writes,
     cases_directory,
     cases_envelope,
     cases_framing,
@@ -70,6 +71,7 @@ _MODULES = (
     cases_clearinghouse,
     cases_ch_rules,  # after cases_clearinghouse; its last case moves the clock to 2007
     cases_directory,
+    cases_dir_writes,
     cases_spec16,
     cases_declared,
 )
