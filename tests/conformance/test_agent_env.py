@@ -18,6 +18,7 @@ from tslic.client.conformance.prepare import prepare
 from tslic.client.conformance.runner import SuiteConfig, run_suite
 from tslic.protocol.domain import WindowsVersion
 from tslic.runtime.clock import FileClock
+from tslic.runtime.service import Limits
 
 RULES = load_spec()
 AGENT_GAPS: tuple[str, ...] = ()
@@ -55,7 +56,7 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
     data = tmp_path / "agent"
     wv = WindowsVersion(version)
     where = manifest["directory"]
-    common: dict[str, Any] = {"name": "TSCONF", "version": wv, "handshake_timeout": 0.5,
+    common: dict[str, Any] = {"name": "TSCONF", "version": wv,
                               "domain": where["domain"], "site": where["site"],
                               "directory": where["address"]}  # fmt: skip
     config = (
@@ -63,7 +64,7 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
         if version == 2003
         else AgentConfig(**common, default_license_server=servers[0])
     )
-    agent = Agent(config, data, clock)
+    agent = Agent(config, data, clock, limits=Limits(handshake_timeout=0.5))
     events = f"{sys.executable} -m tslic.cli agent events --data {data} --json"
     state = (f"{sys.executable} -m tslic.cli agent status --data {data} --json"
              f" --clock-file {manifest['clock_file']}")  # fmt: skip
@@ -115,8 +116,7 @@ def _accepts_2000_ls(monkeypatch: pytest.MonkeyPatch) -> None:
 def _skips_enterprise(monkeypatch: pytest.MonkeyPatch) -> None:
     """An agent that never tries the enterprise license servers of its site."""
     from tslic.client.agent import discovery
-
-    real = discovery.discovery_order
+    from tslic.protocol.discovery import discovery_order as real  # what the agent imported
 
     def without(**kw: Any) -> Any:
         return real(**{**kw, "enterprise": ()})

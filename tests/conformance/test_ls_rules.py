@@ -101,11 +101,12 @@ def _wrap_choose(change: Callable[[Any, Any], Any]) -> Patch:
     """A license server whose every decision passes through `change(context, decision)`."""
     from tslic.server.license_server import issuance
 
-    real = issuance.choose_license
+    real = policy.choose_license  # what issuance imported, patched there below
 
     def patch(mp: pytest.MonkeyPatch) -> None:
         def broken(ctx: policy.IssueContext, *a: Any) -> policy.IssueDecision:
-            return change(ctx, real(ctx, *a))
+            decision: policy.IssueDecision = change(ctx, real(ctx, *a))
+            return decision
 
         mp.setattr(issuance, "choose_license", broken)
 
