@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import ErrorCode
 from tslic.protocol.codec import to_wire
 from tslic.protocol.domain import ClientOS
@@ -29,8 +30,8 @@ from tslic.protocol.messages.rdp import (
     StateTransition,
 )
 
+from .context import Context
 from .model import Case, Judgement, Role, Verdict, case
-from .runner import Context
 from .wire import Crafter, Frame, RawClient
 
 CASES: list[Case] = []
@@ -72,15 +73,17 @@ async def exchange(
     license: bytes | None = None,
     echo: bytes | None = None,
     hwid: bytes | None = None,
+    key: Ed25519PrivateKey | None = None,
 ) -> Exchange:
-    """Run the client side until NewLicense, UpgradeLicense, an ErrorAlert or silence."""
+    """Run the client side until NewLicense, UpgradeLicense, an ErrorAlert or silence. `key`
+    is the client's envelope key, hence its hardware id (default: a fresh one)."""
     ex = Exchange()
     client = await ctx.open_raw()
     ex.client = client
     if ctx.greeting is None:
         return ex
     ex.frames.append(ctx.greeting)
-    crafter = ex.crafter = ctx.crafter()
+    crafter = ex.crafter = ctx.crafter(key)
     common: dict[str, Any] = {
         "platform_id": 0x04010000,
         "client_random": ctx.rng.randbytes(32),

@@ -20,9 +20,9 @@ from tslic.protocol.messages.clearinghouse import (
 )
 from tslic.protocol.messages.records import ContactInfo
 
+from .context import Context
 from .lsclient import call, refused_with, session
 from .model import Case, Judgement, Role, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 CH = frozenset({Role.CLEARINGHOUSE})

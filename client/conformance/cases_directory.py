@@ -19,9 +19,9 @@ from tslic.protocol.messages.directory import (
     DirServers,
 )
 
+from .context import Context
 from .lsclient import call, refused_with, session
 from .model import Case, Judgement, Role, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 DIRECTORY = frozenset({Role.DIRECTORY})

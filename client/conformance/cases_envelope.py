@@ -20,8 +20,8 @@ from tslic.protocol.messages import Message
 from tslic.protocol.messages.rdp import NewLicenseRequest
 from tslic.protocol.rules import Level
 
+from .context import Context
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Role, Verdict, case
-from .runner import Context
 from .wire import Crafter
 
 CASES: list[Case] = []

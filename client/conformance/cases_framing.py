@@ -14,8 +14,8 @@ from tslic.protocol import ErrorCode
 from tslic.protocol.codec import pack
 from tslic.protocol.framing import DEFAULT_MAX_FRAME, PREFIX
 
+from .context import Context
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 E = ErrorCode

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from tslic.protocol import ErrorCode, ServiceError
 from tslic.protocol.connection import raw_public
-from tslic.protocol.domain import LicenseKind, LicensingMode, WindowsVersion
+from tslic.protocol.domain import ClientOS, LicenseKind, LicensingMode, WindowsVersion
 from tslic.protocol.messages.admin import AdminGetStatus, AdminSetPolicy, AdminStatus
 from tslic.protocol.messages.licensing import (
     IssueLicense,
@@ -24,6 +24,7 @@ from tslic.protocol.messages.licensing import (
 from tslic.protocol.policy import LEASE_MAX_DAYS, LEASE_MIN_DAYS, TEMPORARY_DAYS
 from tslic.runtime.peer import open_peer
 
+from .context import Context
 from .lsclient import (
     administrator,
     call,
@@ -33,7 +34,6 @@ from .lsclient import (
     terminal_server,
 )
 from .model import Case, Judgement, Role, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 E = ErrorCode
@@ -328,11 +328,12 @@ async def built_in(ctx: Context) -> Judgement:
     return Judgement(Verdict.FAIL, f"an activated server gave {_label(reply)}")
 
 
-@case(CASES, "TEMP-3", "one-temporary-per-device", "the same device (hardware id) asks twice",
-      ("the second answer is not a new temporary license with a later expiry",),
-      roles=LS)  # fmt: skip
+@case(CASES, "TEMP-3", "one-temporary-per-device", "the same device (hardware id, a Windows XP "
+      "Home client, which has no built-in license) asks twice",
+      ("the second answer is the same temporary license (same number, same expiry), or not "
+       "a temporary one",), roles=LS)  # fmt: skip
 async def one_temporary(ctx: Context) -> Judgement:
-    req = license_request(ctx)
+    req = license_request(ctx, client_os=ClientOS.XP_HOME)
     first, _ = await _grant(ctx, 2000, req)
     second, _ = await _grant(ctx, 2000, req)
     if not (isinstance(first, LicenseGranted) and first.kind is LicenseKind.TEMPORARY):
@@ -340,9 +341,11 @@ async def one_temporary(ctx: Context) -> Judgement:
     if (
         isinstance(second, LicenseGranted)
         and second.kind is LicenseKind.TEMPORARY
-        and second.expires_at > first.expires_at + DAY
+        and (second.license_id != first.license_id or second.expires_at != first.expires_at)
     ):
-        return Judgement(Verdict.FAIL, "a second temporary license with a new expiry")
+        return Judgement(Verdict.FAIL, f"a second temporary license: number {first.license_id} "
+                         f"then {second.license_id}, expiry {first.expires_at} then "
+                         f"{second.expires_at}")  # fmt: skip
     return Judgement(Verdict.PASS, f"{_label(first)}, then {_label(second)}")
 
 

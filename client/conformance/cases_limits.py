@@ -16,8 +16,8 @@ import trio
 from tslic.protocol import ConnectionLost, ErrorCode
 
 from .cases_envelope import opening
+from .context import Context
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Verdict, case
-from .runner import Context
 from .wire import RawClient
 
 CASES: list[Case] = []
@@ -32,7 +32,7 @@ async def slow_sender(ctx: Context) -> Judgement:
     frame = ctx.crafter().message(opening(ctx))
     # Stay well inside the target's Hello deadline whatever the frame's length.
     delay = min(ctx.config.slow_delay, 0.5 * ctx.config.handshake_timeout / len(frame))
-    await client.send_slowly(frame, delay)
+    await client.send_slowly(frame, delay, budget=0.5 * ctx.config.handshake_timeout)
     reply = await client.read_frame(ctx.timeout)
     label = reply.label() if reply else "no reply"
     if reply is None or (reply.error_code or 0) // 1000 == 1 or reply.problem:

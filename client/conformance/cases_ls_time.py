@@ -15,7 +15,7 @@ from tslic.protocol import ConnectionLost, Conversation, ErrorCode, ProtocolErro
 from tslic.protocol.certs import cert_from_der, identity_of
 from tslic.protocol.clock import from_datetime
 from tslic.protocol.connection import raw_public
-from tslic.protocol.domain import LicenseKind, PeerRole, WindowsVersion
+from tslic.protocol.domain import ClientOS, LicenseKind, PeerRole, WindowsVersion
 from tslic.protocol.messages.licensing import (
     IssueLicense,
     LicenseGranted,
@@ -27,9 +27,16 @@ from tslic.protocol.policy import LEASE_MAX_DAYS, LEASE_MIN_DAYS, TEMPORARY_DAYS
 from tslic.runtime.peer import open_peer
 
 from .cases_license_server import DAY, LS, _grant, _is_2003, _label
-from .lsclient import as_datetime, call, grant_permanent, move_clock, terminal_server
+from .context import Context
+from .lsclient import (
+    as_datetime,
+    call,
+    grant_permanent,
+    license_request,
+    move_clock,
+    terminal_server,
+)
 from .model import Case, Judgement, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 E = ErrorCode
@@ -42,7 +49,8 @@ E = ErrorCode
 async def expired_temporary(ctx: Context) -> Judgement:
     if ctx.config.clock_file is None:
         return Judgement(Verdict.UNSUPPORTED, "needs --clock-file (docs/CONFORMANCE.md)")
-    reply, req = await _grant(ctx, 2000)
+    # a Windows XP Home client: no built-in license from an activated server (CAL-4)
+    reply, req = await _grant(ctx, 2000, license_request(ctx, client_os=ClientOS.XP_HOME))
     if not isinstance(reply, LicenseGranted) or reply.kind is not LicenseKind.TEMPORARY:
         return Judgement(Verdict.UNSUPPORTED, f"no temporary license issued: {_label(reply)}")
     await move_clock(ctx, (TEMPORARY_DAYS + 1) * DAY)

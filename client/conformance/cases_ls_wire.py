@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from tslic.protocol import ErrorCode
 
+from .context import Context
 from .lsclient import license_request
 from .model import Case, Judgement, Role, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 E = ErrorCode

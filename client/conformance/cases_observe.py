@@ -17,8 +17,8 @@ from tslic.protocol import ErrorCode, TslicError
 from tslic.protocol.codec import unpack_untrusted
 from tslic.protocol.framing import DEFAULT_MAX_FRAME, PREFIX
 
+from .context import Context
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Role, Verdict, case
-from .runner import Context
 
 CASES: list[Case] = []
 

@@ -16,8 +16,9 @@ from tslic.protocol.messages import REGISTRY, Conversation, Error, Message
 from tslic.protocol.messages.rdp import ErrorAlert, StateTransition
 from tslic.protocol.states import READY, REQUESTED, START, Direction, next_state
 
+from .basics import CONVERSATION
+from .context import Context
 from .model import Case, Judgement, Role, Verdict, case
-from .runner import CONVERSATION, Context
 from .samples import sample
 
 CASES: list[Case] = []

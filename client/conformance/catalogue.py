@@ -20,38 +20,58 @@ from tslic.protocol.rules import Rule, rules_by_id
 from . import (
     cases_admin_paging,
     cases_agent,
+    cases_agent_disc,
+    cases_agent_env,
+    cases_agent_first,
+    cases_agent_lic,
+    cases_ch_rules,
     cases_clearinghouse,
     cases_declared,
+    cases_dir_writes,
     cases_directory,
     cases_envelope,
     cases_framing,
     cases_license_server,
     cases_limits,
+    cases_ls_activation,
+    cases_ls_cal,
+    cases_ls_packs,
     cases_ls_time,
     cases_ls_wire,
     cases_observe,
     cases_replay,
     cases_spec16,
     cases_state,
+    cases_window,
 )
 from .model import Case, bind_rules
 
 DEFAULT_SPEC = Path(str(resources.files("tslic") / "PROTOCOL.md"))
 
 _MODULES = (
+    cases_agent_first,  # first: GRACE-2 needs an agent no client has spoken to yet
     cases_framing,
     cases_envelope,
     cases_replay,
     cases_state,
     cases_limits,
     cases_observe,
+    cases_window,
     cases_license_server,
     cases_ls_wire,
+    cases_ls_cal,  # before cases_ls_time, whose last case moves the clock years ahead
+    cases_ls_packs,
+    cases_ls_activation,  # deactivates and reactivates the target
     cases_ls_time,
     cases_admin_paging,
-    cases_agent,
+    cases_agent_env,  # moves the agent's clock past its grace, ends with a valid server
+    cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
+    cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
+    cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
     cases_clearinghouse,
+    cases_ch_rules,  # after cases_clearinghouse; its last case moves the clock to 2007
     cases_directory,
+    cases_dir_writes,
     cases_spec16,
     cases_declared,
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,7 +19,6 @@ import trio
 from rich.console import Console
 from rich.table import Table
 from tslic.protocol import ErrorCode, ServiceError, TslicError
-from tslic.protocol.rules import Level
 from tslic.runtime.args import add_clock_arguments, clock_source
 from tslic.runtime.files import write_atomic
 from tslic.runtime.peer import split_address
@@ -26,10 +26,14 @@ from tslic.runtime.peer import split_address
 from . import report
 from .catalogue import all_cases, load_spec
 from .model import Result, Role
+from .prepare import prepare
 from .runner import SuiteConfig, run_suite, select
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=["run", "prepare"], default="run",
+                        help="run the cases (default), or prepare: write the manifest of the "
+                        "peers the suite plays (with --role and --out DIR)")  # fmt: skip
     parser.add_argument("--target", help="HOST:PORT of the implementation under test")
     parser.add_argument("--role", choices=[str(r) for r in Role], help="what the target is")
     parser.add_argument("--list", action="store_true", help="list the selected cases and exit")
@@ -151,6 +155,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a retail license code the Clearinghouse knows (tslic clearinghouse add-retail); "
         "installed on the target after activation (repeatable; needs --clearinghouse)",
     )
+    prep.add_argument("--manifest", type=Path, default=None, metavar="FILE",
+                      help="the manifest of `tslic conformance prepare`: the suite plays the "
+                      "target's peers it names (agent targets: its license servers)")  # fmt: skip
+    prep.add_argument("--events-command", default="", metavar="CMD",
+                      help="a command printing the target's events as a JSON array of "
+                      "{id, ...} (e.g. `tslic agent events --data DIR --json`)")  # fmt: skip
+    prep.add_argument(
+        "--web",
+        default="",
+        metavar="HOST:PORT",
+        help="a Clearinghouse target's web pages (the readiness line's web)",
+    )
+    prep.add_argument("--status-command", default="", metavar="CMD",
+                      help="a command printing the target's status as JSON (grace.days_left"
+                      ", servers[].name/how: `tslic agent status --data DIR --json`)")  # fmt: skip
+    prep.add_argument("--agent-version", type=int, choices=[2000, 2003], default=2003,
+                      help="prepare --role agent: the version of the agent to start")  # fmt: skip
+    prep.add_argument("--out", type=Path, default=None, metavar="DIR",
+                      help="prepare: where to write manifest.json and the clock file")  # fmt: skip
     prep.add_argument("--slow-delay", type=float, default=0.05, metavar="SECONDS",
                       help="seconds between bytes in the slow-sender case")  # fmt: skip
 
@@ -203,6 +226,10 @@ def config_from_args(args: argparse.Namespace, argv: list[str] | None = None) ->
         idle_timeout=args.idle_timeout,
         clearinghouse=args.clearinghouse,
         retail_codes=tuple(args.retail_code),
+        manifest=args.manifest,
+        events_command=args.events_command,
+        status_command=args.status_command,
+        web=args.web,
         argv=argv or [],
     )
 
@@ -218,6 +245,8 @@ def _clock_file(args: argparse.Namespace) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "prepare":
+        return run_prepare(args)
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     try:
         config = config_from_args(args)
@@ -228,9 +257,8 @@ def run(args: argparse.Namespace) -> int:
     if args.coverage:
         cov = report.coverage(cases, rules)
         console.print(report.coverage_table(cov))
-        for level in (Level.MUST, Level.SHOULD):
-            done, total = cov.counts(level)
-            console.print(f"{level}: {done}/{total} rules have cases")
+        for line in report.coverage_lines(cov):
+            console.print(line)
         if cov.unknown:
             console.print(f"cases cite ids missing from the spec: {', '.join(sorted(cov.unknown))}")
         if args.json:
@@ -289,6 +317,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(path: Path, data: bytes) -> None:
     write_atomic(path, data)  # raises StorageError (a ServiceError) naming the path
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    """`tslic conformance prepare --role ROLE --out DIR`: write the manifest, print it."""
+    if not args.role or args.out is None:
+        return _usage("prepare needs --role and --out DIR")
+    try:
+        manifest = prepare(Role(args.role), args.out, version=args.agent_version)
+    except (OSError, ServiceError) as exc:
+        return _usage(f"cannot prepare {args.out}: {exc}")
+    print(json.dumps(manifest, indent=1))
+    for command in manifest.get("target_setup", []):
+        print("prepare the target's data with:\n  " + shlex.join(command))
+    print("start the target with:\n  " + shlex.join(manifest["target_command"]))
+    print("then run:\n  " + shlex.join(manifest["suite_command"]))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,16 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import shlex
-from typing import TYPE_CHECKING
 
 from tslic.protocol import TslicError
 from tslic.runtime.files import write_atomic
 
+from .basics import SuiteConfig
 from .model import Case, Result
 from .wire import Transcript
-
-if TYPE_CHECKING:
-    from .runner import SuiteConfig
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from tslic.runtime.clock import write_clock_file
 from tslic.runtime.files import load_key
 from tslic.runtime.peer import PeerStream, open_peer
 
-from .runner import Context
+from .context import Context
 
 
 async def call(ctx: Context, stream: PeerStream, request: Message) -> Message:
@@ -102,23 +102,26 @@ def license_request(ctx: Context, *, mode: LicensingMode = LicensingMode.PER_DEV
     )
 
 
-async def grant_permanent(ctx: Context, version: int) -> tuple[
-    LicenseGranted | Referral | ServiceError, IssueLicense, int
-]:  # fmt: skip
+async def grant_permanent(
+    ctx: Context, version: int, *, client_os: ClientOS = ClientOS.XP_HOME,
+    mode: LicensingMode = LicensingMode.PER_DEVICE, mark: bool = True,
+) -> tuple[LicenseGranted | Referral | ServiceError, IssueLicense, int]:  # fmt: skip
     """A permanent Per Device CAL the way a terminal server gets one (TEMP-4, TEMP-5,
     TEMP-7): the first request may bring a temporary license; after the "logon" the suite
     marks it (MarkLicense) and presents it again (UpgradeLicenseRequest), which an activated
     server with CALs answers with the permanent CAL. A client OS without a built-in license
     is used, so a 2000 terminal server is not answered with one (CAL-4). Returns the last
-    answer, the request and the target time at which it was asked for."""
-    req = license_request(ctx, client_os=ClientOS.XP_HOME)
+    answer, the request and the target time at which it was asked for. With `mark=False`
+    the logon never validates the temporary license (TEMP-8)."""
+    req = license_request(ctx, client_os=client_os, mode=mode)
     async with terminal_server(ctx, version=version, name=f"CONF-TS{version}") as (stream, _):
         try:
             first = await call(ctx, stream, req)
             assert isinstance(first, LicenseGranted | Referral)
             if not isinstance(first, LicenseGranted) or first.kind is not LicenseKind.TEMPORARY:
                 return first, req, ctx.now()
-            await call(ctx, stream, MarkLicense(license_id=first.license_id, hwid=req.hwid))
+            if mark:
+                await call(ctx, stream, MarkLicense(license_id=first.license_id, hwid=req.hwid))
             asked = ctx.now()
             second = await call(ctx, stream, UpgradeLicenseRequest(
                 license=first.license, hwid=req.hwid, machine=req.machine, user=req.user,

@@ -14,62 +14,21 @@ Contract:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tslic.protocol.rules import Level, Rule
 
-if TYPE_CHECKING:
-    from .runner import Context
-    from .wire import Transcript
+from .basics import ALL_ROLES as ALL_ROLES
+from .basics import REQUEST_REPLY_ROLES as REQUEST_REPLY_ROLES
+from .basics import Judgement as Judgement
+from .basics import Role as Role
+from .basics import Verdict as Verdict
+from .context import Context
+from .wire import Transcript
 
-
-class Verdict(enum.StrEnum):
-    """The outcome of one case (tooling.md §2.6, Autobahn's ideas in our terms)."""
-
-    PASS = "pass"
-    NON_STRICT = "non-strict"  # allowed but not preferred (closed instead of an Error)
-    WRONG_CODE = "wrong-error-code"  # refused, but with another code than documented
-    UNCLEAN = "unclean-close"  # dropped the TCP connection (reset) without an Error
-    FAIL = "fail"  # accepted bad input, or broke a licensing rule
-    TIMEOUT = "timeout"  # silence until the case's budget ran out
-    UNSUPPORTED = "unsupported"  # the target declares the feature absent / not prepared
-    INFORMATIONAL = "informational"  # an observation about optional behaviour
-
-    @property
-    def failing(self) -> bool:
-        return self in _FAILING
-
-
-_FAILING = frozenset({Verdict.WRONG_CODE, Verdict.UNCLEAN, Verdict.FAIL, Verdict.TIMEOUT})
-
-
-class Role(enum.StrEnum):
-    """What kind of daemon the target is."""
-
-    LICENSE_SERVER = "license-server"
-    AGENT = "agent"
-    CLEARINGHOUSE = "clearinghouse"
-    DIRECTORY = "directory"
-
-
-ALL_ROLES = frozenset(Role)
-REQUEST_REPLY_ROLES = frozenset({Role.LICENSE_SERVER, Role.CLEARINGHOUSE, Role.DIRECTORY})
-
-
-@dataclass(slots=True)
-class Judgement:
-    """What a case's coroutine concludes."""
-
-    verdict: Verdict
-    actual: str
-    time_to_reject: float | None = None  # seconds from the offending byte to the rejection
-    notes: list[str] = field(default_factory=list)
-
-
-CaseFn = Callable[["Context"], Awaitable[Judgement]]
+CaseFn = Callable[[Context], Awaitable[Judgement]]
 
 
 @dataclass(slots=True)
@@ -85,6 +44,7 @@ class Case:
     level: Level = Level.MUST  # fallback when docs/PROTOCOL.md lacks the rule
     negative: bool = False  # bad input: time-to-reject is measured
     heavy: bool = False  # floods and slow senders (may be bounded by options)
+    untestable: bool = False  # declared not testable black-box: always `unsupported`
     rule_text: str = ""
     rule_source: str = ""
     rule_found: bool = False
@@ -178,11 +138,14 @@ def case(
     level: Level = Level.MUST,
     negative: bool = False,
     heavy: bool = False,
+    untestable: bool = False,
 ) -> Callable[[CaseFn], CaseFn]:
     """Decorator: register a coroutine as a case of `rule` in `registry`."""
 
     def register(fn: CaseFn) -> CaseFn:
-        registry.append(Case(rule, slug, description, expected, fn, roles, level, negative, heavy))
+        registry.append(
+            Case(rule, slug, description, expected, fn, roles, level, negative, heavy, untestable)
+        )
         return fn
 
     return register

@@ -31,11 +31,15 @@ from tslic.protocol.messages.admin import (
 from tslic.protocol.messages.records import ContactInfo
 from tslic.runtime.peer import PeerStream
 
+from .context import Context
 from .lsclient import administrator, call
-from .runner import Context
 
 # Per Device first: LEASE-1 and LEASE-4 need a Per Device CAL for the suite's terminal server.
-PRODUCTS = (CalProduct.W2003_DEVICE_CAL, CalProduct.W2000_TS_CAL, CalProduct.W2003_USER_CAL)
+# A code for User CALs is held back (Context.deferred_codes) until the cases that need a
+# server without a User CAL pack have run (CAL-8, TEMP-9); CAL-7 installs it
+# (`install_deferred`).
+PRODUCTS = (CalProduct.W2003_DEVICE_CAL, CalProduct.W2000_TS_CAL)
+USER_PRODUCTS = (CalProduct.W2003_USER_CAL,)
 CONTACT = ContactInfo(first_name="Conformance", last_name="Suite", company="tslic conformance",
                       country="United States", email="conformance@example.invalid")  # fmt: skip
 # A code for another product, or a product the server cannot hold: try the next product.
@@ -64,7 +68,7 @@ async def provision(ctx: Context) -> list[str]:
                 await _activate(ctx, admin)
                 done.append(f"activated through {ctx.config.clearinghouse} (automatic method)")
             for code in ctx.config.retail_codes:
-                done.append(await _install(ctx, admin, code))
+                done.append(await _install(ctx, admin, code, PRODUCTS, defer=True))
     except ServiceError as exc:
         raise ServiceError(
             f"cannot prepare the target with --clearinghouse: {exc.message} ({exc.code.name})",
@@ -89,9 +93,25 @@ async def _activate(ctx: Context, admin: PeerStream) -> None:
         raise ServiceError(f"after AdminActivate the target says it is {state}")
 
 
-async def _install(ctx: Context, admin: PeerStream, code: str) -> str:
+async def install_deferred(ctx: Context) -> list[str]:
+    """Install the User CAL codes provisioning held back; return what was done.
+
+    Raises:
+        ServiceError: a code was refused (the message names it).
+    """
+    done = []
+    async with administrator(ctx) as admin:
+        while ctx.deferred_codes:
+            code = ctx.deferred_codes.pop(0)
+            done.append(await _install(ctx, admin, code, USER_PRODUCTS, defer=False))
+    return done
+
+
+async def _install(
+    ctx: Context, admin: PeerStream, code: str, products: tuple[CalProduct, ...], *, defer: bool
+) -> str:
     refusals = []
-    for product in PRODUCTS:
+    for product in products:
         request = AdminInstallKeyPack(program=Program.RETAIL, product=product, count=0,
                                       method=ActivationMethod.AUTOMATIC,
                                       retail_code=code)  # fmt: skip
@@ -108,5 +128,8 @@ async def _install(ctx: Context, admin: PeerStream, code: str) -> str:
             raise ServiceError(f"AdminInstallKeyPack was answered by {type(reply).__name__}")
         pack = reply.keypack
         return f"retail code {code}: installed {pack.total} x {pack.product}"
+    if defer:
+        ctx.deferred_codes.append(code)
+        return f"retail code {code}: not for a Per Device product; held back for CAL-7 (User CALs)"
     raise ServiceError(f"retail code {code} was refused for every product: {'; '.join(refusals)}",
                        code=ErrorCode.INVALID_LICENSE_CODE)  # fmt: skip

@@ -16,14 +16,17 @@ from __future__ import annotations
 import datetime
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from tslic.protocol.rules import Level, Rule
 
+from .coverage import Coverage as Coverage
+from .coverage import coverage as coverage
+from .coverage import coverage_json as coverage_json
+from .coverage import coverage_lines as coverage_lines
+from .coverage import coverage_table as coverage_table
 from .model import Case, Result, Verdict
 from .runner import SuiteReport
 
@@ -140,62 +143,6 @@ def to_junit(report: SuiteReport) -> bytes:
         elif r.verdict in (Verdict.UNSUPPORTED, Verdict.INFORMATIONAL) or r.status == "xfail":
             ET.SubElement(tc, "skipped", message=f"{r.verdict}: {r.actual}")
     return bytes(ET.tostring(suite, encoding="utf-8", xml_declaration=True))
-
-
-@dataclass(frozen=True, slots=True)
-class Coverage:
-    covered: dict[str, list[str]]  # rule id -> case ids
-    uncovered: list[Rule]  # MUST and SHOULD rules without a case
-    unknown: dict[str, list[str]]  # rule ids cited by cases but absent from the spec
-    rules: dict[str, Rule]
-
-    def counts(self, level: Level) -> tuple[int, int]:
-        """(covered, total) for MUST or SHOULD."""
-        total = [r for r in self.rules.values() if r.level is level]
-        return sum(r.id in self.covered for r in total), len(total)
-
-
-def coverage(cases: Iterable[Case], rules: dict[str, Rule]) -> Coverage:
-    covered: dict[str, list[str]] = {}
-    unknown: dict[str, list[str]] = {}
-    for c in cases:
-        (covered if c.rule in rules else unknown).setdefault(c.rule, []).append(c.id)
-    uncovered = [
-        r for r in rules.values() if r.level in (Level.MUST, Level.SHOULD) and r.id not in covered
-    ]
-    return Coverage(covered, uncovered, unknown, rules)
-
-
-def coverage_table(cov: Coverage) -> Table:
-    table = Table(title="rule coverage (MUST and SHOULD)")
-    table.add_column("rule")
-    table.add_column("level")
-    table.add_column("cases", justify="right")
-    table.add_column("case ids")
-    for rule in cov.rules.values():
-        if rule.level is Level.MAY:
-            continue
-        ids = cov.covered.get(rule.id, [])
-        style = "" if ids else ("bold red" if rule.level is Level.MUST else "yellow")
-        shown = ", ".join(ids[:3]) + (f" (+{len(ids) - 3})" if len(ids) > 3 else "")
-        table.add_row(Text(rule.id, style=style), str(rule.level), str(len(ids)), shown)
-    return table
-
-
-def coverage_json(cov: Coverage) -> dict[str, Any]:
-    must = cov.counts(Level.MUST)
-    should = cov.counts(Level.SHOULD)
-    return {
-        "schema": SCHEMA + "/coverage",
-        "must": {"covered": must[0], "total": must[1]},
-        "should": {"covered": should[0], "total": should[1]},
-        "rules": {
-            r.id: {"level": str(r.level), "cases": cov.covered.get(r.id, [])}
-            for r in cov.rules.values()
-        },
-        "uncovered": [r.id for r in cov.uncovered],
-        "unknown_rule_ids": sorted(cov.unknown),
-    }
 
 
 def list_rows(cases: Sequence[Case]) -> list[dict[str, Any]]:

@@ -28,74 +28,30 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tslic.protocol import ConnectionLost, Conversation, ErrorCode, ServiceError, TslicError
-from tslic.protocol.domain import PeerRole
-from tslic.protocol.messages import Hello, Message
-from tslic.protocol.messages.clearinghouse import ChClaimKeyPack
-from tslic.protocol.messages.directory import DirQueryEnterprise
-from tslic.protocol.messages.licensing import ReturnLicense
+from tslic.protocol import ConnectionLost, ServiceError, TslicError
+from tslic.protocol.domain import CalProduct
 from tslic.protocol.rules import Level
-from tslic.runtime.peer import open_peer
+from tslic.runtime.clock import Clock, FileClock, WallClock
+from tslic.runtime.files import load_key, read_certs
 
+from .basics import CONVERSATION as CONVERSATION
+from .basics import OffsetClock as OffsetClock
+from .basics import Role, SuiteConfig, Verdict
+from .chdouble import ChDouble
+from .context import Context, judge_rejection
+from .dirdouble import DirDouble
 from .evidence import write_evidence
-from .model import Case, Judgement, Result, Role, Verdict
-from .wire import Crafter, Frame, Observation, RawClient, Transcript
+from .model import Case, Judgement, Result
+from .peers import Peers
+from .prepare import load_manifest
+from .provision import provision
+from .wire import Transcript
+
+# Re-exported: case modules and tests written before context.py import these from here.
+__all__ = ["CONVERSATION", "Context", "OffsetClock", "SuiteConfig", "SuiteReport",
+           "judge_rejection", "run_case", "run_suite", "select"]  # fmt: skip
 
 log = logging.getLogger(__name__)
-
-CONVERSATION = {
-    Role.LICENSE_SERVER: Conversation.LICENSING,
-    Role.AGENT: Conversation.RDP,
-    Role.CLEARINGHOUSE: Conversation.CLEARINGHOUSE,
-    Role.DIRECTORY: Conversation.DIRECTORY,
-}
-
-
-@dataclass(slots=True, kw_only=True)
-class SuiteConfig:
-    """Everything the command line says about one run."""
-
-    target: str
-    role: Role
-    only: Sequence[str] = ()
-    exclude: Sequence[str] = ()
-    strict: bool = False
-    expect_fail: Sequence[str] = ()
-    timeout: float = 5.0  # seconds a target has to answer one probe
-    seed: int = 0
-    evidence: Path | None = None
-    admin_credential: Path | None = None
-    trust_root: Path | None = None
-    clock_file: Path | None = None
-    window_ms: int = 300_000  # the target's freshness window (virtual ms)
-    handshake_timeout: float = 10.0  # the target's documented Hello deadline (seconds)
-    flood: int = 200  # connections opened without a handshake
-    slow_delay: float = 0.05  # seconds between bytes of a slow sender
-    idle_timeout: float = 0.0  # the target's idle timeout; 0 skips the idle case
-    names: dict[str, str] = field(default_factory=dict)  # --name KEY=VALUE (site, group)
-    clearinghouse: str = ""  # --clearinghouse: the suite activates a license-server target
-    retail_codes: Sequence[str] = ()  # --retail-code: installed after activation
-    argv: Sequence[str] = ()  # the command line, for rerun commands
-
-
-class OffsetClock:
-    """The target's virtual clock as we estimate it: local time plus a measured offset."""
-
-    speed = 1.0
-
-    def __init__(self) -> None:
-        self.offset = 0
-
-    def now(self) -> int:
-        return int(time.time() * 1000) + self.offset
-
-    def sync(self, target_now: int) -> None:
-        if target_now > 0:
-            self.offset = target_now - int(time.time() * 1000)
-
-    async def sleep_until(self, virtual_ms: int) -> None:
-        await trio.sleep(max(0.0, (virtual_ms - self.now()) / 1000))
 
 
 def _matches(case: Case, patterns: Sequence[str]) -> bool:
@@ -117,196 +73,6 @@ def select(cases: Sequence[Case], config: SuiteConfig) -> list[Case]:
 
 
 @dataclass(slots=True)
-class Context:
-    """What a case works with: the target, crafted peers, the clock, its transcript."""
-
-    config: SuiteConfig
-    clock: OffsetClock = field(default_factory=OffsetClock)
-    transcript: Transcript = field(default_factory=Transcript)
-    rng: random.Random = field(default_factory=random.Random)
-    clients: list[RawClient] = field(default_factory=list)
-    case: Case | None = None
-    greeting: Frame | None = None  # an agent's LicenseRequest, from the last open_raw
-
-    @property
-    def role(self) -> Role:
-        return self.config.role
-
-    @property
-    def conversation(self) -> Conversation:
-        return CONVERSATION[self.config.role]
-
-    @property
-    def timeout(self) -> float:
-        return self.config.timeout
-
-    def now(self) -> int:
-        return self.clock.now()
-
-    def key(self) -> Ed25519PrivateKey:
-        return Ed25519PrivateKey.from_private_bytes(self.rng.randbytes(32))
-
-    def crafter(self, key: Ed25519PrivateKey | None = None) -> Crafter:
-        return Crafter(key=key or self.key(), rng=self.rng, now=self.now)
-
-    async def open_raw(self, *, greet: bool = True) -> RawClient:
-        """A recorded TCP connection; for an agent, past its LicenseRequest greeting."""
-        sub = Transcript()
-        client = await RawClient.connect(self.config.target, sub)
-        self.clients.append(client)
-        if self.role is Role.AGENT and greet:
-            self.greeting = await client.read_frame(self.timeout)
-        return client
-
-    def hello(self, **overrides: Any) -> Hello:
-        """The Hello the suite's simulated peer opens request/response conversations with."""
-        role, version = {
-            Role.LICENSE_SERVER: (PeerRole.TERMINAL_SERVER, 2000),  # served by 2000 and 2003
-            Role.CLEARINGHOUSE: (PeerRole.LICENSE_SERVER, 2003),
-            Role.DIRECTORY: (PeerRole.TERMINAL_SERVER, 2003),
-            Role.AGENT: (PeerRole.RDP_CLIENT, 0),
-        }[self.role]
-        values: dict[str, Any] = {
-            "role": role,
-            "name": "CONFORMANCE",
-            "version": version,
-            "conversation": self.conversation,
-        }
-        values.update(overrides)
-        return Hello(**values)
-
-    def simple_request(self) -> Message:
-        """A request any target of the role answers (a reply or a refusal both count)."""
-        if self.role is Role.LICENSE_SERVER:
-            return ReturnLicense(license_id=0, hwid=bytes(32))
-        if self.role is Role.CLEARINGHOUSE:
-            return ChClaimKeyPack(license_server_id="CONFORMANCE", keypack_code="0")
-        return DirQueryEnterprise(site="conformance")
-
-    async def handshake(self, client: RawClient, crafter: Crafter) -> Frame | None:
-        """Send our Hello on `client` and return the target's first reply."""
-        await client.send(crafter.message(self.hello()), "Hello")
-        return await client.read_frame(self.timeout)
-
-    def reject(
-        self,
-        obs: Observation,
-        codes: set[ErrorCode] | frozenset[ErrorCode],
-        *,
-        close_ok: bool = True,
-    ) -> Judgement:
-        """Judge the target's answer to bad input that must be refused with one of `codes`."""
-        return judge_rejection(obs, codes, close_ok=close_ok)
-
-    async def served(self) -> tuple[bool, str]:
-        """Is a well-behaved client still served? (Hello + one request, or the greeting.)"""
-        try:
-            with trio.fail_after(max(self.timeout, 1.0)):
-                if self.role is Role.AGENT:
-                    client = await RawClient.connect(self.config.target)
-                    try:
-                        frame = await client.read_frame(self.timeout)
-                    finally:
-                        await client.aclose()
-                    if frame is None or frame.name != "LicenseRequest":
-                        return False, "no LicenseRequest greeting: " + (
-                            frame.label() if frame else "nothing"
-                        )
-                    return True, "LicenseRequest received"
-                async with open_peer(
-                    self.config.target,
-                    conversation=self.conversation,
-                    key=Ed25519PrivateKey.generate(),
-                    clock=self.clock,
-                    role=self.hello().role,
-                    name="WELLBEHAVED",
-                    version=self.hello().version,
-                ) as stream:
-                    self.clock.sync(stream.welcome.server_time)
-                    try:
-                        reply = await stream.request(self.simple_request())
-                        return True, f"Welcome, then {type(reply).__name__}"
-                    except ServiceError as exc:
-                        return True, f"Welcome, then refusal {exc.code.name}"
-        except trio.TooSlowError:
-            return False, "no answer in time"
-        except TslicError as exc:
-            return False, str(exc)
-
-    async def sync_clock(self) -> None:
-        """Learn the target's virtual time from the envelope timestamp of its first frame.
-
-        The first frame is a Welcome, or (if our Hello's timestamp was outside the target's
-        window) the Error refusing it: either way it carries the target's `now`. An agent's
-        LicenseRequest greeting carries it too. Nothing else is needed from the target.
-        """
-        with trio.fail_after(max(self.timeout, 1.0)):
-            client = await RawClient.connect(self.config.target)
-            try:
-                if self.role is not Role.AGENT:
-                    crafter = Crafter(key=Ed25519PrivateKey.generate(), rng=random.Random(),
-                                      now=self.now)  # fmt: skip
-                    await client.send(crafter.message(self.hello()))
-                frame = await client.read_frame(self.timeout)
-            finally:
-                await client.aclose()
-        stamp = _timestamp_of(frame)
-        if stamp is not None:
-            self.clock.sync(stamp)
-
-    async def close_clients(self) -> None:
-        for i, client in enumerate(self.clients, 1):
-            await client.aclose()
-            self.transcript.extend(client.transcript, str(i))
-        self.clients.clear()
-
-
-def _timestamp_of(frame: Frame | None) -> int | None:
-    if frame is None or frame.problem:
-        return None
-    from tslic.protocol.codec import unpack_untrusted
-
-    try:
-        outer = unpack_untrusted(frame.raw)
-        header = unpack_untrusted(outer[1])
-        stamp = header[5]
-    except (TslicError, IndexError, TypeError):
-        return None
-    return stamp if isinstance(stamp, int) else None
-
-
-def judge_rejection(
-    obs: Observation, codes: set[ErrorCode] | frozenset[ErrorCode], *, close_ok: bool = True
-) -> Judgement:
-    """The verdict for a probe that must be refused with one of `codes`."""
-    wanted = " or ".join(f"{c.name} ({int(c)})" for c in sorted(codes))
-    err = obs.first_error
-    ttr = obs.first_reply
-    if err is not None:
-        code = err.error_code
-        if code is not None and code in {int(c) for c in codes}:
-            if obs.end == "open" and 1000 <= code < 2000:
-                return Judgement(
-                    Verdict.NON_STRICT,
-                    obs.summary(),
-                    ttr,
-                    ["a fatal (1xxx) Error must be followed by closing the connection"],
-                )
-            return Judgement(Verdict.PASS, obs.summary(), ttr)
-        return Judgement(Verdict.WRONG_CODE, f"{obs.summary()} (expected {wanted})", ttr)
-    if any(f.problem for f in obs.frames):
-        return Judgement(Verdict.FAIL, f"{obs.summary()}: the target's frame was invalid", ttr)
-    if obs.frames:
-        return Judgement(Verdict.FAIL, f"accepted the bad input: {obs.summary()}", ttr)
-    if obs.end == "clean-close":
-        verdict = Verdict.NON_STRICT if close_ok else Verdict.FAIL
-        return Judgement(verdict, f"{obs.summary()} without an Error (expected {wanted})", ttr)
-    if obs.end == "reset":
-        return Judgement(Verdict.UNCLEAN, f"{obs.summary()} without an Error", ttr)
-    return Judgement(Verdict.TIMEOUT, obs.summary(), None)
-
-
-@dataclass(slots=True)
 class SuiteReport:
     config: SuiteConfig
     results: list[Result]
@@ -325,7 +91,7 @@ class SuiteReport:
 
 async def run_case(ctx: Context, case: Case) -> Result:
     """Run one case, then the liveness check; never raises for the target's behaviour."""
-    ctx.case = case
+    ctx.case_id = case.id
     ctx.transcript = Transcript()
     ctx.rng = random.Random(f"{ctx.config.seed}:{case.id}")
     start = time.monotonic()
@@ -369,19 +135,77 @@ async def run_suite(
     cases: Sequence[Case],
     on_result: Callable[[Result], None] | None = None,
 ) -> SuiteReport:
-    """Run the selected cases in order and collect the report."""
+    """Run the selected cases in order and collect the report. With `--manifest`, the
+    target's peers it names are played by the suite for the length of the run."""
+    if config.manifest is None:
+        return await _run_cases(config, cases, on_result, None, {})
+    manifest = load_manifest(config.manifest)
+    if config.clock_file is None and manifest.get("clock_file"):
+        config.clock_file = Path(manifest["clock_file"])
+    servers = dict(manifest.get("license_servers", {}))
+    clock_file = config.clock_file
+    clock: Clock = FileClock(str(clock_file), poll=0.01) if clock_file else WallClock.starting(None)
+    directory = manifest.get("directory")
+    dir_double = None
+    if isinstance(directory, dict) and directory.get("address"):
+        double = DirDouble(str(directory["domain"]), str(directory["site"]), servers, clock)
+        dir_double = (str(directory["address"]), double)
+    peers = Peers(servers, clock, clearinghouse_double(manifest, config, clock), dir_double)
+    async with trio.open_nursery() as nursery:
+        if isinstance(clock, FileClock):
+            nursery.start_soon(clock.watch)
+        try:
+            await nursery.start(peers.serve)
+        except OSError as exc:
+            raise ServiceError(f"cannot play the peers of {config.manifest}: {exc.strerror} "
+                               "(run `tslic conformance prepare` again)") from None  # fmt: skip
+        report = await _run_cases(config, cases, on_result, peers, manifest)
+        nursery.cancel_scope.cancel()
+    return report
+
+
+def clearinghouse_double(
+    manifest: dict[str, Any], config: SuiteConfig, clock: Clock
+) -> tuple[str, ChDouble] | None:
+    """The manifest's Clearinghouse for a license-server target, and what the run then does
+    with it: activate the target through it and install its retail codes (provision.py)."""
+    ch = manifest.get("clearinghouse")
+    if config.role is not Role.LICENSE_SERVER or not isinstance(ch, dict):
+        return None
+    try:
+        key = load_key(Path(ch["root_key"]))
+        root = read_certs(Path(manifest["trust_root"]))[0]
+        catalogue = {code: (CalProduct(p), int(n)) for code, (p, n) in ch["retail_codes"].items()}
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise ServiceError(f"the manifest's Clearinghouse is incomplete: {exc}") from None
+    if not config.clearinghouse:
+        config.clearinghouse = str(ch["address"])
+        config.retail_codes = tuple(catalogue)
+    if config.trust_root is None:
+        config.trust_root = Path(manifest["trust_root"])
+    if config.admin_credential is None and manifest.get("admin_credential"):
+        config.admin_credential = Path(manifest["admin_credential"])
+    return str(ch["address"]), ChDouble(key, root, clock, catalogue)
+
+
+async def _run_cases(
+    config: SuiteConfig,
+    cases: Sequence[Case],
+    on_result: Callable[[Result], None] | None,
+    peers: Peers | None,
+    manifest: dict[str, Any],
+) -> SuiteReport:
     started = time.time()
     t0 = time.monotonic()
-    ctx = Context(config)
+    ctx = Context(config, peers=peers, manifest=manifest)
     try:
         await ctx.sync_clock()
     except trio.TooSlowError:
         # A silent target is still tested: its cases will time out, with evidence.
         log.warning("the target %s did not answer in time; using the local clock", config.target)
+    ctx.origin = ctx.now()
     prepared: list[str] = []
     if config.clearinghouse and config.role is Role.LICENSE_SERVER:
-        from .provision import provision  # provision builds on lsclient, which imports us
-
         prepared = await provision(ctx)
     results = []
     for case in select(cases, config):

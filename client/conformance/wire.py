@@ -212,12 +212,20 @@ class RawClient:
         self._last_sent = time.monotonic()
         return True
 
-    async def send_slowly(self, data: bytes, delay: float) -> bool:
-        """Write one byte at a time, `delay` seconds apart (a slow sender)."""
-        for i in range(len(data)):
-            if not await self.send(data[i : i + 1]):
+    async def send_slowly(self, data: bytes, delay: float, *, budget: float = 0.0) -> bool:
+        """Write one byte at a time, `delay` seconds apart (a slow sender). With a `budget`
+        (seconds) too short for a pause per byte on a busy machine (a timer's granularity is
+        about a millisecond), the bytes go in small pieces instead, at most one pause per
+        2 ms of the budget, so the whole write stays inside it."""
+        step = 1
+        if budget > 0:
+            pauses = max(1, int(budget / 0.002))
+            step = max(1, -(-len(data) // pauses))
+            delay = min(delay, budget / max(1, -(-len(data) // step)) / 2)
+        for i in range(0, len(data), step):
+            if not await self.send(data[i : i + step]):
                 return False
-            if i + 1 < len(data):
+            if i + step < len(data):
                 await trio.sleep(delay)
         return True
 

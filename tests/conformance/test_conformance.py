@@ -185,11 +185,20 @@ async def test_directory_passes_every_case(tmp_path: Path) -> None:
     server = Server(service, key=Ed25519PrivateKey.generate(), clock=clock, limits=FAST)
     async with trio.open_nursery() as nursery:
         address = await nursery.start(server.serve)
-        names = {"site": "HQ", "group": "NEWCORP\\Terminal Services Computers"}
+        names = {
+            "site": "HQ",
+            "group": "NEWCORP\\Terminal Services Computers",
+            "credential": "secret",
+            "computer": "W3KLS2",
+        }
         report = await run(config(address, Role.DIRECTORY, names=names))
         server.shutdown()
     assert_all_ok(report)
-    assert by_id(report)["DIR-5:domain-controllers-only"].verdict is Verdict.PASS
+    results = by_id(report)
+    assert results["DIR-5:domain-controllers-only"].verdict is Verdict.PASS
+    for case_id in ("DIR-1:published-dn", "DIR-3:multi-valued-site-server",
+                    "DIR-6:registered-address"):  # fmt: skip
+        assert results[case_id].verdict is Verdict.PASS, results[case_id]
 
 
 async def test_clearinghouse_passes_every_case(tmp_path: Path) -> None:
@@ -371,7 +380,15 @@ def test_cli_list_and_coverage(tmp_path: Path, capsys: pytest.CaptureFixture[str
     cov = json.loads((tmp_path / "c.json").read_text())
     assert cov["must"]["covered"] == cov["must"]["total"]
     assert cov["uncovered"] == []
-    assert "MUST:" in capsys.readouterr().out
+    assert cov["must"]["can_fail"] + cov["must"]["declared"] == cov["must"]["total"]
+    for role in ("license-server", "agent", "clearinghouse", "directory"):
+        counts = cov["roles"][role]["must"]
+        assert counts["can_fail"] > 0
+        assert counts["can_fail"] + counts["declared"] == counts["total"]
+    assert all(cov["rules"][rule]["kind"] == "declared" for rule in cov["declared"])
+    out = capsys.readouterr().out
+    assert "MUST:" in out
+    assert "declared untestable" in out
 
 
 def test_cli_reports_and_evidence(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

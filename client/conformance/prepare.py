@@ -1,0 +1,179 @@
+"""`tslic conformance prepare`: the surroundings the suite plays for a target, written down.
+
+Contract: `prepare(role, out_dir)` writes `out_dir/manifest.json` and a clock file
+`out_dir/clock`, and returns the manifest. For an agent target it chooses two loopback ports
+for the license servers the suite will play during the run (`peers.LsDouble`, named CONF-LS1
+and CONF-LS2) and gives the command line to start the agent with: the clock file (the suite
+moves time through it) and those license servers as its LicenseServers registry entries. The
+run then reads the manifest (`--manifest FILE`), binds the doubles to those ports and sets
+their behaviour case by case. Other roles get the clock file only. `load_manifest(path)`
+reads it back or raises ServiceError (INVALID_FIELD) naming the file.
+The manifest's shape (`schema` "tslic-conformance/1/manifest") is documented in
+docs/CONFORMANCE.md §2; fields are only added.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tslic.protocol import ErrorCode, ServiceError
+from tslic.protocol.clock import ClockSpec
+from tslic.protocol.codes import ALPHABET, make_retail_code
+from tslic.protocol.pki import make_root
+from tslic.runtime.clock import write_clock_file
+from tslic.runtime.files import load_or_create_key, write_atomic, write_certs
+
+from .basics import Role
+
+SCHEMA = "tslic-conformance/1/manifest"
+LICENSE_SERVERS = ("CONF-LS1", "CONF-LS2", "CONF-ENT", "CONF-DC")
+DOMAIN, SITE = "CONFORMANCE", "CONF-SITE"
+CH_START = 1_072_915_200_000  # 2004-01-01: the transition offer is open (CH-5, CH-6)
+
+
+def _free_port() -> int:
+    """A loopback port free now (the run binds it again; prepare just before the run)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def prepare(
+    role: Role, out_dir: Path, *, start_ms: int | None = None, version: int = 2003
+) -> dict[str, Any]:
+    """Write the manifest and clock file for a run against a target of `role`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clock = out_dir / "clock"
+    default = CH_START if role is Role.CLEARINGHOUSE else int(time.time() * 1000)
+    start = start_ms if start_ms is not None else default
+    write_clock_file(str(clock), ClockSpec(start=start, anchor=time.time(), speed=1.0))
+    manifest: dict[str, Any] = {"schema": SCHEMA, "role": str(role), "clock_file": str(clock)}
+    start_target = ["--clock-file", str(clock)]
+    if role is Role.AGENT:
+        servers = {name: f"127.0.0.1:{_free_port()}" for name in LICENSE_SERVERS}
+        manifest["license_servers"] = servers
+        manifest["directory"] = {"address": f"127.0.0.1:{_free_port()}", "domain": DOMAIN,
+                                 "site": SITE}  # fmt: skip
+        start_target += ["--domain", DOMAIN, "--site", SITE, "--directory",
+                         manifest["directory"]["address"]]  # fmt: skip
+        # The configured sources: LicenseServers (2003) or DefaultLicenseServer (2000); the
+        # enterprise and domain-controller servers are found through the directory.
+        if version == 2003:
+            for name in LICENSE_SERVERS[:2]:
+                start_target += ["--license-server", f"{name}={servers[name]}"]
+        else:
+            start_target += ["--default-license-server", f"CONF-LS1={servers['CONF-LS1']}"]
+        data = out_dir / "agent"
+        manifest["target_command"] = ["tslic", "agent", "--version", str(version), "--name",
+                                      "CONF-TS", "--data", str(data), "--listen",
+                                      "127.0.0.1:0", *start_target]  # fmt: skip
+        # status judged on the deployment's clock (docs/CLOCK.md), not the one of start-up
+        manifest["status_command"] = (f"tslic agent status --data {data} --json"
+                                      f" --clock-file {clock}")  # fmt: skip
+        manifest["events_command"] = f"tslic agent events --data {data} --json"
+    elif role is Role.LICENSE_SERVER:
+        _license_server(manifest, out_dir, start_target)
+    elif role is Role.CLEARINGHOUSE:
+        _clearinghouse(manifest, out_dir, start_target)
+    else:
+        manifest["target_command"] = ["...", *start_target]
+    path = str(out_dir / "manifest.json")
+    manifest["suite_command"] = ["tslic", "conformance", "--role", str(role), "--target",
+                                 "TARGET", "--manifest", path]  # fmt: skip
+    if "admin_credential" in manifest:
+        manifest["suite_command"] += ["--admin-credential", manifest["admin_credential"]]
+    if "events_command" in manifest:
+        manifest["suite_command"] += ["--events-command", manifest["events_command"],
+                                      "--status-command", manifest["status_command"]]  # fmt: skip
+    write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
+    return manifest
+
+
+def _license_server(manifest: dict[str, Any], out_dir: Path, start_target: list[str]) -> None:
+    """The Clearinghouse the suite plays: its root (key and certificate), its address, and
+    two retail codes it will grant (30 Per Device CALs, 5 User CALs)."""
+    key = load_or_create_key(out_dir / "ch-root.key")
+    now = datetime.now(UTC)
+    until = max(now, datetime(2030, 1, 1, tzinfo=UTC)) + timedelta(days=3650)
+    root = make_root(key, name="tslic conformance Clearinghouse", serial=1,
+                     not_before=datetime(2000, 1, 1, tzinfo=UTC), not_after=until)  # fmt: skip
+    write_certs(out_dir / "root.pem", [root])
+    address = f"127.0.0.1:{_free_port()}"
+    codes = {make_retail_code(secrets.token_bytes(16)): ("w2003-device-cal", 30),
+             make_retail_code(secrets.token_bytes(16)): ("w2003-user-cal", 5)}  # fmt: skip
+    manifest["clearinghouse"] = {
+        "address": address,
+        "root_key": str(out_dir / "ch-root.key"),
+        "retail_codes": {c: list(v) for c, v in codes.items()},
+    }
+    manifest["trust_root"] = str(out_dir / "root.pem")
+    data = out_dir / "ls"
+    manifest["target_command"] = ["tslic", "server", "--version", "2003", "--name", "CONF-LS",
+                                  "--data", str(data), "--listen", "127.0.0.1:0", *start_target,
+                                  "--clearinghouse", address, "--trust-root",
+                                  str(out_dir / "root.pem")]  # fmt: skip
+    manifest["admin_credential"] = str(data / "admin.key")
+
+
+def _clearinghouse(manifest: dict[str, Any], out_dir: Path, start_target: list[str]) -> None:
+    """Purchases for the Clearinghouse cases, with the commands that register them: an Open
+    License (8 digits, 15 characters), a Select agreement (7 digits), a retail pack, and three
+    Windows XP Professional keys, two bought before 24 April 2003 and one on that day."""
+    rng = secrets.SystemRandom()
+    digits = "".join(rng.choice("0123456789") for _ in range(15))
+    letters = "".join(rng.choice(ALPHABET) for _ in range(100))
+    purchases: dict[str, Any] = {
+        "product": "w2003-device-cal",
+        "open_license": {"license_number": "1" + digits[:7], "authorization_number":
+                         letters[:15], "count": 5},
+        "agreement": {"program": "select", "number": "2" + digits[7:13], "count": 5},
+        "retail": {"code": make_retail_code(secrets.token_bytes(16)), "count": 3},
+        "xp_eligible": [letters[15:40], letters[40:65]],  # acquired 2003-04-23
+        "xp_ineligible": letters[65:90],  # acquired 2003-04-24: not eligible (CH-5)
+    }  # fmt: skip
+    manifest["purchases"] = purchases
+    data = str(out_dir / "ch")
+    product = ["--product", purchases["product"]]
+    op, ag = purchases["open_license"], purchases["agreement"]
+    setup = [
+        ["tslic", "clearinghouse", "add-open", "--data", data, *product, "--count",
+         str(op["count"]), "--license-number", op["license_number"],
+         "--authorization-number", op["authorization_number"]],
+        ["tslic", "clearinghouse", "add-agreement", "--data", data, *product, "--count",
+         str(ag["count"]), "--program", ag["program"], "--number", ag["number"]],
+        ["tslic", "clearinghouse", "add-retail", "--data", data, *product, "--count",
+         str(purchases["retail"]["count"]), "--code", purchases["retail"]["code"]],
+        *(["tslic", "clearinghouse", "add-xp", "--data", data, "--key", key, "--acquired",
+           "2003-04-23", "--channel", "retail"] for key in purchases["xp_eligible"]),
+        ["tslic", "clearinghouse", "add-xp", "--data", data, "--key",
+         purchases["xp_ineligible"], "--acquired", "2003-04-24", "--channel", "retail"],
+    ]  # fmt: skip
+    manifest["target_setup"] = setup
+    manifest["target_command"] = ["tslic", "clearinghouse", "serve", "--data", data,
+                                  "--listen", "127.0.0.1:0", "--web", "127.0.0.1:0",
+                                  *start_target]  # fmt: skip
+    manifest["web"] = 'WEB (the readiness line\'s "web"): give it to the run as --web'
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """The manifest `prepare` wrote.
+
+    Raises:
+        ServiceError: INVALID_FIELD if it cannot be read or is not a manifest.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ServiceError(f"cannot read the manifest {path}: {exc}",
+                           code=ErrorCode.INVALID_FIELD) from None  # fmt: skip
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ServiceError(f"{path} is not a tslic conformance manifest (run `tslic conformance"
+                           " prepare`)", code=ErrorCode.INVALID_FIELD)  # fmt: skip
+    return data
