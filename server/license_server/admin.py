@@ -256,7 +256,9 @@ class AdminService:
         try:
             grant = open_grant(blob, root)
         except ProtocolError as exc:
-            raise ServiceError(f"the key pack grant is not valid: {exc.message}") from None
+            raise ServiceError(
+                f"the key pack grant is not valid: {exc.message}", code=ErrorCode.INVALID_LICENSE
+            ) from None
         if grant.license_server_id != self.activation.license_server_id:
             raise ServiceError(
                 f"the key pack was granted to license server {grant.license_server_id},"

@@ -177,10 +177,9 @@ async def test_broken_license_server_fails_its_rule(
 
 # ---- the suite plays the Clearinghouse (prepare --role license-server) ----------------------
 
-# Known gap of tslic's license server: a key pack grant whose signature does not verify is
-# refused with INTERNAL_ERROR instead of INVALID_LICENSE (server/license_server/admin.py
-# _open). An expected failure: when it is fixed the xpass fails this test, so drop it here.
-LS_CH_GAPS = ("CH-8:bad-grant-refused",)
+# Known gaps of tslic's license server against the suite's Clearinghouse (expected failures:
+# when one is fixed the xpass fails this test, so drop it here). None at present.
+LS_CH_GAPS: tuple[str, ...] = ()
 
 
 async def run_with_suite_clearinghouse(tmp_path: Path, only: Sequence[str]) -> (
@@ -218,5 +217,5 @@ async def test_license_server_with_the_suites_clearinghouse(tmp_path: Path) -> N
         "LEASE-5:deactivated-refuses-renewal", "ACT-9:reactivated-keeps-licenses",
         "ACT-11:telephone-two-steps", "CAL-2:license-upgrade", "CAL-7:user-cal-uncounted",
         "TEMP-9:per-user-temporary-not-upgraded", "LEASE-4:renewal-within-7-days",
+        "CH-8:bad-grant-refused",
     ])  # fmt: skip
-    assert results["CH-8:bad-grant-refused"].status == "xfail"
