@@ -22,7 +22,6 @@ ROOT = Path(tslic.protocol.__file__).resolve().parents[1]
 PACKAGES = ("protocol", "runtime", "server", "client", "cli")
 
 
-
 def _modules() -> dict[str, Path]:
     """Dotted name -> path of every module of the code packages."""
     found: dict[str, Path] = {}
