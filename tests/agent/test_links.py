@@ -9,8 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import pytest
 import trio
@@ -18,13 +16,18 @@ import trio.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.client.agent.config import AgentConfig, NamedAddress
 from tslic.client.agent.links import Links
-from tslic.protocol import ConnectionLost
+from tslic.client.agent.service import Agent
+from tslic.client.agent.state import ServerEntry
+from tslic.client.rdp.client import Outcome
+from tslic.protocol import ConnectionLost, Message
 from tslic.protocol.domain import CalProduct, Connectivity, WindowsVersion
 from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.messages.licensing import ReturnLicense
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.peer import PeerStream
-from tslic.runtime.service import Server
+from tslic.runtime.service import Peer, Server, Service
+
+from tests.agent import fakes
 
 CALS = {CalProduct.W2003_DEVICE_CAL: 50}
 # A graceful stop of a fake takes a virtual hour (its Goodbye waits up to 1 s real for the
@@ -44,7 +47,7 @@ WINDOWS = DiscoveryIntervals(
 class Restartable:
     """A fake license server on a fixed port that can stop (gracefully) and start again."""
 
-    def __init__(self, service: Any, clock: TrioClock, nursery: trio.Nursery) -> None:
+    def __init__(self, service: Service, clock: TrioClock, nursery: trio.Nursery) -> None:
         self.service, self.clock, self.nursery = service, clock, nursery
         self.key = Ed25519PrivateKey.generate()
         self.port = 0
@@ -72,8 +75,8 @@ class Restartable:
 
 @asynccontextmanager
 async def license_server(
-    fakes: ModuleType, clock: TrioClock, name: str = "LS1"
-) -> AsyncIterator[tuple[Any, Restartable, str]]:
+    clock: TrioClock, name: str = "LS1"
+) -> AsyncIterator[tuple[fakes.FakeLicenseServer, Restartable, str]]:
     ls = fakes.FakeLicenseServer(
         name=name, version=WindowsVersion.W2003, clock=clock, root=None, available=CALS
     )
@@ -82,6 +85,12 @@ async def license_server(
         address = await running.start()
         yield ls, running, address
         nursery.cancel_scope.cancel()
+
+
+def entry(agent: Agent, name: str) -> ServerEntry:
+    found = agent.state.entry(name)
+    assert found is not None, f"{name} not in the discovery cache"
+    return found
 
 
 def config(
@@ -97,9 +106,9 @@ def config(
 
 
 async def test_clients_cost_requests_not_connections(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock, fakes: ModuleType
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock
 ) -> None:
-    async with license_server(fakes, clock) as (ls, _, address):
+    async with license_server(clock) as (ls, _, address):
         cfg = config(("LS1", address), per_server=1)
         async with fakes.run_agent(cfg, tmp_path / "a", clock) as (agent, rdp):
             for i in range(5):
@@ -115,9 +124,9 @@ async def test_clients_cost_requests_not_connections(
 
 
 async def test_concurrent_clients_use_a_bounded_pool(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock, fakes: ModuleType
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock
 ) -> None:
-    async with license_server(fakes, clock) as (ls, _, address):
+    async with license_server(clock) as (ls, _, address):
         cfg = config(("LS1", address), per_server=3)
         async with fakes.run_agent(cfg, tmp_path / "a", clock) as (agent, rdp):
             async with trio.open_nursery() as nursery:
@@ -128,9 +137,9 @@ async def test_concurrent_clients_use_a_bounded_pool(
 
 
 async def test_a_restart_between_requests_is_not_a_failure(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock, fakes: ModuleType
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock
 ) -> None:
-    async with license_server(fakes, clock) as (_, running, address):
+    async with license_server(clock) as (_, running, address):
         cfg = config(("LS1", address))
         async with fakes.run_agent(cfg, tmp_path / "a", clock) as (agent, rdp):
             assert (await fakes.rdp(rdp, tmp_path / "pc0", clock, device="PC0")).received
@@ -138,14 +147,14 @@ async def test_a_restart_between_requests_is_not_a_failure(
             await running.start()  # back before any client needed it
             outcome = await fakes.rdp(rdp, tmp_path / "pc1", clock, device="PC1")
             assert outcome.status == "licensed"
-            assert agent.state.entry("LS1").connectivity is Connectivity.VALID_LS
+            assert entry(agent, "LS1").connectivity is Connectivity.VALID_LS
             assert agent.servers.links.stats.failed_dials == 0
 
 
 async def test_a_failed_server_is_used_again_on_the_discovery_timer(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock, fakes: ModuleType
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock
 ) -> None:
-    async with license_server(fakes, clock) as (ls, running, address):
+    async with license_server(clock) as (ls, running, address):
         cfg = config(("LS1", address))
         async with fakes.run_agent(cfg, tmp_path / "a", clock) as (agent, rdp):
             assert (await fakes.rdp(rdp, tmp_path / "pc0", clock, device="PC0")).received
@@ -154,7 +163,7 @@ async def test_a_failed_server_is_used_again_on_the_discovery_timer(
             # NOT_CONNECTABLE, and (in grace) the client is let in without a license.
             down = await fakes.rdp(rdp, tmp_path / "pc1", clock, device="PC1")
             assert down.status == "valid-client"
-            assert agent.state.entry("LS1").connectivity is Connectivity.NOT_CONNECTABLE
+            assert entry(agent, "LS1").connectivity is Connectivity.NOT_CONNECTABLE
             failed_at = clock.now()
             await running.start()
             hellos = ls.calls.count("Hello")
@@ -166,15 +175,15 @@ async def test_a_failed_server_is_used_again_on_the_discovery_timer(
             await clock.sleep_until(failed_at + 15 * 60_000 + 1_000)
             after = await fakes.rdp(rdp, tmp_path / "pc3", clock, device="PC3")
             assert after.status == "licensed"
-            assert agent.state.entry("LS1").connectivity is Connectivity.VALID_LS
+            assert entry(agent, "LS1").connectivity is Connectivity.VALID_LS
 
 
 async def test_the_preferred_server_is_taken_back_at_rediscovery(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock, fakes: ModuleType
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock
 ) -> None:
     async with (
-        license_server(fakes, clock, "LS1") as (ls1, first, a1),
-        license_server(fakes, clock, "LS2") as (_, _, a2),
+        license_server(clock, "LS1") as (ls1, first, a1),
+        license_server(clock, "LS2") as (_, _, a2),
     ):
         cfg = config(("LS1", a1), ("LS2", a2), intervals=WINDOWS)
         async with fakes.run_agent(cfg, tmp_path / "a", clock) as (agent, rdp):
@@ -221,7 +230,7 @@ async def test_a_dead_address_is_not_redialled_before_its_backoff(
 
 
 async def test_waiting_for_a_busy_connection_is_not_a_server_failure(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock, fakes: ModuleType
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock
 ) -> None:
     """One connection, a license server taking 6 s per license: the third of three clients
     waits 12 s in the queue, longer than the 10 s network timeout, and is still served."""
@@ -230,16 +239,16 @@ async def test_waiting_for_a_busy_connection_is_not_a_server_failure(
     )
     answer = ls.handle
 
-    async def slow(peer: Any, request: Any) -> Any:
+    async def slow(peer: Peer, request: Message) -> Message:
         if type(request).__name__ == "IssueLicense":
             await trio.sleep(6)
         return await answer(peer, request)
 
-    ls.handle = slow
+    ls.handle = slow  # type: ignore[method-assign]  # this one server answers slowly
     async with fakes.serve(ls, clock) as served:
         cfg = config(("LS1", served.address), per_server=1)
         async with fakes.run_agent(cfg, tmp_path / "a", clock) as (agent, rdp):
-            outcomes: list[Any] = []
+            outcomes: list[Outcome] = []
 
             async def one(i: int) -> None:
                 outcomes.append(await fakes.rdp(rdp, tmp_path / f"pc{i}", clock, device=f"P{i}"))
@@ -248,5 +257,5 @@ async def test_waiting_for_a_busy_connection_is_not_a_server_failure(
                 for i in range(3):
                     nursery.start_soon(one, i)
             assert [o.status for o in outcomes] == ["licensed"] * 3
-            assert agent.state.entry("LS1").connectivity is Connectivity.VALID_LS
+            assert entry(agent, "LS1").connectivity is Connectivity.VALID_LS
             assert ls.calls.count("IssueLicense") == 3

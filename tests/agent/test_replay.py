@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import trio
@@ -28,6 +27,8 @@ from tslic.runtime.clock import TrioClock
 from tslic.runtime.peer import connect
 from tslic.runtime.stream import MessageStream
 
+from tests.agent import fakes
+
 CONFIG = AgentConfig(name="TS1", version=WindowsVersion.W2003)
 
 
@@ -44,7 +45,7 @@ async def _greeted(address: str, key: Ed25519PrivateKey, clock: TrioClock) -> Me
 
 
 async def test_a_request_replayed_on_another_connection_is_refused(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock, fakes: ModuleType
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock
 ) -> None:
     key = Ed25519PrivateKey.generate()
     request = NewLicenseRequest(
