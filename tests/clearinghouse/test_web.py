@@ -1,4 +1,4 @@
-"""The web pages over real HTTP (hypercorn's Trio worker), driven with urllib in a thread."""
+"""The web pages over real HTTP (server/clearinghouse/http.py), driven with urllib in a thread."""
 
 from __future__ import annotations
 
