@@ -205,6 +205,10 @@ class HttpServer:
             raise _Refuse(
                 408 if first or conn.received else 0, "The request did not arrive in time."
             )
+        # h11 bounds only a head that arrives in pieces; one that arrives whole is measured.
+        size = len(request.target) + sum(len(n) + len(v) + 4 for n, v in request.headers)
+        if size > limits.max_head:
+            raise _Refuse(431, "The request head is too large.")
         length = _content_length(request)
         if length is not None and length > limits.max_body:
             raise _Refuse(413, "The form is too large.")
