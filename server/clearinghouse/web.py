@@ -29,8 +29,10 @@ from urllib.parse import parse_qs
 
 import trio
 from tslic.protocol.domain import ActivationMethod, CalProduct, Program
-from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
-from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.errors import ErrorCode, ServiceError, StorageError, TslicError
+from tslic.protocol.messages.admin import CODE_MAX
+from tslic.protocol.messages.records import CONTACT_MAX, EMAIL_MAX, ContactInfo
+from tslic.protocol.names import check_text
 from tslic.runtime.clock import Clock
 
 from . import pages
@@ -94,8 +96,9 @@ class WebApp:
             return 405, pages.message_page("Not allowed", "Use GET or POST for this page.")
         form = _parse_form(body)
         try:
+            _check_form(form)
             return 200, route[1](form)
-        except ServiceError as exc:
+        except TslicError as exc:
             if isinstance(exc, StorageError):
                 log.error("storage: %s", exc)
             box = pages.error_box(exc.message, exc.code.name, int(exc.code))
@@ -161,6 +164,36 @@ class WebApp:
             now=self.clock.now(),
         )
         raise AssertionError("the web method never deactivates")  # pragma: no cover
+
+
+# Every field a form has, with its length limit; anything else is ignored. Free text is one
+# line without control characters; the product keys are one key per line.
+_FIELDS = {
+    "product_id": 64, "first_name": CONTACT_MAX, "last_name": CONTACT_MAX,
+    "company": CONTACT_MAX, "country": CONTACT_MAX, "email": EMAIL_MAX,
+    "confirm_email": EMAIL_MAX, "license_server_id": CODE_MAX, "program": 64, "product": 64,
+    "retail_code": CODE_MAX, "license_number": CODE_MAX, "authorization_number": CODE_MAX,
+    "agreement_number": CODE_MAX, "transition_token": CODE_MAX, "count": 16,
+    "license_type": 64,
+}  # fmt: skip
+MAX_KEYS = 1000  # product keys in one transition request
+
+
+def _check_form(form: Form) -> None:
+    """Refuse, naming the field and the rule, any field over its limit or with control
+    characters, before anything is looked up or changed."""
+    for name, limit in _FIELDS.items():
+        if name in form:
+            check_text(form[name], name.replace("_", " "), limit)
+    keys = form.get("product_keys", "").splitlines()
+    if len(keys) > MAX_KEYS:
+        raise ServiceError(
+            f"product keys: at most {MAX_KEYS} keys in one request, not {len(keys)}",
+            code=ErrorCode.INVALID_FIELD,
+            detail={"field": "product keys"},
+        )
+    for line in keys:
+        check_text(line, "product keys", CODE_MAX)
 
 
 def _choice(kind: type[E], value: str, what: str) -> E:

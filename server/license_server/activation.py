@@ -22,7 +22,6 @@ Contract:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 from datetime import timedelta
@@ -47,6 +46,8 @@ from tslic.protocol.messages.clearinghouse import (
     ChDeactivated,
 )
 from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.names import activation_request_code as request_code
+from tslic.protocol.names import product_id_for
 from tslic.protocol.pki import (
     CertRole,
     cert_from_der,
@@ -72,19 +73,6 @@ Method = ActivationMethod
 WEB_PAGE = "https://activate.microsoft.com/ (the Clearinghouse web pages)"
 PHONE = "(888) 571-2048"
 CONFIRMATION_BYTES = 8  # the Clearinghouse's deactivation confirmation: 20 characters
-
-
-def request_code(public_key: bytes) -> str:
-    """The code a web or telephone activation takes to the Clearinghouse."""
-    digest = hashlib.sha256(b"tslic-activation-request\x00" + public_key).digest()
-    return codes.encode_b24(digest[:16])
-
-
-def product_id_for(public_key: bytes) -> str:
-    """A stable Product ID in the 5-3-7-5 digit shape the wizard shows."""
-    n = int.from_bytes(hashlib.sha256(b"tslic-product-id\x00" + public_key).digest()[:12], "big")
-    digits = f"{n:030d}"[-20:]
-    return f"{digits[:5]}-{digits[5:8]}-{digits[8:15]}-{digits[15:20]}"
 
 
 class Activation:
