@@ -70,7 +70,9 @@ log = logging.getLogger(__name__)
 
 Action = ActivationAction
 Method = ActivationMethod
-WEB_PAGE = "https://activate.microsoft.com/ (the Clearinghouse web pages)"
+# Without --clearinghouse-web: where the emulated page is (the real one was
+# https://activate.microsoft.com/).
+WEB_PAGE = "the Clearinghouse's /activate page (the 'url' in its readiness line)"
 PHONE = "(888) 571-2048"
 CONFIRMATION_BYTES = 8  # the Clearinghouse's deactivation confirmation: 20 characters
 
@@ -173,12 +175,19 @@ class Activation:
                 f"Call the Clearinghouse at {PHONE}, give the License Server ID {code} and ask"
                 " for deactivation; type the confirmation code you are given."
             )
+        elif method is Method.WEB:  # the web form asks for the Product ID, not a request code
+            code = ""
+            web = self.config.clearinghouse_web.rstrip("/")
+            page = f"{web}/activate" if web else WEB_PAGE
+            what = (
+                f"Open {page}, type the Product ID and the Required Information; type the"
+                " License Server ID the page gives you to finish."
+            )
         else:
             code = request_code(self.public_key)
-            where = WEB_PAGE if method is Method.WEB else f"the Clearinghouse at {PHONE}"
             what = (
-                f"Go to {where} with the Product ID and this request code; type the License"
-                " Server ID you are given to finish."
+                f"Call the Clearinghouse at {PHONE} with the Product ID or this request code;"
+                " type the License Server ID you are given to finish."
             )
         return AdminActivationStep(
             action=action,
