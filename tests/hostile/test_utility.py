@@ -118,16 +118,15 @@ HOSTILE_COMPUTERS = {
 @pytest.mark.parametrize("case", sorted(HOSTILE_COMPUTERS))
 def test_policy_add_refuses_what_no_computer_is_called(deployment: Deployment, case: str) -> None:
     value, rule = HOSTILE_COMPUTERS[case]
-    before = deployment.status()["security_group_members"]
     err = refused(deployment.admin("policy", "--add", value), "--add", rule)
     assert err.count("--add") == 1  # the field is named once
-    assert deployment.status()["security_group_members"] == before
 
 
 def test_policy_add_takes_a_real_computer_name(deployment: Deployment) -> None:
     done = deployment.admin("policy", "--add", "W3KTS1", "--add", "Łódź-TS")
     assert done.returncode == 0, done.stderr
-    assert {"W3KTS1", "ŁÓDŹ-TS"} <= set(deployment.status()["security_group_members"])
+    # Only these two: none of the refused names above reached the server.
+    assert sorted(deployment.status()["security_group_members"]) == ["W3KTS1", "ŁÓDŹ-TS"]
 
 
 @pytest.mark.parametrize(
@@ -142,15 +141,16 @@ def test_policy_add_takes_a_real_computer_name(deployment: Deployment) -> None:
 def test_properties_refuse_huge_and_control_characters(
     deployment: Deployment, option: str, value: str, rule: str
 ) -> None:
-    before = deployment.status()["contact"]
     refused(deployment.admin("properties", option, value), option, rule)
-    assert deployment.status()["contact"] == before
 
 
 def test_properties_keep_markup_as_text(deployment: Deployment) -> None:
     done = deployment.admin("properties", "--company", "<b>Contoso</b> & [bold]Co[/bold]")
     assert done.returncode == 0, done.stderr
-    assert deployment.status()["contact"]["company"] == "<b>Contoso</b> & [bold]Co[/bold]"
+    contact = deployment.status()["contact"]
+    # The refused values above changed nothing; this one is stored as typed.
+    assert contact == {"first_name": "Ada", "last_name": "Admin", "country": "GB",
+                       "company": "<b>Contoso</b> & [bold]Co[/bold]", "email": ""}  # fmt: skip
     shown = deployment.admin("status")
     assert "<b>Contoso</b> & [bold]Co[/bold]" in shown.stdout  # not taken as rich markup
 
@@ -167,10 +167,8 @@ def test_properties_keep_markup_as_text(deployment: Deployment) -> None:
 def test_install_refuses_bad_codes_by_their_name(
     deployment: Deployment, args: tuple[str, ...], words: tuple[str, ...]
 ) -> None:
-    before = deployment.admin("--json", "keypacks").stdout
     err = refused(deployment.admin("install", "--product", "w2003-device-cal", *args), *words)
     assert "a license code" not in err or "license code" in words
-    assert deployment.admin("--json", "keypacks").stdout == before
 
 
 def test_the_same_retail_code_twice_says_already_installed(deployment: Deployment) -> None:
@@ -188,7 +186,8 @@ def test_the_same_retail_code_twice_says_already_installed(deployment: Deploymen
     assert as_json.returncode == 3
     assert json.loads(as_json.stdout)["already_installed"] is True
     packs = json.loads(deployment.admin("--json", "keypacks").stdout)["keypacks"]
-    assert sum(1 for k in packs if k["total"] == 5) == 1  # one pack, not two
+    # One pack, not two; and none from the refused installs above.
+    assert [k["total"] for k in packs if k["program"] == "retail"] == [5], packs
 
 
 @pytest.mark.parametrize(
