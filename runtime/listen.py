@@ -4,7 +4,7 @@ Contract: `open_listeners(host, port, option=...)` is `trio.open_tcp_listeners` 
 failures (a busy port, an address not on this machine, a port that needs privileges, a host
 name that does not resolve) raise `StartupError`: one line naming the address and the option
 that chose it, which `run_daemon` prints with exit status 2. `listen_failure` words the same
-sentence for listeners opened by someone else (hypercorn binds its own sockets).
+sentence for a listener whose sockets were opened some other way.
 """
 
 from __future__ import annotations
