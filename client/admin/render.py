@@ -106,13 +106,11 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-# C0 and C1 control characters (and DEL): a remote peer's text must not drive the terminal.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-
-
 def printable(text: str) -> str:
-    """`text` with control characters shown as \\xNN escapes."""
-    return text.translate(_CONTROL)
+    """`text` with control and formatting characters (C0, C1, DEL, bidirectional overrides)
+    shown as \\xNN / \\uNNNN escapes: a remote peer's text must not drive the terminal
+    (protocol/names.py `shown`, one rule for every surface)."""
+    return shown(text)
 
 
 def status_table(reply: AdminStatus) -> Table:
