@@ -66,6 +66,9 @@ TEXT_MAX = 256  # any other operator-typed field unless a tighter limit is given
 # terminal server takes what the client sends, so these are bounded and free of control
 # characters, not held to the NetBIOS rules; the utility shows them escaped anyway.
 REMOTE_NAME_MAX = 64
+# A client's user name: RDP 5.1 and later carry up to 512 bytes of UTF-16 with its terminating
+# null (MS-RDPBCGR 2.2.1.11.1.1 TS_INFO_PACKET, cbUserName), so 255 characters.
+REMOTE_USER_MAX = 255
 _COMPUTER_EXTRA = set("-_.!@#$%^&'(){}~")
 _ACCOUNT_FORBIDDEN = set('"/\\[]:;|=,+*?<>')
 _PRODUCT_ID = re.compile(r"[0-9]{5}-[0-9]{3}-[0-9]{7}-[0-9]{5}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..domain import CalProduct, ClientOS, LicenseKind, LicensingMode, WindowsVersion
-from ..names import REMOTE_NAME_MAX
+from ..names import REMOTE_NAME_MAX, REMOTE_USER_MAX
 from .base import Conversation, Message, MessageType, message, require_len, require_text
 from .records import ServerRef
 
@@ -62,7 +62,7 @@ class IssueLicense(Message):
         require_len(self.hwid, "hwid", 32)
         require_len(self.machine, "machine", 1, REMOTE_NAME_MAX)
         require_text(self.machine, "machine", REMOTE_NAME_MAX)
-        require_text(self.user, "user", REMOTE_NAME_MAX)
+        require_text(self.user, "user", REMOTE_USER_MAX)
 
 
 @message(MessageType.LS_UPGRADE_LICENSE, LIC)
@@ -86,7 +86,7 @@ class UpgradeLicenseRequest(Message):
         require_len(self.license, "license", 1, 8192)
         require_len(self.machine, "machine", 1, REMOTE_NAME_MAX)
         require_text(self.machine, "machine", REMOTE_NAME_MAX)
-        require_text(self.user, "user", REMOTE_NAME_MAX)
+        require_text(self.user, "user", REMOTE_USER_MAX)
 
 
 @message(MessageType.LS_LICENSE_GRANTED, LIC)

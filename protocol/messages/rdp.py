@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 
 from ..domain import ClientOS, LicensingMode
-from ..names import REMOTE_NAME_MAX
+from ..names import REMOTE_NAME_MAX, REMOTE_USER_MAX
 from .base import (
     Conversation,
     Message,
@@ -102,7 +102,7 @@ class NewLicenseRequest(Message):
         require_len(self.client_random, "client_random", 32)
         require_len(self.machine_name, "machine_name", 1, REMOTE_NAME_MAX)
         require_text(self.machine_name, "machine_name", REMOTE_NAME_MAX)
-        require_text(self.user_name, "user_name", REMOTE_NAME_MAX)
+        require_text(self.user_name, "user_name", REMOTE_USER_MAX)
         require_range(self.platform_id, "platform_id", 0, 0xFFFFFFFF)
 
 
@@ -123,7 +123,7 @@ class LicenseInfo(Message):
         require_len(self.license, "license", 1, 8192)
         require_len(self.machine_name, "machine_name", 1, REMOTE_NAME_MAX)
         require_text(self.machine_name, "machine_name", REMOTE_NAME_MAX)
-        require_text(self.user_name, "user_name", REMOTE_NAME_MAX)
+        require_text(self.user_name, "user_name", REMOTE_USER_MAX)
         require_range(self.platform_id, "platform_id", 0, 0xFFFFFFFF)
 
 
