@@ -136,11 +136,13 @@ def make_retail_code(serial_bytes: bytes) -> str:
     return "".join(ALPHABET[v] for v in [*payload, check])
 
 
-def check_retail_code(text: str) -> str:
+def check_retail_code(text: str, *, what: str = "license code") -> str:
     """Validate a typed retail license code locally, as the wizard does (§4.3, §4.4).
 
     Args:
         text: the code as typed (hyphens and spaces allowed).
+        what: what the code is called in the refusal ("license token" for the transition
+            offer's tokens, which have the same form).
 
     Returns:
         The normalized 25-character code.
@@ -150,19 +152,19 @@ def check_retail_code(text: str) -> str:
     """
     code = normalize_code(text)
     err = ErrorCode.INVALID_LICENSE_CODE
-    _check_alphabet(code, "A license code", WIZARD_MESSAGE, err)
+    _check_alphabet(code, f"A {what}", WIZARD_MESSAGE, err)
     if len(code) != RETAIL_CODE_LENGTH:
         _fail(
             err,
             WIZARD_MESSAGE,
-            f"A license code has {RETAIL_CODE_LENGTH} characters (5 groups of 5); the entry"
+            f"A {what} has {RETAIL_CODE_LENGTH} characters (5 groups of 5); the entry"
             f" has {len(code)}.",
         )
     if _luhn_sum([_INDEX[ch] for ch in code], with_check=True) != 0:
         _fail(
             err,
             WIZARD_MESSAGE,
-            "The license code does not check out: a character is mistyped or two neighbouring"
+            f"The {what} does not check out: a character is mistyped or two neighbouring"
             " characters are swapped.",
         )
     return code

@@ -140,6 +140,8 @@ def _check_clock_file(path: str, origin: str) -> None:
             f"cannot read the clock file {path} (from {origin}): {exc.strerror or exc}",
             code=ErrorCode.INVALID_FIELD,
         ) from None
+    except UnicodeDecodeError:  # binary garbage: not a clock spec either
+        text = "(not text)"
     try:
         ClockSpec.from_arg(text)
     except ServiceError:

@@ -5,8 +5,12 @@ Once it reports its bound address, one JSON line `{"role", "address", "pid", ...
 stdout (flushed) and, if asked, to the ready file (atomically). The soft open-files limit is
 raised to the hard one first (runtime/fdlimit.py). SIGINT or SIGTERM sets the
 shutdown event (the daemon stops accepting and gives handlers their grace period); a second
-signal cancels everything at once. Startup errors are `TslicError`s printed as one line with
-their code, with exit status 2; nobody sees a traceback for a bad flag or a busy port.
+signal cancels everything at once. Start-up errors are `TslicError`s printed as one line with
+their code, with exit status 2; nobody sees a traceback for a bad flag or a busy port. Listeners
+open their sockets with `runtime.listen.open_listeners`, whose refusal names the address; an
+`OSError` that still escapes (a path the daemon could not use) is printed the same way, as one
+line naming the file, and also gives exit status 2. `check_ready_file` refuses a ready file
+that cannot be written before anything starts.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 from tslic.protocol.errors import TslicError
 
 from .fdlimit import raise_file_limit
 from .files import write_atomic
+from .listen import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +80,12 @@ def run_daemon(start: Starter, *, ready_file: Path | None = None) -> int:
     failure: TslicError | None = None
     interrupted = False
     try:
+        check_ready_file(ready_file)
         trio.run(_run, start, ready_file)
     except* TslicError as group:
         failure = first_error(group)
+    except* OSError as group:
+        failure = os_failure(first_error(group))
     except* KeyboardInterrupt:
         interrupted = True
     if interrupted:
@@ -87,10 +96,34 @@ def run_daemon(start: Starter, *, ready_file: Path | None = None) -> int:
     return 0
 
 
-def first_error(group: BaseExceptionGroup[TslicError]) -> TslicError:
-    """The first TslicError in a (possibly nested) exception group."""
+def check_ready_file(ready_file: Path | None) -> None:
+    """Refuse, before anything starts, a ready file whose directory is not there."""
+    if ready_file is None:
+        return
+    folder = ready_file.parent
+    if not folder.is_dir():
+        raise StartupError(f"cannot write the ready file {ready_file}: {folder} is not a directory")
+    if ready_file.is_dir():
+        raise StartupError(f"cannot write the ready file {ready_file}: it is a directory")
+    if not os.access(folder, os.W_OK):
+        raise StartupError(f"cannot write the ready file {ready_file}: permission denied")
+
+
+def os_failure(exc: OSError) -> StartupError:
+    """An operating-system refusal that escaped its layer, as one line naming the path."""
+    why = (exc.strerror or str(exc)).lower()
+    where = f" {exc.filename}" if exc.filename else ""
+    return StartupError(f"cannot start:{where}: {why}" if where else f"cannot start: {why}")
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def first_error(group: BaseExceptionGroup[E]) -> E:
+    """The first leaf exception of a (possibly nested) exception group."""
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup):
-            return first_error(exc)
+            inner: E = first_error(exc)
+            return inner
         return exc
     raise AssertionError("empty exception group")

@@ -54,6 +54,7 @@ from .clock import Clock, clock_view
 from .fdlimit import connection_ceiling
 from .limits import Limits as Limits
 from .limits import RateLimiter
+from .listen import open_listeners
 from .session import Closing, Conversant, Session
 from .stream import MessageStream
 
@@ -176,7 +177,7 @@ class Server:
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Bind, report the bound "host:port", serve until shutdown or cancellation."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        listeners = await open_listeners(host, port)
         sockname = listeners[0].socket.getsockname()
         address = f"{sockname[0]}:{sockname[1]}"
         async with trio.open_nursery() as handlers:

@@ -194,6 +194,8 @@ class World:
             "127.0.0.1:0",
             "--clearinghouse",
             self.ch.address,
+            "--clearinghouse-web",
+            str(self.ch.info["url"]),
             "--directory",
             self.directory.address,
             "--trust-root",

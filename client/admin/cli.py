@@ -15,6 +15,9 @@ with --json. Actions:
       applies them); listings are paged (--page-size) and printed as the pages arrive, and
       --json writes one JSON document incrementally (client/admin/listing.py)
   policy [--security-group on|off] [--add NAME]... [--remove NAME]... [--prevent-upgrade on|off]
+Exit status: 0 done; 2 refused or failed (one line on stderr); 3 `install` found the key pack
+already installed (a retry, or the same code again): nothing changed, the JSON reply says
+"already_installed": true.
 A license server on a virtual clock needs the same clock: --clock-file or TSLIC_CLOCK_FILE
 (runtime.args); `status` also prints the server's virtual date (from its Welcome).
 Errors reach the user as one line with their wire code, never a traceback.
@@ -31,7 +34,7 @@ from typing import Any
 
 import trio
 from rich.console import Console
-from tslic.protocol import Conversation
+from tslic.protocol import Conversation, names
 from tslic.protocol.clock import format_date, parse_date
 from tslic.protocol.domain import (
     ActivationMethod,
@@ -44,19 +47,21 @@ from tslic.protocol.domain import (
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.messages import Message
 from tslic.protocol.messages.admin import (
+    CODE_MAX,
     ActivationAction,
     AdminActivate,
     AdminActivationStep,
     AdminCompleteActivation,
     AdminGetStatus,
     AdminInstallKeyPack,
+    AdminKeyPackInstalled,
     AdminListKeyPacks,
     AdminListLicenses,
     AdminSetPolicy,
     AdminSetProperties,
     AdminStatus,
 )
-from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.messages.records import CONTACT_MAX, EMAIL_MAX, ContactInfo
 from tslic.protocol.paging import MAX_PAGE_ITEMS
 from tslic.runtime.args import add_clock_arguments, clock_from_args
 from tslic.runtime.clock import Clock
@@ -64,12 +69,13 @@ from tslic.runtime.files import load_key
 from tslic.runtime.peer import PeerStream, open_peer
 
 from . import listing
-from .render import PENDING_NOTE, show, to_json
+from .render import PENDING_NOTE, make_console, show, to_json
 
 PROGRAMS = [p.value for p in Program] + ["keypack-code", "transition"]
 PRODUCTS = [p.value for p in CalProduct if p is not CalProduct.W2000_BUILT_IN]
 METHODS = [m.value for m in ActivationMethod]
 TIMEOUT = 60.0
+ALREADY_INSTALLED = 3  # exit status: the key pack was installed before; nothing changed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -293,8 +299,27 @@ def _changes_members(args: argparse.Namespace) -> bool:
     )
 
 
+def check_inputs(args: argparse.Namespace) -> None:
+    """Refuse a bad option before anything is sent, naming the option and the rule once
+    (protocol/names.py; the messages check the same rules again)."""
+    for option in ("add", "remove"):
+        for name in getattr(args, option, None) or ():
+            names.check(names.Kind.MEMBER, name, f"--{option}")
+    limits = {
+        "first_name": CONTACT_MAX, "last_name": CONTACT_MAX, "company": CONTACT_MAX,
+        "country": CONTACT_MAX, "email": EMAIL_MAX, "reason": names.TEXT_MAX,
+        "code": CODE_MAX, "license_number": CODE_MAX, "authorization_number": CODE_MAX,
+        "agreement_number": CODE_MAX, "keypack_code": CODE_MAX, "token": CODE_MAX,
+    }  # fmt: skip
+    for field, limit in limits.items():
+        value = getattr(args, field, None)
+        if value is not None:
+            names.check_text(value, "--" + field.replace("_", "-"), limit)
+
+
 def run(args: argparse.Namespace) -> int:
-    out = Console()
+    check_inputs(args)
+    out = make_console()
     clock = clock_from_args(args)
     try:
         replies, server_time = trio.run(_converse, args, clock, out)
@@ -303,6 +328,7 @@ def run(args: argparse.Namespace) -> int:
             f"the license server at {args.server} did not answer in time",
             code=ErrorCode.IDLE_TIMEOUT,
         ) from None
+    status = 0
     for reply in replies:
         doc = to_json(reply)
         if isinstance(reply, AdminStatus):
@@ -318,4 +344,6 @@ def run(args: argparse.Namespace) -> int:
                 out.print(f"Virtual date on the server: {format_date(server_time)}")
                 if _changes_members(args):
                     out.print(PENDING_NOTE)
-    return 0
+        if isinstance(reply, AdminKeyPackInstalled) and reply.already_installed:
+            status = ALREADY_INSTALLED
+    return status

@@ -4,12 +4,23 @@ Contract: `to_json(message)` turns any reply into plain JSON values (bytes as he
 their values, times as ISO dates next to the raw milliseconds); `show(console, reply)` prints
 the table a person reads for each reply type. Neither raises for a reply it does not know:
 it prints the JSON form instead.
+- `make_console()` is the console to print on: a terminal's own width, and when the output is
+  piped or redirected a width no table reaches, so a log holds whole rows. Table cells fold
+  long values onto more lines; they are never cut short ("tem…").
+- Every string a table shows goes through `cell()`: no markup is interpreted (a user called
+  "[bold]" is shown as such) and control characters, so terminal escape sequences, are shown
+  as visible escapes (protocol/names.py `shown`): machine and user names come from remote
+  RDP clients.
 """
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from tslic.protocol.clock import format_date
 from tslic.protocol.codec import to_wire
 from tslic.protocol.domain import SECURITY_GROUP_NAMES
@@ -23,6 +34,33 @@ from tslic.protocol.messages.admin import (
     AdminUsers,
 )
 from tslic.protocol.messages.records import IssuedLicenseInfo, KeyPackInfo
+from tslic.protocol.names import shown
+
+PIPED_WIDTH = 100_000  # wider than any row: piped output is never cut or wrapped
+
+
+def make_console(*, file: Any = None) -> Console:
+    """The console the utility prints on (see the module docstring)."""
+    stream = file if file is not None else sys.stdout
+    if stream.isatty():
+        return Console(file=file)
+    return Console(file=file, width=PIPED_WIDTH, soft_wrap=True)
+
+
+def cell(value: object) -> Text:
+    """A table cell: plain text, unprintable characters escaped."""
+    return Text(shown(str(value)))
+
+
+def new_table(title: str, columns: tuple[str, ...], *, right: tuple[str, ...] = ()) -> Table:
+    table = Table(title=shown(title))
+    for col in columns:
+        table.add_column(col, justify="right" if col in right else "left", overflow="fold")
+    return table
+
+
+def add_row(table: Table, *values: object) -> None:
+    table.add_row(*(cell(v) for v in values))
 
 
 def _plain(value: object) -> object:
@@ -68,20 +106,18 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-# C0 and C1 control characters (and DEL): a remote peer's text must not drive the terminal.
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
-
-
 def printable(text: str) -> str:
-    """`text` with control characters shown as \\xNN escapes."""
-    return text.translate(_CONTROL)
+    """`text` with control and formatting characters (C0, C1, DEL, bidirectional overrides)
+    shown as \\xNN / \\uNNNN escapes: a remote peer's text must not drive the terminal
+    (protocol/names.py `shown`, one rule for every surface)."""
+    return shown(text)
 
 
 def status_table(reply: AdminStatus) -> Table:
     st = reply.status
-    table = Table(title=f"License server {st.name}", show_header=False)
-    table.add_column("property", style="bold")
-    table.add_column("value")
+    table = Table(title=f"License server {shown(st.name)}", show_header=False)
+    table.add_column("property", style="bold", overflow="fold")
+    table.add_column("value", overflow="fold")
     c = st.contact
     rows = [
         ("Version", st.version.label),
@@ -100,22 +136,31 @@ def status_table(reply: AdminStatus) -> Table:
         ("Prevent License Upgrade", "on" if st.prevent_upgrade else "off"),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        add_row(table, name, value)
     return table
 
 
+def program_label(k: KeyPackInfo) -> str:
+    """The key pack's license program; a transition token's pack is installed as a retail
+    one but says what it is (its description names the offer)."""
+    if "transition offer" in k.description:
+        return "Transition offer (KB 823313)"
+    return k.program.label if k.program else "-"
+
+
 def keypacks_table(keypacks: tuple[KeyPackInfo, ...]) -> Table:
-    table = Table(title="Installed license key packs")
-    for col in ("ID", "Type", "Product", "Program", "Total", "Issued", "Available", "Expires"):
-        table.add_column(
-            col, justify="right" if col in ("Total", "Issued", "Available") else "left"
-        )
+    table = new_table(
+        "Installed license key packs",
+        ("ID", "Type", "Product", "Program", "Total", "Issued", "Available", "Expires"),
+        right=("Total", "Issued", "Available"),
+    )
     for k in keypacks:
-        table.add_row(
+        add_row(
+            table,
             str(k.keypack_id),
             k.keypack_type.name.lower(),
             k.product.label,
-            k.program.label if k.program else "-",
+            program_label(k),
             str(k.total),
             str(k.issued),
             str(k.available),
@@ -125,12 +170,14 @@ def keypacks_table(keypacks: tuple[KeyPackInfo, ...]) -> Table:
 
 
 def licenses_table(licenses: tuple[IssuedLicenseInfo, ...], title: str) -> Table:
-    table = Table(title=title)
-    for col in ("ID", "Kind", "Product", "Machine", "User", "Hardware ID", "Status",
-                "Validated", "Terminal server", "Issued", "Expires"):  # fmt: skip
-        table.add_column(col)
+    table = new_table(
+        title,
+        ("ID", "Kind", "Product", "Machine", "User", "Hardware ID", "Status", "Validated",
+         "Terminal server", "Issued", "Expires"),
+    )  # fmt: skip
     for x in licenses:
-        table.add_row(
+        add_row(
+            table,
             str(x.license_id),
             str(x.kind),
             x.product.label,
@@ -153,23 +200,28 @@ def show(console: Console, reply: Message) -> None:
     elif isinstance(reply, AdminKeyPacks):
         console.print(keypacks_table(reply.keypacks))
     elif isinstance(reply, AdminKeyPackInstalled):
-        console.print("The license key pack was installed.")
+        if reply.already_installed:
+            console.print("The license key pack is already installed, nothing changed.")
+        else:
+            console.print("The license key pack was installed.")
         console.print(keypacks_table((reply.keypack,)))
     elif isinstance(reply, AdminUsers):
-        table = Table(title="Per User CAL usage report")
-        for col in ("User", "Product", "Connections", "First seen", "Last seen"):
-            table.add_column(col)
+        table = new_table(
+            "Per User CAL usage report",
+            ("User", "Product", "Connections", "First seen", "Last seen"),
+        )
         for u in reply.users:
-            table.add_row(
-                printable(u.user), u.product.label, str(u.connections),
+            add_row(
+                table, u.user, u.product.label, str(u.connections),
                 date_text(u.first_seen), date_text(u.last_seen),
             )  # fmt: skip
         console.print(table)
     elif isinstance(reply, AdminLicenses):
         console.print(licenses_table(reply.licenses, "Issued licenses"))
     elif isinstance(reply, AdminActivationStep):
-        console.print(f"Product ID:   {reply.product_id}")
-        console.print(f"Request code: {reply.request_code}")
-        console.print(reply.instructions)
+        console.print(cell(f"Product ID:   {reply.product_id}"))
+        if reply.request_code:  # the web form does not ask for one
+            console.print(cell(f"Request code: {reply.request_code}"))
+        console.print(cell(reply.instructions))
     else:
         console.print_json(data=to_json(reply))

@@ -26,6 +26,7 @@ _OVERRIDES: dict[str, Any] = {
     "grant": b"\x01",
     "platform_id": 0,
     "os_version": 2003,
+    "product_id": "69712-640-0000000-00000",  # the 5-3-7-5 form protocol/names.py checks
 }
 
 

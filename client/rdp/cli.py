@@ -1,10 +1,16 @@
 """`tslic connect`: connect emulated RDP clients to a terminal-server agent.
 
 Contract: one device (`--device NAME`, store `--store DIR`) or, with `--count N`, N distinct
-devices NAME-1..NAME-N, each with its own store `DIR/NAME-i`. Prints what the user saw (the
-texts of tslicensing.md §8) and, with --json, the outcomes including the license received
-(type, product, version, issuer, expiry). Exit status 0 if every device got a session, 1 if
-licensing refused any, 2 for an error of the tool itself (a bad option, an unusable store).
+devices NAME-1..NAME-N, each with its own store `DIR/NAME-i`. `--users N` varies the user too:
+users USER-1..USER-N (or, when --user holds "{n}", that pattern with n = 1..N), so a Per User
+fleet is one command. There are max(count, users) connections; connection i comes from device
+((i-1) mod count)+1 as user ((i-1) mod users)+1. Device names are NetBIOS computer names and
+user names logon names (protocol/names.py), suffixes included: a bad one is refused before
+anything connects. Prints what the user saw (the texts of KB articles quoted in texts.py) and,
+with --json, the outcomes: a licensed connection's license (type, product, version, issuer,
+expiry), a refused one's `refusal` instead. Exit status 0 if every connection got a session,
+1 if licensing or the logon refused any (a wrong password is status "logon-failed"), 2 for an
+error of the tool itself (a bad option, an unusable store).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import json
 from pathlib import Path
 
 import trio
+from tslic.protocol import names
 from tslic.protocol.clock import format_date
 from tslic.protocol.domain import ClientOS
 from tslic.protocol.errors import ErrorCode, ServiceError
@@ -34,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, required=True, help="the license store (MSLicensing)")
     parser.add_argument("--reset-store", action="store_true", help="delete the store first")
     parser.add_argument("--count", type=int, default=1, help="connect N distinct devices")
+    parser.add_argument(
+        "--users", type=int, default=1, help='N distinct users: USER-1..USER-N, or --user "u{n}"'
+    )
     parser.add_argument("--wrong-password", action="store_true", help="the logon fails")
     parser.add_argument(
         "--trust-root", type=Path, help="Clearinghouse root (PEM) to check the server"
@@ -61,19 +71,20 @@ def describe(outcome: Outcome) -> list[str]:
     elif outcome.status == "valid-client":
         lines.append(f"{outcome.device}: connected; the terminal server issued no license")
     lines += [f"{outcome.device}: {w}" for w in outcome.warnings]
-    if outcome.status in ("disconnected", "aborted", "error"):
+    if outcome.status in ("disconnected", "aborted", "error", "logon-failed"):
         lines.append(f"{outcome.device}: {outcome.text}")
     elif outcome.logged_on:
         lines.append(f"{outcome.device}: logged on")
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
-    split_address(args.agent)
-    if not 1 <= args.count <= 10_000:
-        raise ServiceError("--count must be between 1 and 10000", code=ErrorCode.INVALID_FIELD)
-    trust_root = read_certs(args.trust_root)[0] if args.trust_root is not None else None
-    clock = clock_from_args(args)
+def fleet(args: argparse.Namespace) -> list[tuple[str, Path, str]]:
+    """(device, store, user) of every connection, names checked (see the module docstring)."""
+    for option in ("count", "users"):
+        if not 1 <= getattr(args, option) <= 10_000:
+            raise ServiceError(
+                f"--{option} must be between 1 and 10000", code=ErrorCode.INVALID_FIELD
+            )
     if args.count == 1:
         devices = [(args.device, args.store)]
     else:
@@ -81,19 +92,40 @@ def run(args: argparse.Namespace) -> int:
             (f"{args.device}-{i}", args.store / f"{args.device}-{i}")
             for i in range(1, args.count + 1)
         ]
+    if "{n}" in args.user:
+        users = [args.user.replace("{n}", str(i)) for i in range(1, args.users + 1)]
+    elif args.users > 1:
+        users = [f"{args.user}-{i}" for i in range(1, args.users + 1)]
+    else:
+        users = [args.user]
+    # The longest names are the last ones: checking them checks the form of every other.
+    names.check(names.Kind.COMPUTER, devices[-1][0], "--device")
+    names.check(names.Kind.USER, users[-1], "--user")
+    names.check(names.Kind.USER, users[0], "--user")
+    if args.domain:
+        names.check(names.Kind.DOMAIN, args.domain, "--domain")
+    total = max(len(devices), len(users))
+    return [(*devices[i % len(devices)], users[i % len(users)]) for i in range(total)]
+
+
+def run(args: argparse.Namespace) -> int:
+    split_address(args.agent)
+    connections = fleet(args)
+    trust_root = read_certs(args.trust_root)[0] if args.trust_root is not None else None
+    clock = clock_from_args(args)
     if args.reset_store:
-        for _, path in devices:
+        for path in sorted({path for _, path, _ in connections}):
             LicenseStore(path).reset()
 
     async def main() -> list[Outcome]:
         outcomes = []
-        for device, path in devices:
+        for device, path, user in connections:
             outcomes.append(
                 await connect(
                     args.agent,
                     store=LicenseStore(path),
                     device=device,
-                    user=args.user,
+                    user=user,
                     domain=args.domain,
                     client_os=ClientOS(args.os),
                     clock=clock,
@@ -108,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         doc: object = (
             outcomes[0].to_json()
-            if args.count == 1
+            if len(outcomes) == 1
             else {
                 "devices": [o.to_json() for o in outcomes],
                 "summary": summary(outcomes),
@@ -118,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         for outcome in outcomes:
             print("\n".join(describe(outcome)))
-        if args.count > 1:
+        if len(outcomes) > 1:
             counts = summary(outcomes)
             print("Summary: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0 if all(o.connected for o in outcomes) else 1

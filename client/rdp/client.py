@@ -13,7 +13,8 @@ Contract:
   and bound to our hardware id); then log on (ClientLogon / LogonComplete) and say Goodbye.
 - Statuses: "licensed" (a license received or kept), "valid-client" (accepted without a
   license, e.g. during the grace period), "disconnected" (an ErrorAlert ended licensing),
-  "aborted" (we ended it), "error" (network or protocol failure).
+  "aborted" (we ended it), "error" (network or protocol failure), "logon-failed" (licensing
+  went through but the logon was refused, e.g. a wrong password: not connected).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class Outcome:
     """How one connection ended."""
 
     device: str
+    user: str = ""
     status: str = "error"
     presented_stored: bool = False
     received: str = ""  # "new", "upgrade", or "" (nothing stored this time)
@@ -133,12 +135,20 @@ class Outcome:
         return self.status in ("licensed", "valid-client")
 
     def to_json(self) -> dict[str, object]:
+        """The outcome as JSON. `license` is the license the client holds after a licensed
+        connection; a refused or failed one has none (`refusal` says why) and shows what it
+        presented under `presented_license`."""
+        lic = None if self.license is None else self.license.to_json()
+        licensed = self.status in ("licensed", "logon-failed")
         return {
             "device": self.device,
+            "user": self.user,
             "status": self.status,
             "presented_stored_license": self.presented_stored,
+            "presented_license": lic if self.presented_stored and not licensed else None,
             "received": self.received or None,
-            "license": None if self.license is None else self.license.to_json(),
+            "license": lic if licensed else None,
+            "refusal": None if licensed or self.status == "valid-client" else self.text or None,
             "alert": self.alert or None,
             "disconnect_reason": self.disconnect_reason or None,
             "text": self.text or None,
@@ -273,7 +283,10 @@ class _Client:
         done = await stream.receive()
         assert isinstance(done, LogonComplete)
         o.logged_on = done.logged_on
-        if done.text:
+        if not done.logged_on:  # licensed, but the user is not in: the connection failed
+            o.status = "logon-failed"
+            o.text = done.text or texts.LOGON_FAILED
+        elif done.text:
             o.warnings.append(done.text)
         await stream.send(Goodbye(reason="the user logged off"))
 
@@ -283,7 +296,7 @@ class _Client:
             return
         days = -(-(lic.expires_at - self.clock.now()) // MS_PER_DAY)
         if 0 < days <= TEMPORARY_WARNING_DAYS:
-            self.outcome.warnings.append(texts.TEMPORARY_EXPIRING.format(days=days))
+            self.outcome.warnings.append(texts.TEMPORARY_EXPIRING.format(days=texts.days(days)))
 
 
 async def connect(
@@ -307,7 +320,7 @@ async def connect(
     Raises:
         StorageError: the license store cannot be read or written.
     """
-    outcome = Outcome(device=device)
+    outcome = Outcome(device=device, user=user)
     key = store.key()
     try:
         with trio.fail_after(timeout):

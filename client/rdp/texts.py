@@ -36,9 +36,16 @@ INVALID_SERVER_CERTIFICATE = (
     "The remote computer's certificate is not valid; the connection was ended by this computer."
 )
 TEMPORARY_EXPIRING = (
-    "Your terminal services temporary client license will expire in {days} days. Please "
+    "Your terminal services temporary client license will expire in {days}. Please "
     "contact your system administrator to get a permanent license."
 )
+LOGON_FAILED = "The logon failed: the user name or password is incorrect."
+
+
+def days(n: int) -> str:
+    """'1 day', '2 days'."""
+    return f"{n} day" if n == 1 else f"{n} days"
+
 
 BY_REASON: dict[DisconnectReason, str] = {
     DisconnectReason.LICENSE_NO_LICENSE_SERVER: NO_LICENSE_SERVER,

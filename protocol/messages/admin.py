@@ -22,9 +22,29 @@ from ..domain import (
     LicenseStatus,
     Program,
 )
+from ..names import Kind
 from ..paging import MAX_PAGE_ITEMS
-from .base import Conversation, Message, MessageType, message, require_len, require_range
+from .base import (
+    Conversation,
+    Message,
+    MessageType,
+    message,
+    require_len,
+    require_names,
+    require_range,
+    require_text,
+)
 from .records import ContactInfo, IssuedLicenseInfo, KeyPackInfo, ServerStatus, UserUsage
+
+CODE_MAX = 64  # any code an operator types: license codes, numbers, tokens, IDs
+_CODE_FIELDS = (
+    "retail_code",
+    "license_number",
+    "authorization_number",
+    "agreement_number",
+    "keypack_code",
+    "transition_token",
+)
 
 ADM = Conversation.ADMIN
 
@@ -66,6 +86,9 @@ class AdminActivate(Message):
     method: ActivationMethod
     reason: str = ""
 
+    def check(self) -> None:
+        require_text(self.reason, "reason")
+
 
 @message(MessageType.ADMIN_ACTIVATION_STEP, ADM)
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,6 +111,9 @@ class AdminCompleteActivation(Message):
     action: ActivationAction
     code: str
 
+    def check(self) -> None:
+        require_text(self.code, "code", CODE_MAX)
+
 
 @message(MessageType.ADMIN_INSTALL_KEYPACK, ADM)
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,13 +134,19 @@ class AdminInstallKeyPack(Message):
 
     def check(self) -> None:
         require_range(self.count, "count", 0, 1_000_000)
+        for name in _CODE_FIELDS:
+            require_text(getattr(self, name), name, CODE_MAX)
 
 
 @message(MessageType.ADMIN_KEYPACK_INSTALLED, ADM)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdminKeyPackInstalled(Message):
+    """LS -> utility: the key pack now installed. `already_installed`: the same grant was
+    installed before (a retry, or the same code again); nothing changed."""
+
     keypack: KeyPackInfo
     event_ids: tuple[int, ...] = ()
+    already_installed: bool = False
 
 
 def _check_page_request(limit: int, machine: str = "", user: str = "") -> None:
@@ -203,3 +235,7 @@ class AdminSetPolicy(Message):
     prevent_upgrade: bool | None = None
     add_members: tuple[str, ...] = ()
     remove_members: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        require_names(self.add_members, "add_members", Kind.MEMBER)
+        require_names(self.remove_members, "remove_members", Kind.MEMBER)

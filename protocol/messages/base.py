@@ -19,6 +19,7 @@ from typing import ClassVar, TypeVar
 
 from ..codec import validate_fields
 from ..errors import ErrorCode, LocalProtocolError
+from ..names import TEXT_MAX, Kind, problem, text_problem
 
 
 class Conversation(enum.StrEnum):
@@ -158,6 +159,28 @@ def require_len(value: bytes | str, field: str, lo: int, hi: int | None = None) 
     if not lo <= len(value) <= hi:
         span = f"exactly {lo}" if lo == hi else f"{lo} to {hi}"
         raise invalid(f"length must be {span}, got {len(value)}", field)
+
+
+def require_name(value: str, field: str, kind: Kind, *, optional: bool = False) -> None:
+    """Refuse a name that breaks its Windows rule (protocol/names.py); `optional` lets ""
+    through."""
+    if optional and value == "":
+        return
+    rule = problem(kind, value)
+    if rule is not None:
+        raise invalid(rule, field)
+
+
+def require_names(values: tuple[str, ...], field: str, kind: Kind) -> None:
+    for value in values:
+        require_name(value, field, kind)
+
+
+def require_text(value: str, field: str, limit: int = TEXT_MAX, *, required: bool = False) -> None:
+    """Refuse free text over `limit` characters, or with control characters."""
+    rule = text_problem(value, limit, required=required)
+    if rule is not None:
+        raise invalid(rule, field)
 
 
 def require_range(value: int, field: str, lo: int, hi: int) -> None:

@@ -12,8 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..domain import ActivationMethod, CalProduct, Program, WindowsVersion
-from .admin import ActivationAction
-from .base import Conversation, Message, MessageType, message, require_len, require_range
+from ..names import Kind
+from .admin import _CODE_FIELDS, CODE_MAX, ActivationAction
+from .base import (
+    Conversation,
+    Message,
+    MessageType,
+    message,
+    require_len,
+    require_name,
+    require_range,
+    require_text,
+)
 from .records import ContactInfo
 
 CH = Conversation.CLEARINGHOUSE
@@ -36,6 +46,10 @@ class ChActivate(Message):
 
     def check(self) -> None:
         require_len(self.public_key, "public_key", 32)
+        require_name(self.product_id, "product_id", Kind.PRODUCT_ID)
+        require_name(self.name, "name", Kind.COMPUTER)
+        require_text(self.reason, "reason")
+        require_text(self.license_server_id, "license_server_id", CODE_MAX)
 
 
 @message(MessageType.CH_ACTIVATED, CH)
@@ -55,6 +69,9 @@ class ChDeactivate(Message):
     license_server_id: str
     method: ActivationMethod
     contact: ContactInfo
+
+    def check(self) -> None:
+        require_text(self.license_server_id, "license_server_id", CODE_MAX)
 
 
 @message(MessageType.CH_DEACTIVATED, CH)
@@ -81,6 +98,8 @@ class ChInstallKeyPack(Message):
 
     def check(self) -> None:
         require_range(self.count, "count", 0, 1_000_000)
+        for name in ("license_server_id", *_CODE_FIELDS[:-2], "transition_token"):
+            require_text(getattr(self, name), name, CODE_MAX)
 
 
 @message(MessageType.CH_KEYPACK, CH)
@@ -102,6 +121,7 @@ class ChClaimActivation(Message):
 
     def check(self) -> None:
         require_len(self.public_key, "public_key", 32)
+        require_text(self.license_server_id_code, "license_server_id_code", CODE_MAX)
 
 
 @message(MessageType.CH_CLAIM_KEYPACK, CH)
@@ -111,3 +131,7 @@ class ChClaimKeyPack(Message):
 
     license_server_id: str
     keypack_code: str
+
+    def check(self) -> None:
+        require_text(self.license_server_id, "license_server_id", CODE_MAX)
+        require_text(self.keypack_code, "keypack_code", CODE_MAX)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..domain import PeerRole
 from ..errors import ErrorCode
 from ..framing import DEFAULT_MAX_FRAME
-from .base import Conversation, Message, MessageType, invalid, message, require_len
+from .base import Conversation, Message, MessageType, invalid, message, require_len, require_text
 
 _REQUEST_REPLY = (
     Conversation.LICENSING,
@@ -39,6 +39,7 @@ class Hello(Message):
 
     def check(self) -> None:
         require_len(self.name, "name", 1, 64)
+        require_text(self.name, "name", 64)
         # MSG-9: the version goes with the role, so a terminal server saying 0 and one saying
         # 2001 are the same fault (INVALID_FIELD), not a refusal for one and a fault for the
         # other.

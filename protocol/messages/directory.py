@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Conversation, Message, MessageType, message, require_len
+from ..names import Kind
+from .base import (
+    Conversation,
+    Message,
+    MessageType,
+    message,
+    require_len,
+    require_name,
+    require_text,
+)
 from .records import ComputerInfo, ServerRef
 
 DIR = Conversation.DIRECTORY
@@ -23,7 +32,9 @@ class DirRegister(Message):
     address: str
 
     def check(self) -> None:
+        require_name(self.computer, "computer", Kind.COMPUTER)
         require_len(self.address, "address", 3, 260)
+        require_text(self.address, "address", 260)
 
 
 @message(MessageType.DIR_ACK, DIR)
@@ -41,6 +52,9 @@ class DirPublish(Message):
     computer: str
     credential: str
 
+    def check(self) -> None:
+        _site_and_computer(self.site, self.computer)
+
 
 @message(MessageType.DIR_UNPUBLISH, DIR)
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +62,9 @@ class DirUnpublish(Message):
     site: str
     computer: str
     credential: str
+
+    def check(self) -> None:
+        _site_and_computer(self.site, self.computer)
 
 
 @message(MessageType.DIR_QUERY_ENTERPRISE, DIR)
@@ -57,11 +74,17 @@ class DirQueryEnterprise(Message):
 
     site: str
 
+    def check(self) -> None:
+        require_name(self.site, "site", Kind.SITE)
+
 
 @message(MessageType.DIR_QUERY_DOMAIN_CONTROLLERS, DIR)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DirQueryDomainControllers(Message):
     domain: str
+
+    def check(self) -> None:
+        require_name(self.domain, "domain", Kind.DOMAIN)
 
 
 @message(MessageType.DIR_SERVERS, DIR)
@@ -77,7 +100,8 @@ class DirLookupComputer(Message):
     name: str
 
     def check(self) -> None:
-        require_len(self.name, "name", 1, 64)
+        require_len(self.name, "name", 1, 255)
+        require_text(self.name, "name", 255)
 
 
 @message(MessageType.DIR_COMPUTER, DIR)
@@ -90,6 +114,9 @@ class DirComputer(Message):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DirGroupMembers(Message):
     group: str
+
+    def check(self) -> None:
+        require_name(self.group, "group", Kind.QUALIFIED_GROUP)
 
 
 @message(MessageType.DIR_GROUP, DIR)
@@ -107,3 +134,8 @@ class DirSetComputer(Message):
 
     computer: ComputerInfo
     credential: str
+
+
+def _site_and_computer(site: str, computer: str) -> None:
+    require_name(site, "site", Kind.SITE)
+    require_name(computer, "computer", Kind.COMPUTER)

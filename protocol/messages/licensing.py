@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..domain import CalProduct, ClientOS, LicenseKind, LicensingMode, WindowsVersion
-from .base import Conversation, Message, MessageType, message, require_len
+from ..names import REMOTE_NAME_MAX, REMOTE_USER_MAX
+from .base import Conversation, Message, MessageType, message, require_len, require_text
 from .records import ServerRef
 
 LIC = Conversation.LICENSING
@@ -33,7 +34,8 @@ class RequestTermServCert(Message):
 
     def check(self) -> None:
         require_len(self.public_key, "public_key", 32)
-        require_len(self.name, "name", 1, 64)
+        require_len(self.name, "name", 1, REMOTE_NAME_MAX)
+        require_text(self.name, "name", REMOTE_NAME_MAX)
 
 
 @message(MessageType.LS_TS_CERT, LIC)
@@ -58,7 +60,9 @@ class IssueLicense(Message):
 
     def check(self) -> None:
         require_len(self.hwid, "hwid", 32)
-        require_len(self.machine, "machine", 1, 64)
+        require_len(self.machine, "machine", 1, REMOTE_NAME_MAX)
+        require_text(self.machine, "machine", REMOTE_NAME_MAX)
+        require_text(self.user, "user", REMOTE_USER_MAX)
 
 
 @message(MessageType.LS_UPGRADE_LICENSE, LIC)
@@ -80,6 +84,9 @@ class UpgradeLicenseRequest(Message):
     def check(self) -> None:
         require_len(self.hwid, "hwid", 32)
         require_len(self.license, "license", 1, 8192)
+        require_len(self.machine, "machine", 1, REMOTE_NAME_MAX)
+        require_text(self.machine, "machine", REMOTE_NAME_MAX)
+        require_text(self.user, "user", REMOTE_USER_MAX)
 
 
 @message(MessageType.LS_LICENSE_GRANTED, LIC)

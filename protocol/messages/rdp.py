@@ -17,7 +17,16 @@ import enum
 from dataclasses import dataclass
 
 from ..domain import ClientOS, LicensingMode
-from .base import Conversation, Message, MessageType, message, require_len, require_range
+from ..names import REMOTE_NAME_MAX, REMOTE_USER_MAX
+from .base import (
+    Conversation,
+    Message,
+    MessageType,
+    message,
+    require_len,
+    require_range,
+    require_text,
+)
 from .records import ProductInfo
 
 RDP = Conversation.RDP
@@ -91,7 +100,9 @@ class NewLicenseRequest(Message):
 
     def check(self) -> None:
         require_len(self.client_random, "client_random", 32)
-        require_len(self.machine_name, "machine_name", 1, 64)
+        require_len(self.machine_name, "machine_name", 1, REMOTE_NAME_MAX)
+        require_text(self.machine_name, "machine_name", REMOTE_NAME_MAX)
+        require_text(self.user_name, "user_name", REMOTE_USER_MAX)
         require_range(self.platform_id, "platform_id", 0, 0xFFFFFFFF)
 
 
@@ -110,7 +121,9 @@ class LicenseInfo(Message):
     def check(self) -> None:
         require_len(self.client_random, "client_random", 32)
         require_len(self.license, "license", 1, 8192)
-        require_len(self.machine_name, "machine_name", 1, 64)
+        require_len(self.machine_name, "machine_name", 1, REMOTE_NAME_MAX)
+        require_text(self.machine_name, "machine_name", REMOTE_NAME_MAX)
+        require_text(self.user_name, "user_name", REMOTE_USER_MAX)
         require_range(self.platform_id, "platform_id", 0, 0xFFFFFFFF)
 
 

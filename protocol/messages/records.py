@@ -22,7 +22,10 @@ from ..domain import (
     ServerRole,
     WindowsVersion,
 )
-from .base import Record, invalid, require_len
+from .base import Record, invalid, require_len, require_text
+
+CONTACT_MAX = 64  # first and last name, company, country/region
+EMAIL_MAX = 254  # RFC 5321's limit on a forward path, less its angle brackets
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +50,11 @@ class ContactInfo(Record):
     company: str = ""
     country: str = ""
     email: str = ""
+
+    def check(self) -> None:
+        for name in ("first_name", "last_name", "company", "country"):
+            require_text(getattr(self, name), name, CONTACT_MAX)
+        require_text(self.email, "email", EMAIL_MAX)
 
     def missing(self, *, need_email: bool) -> list[str]:
         """Names of required fields left empty (first/last name, company, country/region;

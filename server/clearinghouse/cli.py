@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -51,35 +50,58 @@ PRODUCTS = [str(p) for p in purchases.SELLABLE]
 AGREEMENTS = [str(p) for p in purchases.AGREEMENT_PROGRAMS]
 
 
-def _data(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--data", type=Path, required=required, help="the Clearinghouse data directory")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+# The shared options are accepted before the action (`tslic clearinghouse --data ch serve`)
+# and after it. An action's parser must not overwrite what was given before it with its own
+# defaults, so there they default to SUPPRESS; `run` fills the defaults in and checks --data.
+_DEFAULTS: dict[str, Any] = {
+    "data": None, "json": False, "start_date": None, "speed": None, "clock": None,
+    "clock_file": None, "listen": "127.0.0.1:0", "web": "127.0.0.1:0", "ready_file": None,
+}  # fmt: skip
 
 
-def _clock_args(p: argparse.ArgumentParser) -> None:
-    add_clock_arguments(p)
+def _kw(sub: bool, name: str) -> dict[str, Any]:
+    return {"default": argparse.SUPPRESS if sub else _DEFAULTS[name]}
 
 
-def _serve_args(p: argparse.ArgumentParser, required: bool) -> None:
-    _data(p, required)
-    _clock_args(p)
-    p.add_argument("--listen", default="127.0.0.1:0", help="TCP HOST:PORT (port 0: any)")
-    p.add_argument("--web", default="127.0.0.1:0", help="web pages HOST:PORT (port 0: any)")
-    p.add_argument("--ready-file", type=Path, help="also write the readiness line here")
+def _data(p: argparse.ArgumentParser, sub: bool = True) -> None:
+    p.add_argument(
+        "--data", type=Path, help="the Clearinghouse data directory (required)", **_kw(sub, "data")
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print JSON instead of text", **_kw(sub, "json")
+    )
+
+
+def _clock_args(p: argparse.ArgumentParser, sub: bool = True) -> None:
+    add_clock_arguments(p, default=argparse.SUPPRESS if sub else None)
+
+
+def _serve_args(p: argparse.ArgumentParser, sub: bool) -> None:
+    _data(p, sub)
+    _clock_args(p, sub)
+    p.add_argument("--listen", help="TCP HOST:PORT (port 0: any)", **_kw(sub, "listen"))
+    p.add_argument("--web", help="web pages HOST:PORT (port 0: any)", **_kw(sub, "web"))
+    p.add_argument(
+        "--ready-file", type=Path, help="also write the readiness line here",
+        **_kw(sub, "ready_file"),
+    )  # fmt: skip
     add_limits_arguments(p)
 
 
 def _purchase_args(p: argparse.ArgumentParser) -> None:
     _data(p)
+    _clock_args(p)
     p.add_argument("--product", required=True, choices=PRODUCTS)
     p.add_argument("--count", required=True, type=int)
-    p.add_argument("--date", help="purchase date (default: today on the real clock)")
+    p.add_argument(
+        "--date", help="purchase date (default: today on the clock options, else the real clock)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _serve_args(parser, required=False)
+    _serve_args(parser, sub=False)
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    _serve_args(sub.add_parser("serve", help="run the Clearinghouse (the default)"), True)
+    _serve_args(sub.add_parser("serve", help="run the Clearinghouse (the default)"), sub=True)
     p = sub.add_parser("export-root", help="write the root certificate (PEM)")
     _data(p)
     p.add_argument("--out", type=Path, required=True)
@@ -111,6 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    for name, value in _DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
     action = args.action or "serve"
     if args.data is None:
         raise ServiceError("--data DIR is required", code=ErrorCode.INVALID_FIELD)
@@ -176,7 +201,11 @@ def _phone(args: argparse.Namespace) -> int:
 
 
 def _today(args: argparse.Namespace) -> int:
-    return parse_date(args.date) if getattr(args, "date", None) else int(time.time() * 1000)
+    """The purchase date: --date, else today on the deployment's clock (the clock options or
+    their environment variables; real time without any)."""
+    if getattr(args, "date", None):
+        return parse_date(args.date)
+    return clock_from_args(args).now()
 
 
 def _entitlement_json(e: Entitlement) -> dict[str, Any]:

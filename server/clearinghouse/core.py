@@ -9,7 +9,11 @@ Contract:
   * automatic: `activate()` issues the license-server certificate at once;
   * web and telephone: `request_activation()` records a claim ticket and returns the License
     Server ID code (groups of five over the product-key alphabet) the operator types into the
-    licensing utility; the license server redeems it with `claim_activation()`;
+    licensing utility; the license server redeems it with `claim_activation()`. The ticket is
+    bound to the product ID it was requested for (5-3-7-5 digits; by telephone the wizard's
+    request code also names the server): both derive from the license server's public key
+    (protocol/names.py), so a code redeemed by any other server is refused
+    (INVALID_CONFIRMATION_CODE) and stays usable by the right one;
   * required information: first name, last name, company, country/region, plus e-mail for
     the web (MISSING_REQUIRED_INFO naming the fields);
   * deactivation and reactivation only by the automatic or telephone method
@@ -24,14 +28,24 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from tslic.protocol.codes import decode_b24, group5
 from tslic.protocol.domain import ActivationMethod, ActivationState
-from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.protocol.errors import ErrorCode, ServiceError, TslicError
 from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.names import (
+    Kind,
+    activation_request_code,
+    check,
+    problem,
+    product_id_for,
+    shown,
+)
 
 from .authority import Authority
 from .catalogue import Activation
 from .ids import (
     CONFIRMATION_BYTES,
+    ID_BYTES,
     ROOT_CERT,
     canonical_id,
     contact_json,
@@ -108,6 +122,8 @@ class Clearinghouse(Authority):
                 code=ErrorCode.MISSING_REQUIRED_INFO,
                 detail={"missing": "product ID"},
             )
+        if product_id.strip():
+            product_id = _server_identity(product_id, method)
         payload: dict[str, Any] = {
             "action": "activate",
             "method": str(method),
@@ -168,6 +184,8 @@ class Clearinghouse(Authority):
                     code=ErrorCode.ALREADY_REDEEMED,
                 )
             contact = ContactInfo(**p["contact"])
+            if p["action"] != "reactivate":
+                _check_bound(typed, p["product_id"], public_key)
             if p["action"] == "reactivate":
                 lsid = p["license_server_id"]
                 old = self.db.activation(lsid)
@@ -297,3 +315,34 @@ class Clearinghouse(Authority):
             )
             self._log(lsid, "deactivate", method, now, confirmation=confirmation)
         return confirmation
+
+
+def _server_identity(text: str, method: ActivationMethod) -> str:
+    """The product ID (5-3-7-5 digits) a web or telephone activation names; by telephone the
+    wizard's request code is accepted too, as the agent would take either."""
+    text = text.strip()
+    if method is ActivationMethod.TELEPHONE and problem(Kind.PRODUCT_ID, text) is not None:
+        try:
+            decode_b24(text, ID_BYTES)
+        except TslicError:
+            raise ServiceError(
+                f"product ID {shown(text, 40)} is refused: a product ID is 5-3-7-5 digits, e.g."
+                " 69712-640-1234567-12345 (or give the request code the wizard shows)",
+                code=ErrorCode.INVALID_FIELD,
+                detail={"field": "product ID", "rule": "5-3-7-5 digits or a request code"},
+            ) from None
+        return group5(text)
+    return check(Kind.PRODUCT_ID, text, "product ID")
+
+
+def _check_bound(code: str, named: str, public_key: bytes) -> None:
+    """Refuse a License Server ID redeemed by a server other than the one it was issued for."""
+    if named in (product_id_for(public_key), activation_request_code(public_key)):
+        return
+    raise ServiceError(
+        f"the License Server ID {code} was issued for product ID {named}, not for this license"
+        f" server (product ID {product_id_for(public_key)}); activate it again with its own"
+        " product ID",
+        code=ErrorCode.INVALID_CONFIRMATION_CODE,
+        detail={"issued_for": named},
+    )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from tslic.protocol.codes import decode_b24, encode_b24, group5, normalize_code
 from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.names import shown
 
 ROOT_NAME = "Microsoft Clearinghouse (emulated)"
 ROOT_KEY = "root.key"
@@ -40,7 +41,12 @@ def canonical_id(text: str, *, what: str = "License Server ID") -> str:
     """
     if not normalize_code(text):
         raise ServiceError(f"the {what} is empty", code=ErrorCode.MISSING_REQUIRED_INFO)
-    decode_b24(text, ID_BYTES)
+    try:
+        decode_b24(text, ID_BYTES)
+    except ServiceError as exc:  # say which field the typing mistake is in
+        raise ServiceError(
+            f"{what} {shown(text, 45)}: {exc.message}", code=exc.code, detail=exc.detail
+        ) from None
     return group5(text)
 
 

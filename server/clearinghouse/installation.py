@@ -177,7 +177,7 @@ def _install(
         product=p.product,
         program=program,
         count=count,
-        description=f"{p.product.label} ({program.label})",
+        description=_description(p.product, program, source),
         issued_at=now,
         expires_at=0,
     )
@@ -204,7 +204,7 @@ def _replay(
     purchase. Returns None when this is not such a retry (the normal checks then decide).
     """
     if p.transition_token:
-        token = check_retail_code(p.transition_token)
+        token = check_retail_code(p.transition_token, what="license token")
         found = ch.db.token(token)
         if found is None or found.redeemed_at is None or found.license_server_id != lsid:
             return None
@@ -232,7 +232,7 @@ def _replay(
         product=p.product,
         program=program,
         count=row["count"],
-        description=f"{p.product.label} ({program.label})",
+        description=_description(p.product, program, row["source"]),
         issued_at=row["issued_at"],
         expires_at=0,
     )
@@ -331,7 +331,7 @@ def _take_volume(ch: Clearinghouse, p: Purchase, now: int) -> tuple[Program, int
 
 def _take_token(ch: Clearinghouse, p: Purchase, now: int, lsid: str) -> tuple[Program, int, str]:
     offer_open(now)
-    token = check_retail_code(p.transition_token)
+    token = check_retail_code(p.transition_token, what="license token")
     found = ch.db.token(token)
     if found is None:
         raise refuse(
@@ -358,3 +358,14 @@ def _take_token(ch: Clearinghouse, p: Purchase, now: int, lsid: str) -> tuple[Pr
         )
     ch.db.redeem_token(token, now, lsid)
     return Program.RETAIL, found.count, f"transition:{token}"
+
+
+TRANSITION_LABEL = "Windows Server 2003 Terminal Server transition offer (KB 823313)"
+
+
+def _description(product: CalProduct, program: Program, source: str) -> str:
+    """What the key pack is, as the licensing utility lists it: a transition token's pack is
+    not a retail purchase, though it is installed like one."""
+    if source.startswith("transition:"):
+        return f"{product.label} ({TRANSITION_LABEL})"
+    return f"{product.label} ({program.label})"

@@ -20,8 +20,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 from tslic.protocol.domain import ActivationMethod, CalProduct, Program
-from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.protocol.errors import ErrorCode, ServiceError, TslicError
 from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.names import check_text
 
 from .core import Clearinghouse
 from .installation import Purchase, install_by_hand
@@ -40,6 +41,7 @@ REASONS = (
     "The license server certificate has expired",
     "Other",
 )
+ANSWER_MAX = 256  # characters in one answer
 PRODUCTS = (CalProduct.W2000_TS_CAL, CalProduct.W2003_DEVICE_CAL, CalProduct.W2003_USER_CAL)
 
 
@@ -56,12 +58,17 @@ class _Call:
         self.out.flush()
 
     def ask(self, prompt: str) -> str:
+        """One answer; over 256 characters or with control characters it is refused
+        (ServiceError naming the question), as the agent would not take it down."""
         self.out.write(f"{prompt}: ")
         self.out.flush()
-        line = self.inp.readline()
+        line = self.inp.readline(ANSWER_MAX + 2)
         if not line:
             raise _HungUp
-        return line.strip()
+        if len(line) > ANSWER_MAX and not line.endswith("\n"):
+            self.inp.readline()  # the rest of an over-long line
+            line = line + "…"
+        return check_text(line.strip(), f"the answer to {prompt!r}", ANSWER_MAX)
 
     def choose(self, prompt: str, options: list[str]) -> int:
         """A numbered choice; asks again until the answer is one of the numbers."""
@@ -99,7 +106,10 @@ def phone_session(
         while True:
             call.say("")
             call.out.write(MENU)
-            answer = call.ask("Choose 1-5")
+            try:
+                answer = call.ask("Choose 1-5")
+            except ServiceError:
+                answer = ""
             if answer == "5":
                 break
             if answer not in ("1", "2", "3", "4"):
@@ -107,7 +117,7 @@ def phone_session(
                 continue
             try:
                 result = actions[int(answer) - 1](call, ch, now())
-            except ServiceError as exc:
+            except TslicError as exc:
                 refused += 1
                 call.say(
                     f"Sorry, that cannot be done: {exc.message} [{exc.code.name} {int(exc.code)}]"

@@ -1,72 +1,52 @@
-"""The Clearinghouse web site: a small ASGI app served by hypercorn's Trio worker.
+"""The Clearinghouse web site: the pages' application and its HTTP server.
 
 Contract:
-- `WebApp(ch, clock)` is an ASGI 3 application (http and lifespan scopes). Pages (pages.py):
-  `/` index; `/activate` (Web Browser activation: product ID + Required Information incl.
-  e-mail -> License Server ID code); `/install` (CAL installation -> license key pack code);
-  `/transition` (KB823313 method 2: license type, e-mail twice, XP product keys -> "License
-  Code Request Successfully Processed", tokens written to <data>/outbox/); `/deactivate`
-  (always refused: METHOD_NOT_ALLOWED, KB814593).
-- Forms are POSTed as application/x-www-form-urlencoded; bodies over `MAX_BODY` get 413,
-  other methods 405, unknown paths 404. A refusal re-shows the form with the person's entries
-  and an alert naming the wire error code (HTTP 400; 409 for a code already used; 503 when
-  storage fails). An unexpected exception is logged and answered with a plain 500 page: no
-  traceback reaches the browser and the daemon stays up.
-- `serve_web(app, host, port, shutdown)` runs hypercorn until `shutdown` returns and reports
-  the bound "host:port" through `task_status` (port 0 allowed).
+- `WebApp(ch, clock)` answers whole requests: `await app.respond(method, path, body)` ->
+  (status, html). Pages (pages.py): `/` index; `/activate` (Web Browser activation: product
+  ID + Required Information incl. e-mail -> License Server ID code bound to that product ID);
+  `/install` (CAL installation -> license key pack code); `/transition` (KB823313 method 2:
+  license type, e-mail twice, XP product keys -> "License Code Request Successfully
+  Processed", tokens written to <data>/outbox/); `/deactivate` (always refused:
+  METHOD_NOT_ALLOWED, KB814593).
+- Forms are POSTed as application/x-www-form-urlencoded; other methods get 405, unknown paths
+  404. Every field is checked (protocol/names.py: length limits, no control characters) before
+  anything changes. A refusal re-shows the form with the person's entries and an alert
+  naming the field, the rule and the wire error code (HTTP 400; 409 for a code already used;
+  503 when storage fails). An unexpected exception is logged and answered with a plain 500
+  page: no traceback reaches the browser and the daemon stays up.
+- `serve_web(app, host, port, shutdown, limits=...)` serves the app with http.py's
+  `HttpServer` (head and body time limits, body and connection caps, reason phrases) until
+  `shutdown` returns, and reports the bound "host:port" through `task_status` (port 0
+  allowed; a busy port is one line naming it).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 from tslic.protocol.domain import ActivationMethod, CalProduct, Program
-from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
-from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.errors import ErrorCode, ServiceError, StorageError, TslicError
+from tslic.protocol.messages.admin import CODE_MAX
+from tslic.protocol.messages.records import CONTACT_MAX, EMAIL_MAX, ContactInfo
+from tslic.protocol.names import check_text
 from tslic.runtime.clock import Clock
 
 from . import pages
 from .core import Clearinghouse
+from .http import HttpServer, WebLimits, reason
 from .installation import Purchase, install_by_hand
 from .transition import request_transition
 
 log = logging.getLogger(__name__)
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 Form = dict[str, str]
 
 E = TypeVar("E", Program, CalProduct)
-MAX_BODY = 64 * 1024
 _STATUS = {ErrorCode.ALREADY_REDEEMED: 409, ErrorCode.STORAGE_ERROR: 503}
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        event = await receive()
-        if event["type"] == "http.disconnect":
-            break
-        chunk = event.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise BodyTooLarge
-        chunks.append(chunk)
-        if not event.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 def _parse_form(body: bytes) -> Form:
@@ -94,31 +74,15 @@ class WebApp:
             "/deactivate": pages.deactivate_form,
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
+    async def respond(self, method: str, path: str, body: bytes) -> tuple[int, str]:
+        """Answer one whole request (http.py has read it within its limits)."""
         try:
-            status, html = await self._respond(scope, receive)
+            return self._respond(method, path.rstrip("/") or "/", body)
         except Exception:
             log.exception("web request failed")
-            status = 500
-            html = pages.message_page("Internal error", "The request failed (logged).")
-        await _send_html(send, status, html)
+            return 500, pages.message_page("Internal error", "The request failed (logged).")
 
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            event = await receive()
-            if event["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif event["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-    async def _respond(self, scope: Scope, receive: Receive) -> tuple[int, str]:
-        method, path = scope["method"], scope["path"].rstrip("/") or "/"
+    def _respond(self, method: str, path: str, body: bytes) -> tuple[int, str]:
         if path == "/":
             if method not in ("GET", "HEAD"):
                 return 405, pages.message_page("Not allowed", "Use GET for this page.")
@@ -130,13 +94,11 @@ class WebApp:
             return 200, route[0]()
         if method != "POST":
             return 405, pages.message_page("Not allowed", "Use GET or POST for this page.")
+        form = _parse_form(body)
         try:
-            form = _parse_form(await _read_body(receive))
-        except BodyTooLarge:
-            return 413, pages.message_page("Too large", "The form is too large.")
-        try:
+            _check_form(form)
             return 200, route[1](form)
-        except ServiceError as exc:
+        except TslicError as exc:
             if isinstance(exc, StorageError):
                 log.error("storage: %s", exc)
             box = pages.error_box(exc.message, exc.code.name, int(exc.code))
@@ -204,6 +166,36 @@ class WebApp:
         raise AssertionError("the web method never deactivates")  # pragma: no cover
 
 
+# Every field a form has, with its length limit; anything else is ignored. Free text is one
+# line without control characters; the product keys are one key per line.
+_FIELDS = {
+    "product_id": 64, "first_name": CONTACT_MAX, "last_name": CONTACT_MAX,
+    "company": CONTACT_MAX, "country": CONTACT_MAX, "email": EMAIL_MAX,
+    "confirm_email": EMAIL_MAX, "license_server_id": CODE_MAX, "program": 64, "product": 64,
+    "retail_code": CODE_MAX, "license_number": CODE_MAX, "authorization_number": CODE_MAX,
+    "agreement_number": CODE_MAX, "transition_token": CODE_MAX, "count": 16,
+    "license_type": 64,
+}  # fmt: skip
+MAX_KEYS = 1000  # product keys in one transition request
+
+
+def _check_form(form: Form) -> None:
+    """Refuse, naming the field and the rule, any field over its limit or with control
+    characters, before anything is looked up or changed."""
+    for name, limit in _FIELDS.items():
+        if name in form:
+            check_text(form[name], name.replace("_", " "), limit)
+    keys = form.get("product_keys", "").splitlines()
+    if len(keys) > MAX_KEYS:
+        raise ServiceError(
+            f"product keys: at most {MAX_KEYS} keys in one request, not {len(keys)}",
+            code=ErrorCode.INVALID_FIELD,
+            detail={"field": "product keys"},
+        )
+    for line in keys:
+        check_text(line, "product keys", CODE_MAX)
+
+
 def _choice(kind: type[E], value: str, what: str) -> E:
     try:
         return kind(value)
@@ -224,36 +216,23 @@ def _count(text: str) -> int:
     return int(text)
 
 
-async def _send_html(send: Send, status: int, html: str) -> None:
-    data = html.encode()
-    headers = [
-        (b"content-type", b"text/html; charset=utf-8"),
-        (b"content-length", str(len(data)).encode()),
-        (b"cache-control", b"no-store"),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": data})
-
-
 async def serve_web(
     app: WebApp,
     host: str,
     port: int,
     shutdown: Callable[[], Awaitable[Any]],
     *,
+    limits: WebLimits | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the pages with hypercorn until `shutdown()` returns; report "host:port"."""
-    config = Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("tslic.clearinghouse.hypercorn")
-    config.graceful_timeout = 2.0
-
-    async def run(*, task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve(cast(Any, app), config, shutdown_trigger=shutdown, task_status=task_status)
-
+    """Serve the pages until `shutdown()` returns; report "host:port"."""
+    server = HttpServer(app.respond, limits, error_page=_error_page)
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(run)
-        address = binds[0].split("://", 1)[1]
+        address = await nursery.start(server.serve, host, port)
         task_status.started(address)
+        await shutdown()
+        server.shutdown()
+
+
+def _error_page(status: int, text: str) -> str:
+    return pages.message_page(reason(status), text)

@@ -204,13 +204,7 @@ def _serve(opts: dict[str, Unvalidated], limits: Limits) -> int:
         server = Server(service, key=key, clock=clock, limits=limits)
         async with trio.open_nursery() as nursery:
             watch_clock(nursery, clock, shutdown)
-            try:
-                address = await nursery.start(server.serve, host, port)
-            except OSError as exc:
-                raise ServiceError(
-                    f"cannot listen on {opts['listen']}: {exc.strerror or exc}",
-                    code=ErrorCode.INTERNAL_ERROR,
-                ) from None
+            address = await nursery.start(server.serve, host, port)
             if not opts["json"]:
                 print(_banner(topology, address, data, service.skipped), file=sys.stderr)
             task_status.started(

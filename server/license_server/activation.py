@@ -22,7 +22,6 @@ Contract:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 from datetime import timedelta
@@ -47,6 +46,8 @@ from tslic.protocol.messages.clearinghouse import (
     ChDeactivated,
 )
 from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.names import activation_request_code as request_code
+from tslic.protocol.names import product_id_for
 from tslic.protocol.pki import (
     CertRole,
     cert_from_der,
@@ -69,22 +70,11 @@ log = logging.getLogger(__name__)
 
 Action = ActivationAction
 Method = ActivationMethod
-WEB_PAGE = "https://activate.microsoft.com/ (the Clearinghouse web pages)"
+# Without --clearinghouse-web: where the emulated page is (the real one was
+# https://activate.microsoft.com/).
+WEB_PAGE = "the Clearinghouse's /activate page (the 'url' in its readiness line)"
 PHONE = "(888) 571-2048"
 CONFIRMATION_BYTES = 8  # the Clearinghouse's deactivation confirmation: 20 characters
-
-
-def request_code(public_key: bytes) -> str:
-    """The code a web or telephone activation takes to the Clearinghouse."""
-    digest = hashlib.sha256(b"tslic-activation-request\x00" + public_key).digest()
-    return codes.encode_b24(digest[:16])
-
-
-def product_id_for(public_key: bytes) -> str:
-    """A stable Product ID in the 5-3-7-5 digit shape the wizard shows."""
-    n = int.from_bytes(hashlib.sha256(b"tslic-product-id\x00" + public_key).digest()[:12], "big")
-    digits = f"{n:030d}"[-20:]
-    return f"{digits[:5]}-{digits[5:8]}-{digits[8:15]}-{digits[15:20]}"
 
 
 class Activation:
@@ -185,12 +175,19 @@ class Activation:
                 f"Call the Clearinghouse at {PHONE}, give the License Server ID {code} and ask"
                 " for deactivation; type the confirmation code you are given."
             )
+        elif method is Method.WEB:  # the web form asks for the Product ID, not a request code
+            code = ""
+            web = self.config.clearinghouse_web.rstrip("/")
+            page = f"{web}/activate" if web else WEB_PAGE
+            what = (
+                f"Open {page}, type the Product ID and the Required Information; type the"
+                " License Server ID the page gives you to finish."
+            )
         else:
             code = request_code(self.public_key)
-            where = WEB_PAGE if method is Method.WEB else f"the Clearinghouse at {PHONE}"
             what = (
-                f"Go to {where} with the Product ID and this request code; type the License"
-                " Server ID you are given to finish."
+                f"Call the Clearinghouse at {PHONE} with the Product ID or this request code;"
+                " type the License Server ID you are given to finish."
             )
         return AdminActivationStep(
             action=action,

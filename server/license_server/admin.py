@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlite3
 
 from tslic.protocol import codes
-from tslic.protocol.domain import CalProduct, PeerRole, Program
+from tslic.protocol.domain import ActivationState, CalProduct, PeerRole, Program
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
 from tslic.protocol.events import LsEvent
 from tslic.protocol.licenses import open_grant
@@ -208,8 +208,9 @@ class AdminService:
         if not keypack_installable(version, req.product):
             await self._refuse_product(req.product, actor)
         if not activation.state.may_issue_permanent:
+            again = "reactivate" if activation.state is ActivationState.DEACTIVATED else "activate"
             raise ServiceError(
-                f"the license server is {activation.state}; activate it before installing licenses",
+                f"the license server is {activation.state}; {again} it before installing licenses",
                 code=ErrorCode.NOT_ACTIVATED,
             )
         lsid = activation.license_server_id
@@ -279,7 +280,9 @@ class AdminService:
                     db, at=now, what="keypack-already-installed", actor=actor,
                     keypack=held, grant=grant.grant_id,
                 )  # fmt: skip
-                return AdminKeyPackInstalled(keypack=keypacks.get_keypack(db, held))
+                return AdminKeyPackInstalled(
+                    keypack=keypacks.get_keypack(db, held), already_installed=True
+                )
             kid = keypacks.install_keypack(
                 db, product=grant.product, program=grant.program,
                 keypack_type=grant.program.keypack_type, description=grant.description,

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", default=DEFAULT_SITE)
     parser.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT (port 0: any)")
     parser.add_argument("--clearinghouse", default="", help="Clearinghouse HOST:PORT")
+    parser.add_argument(
+        "--clearinghouse-web", default="", help="Clearinghouse web pages URL (its readiness 'url')"
+    )
     parser.add_argument("--directory", default="", help="directory HOST:PORT")
     parser.add_argument(
         "--trust-root", type=Path, help="Clearinghouse root (tslic clearinghouse export-root)"
@@ -105,6 +108,7 @@ def _config(args: argparse.Namespace) -> Config:
         site=args.site,
         data_dir=args.data,
         clearinghouse=args.clearinghouse,
+        clearinghouse_web=args.clearinghouse_web,
         directory=args.directory,
         trust_root=trust_root,
         seed=args.seed,

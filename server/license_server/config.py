@@ -72,6 +72,7 @@ class Config:
     site: str = DEFAULT_SITE
     data_dir: Path
     clearinghouse: str = ""  # HOST:PORT
+    clearinghouse_web: str = ""  # its web pages' URL, for the Web Browser method's instructions
     directory: str = ""  # HOST:PORT
     trust_root: x509.Certificate | None = None
     seed: int | None = None

@@ -15,6 +15,7 @@ import trio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from tslic.protocol.domain import CalProduct, LicenseKind
 from tslic.protocol.errors import ErrorCode
+from tslic.runtime.listen import open_listeners
 from tslic.runtime.service import Counters
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class Metrics:
         task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Serve the metrics over HTTP until cancelled; report "host:port"."""
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        listeners = await open_listeners(host, port, option="--metrics")
         name = listeners[0].socket.getsockname()
         task_status.started(f"{name[0]}:{name[1]}")
         await trio.serve_listeners(self._http, listeners)

@@ -171,7 +171,7 @@ def test_web_activation_codes_shown_and_typed_at_the_prompt(
     )
     ls = daemons.start(
         tmp_path / "ls.ready", "server", "--data", str(tmp_path / "ls"), "--name", "LSWEB",
-        "--clearinghouse", ch["address"],
+        "--clearinghouse", ch["address"], "--clearinghouse-web", ch["url"],
     )  # fmt: skip
     base = ["admin", "--server", ls["address"], "--credential", ls["admin_credential"]]
     _tslic(
@@ -190,10 +190,15 @@ def test_web_activation_codes_shown_and_typed_at_the_prompt(
     assert wizard.stdout is not None
     assert wizard.stdin is not None
     shown: list[str] = []
-    while not any(line.startswith("Request code:") for line in shown):
+    while not any(line.startswith("Open ") for line in shown):
         line = wizard.stdout.readline()
         assert line, f"the wizard ended early: {shown}"
         shown.append(line)
+    # The instructions name the emulated page's own address, and the form asks for no
+    # request code, so none is shown.
+    assert f"Open {ch['url']}activate," in "".join(shown)
+    assert not any(line.startswith("Request code:") for line in shown)
+    assert "microsoft.com" not in "".join(shown)
     product_id = next(x for x in shown if x.startswith("Product ID:")).split(":", 1)[1].strip()
     # The operator fills in the Clearinghouse's web form with the Product ID...
     form = urllib.parse.urlencode(

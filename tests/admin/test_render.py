@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 
 import pytest
 from rich.console import Console
 from tslic.client.admin.cli import _install, add_arguments
-from tslic.client.admin.render import show, to_json
+from tslic.client.admin.render import make_console, show, to_json
 from tslic.protocol.domain import (
     ActivationMethod,
     ActivationState,
@@ -107,3 +108,42 @@ def test_install_programs_map_to_the_request_fields() -> None:
     with pytest.raises(ServiceError) as info:
         _install(parse("install", "--program", "keypack-code", "--product", "w2000-ts-cal"))
     assert info.value.code is ErrorCode.INVALID_FIELD
+
+
+def test_names_a_remote_client_chose_are_shown_escaped() -> None:
+    """A machine or user name with a terminal escape sequence (stored by an older version, or
+    sent by a hostile client) reaches the terminal as visible text, and markup is not taken
+    as markup."""
+    lic = IssuedLicenseInfo(
+        license_id=1, keypack_id=0, product=CalProduct.W2003_USER_CAL,
+        kind=LicenseKind.PERMANENT, status=LicenseStatus.ACTIVE, machine="PC\x1b[2J\x07",
+        user="[bold]ann[/bold]\u202e", hwid=bytes(32), terminal_server="TS\x1b]0;x\x07",
+        issued_at=DAY, expires_at=0, validated=False,
+    )  # fmt: skip
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=300, color_system=None)
+    show(console, AdminLicenses(licenses=(lic,)))
+    out = buffer.getvalue()
+    assert "\x1b" not in out
+    assert "\x07" not in out
+    assert "\u202e" not in out
+    assert "PC\\x1b[2J\\x07" in out
+    assert "[bold]ann[/bold]\\u202e" in out
+
+
+def test_piped_output_is_full_width() -> None:
+    """Not a terminal: a width no table reaches, so cells are never cut."""
+    buffer = io.StringIO()
+    console = make_console(file=buffer)
+    assert console.width >= 10_000
+    lic = IssuedLicenseInfo(
+        license_id=1, keypack_id=0, product=CalProduct.W2003_USER_CAL,
+        kind=LicenseKind.TEMPORARY, status=LicenseStatus.ACTIVE, machine="M" * 15,
+        user="U" * 20, hwid=bytes(32), terminal_server="T" * 15, issued_at=DAY,
+        expires_at=0, validated=False,
+    )  # fmt: skip
+    show(console, AdminLicenses(licenses=(lic,)))
+    out = buffer.getvalue()
+    assert "…" not in out
+    assert "temporary" in out
+    assert "Windows Server 2003 Terminal Server Per User CAL" in out

@@ -145,9 +145,9 @@ async def test_expired_temporary_disconnects_with_1011(
             assert agent.state.counts.get("marked_validated", 0) == 0
             await days(clock, 80)
             warned = await fakes.rdp(address, tmp_path / "pc", clock, password_ok=False)
-            assert warned.status == "licensed"
+            assert warned.status == "logon-failed"  # licensed, but the password is wrong
             assert warned.presented_stored
-            assert texts.TEMPORARY_EXPIRING.format(days=10) in warned.warnings
+            assert texts.TEMPORARY_EXPIRING.format(days=texts.days(10)) in warned.warnings
             await days(clock, 41)  # temporary expired (90 d) and grace over (120 d)
             refused = await fakes.rdp(address, tmp_path / "pc", clock)
             assert refused.status == "disconnected"

@@ -26,7 +26,7 @@ def activate(ch: Clearinghouse, *, version: int = 2003, name: str = "LS1") -> st
         public_key=public(key),
         name=name,
         version=version,
-        product_id="69712-640-1",
+        product_id="69712-640-1234567-12345",
         contact=CONTACT,
         now=NOW,
     )

@@ -209,7 +209,12 @@ async def test_browser_walk_through_the_transition_page(tmp_path: Path) -> None:
         contact = ContactInfo(first_name="A", last_name="B", company="C", country="GB")
         ls_key = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
         lsid = ch.activate(
-            public_key=ls_key, name="LS", version=2003, product_id="P", contact=contact, now=START
+            public_key=ls_key,
+            name="LS",
+            version=2003,
+            product_id="69712-640-1234567-12345",
+            contact=contact,
+            now=START,
         ).license_server_id
         p = Purchase(
             program=Program.RETAIL,

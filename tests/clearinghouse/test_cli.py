@@ -106,7 +106,7 @@ async def test_serve_activates_and_installs_over_tcp_then_stops_on_sigterm(tmp_p
                     ChActivate(
                         action=ActivationAction.ACTIVATE,
                         method=ActivationMethod.AUTOMATIC,
-                        product_id="69712-640-1",
+                        product_id="69712-640-1234567-12345",
                         name="LS-CLI",
                         version=WindowsVersion.W2003,
                         public_key=key.public_key().public_bytes_raw(),
@@ -204,7 +204,7 @@ def test_purchase_commands_validate_and_export_root(tmp_path: Path) -> None:
 
 def test_phone_session_piped(tmp_path: Path) -> None:
     data = str(tmp_path / "ch")
-    answers = "1\n69712-640-1\nAda\nLovelace\nContoso\nGB\n5\n"
+    answers = "1\n69712-640-1234567-12345\nAda\nLovelace\nContoso\nGB\n5\n"
     done = tslic("phone", "--data", data, "--json", stdin=answers)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

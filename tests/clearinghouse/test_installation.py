@@ -466,6 +466,17 @@ def test_transition_method2_writes_an_email_and_each_xp_license_counts_once(
     p = Purchase(program=Program.RETAIL, product=USER, count=2, transition_token=result.token)
     grant, blob = install(ch, license_server_id=lsid, purchase=p, now=h.NOW)
     assert open_grant(blob, ch.root_cert).count == 2
+    # the pack says it came from the transition offer, not from a retail purchase
+    assert "transition offer (KB 823313)" in grant.description
+    assert "Retail Purchase" not in grant.description
+    # a mistyped token is called a token, not a license code
+    typo = Purchase(program=Program.RETAIL, product=USER, count=2, transition_token="BBBBB")
+    err = _refused(
+        ErrorCode.INVALID_LICENSE_CODE, install, ch, license_server_id=lsid, purchase=typo,
+        now=h.NOW,
+    )  # fmt: skip
+    assert "license token" in err.message
+    assert "license code" not in err.message
     # a retry by the same server (lost reply) gets the same grant; another server is refused
     assert install(ch, license_server_id=lsid, purchase=p, now=h.NOW + 1) == (grant, blob)
     other = h.activate(ch, name="LS2")

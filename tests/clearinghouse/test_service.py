@@ -18,7 +18,13 @@ from trio.testing import MockClock
 from tslic.protocol import Connection, Direction
 from tslic.protocol.codes import group5
 from tslic.protocol.domain import ActivationMethod, CalProduct, PeerRole, Program, WindowsVersion
-from tslic.protocol.errors import ErrorCode, RemoteProtocolError, ServiceError, StorageError
+from tslic.protocol.errors import (
+    ErrorCode,
+    LocalProtocolError,
+    RemoteProtocolError,
+    ServiceError,
+    StorageError,
+)
 from tslic.protocol.licenses import open_grant
 from tslic.protocol.messages import Conversation, Hello, Message, Welcome
 from tslic.protocol.messages.admin import ActivationAction
@@ -33,6 +39,7 @@ from tslic.protocol.messages.clearinghouse import (
     ChKeyPack,
 )
 from tslic.protocol.messages.records import ContactInfo
+from tslic.protocol.names import product_id_for
 from tslic.protocol.pki import cert_from_der, validate_chain
 from tslic.runtime.clock import ManualClock, TrioClock
 from tslic.runtime.peer import PeerStream, open_peer
@@ -91,7 +98,7 @@ def activate_msg(
     return ChActivate(
         action=action,
         method=method,
-        product_id="69712-640-1",
+        product_id="69712-640-1234567-12345",
         name=name,
         version=version,
         public_key=key.public_key().public_bytes_raw(),
@@ -180,11 +187,10 @@ async def test_required_information_and_methods(tmp_path: Path, autojump_clock: 
         await refused(
             s, activate_msg(key, method=ActivationMethod.WEB), ErrorCode.METHOD_NOT_ALLOWED
         )
-        await refused(
-            s,
-            activate_msg(key, version=WindowsVersion.W2000, name="x" * 65),
-            ErrorCode.MISSING_REQUIRED_INFO,
-        )
+        # A name no Windows computer can have cannot even be sent (protocol/names.py).
+        with pytest.raises(LocalProtocolError) as bad:
+            activate_msg(key, version=WindowsVersion.W2000, name="x" * 65)
+        assert "field 'name': a computer name has at most 15 characters" in bad.value.message
 
 
 async def test_deactivation_and_reactivation_rules(
@@ -261,7 +267,8 @@ async def test_deactivation_and_reactivation_rules(
 async def test_web_style_claim_and_phone_session(tmp_path: Path, autojump_clock: MockClock) -> None:
     key = Ed25519PrivateKey.generate()
     async with running(tmp_path) as (service, address):
-        answers = "1\n69712-640-1\nAda\nLovelace\nContoso\nGB\n5\n"
+        product_id = product_id_for(key.public_key().public_bytes_raw())
+        answers = f"1\n{product_id}\nAda\nLovelace\nContoso\nGB\n5\n"
         out = io.StringIO()
         assert phone_session(service.ch, lambda: START, io.StringIO(answers), out) == 0
         code = ISSUED.findall(out.getvalue())[0]
@@ -322,7 +329,8 @@ async def test_phone_refusals_are_explained_and_the_call_goes_on(
     tmp_path: Path, autojump_clock: MockClock
 ) -> None:
     async with running(tmp_path) as (service, _):
-        answers = "1\n69712-640-1\nAda\n\n\nGB\n7\n3\nBBBBB\nAda\nLovelace\n"  # ends without 5
+        # ends without 5
+        answers = "1\n69712-640-1234567-12345\nAda\n\n\nGB\n7\n3\nBBBBB\nAda\nLovelace\n"
         out = io.StringIO()
         assert phone_session(service.ch, lambda: START, io.StringIO(answers), out) == 2
         text = out.getvalue()

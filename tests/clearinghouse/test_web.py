@@ -1,4 +1,4 @@
-"""The web pages over real HTTP (hypercorn's Trio worker), driven with urllib in a thread."""
+"""The web pages over real HTTP (server/clearinghouse/http.py), driven with urllib in a thread."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.clock import parse_date
 from tslic.protocol.domain import CalProduct, PeerRole
+from tslic.protocol.errors import ErrorCode, ServiceError
 from tslic.protocol.licenses import open_grant
 from tslic.protocol.messages import Conversation
 from tslic.protocol.messages.clearinghouse import (
@@ -23,6 +25,7 @@ from tslic.protocol.messages.clearinghouse import (
     ChClaimKeyPack,
     ChKeyPack,
 )
+from tslic.protocol.names import product_id_for
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.peer import open_peer
 from tslic.runtime.service import Server
@@ -87,13 +90,14 @@ async def test_web_activation_install_and_claims(tmp_path: Path) -> None:
         assert status == 200
         assert '<label for="email">' in html
         assert "<fieldset>" in html
-        status, html = await http(url + "/activate", {"product_id": "69712-640-1", **CONTACT})
+        product_id = product_id_for(key.public_key().public_bytes_raw())
+        status, html = await http(url + "/activate", {"product_id": product_id, **CONTACT})
         assert status == 400
         assert 'role="alert"' in html
         assert "e-mail" in html
         assert "MISSING_REQUIRED_INFO (4003)" in html
         assert 'value="Lovelace"' in html
-        form = {"product_id": "69712-640-1", **CONTACT, "email": "ada@contoso.com"}
+        form = {"product_id": product_id, **CONTACT, "email": "ada@contoso.com"}
         status, html = await http(url + "/activate", form)
         assert status == 200
         lsid = strong(html, "license-server-id")
@@ -119,6 +123,12 @@ async def test_web_activation_install_and_claims(tmp_path: Path) -> None:
             name="WEB-LS",
             version=2003,
         ) as s:
+            # The ID was issued for this server's product ID: another server cannot use it.
+            other = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+            with pytest.raises(ServiceError) as refused:
+                await s.request(ChClaimActivation(license_server_id_code=lsid, public_key=other))
+            assert refused.value.code is ErrorCode.INVALID_CONFIRMATION_CODE
+            assert f"issued for product ID {product_id}" in refused.value.message
             done = await s.request(
                 ChClaimActivation(
                     license_server_id_code=lsid, public_key=key.public_key().public_bytes_raw()

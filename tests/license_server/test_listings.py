@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 import trio
-from tslic.protocol.domain import CalProduct, LicenseKind, LicenseStatus, LicensingMode
-from tslic.protocol.errors import ErrorCode, ServiceError
+from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicenseStatus, LicensingMode
+from tslic.protocol.errors import ErrorCode, LocalProtocolError, ServiceError
 from tslic.protocol.messages.admin import (
     AdminKeyPacks,
     AdminLicenses,
@@ -21,6 +21,7 @@ from tslic.protocol.messages.admin import (
     AdminListUsers,
     AdminUsers,
 )
+from tslic.protocol.messages.licensing import IssueLicense
 from tslic.protocol.messages.records import IssuedLicenseInfo
 from tslic.protocol.paging import MAX_PAGE_ITEMS
 from tslic.runtime.peer import PeerStream
@@ -81,16 +82,24 @@ async def test_pages_follow_the_cursor_and_stay_stable_under_inserts(
 async def test_pages_are_cut_to_fit_a_frame_whatever_the_names(
     lab: Any, autojump_clock: trio.testing.MockClock
 ) -> None:
-    # Issue 15: one reply for the whole listing was FRAME_TOO_LARGE past ~64 KiB.
+    # Issue 15: one reply for the whole listing was FRAME_TOO_LARGE past ~64 KiB. A client's
+    # user name is now bounded on the wire (255 characters, MS-RDPBCGR's cbUserName): a longer
+    # one is refused before it can be stored, so every record is bounded; the byte budget that
+    # cuts pages is tested with large items in tests/protocol/test_paging.py.
+    with pytest.raises(LocalProtocolError):
+        IssueLicense(
+            hwid=bytes(32), machine="PCBIG", user="u" * 9_000, client_os=ClientOS.XP_PRO,
+            mode=LicensingMode.PER_DEVICE,
+        )  # fmt: skip
     ls, ts = await _ready(lab)
     async with ts.connect(ls) as s:
         for i in range(12):
-            await _issue(s, "PCBIG", 1, user=f"{i:02d}" + "u" * 9_000)
+            await _issue(s, "PCBIG", 1, user=f"{i:02d}" + "u" * 253)
     async with lab.admin(ls) as adm:
         pages = await _pages(adm, AdminListLicenses(machine="PCBIG"))
-    assert len(pages) >= 3  # ~9 KB each: at most 4 to a page
     assert sum(len(p.licenses) for p in pages) == 12
     assert all(p.licenses for p in pages)
+    assert {len(x.user) for p in pages for x in p.licenses} == {255}
 
 
 async def test_a_cursor_for_another_listing_or_other_filters_is_refused(

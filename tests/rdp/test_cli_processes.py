@@ -154,6 +154,34 @@ async def test_agent_and_client_processes(tmp_path: Path) -> None:
             assert status["licenses"]["upgraded"] == 1
             code, out, _ = await tslic("agent", "status", "--data", str(data))
             assert "LOWER_VERSION (4)" in out
+
+            # A wrong password: licensing went through, the logon did not; the status and the
+            # exit code say so.
+            code, out, _ = await tslic(*connect, "--wrong-password", "--json")
+            assert code == 1
+            failed = json.loads(out)
+            assert failed["status"] == "logon-failed"
+            assert failed["logged_on"] is False
+            assert "password" in failed["text"]
+            code, out, _ = await tslic(*connect, "--wrong-password")
+            assert code == 1
+            assert "could not log you on" in out
+
+            # A Per User fleet is one command: three users from one device, or a pattern.
+            users = [*many[:-2], "--count", "1", "--users", "3", "--user", "clerk{n}", "--json"]
+            code, out, err = await tslic(*users)
+            assert code == 0, err
+            fleet = json.loads(out)["devices"]
+            assert [(d["device"], d["user"]) for d in fleet] == [
+                ("PC", "clerk1"),
+                ("PC", "clerk2"),
+                ("PC", "clerk3"),
+            ]
+            code, out, err = await tslic(*many[:-2], "--count", "2", "--users", "4", "--json")
+            assert code == 0, err
+            pairs = [(d["device"], d["user"]) for d in json.loads(out)["devices"]]
+            assert pairs == [("PC-1", "user-1"), ("PC-2", "user-2"), ("PC-1", "user-3"),
+                             ("PC-2", "user-4")]  # fmt: skip
         finally:
             agent.send_signal(signal.SIGTERM)
             with trio.fail_after(20):

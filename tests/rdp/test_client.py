@@ -6,6 +6,8 @@ from pathlib import Path
 
 from trio.testing import MockClock
 from tslic.client.agent.config import AgentConfig, NamedAddress
+from tslic.client.rdp import texts
+from tslic.client.rdp.client import LicenseSummary, Outcome
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.domain import CalProduct, ClientOS, WindowsVersion
 from tslic.protocol.licenses import open_license
@@ -111,3 +113,27 @@ async def test_unreachable_agent_is_an_error_outcome(
     outcome = await fakes.rdp("127.0.0.1:1", tmp_path / "pc", clock)
     assert outcome.status == "error"
     assert "127.0.0.1:1" in outcome.text
+
+
+def test_a_refused_connection_carries_the_refusal_not_a_license() -> None:
+    held = LicenseSummary(
+        license_id=7, kind="temporary", product="w2003-device-cal",
+        product_label="Windows Server 2003 Terminal Server Per Device CAL", version=0x50002,
+        issuer="LS1", issued_at=0, expires_at=1,
+    )  # fmt: skip
+    refused = Outcome(
+        device="PC1", user="u", status="disconnected", presented_stored=True, license=held,
+        text=texts.NO_LICENSE,
+    )  # fmt: skip
+    doc = refused.to_json()
+    assert doc["license"] is None
+    assert doc["refusal"] == texts.NO_LICENSE
+    assert doc["presented_license"] == held.to_json()
+    licensed = Outcome(device="PC1", user="u", status="licensed", license=held).to_json()
+    assert licensed["license"] == held.to_json()
+    assert licensed["refusal"] is None
+
+
+def test_expiry_warning_plurals() -> None:
+    assert "will expire in 1 day." in texts.TEMPORARY_EXPIRING.format(days=texts.days(1))
+    assert "will expire in 15 days." in texts.TEMPORARY_EXPIRING.format(days=texts.days(15))

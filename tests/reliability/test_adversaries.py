@@ -45,6 +45,7 @@ from tslic.protocol.messages.licensing import (
     RequestTermServCert,
     UpgradeLicenseRequest,
 )
+from tslic.protocol.names import product_id_for
 from tslic.protocol.pki import raw_public_key
 from tslic.runtime.clock import TrioClock
 from tslic.runtime.peer import connect, open_peer
@@ -52,7 +53,6 @@ from tslic.runtime.service import Server
 from tslic.runtime.stream import MessageStream
 from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
-from tslic.server.license_server.activation import product_id_for
 from tslic.server.license_server.daemon import LicenseServer
 
 from tests.reliability import support as rs

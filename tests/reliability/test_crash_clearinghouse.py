@@ -33,12 +33,12 @@ from tslic.protocol.messages.clearinghouse import (
     ChInstallKeyPack,
     ChKeyPack,
 )
+from tslic.protocol.names import product_id_for
 from tslic.protocol.pki import raw_public_key
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import PeerStream, open_peer
 from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
-from tslic.server.license_server.activation import product_id_for
 
 from tests.reliability import support as rs
 from tests.reliability.conftest import Zygote
