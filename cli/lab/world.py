@@ -403,7 +403,7 @@ class World:
 
     async def connect_twice(self, agent_name: str, device: str, client_os: ClientOS) -> Outcome:
         """Connect and log on, then connect again: the second connection is the one on which
-        a validated temporary license is upgraded (post-logon issuance, §3.3)."""
+        a validated temporary license is upgraded (post-logon issuance, KB 287687)."""
         await self.connect(agent_name, device, client_os)
         return await self.connect(agent_name, device, client_os)
 

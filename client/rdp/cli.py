@@ -2,7 +2,7 @@
 
 Contract: one device (`--device NAME`, store `--store DIR`) or, with `--count N`, N distinct
 devices NAME-1..NAME-N, each with its own store `DIR/NAME-i`. Prints what the user saw (the
-texts of tslicensing.md §8) and, with --json, the outcomes including the license received
+texts of docs/PROTOCOL.md §8.3) and, with --json, the outcomes including the license received
 (type, product, version, issuer, expiry). Exit status 0 if every device got a session, 1 if
 licensing refused any, 2 for an error of the tool itself (a bad option, an unusable store).
 """

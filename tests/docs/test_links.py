@@ -35,8 +35,8 @@ EXPLICIT_ANCHOR = re.compile(r"""<a\s+(?:id|name)=["']([^"']+)["']""")
 NUMBERED = re.compile(r"^(\d+(?:\.\d+)*)\.?\s")
 # `§n` optionally preceded by a document name; later refs of the same list follow it.
 SECTION_LIST = re.compile(
-    r"(?:(?P<doc>[\w./-]+\.md)`?\s+)?"
-    r"(?P<refs>§\d+(?:\.\d+)*(?:(?:\s*,\s*|\s+and\s+|\s+or\s+)§\d+(?:\.\d+)*)*)"
+    r"(?:(?P<doc>[\w./-]+\.md)[`)]?\s+)?"
+    r"(?P<refs>§\d+(?:\.\d+)*(?:(?:\s*[,-]\s*|\s+(?:and|or|to)\s+)§\d+(?:\.\d+)*)*)"
 )
 SECTION = re.compile(r"§(\d+(?:\.\d+)*)")
 # A document of the project: upper-case names (`reliability.md` is a file a run writes).
