@@ -471,7 +471,7 @@ def test_tslic_conformance_against_a_running_daemon(tmp_path: Path) -> None:
         )  # fmt: skip
     finally:
         daemon.terminate()
-        daemon.communicate(timeout=10)
+        daemon.communicate(timeout=60)
     assert suite.returncode == 0, suite.stdout[-3000:] + suite.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["summary"]["failed"] == 0
@@ -482,7 +482,7 @@ def _stop(daemon: subprocess.Popen[str]) -> None:
     """SIGTERM: every daemon finishes its graceful shutdown on the first signal (a clock-file
     watcher once held the Clearinghouse open until a second one)."""
     daemon.terminate()
-    _, err = daemon.communicate(timeout=10)
+    _, err = daemon.communicate(timeout=60)
     assert daemon.returncode == 0, err[-2000:]
 
 
@@ -521,7 +521,7 @@ def test_tslic_conformance_against_a_running_license_server(tmp_path: Path) -> N
         daemons.append(daemon)
         assert daemon.stdout is not None
         line = daemon.stdout.readline()  # the readiness line; blocks until bound
-        assert line, daemon.communicate(timeout=10)[1][-2000:]
+        assert line, daemon.communicate(timeout=60)[1][-2000:]
         ready: dict[str, str] = json.loads(line)
         return ready
 
