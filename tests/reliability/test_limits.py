@@ -142,7 +142,7 @@ async def test_limits_and_service_under_flood(
                 await s.request(ReturnLicense(license_id=1, hwid=bytes(32)))
             assert info.value.code is ErrorCode.LICENSE_NOT_FOUND
         # Maximum connections: 40 silent sockets fill the server; the next is told busy.
-        holders = [await connect(address) for _ in range(LIMITS["max_connections"])]
+        holders = [await connect(address) for _ in range(int(LIMITS["max_connections"]))]
         await trio.sleep(0.05)
         busy = raw(await connect(address))
         assert await fatal_code(busy) is ErrorCode.SERVER_BUSY
