@@ -5,7 +5,10 @@ Checked in docs/*.md and README.md (fenced code blocks are not prose and are ski
   heading of that file (GitHub's slug) or an explicit `<a id="...">`;
 - a `§n.n` reference names a numbered heading: a bare `§n` means the document it is written
   in, `PROTOCOL.md §n` (or `` `docs/PROTOCOL.md` §n ``, and any `§` listed after it) that
-  document;
+  document. A reference after an outside specification's name (`MS-RDPBCGR §2.2.1.1`,
+  `RFC 5280 §4.2`) is that specification's and is not checked here; a document whose bare
+  `§` all mean one specification says so once, in a comment
+  `<!-- bare § sections: MS-RDPBCGR -->`;
 - every project document (`NAME.md`) a document mentions exists in the repository, and
   nothing points outside it (absolute paths, the research notes the project was built from);
 - docs/SOURCES.md and the rules of docs/PROTOCOL.md §7 agree both ways: every rule id listed
@@ -39,6 +42,9 @@ SECTION_LIST = re.compile(
     r"(?P<refs>§\d+(?:\.\d+)*(?:(?:\s*[,-]\s*|\s+(?:and|or|to)\s+)§\d+(?:\.\d+)*)*)"
 )
 SECTION = re.compile(r"§(\d+(?:\.\d+)*)")
+# A specification outside the repository named just before a § reference.
+SPEC_BEFORE = re.compile(r"(?:\bMS-[A-Z]+|\bBCGR|\bELE|\bRFC \d+|\bT\.\d+|\bX\.\d+)\s*$")
+BARE_IS_SPEC = re.compile(r"<!--\s*bare § sections:\s*([^>]*?)\s*-->")
 # A document of the project: upper-case names (`reliability.md` is a file a run writes).
 MD_NAME = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[A-Z][A-Z0-9_]*\.md)\b")
 # The research notes and their folder: material to learn from, never a citation.
@@ -130,9 +136,14 @@ def test_relative_links_and_anchors_resolve(doc: Path) -> None:
 @pytest.mark.parametrize("doc", DOCS, ids=rel)
 def test_section_references_name_existing_sections(doc: Path) -> None:
     text = prose(doc)
+    bare_is_spec = BARE_IS_SPEC.search(doc.read_text(encoding="utf-8")) is not None
     broken = []
     for match in SECTION_LIST.finditer(text):
         name = match.group("doc")
+        if not name and (
+            bare_is_spec or SPEC_BEFORE.search(text[max(0, match.start() - 40) : match.start()])
+        ):
+            continue  # an outside specification's section
         target = resolve(name, doc) if name else doc
         where = f"{rel(doc)}:{line_of(text, match.start())}"
         if target is None:
