@@ -327,7 +327,7 @@ class World:
         def post() -> str:
             request = urllib.request.Request(url, data=body, method="POST")
             try:
-                with urllib.request.urlopen(request, timeout=10) as response:
+                with urllib.request.urlopen(request, timeout=120) as response:  # hang guard
                     return str(response.read().decode())
             except urllib.error.HTTPError as exc:
                 return str(exc.read().decode())
@@ -398,7 +398,7 @@ class World:
             clock=self.clock,
             trust_root=self.root,
             password_ok=logon,
-            timeout=30,
+            timeout=120,  # a hang guard: a busy machine is slow, not wrong
         )
 
     async def connect_twice(self, agent_name: str, device: str, client_os: ClientOS) -> Outcome:
