@@ -24,7 +24,7 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import trio
 from tslic.protocol import ErrorCode
@@ -35,7 +35,19 @@ from tslic.runtime.clock import WallClock
 from bench.reliability_site import support as rs
 from bench.reliability_site import zygote
 
-LIMITS: dict[str, float] = dict(
+
+class FloodLimits(TypedDict):
+    max_connections: int
+    handshake_timeout: float
+    idle_timeout: float
+    max_frame: int
+    rate_per_second: float
+    rate_burst: float
+    accept_rate: float
+    accept_burst: float
+
+
+LIMITS = FloodLimits(
     max_connections=40,
     handshake_timeout=0.5,
     idle_timeout=5.0,

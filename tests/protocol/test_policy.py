@@ -175,7 +175,7 @@ def test_prevent_license_upgrade_gives_temporary() -> None:
 
 
 def test_2000_ls_never_issues_2003_cals() -> None:
-    # Even if the caller's counts were wrong: a 2000 server cannot hold 2003 CALs (§1.2).
+    # Even if the caller's counts were wrong: a 2000 server cannot hold 2003 CALs (KB 823313).
     d = choose_license(
         ctx(ls_version=W2000, ts_version=W2000, available={DEVICE_CAL: 9}, **VALIDATED)
     )
