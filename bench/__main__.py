@@ -1,7 +1,9 @@
-"""`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing | load] ...`.
+"""`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing |
+flood-latency | crash-cycles | load] ...`.
 
 Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`),
-bench/full_stack.py (`full-stack`), bench/listing.py (`listing`, see bench/LISTING.md) or
+bench/full_stack.py (`full-stack`), bench/listing.py (`listing`, see bench/LISTING.md),
+bench/flood_latency.py (`flood-latency`), bench/crash_cycles.py (`crash-cycles`) or
 bench/load_vs_baseline.py (`load`, the default) with the remaining arguments; see
 bench/README.md and bench/FULL_STACK.md.
 """
@@ -10,7 +12,15 @@ from __future__ import annotations
 
 import sys
 
-from bench import full_stack, issuance, listing, load_vs_baseline, signed_echo
+from bench import (
+    crash_cycles,
+    flood_latency,
+    full_stack,
+    issuance,
+    listing,
+    load_vs_baseline,
+    signed_echo,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -22,6 +32,10 @@ def main(argv: list[str]) -> int:
         return full_stack.main(argv[1:])
     if argv and argv[0] == "listing":
         return listing.main(argv[1:])
+    if argv and argv[0] == "flood-latency":
+        return flood_latency.main(argv[1:])
+    if argv and argv[0] == "crash-cycles":
+        return crash_cycles.main(argv[1:])
     if argv and argv[0] == "load":
         argv = argv[1:]
     return load_vs_baseline.main(argv)

@@ -1,4 +1,4 @@
-"""Validating a certificate chain of the emulated licensing hierarchy (tslicensing.md §5.3).
+"""Validating a certificate chain of the emulated licensing hierarchy (MS-RDPBCGR 5.3.3.2).
 
 Contract:
 - `validate_chain(chain, trusted_root, now, ...)` accepts a chain only if it runs Clearinghouse

@@ -1,4 +1,5 @@
-"""The codes administrators type: license codes, program numbers, telephone/web codes (§4.3, §5).
+"""The codes administrators type: license codes, program numbers, telephone/web codes
+(Win32_TSLicenseKeyPack, TechNet cc740046, KB 814593).
 
 Contract:
 - Pure string work; `make_retail_code` hashes its input (deterministic, no randomness).
@@ -6,22 +7,24 @@ Contract:
   white space dropped, upper case) and every check either returns the normalized value or
   raises `ServiceError` with a message saying what is wrong and where.
 - The alphabet is the 24 characters of Windows product keys, `BCDFGHJKMPQRTVWXY2346789`
-  (§4.3 [B]): no vowels, and no 0, 1 or 5, which people confuse with O, I/L and S.
+  (the MadLicense write-up; the alphabet of Windows product keys): no vowels, and no 0, 1 or
+  5, which people confuse with O, I/L and S.
 
-Formats (§4.3):
+Formats (Win32_TSLicenseKeyPack):
 - Retail license code: 25 characters (5 groups of 5). Ours are 24 characters derived from the
   Clearinghouse's serial bytes plus one check character (Luhn mod 24), so the wizard catches
   every single-character typo and most swaps of neighbours before contacting anybody. A bad
   code gets the wizard's message 0x13A7 (KB839878; reusing it for malformed codes is our
-  choice, §4.4 [C]) followed by the specific reason.
+  choice, after KB 839878) followed by the specific reason.
 - Open License: license number 8 digits, authorization number 15 letters/digits.
 - Select / Enterprise / Campus / School agreement or enrollment number: 7 digits.
-- Windows XP product key (transition offer, §1.3): 25 characters of the alphabet, hyphens
+- Windows XP product key (transition offer, KB 823313): 25 characters of the alphabet, hyphens
   optional; not checksummed here (real keys carried their own check, which we do not model).
 - Telephone/web codes (`encode_b24` / `decode_b24`): the bytes as one base-24 number, left
   padded to whole groups of five, followed by one check group of five characters. The length
   follows from the byte count (`b24_length`): 16 bytes -> 35 characters, 21 bytes -> 45.
-  (§4.3 reports 35 characters decoded into a 21-byte buffer; 35 base-24 characters carry at
+  (the MadLicense write-up reports 35 characters decoded into a 21-byte buffer; 35 base-24
+  characters carry at
   most 160 bits, so 21 arbitrary bytes need 37 characters plus padding.) The check group holds
   S0 = sum(v_i) and S1 = sum(i * v_i) modulo the prime 2819: every single-character typo and
   every swap of two payload characters is detected, and a single typo in the payload is
@@ -45,7 +48,7 @@ OPEN_AUTHORIZATION_LENGTH = 15
 AGREEMENT_NUMBER_DIGITS = 7
 XP_PRODUCT_KEY_LENGTH = 25
 
-# KB839878 (§1.2, §4.4): the wizard's message number and text when a key pack cannot be
+# KB 839878: the wizard's message number and text when a key pack cannot be
 # installed.
 WIZARD_MESSAGE_NUMBER = "0x13A7"
 WIZARD_MESSAGE = (
@@ -137,7 +140,8 @@ def make_retail_code(serial_bytes: bytes) -> str:
 
 
 def check_retail_code(text: str, *, what: str = "license code") -> str:
-    """Validate a typed retail license code locally, as the wizard does (§4.3, §4.4).
+    """Validate a typed retail license code locally, as the wizard does
+    (Win32_TSLicenseKeyPack, KB 839878).
 
     Args:
         text: the code as typed (hyphens and spaces allowed).
@@ -186,7 +190,7 @@ def _digits(text: str, count: int, what: str) -> str:
 
 
 def check_open_license(number: str, authorization: str) -> tuple[str, str]:
-    """Validate the Open License program numbers (§4.3).
+    """Validate the Open License program numbers (Win32_TSLicenseKeyPack).
 
     Args:
         number: the license number (8 digits).
@@ -212,7 +216,8 @@ def check_open_license(number: str, authorization: str) -> tuple[str, str]:
 
 
 def check_agreement_number(text: str) -> str:
-    """Validate a Select / Enterprise / Campus / School agreement or enrollment number (§4.3).
+    """Validate a Select / Enterprise / Campus / School agreement or enrollment number
+    (Win32_TSLicenseKeyPack).
 
     Args:
         text: the number as typed.
@@ -227,7 +232,7 @@ def check_agreement_number(text: str) -> str:
 
 
 def check_xp_product_key(text: str) -> str:
-    """Validate the format of a Windows XP Professional product key (transition offer, §1.3).
+    """Validate the format of a Windows XP Professional product key (transition offer, KB 823313).
 
     Args:
         text: the key as typed; hyphens are optional (KB823313).
@@ -299,7 +304,8 @@ def _checks(payload: list[int]) -> tuple[int, int]:
 
 
 def encode_b24(data: bytes) -> str:
-    """Encode bytes as a base-24 code in groups of five, ending with a check group (§4.3).
+    """Encode bytes as a base-24 code in groups of five, ending with a check group (MadLicense
+    write-up).
 
     Args:
         data: up to MAX_B24_BYTES bytes.
@@ -317,7 +323,7 @@ def encode_b24(data: bytes) -> str:
 
 
 def decode_b24(text: str, length: int) -> bytes:
-    """Decode a typed base-24 code back to `length` bytes, catching typos (§4.3).
+    """Decode a typed base-24 code back to `length` bytes, catching typos (MadLicense write-up).
 
     Args:
         text: the code as typed (hyphens and spaces allowed, any case).

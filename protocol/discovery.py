@@ -1,16 +1,16 @@
-"""License server discovery order and selection, as pure functions (§ = tslicensing.md).
+"""License server discovery order and selection, as pure functions.
 
 Contract:
 - The caller (the terminal-server agent) gathers the raw answers: its configured servers, the
   enterprise license servers published for its site, the license servers found on the domain
   controllers of its domain, and the answers to a workgroup broadcast. `discovery_order` only
-  orders them and records how each was found (`HowDiscovered`, §2.4). Randomness (Windows 2000
-  picks a responding server at random, §2.3) comes in as the `shuffle` callable.
+  orders them and records how each was found (`HowDiscovered`, KB 301932). Randomness (Windows 2000
+  picks a responding server at random, KB 232520) comes in as the `shuffle` callable.
 - Which sources a terminal server consults, and in which order, is the table `_ORDER`:
-  - Windows Server 2003 in a domain (§2.4, KB301932): the preferred list (SP1 policy, then the
+  - Windows Server 2003 in a domain (KB 301932): the preferred list (SP1 policy, then the
     LicenseServers registry key), then enterprise servers of the site, then domain servers on
     the domain controllers.
-  - Windows 2000 in a domain (§2.3, Q232520, KB239107): DefaultLicenseServer, then the domain
+  - Windows 2000 in a domain (KB 232520, KB 239107): DefaultLicenseServer, then the domain
     controllers of its domain (in random order), then the enterprise servers of the site.
   - Workgroup or NT4 domain, either version: the preferred server(s), then broadcast answers
     (in random order).
@@ -22,7 +22,7 @@ Contract:
 - Names are compared case-insensitively (NetBIOS names, FQDNs); the first occurrence wins,
   keeping its spelling and `how`.
 - `select_server` walks the ordered candidates with the connectivity probe results and takes
-  the first usable one (§2.3, §7.6).
+  the first usable one (KB 232520, Win32_TerminalServiceSetting).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .domain import Connectivity, HowDiscovered, WindowsVersion
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Candidate:
-    """A license server found by discovery and how it was found (§2.4)."""
+    """A license server found by discovery and how it was found (KB 301932)."""
 
     name: str
     how: HowDiscovered
@@ -53,22 +53,22 @@ class _Source(enum.Enum):
 
 # (terminal server version, in a domain) -> sources in order; the bool says "shuffle".
 _ORDER: dict[tuple[WindowsVersion, bool], tuple[tuple[_Source, bool], ...]] = {
-    # §2.4, KB301932 and policy TS_LICENSE_SERVERS: specified, then AD, then DCs.
+    # KB 301932 and policy TS_LICENSE_SERVERS: specified, then AD, then DCs.
     (WindowsVersion.W2003, True): (
         (_Source.PREFERRED, False),
         (_Source.ENTERPRISE, False),
         (_Source.DOMAIN, False),
     ),
-    # §2.4: LicenseServers key, then broadcast (answer picked at random).
+    # KB 301932: LicenseServers key, then broadcast (answer picked at random).
     (WindowsVersion.W2003, False): ((_Source.PREFERRED, False), (_Source.BROADCAST, True)),
-    # §2.3, Q232520: all DCs of the domain, one responding LS at random; then the site's
+    # KB 232520: all DCs of the domain, one responding LS at random; then the site's
     # enterprise LS. KB239107: DefaultLicenseServer overrides discovery.
     (WindowsVersion.W2000, True): (
         (_Source.DEFAULT_LICENSE_SERVER, False),
         (_Source.DOMAIN, True),
         (_Source.ENTERPRISE, False),
     ),
-    # §2.3, Q232520: mailslot broadcast, every LS answers, one picked at random.
+    # KB 232520: mailslot broadcast, every LS answers, one picked at random.
     (WindowsVersion.W2000, False): (
         (_Source.DEFAULT_LICENSE_SERVER, False),
         (_Source.BROADCAST, True),
@@ -85,7 +85,7 @@ def _identity(names: list[str]) -> list[str]:
 def preferred_servers(
     *, policy: Sequence[str] = (), registry: Sequence[str] = ()
 ) -> tuple[Candidate, ...]:
-    """Build the preferred list of a Windows Server 2003 terminal server (§2.4).
+    """Build the preferred list of a Windows Server 2003 terminal server (KB 301932).
 
     Args:
         policy: servers of the SP1 Group Policy "Use the specified license servers".
@@ -110,7 +110,7 @@ def discovery_order(
     broadcast: Sequence[str] = (),
     shuffle: Callable[[list[str]], list[str]] = _identity,
 ) -> tuple[Candidate, ...]:
-    """Order the license servers a terminal server found, best first (§2.3, §2.4).
+    """Order the license servers a terminal server found, best first (KB 232520, KB 301932).
 
     Args:
         ts_version: the terminal server's version.
@@ -164,7 +164,8 @@ class Selection(NamedTuple):
     skipped: tuple[tuple[str, Connectivity], ...]
 
 
-# §1.1, §7.3, §7.6: only a server whose probe says VALID_LS is used. LOWER_VERSION (a 2000 LS
+# KB 823313, TechNet cc758063, Win32_TerminalServiceSetting: only a server whose probe says
+# VALID_LS is used. LOWER_VERSION (a 2000 LS
 # for a 2003 TS), NOT_CONNECTABLE, NOT_IN_TSCGROUP (License Server Security Group, event 1043),
 # ACCESS_DENIED and unknown results are passed over.
 USABLE: frozenset[Connectivity] = frozenset({Connectivity.VALID_LS})
@@ -173,7 +174,8 @@ USABLE: frozenset[Connectivity] = frozenset({Connectivity.VALID_LS})
 def select_server(
     candidates: Sequence[Candidate], probe_results: Mapping[str, Connectivity]
 ) -> Selection:
-    """Take the first candidate whose connectivity probe says it can serve us (§2.3, §7.6).
+    """Take the first candidate whose connectivity probe says it can serve us (KB 232520,
+    Win32_TerminalServiceSetting).
 
     Args:
         candidates: from `discovery_order`, best first.

@@ -29,19 +29,19 @@ class WindowsVersion(enum.IntEnum):
 
     @property
     def grace_days(self) -> int:
-        """Grace period length (tslicensing.md §1.4, §3.1: 90 days for 2000, 120 for 2003)."""
+        """Grace period length (KB 813052, TechNet cc738708: 90 days for 2000, 120 for 2003)."""
         return 90 if self is WindowsVersion.W2000 else 120
 
 
 class LicensingMode(enum.StrEnum):
-    """Terminal server licensing mode (tslicensing.md §7.1). Per User exists only on 2003."""
+    """Terminal server licensing mode (KB 822134). Per User exists only on 2003."""
 
     PER_DEVICE = "per-device"
     PER_USER = "per-user"
 
 
 class ServerRole(enum.StrEnum):
-    """License server role, which decides how terminal servers discover it (§2.1)."""
+    """License server role, which decides how terminal servers discover it (TechNet cc738708)."""
 
     DOMAIN = "domain"
     ENTERPRISE = "enterprise"
@@ -80,7 +80,7 @@ _PRODUCT_LABELS = {
 
 
 class LicenseStatus(enum.IntEnum):
-    """Status of an issued license (Win32_TSIssuedLicense.LicenseStatus numbers, §4.2)."""
+    """Status of an issued license (Win32_TSIssuedLicense.LicenseStatus numbers)."""
 
     UNKNOWN = 0
     TEMPORARY = 1
@@ -103,7 +103,7 @@ class LicenseKind(enum.StrEnum):
 
 
 class KeyPackType(enum.IntEnum):
-    """Key pack type (WMI Win32_TSLicenseKeyPack.KeyPackType, §4.2); 6 is tslic's built-in."""
+    """Key pack type (WMI Win32_TSLicenseKeyPack.KeyPackType); 6 is tslic's built-in."""
 
     UNKNOWN = 0
     RETAIL = 1
@@ -115,7 +115,7 @@ class KeyPackType(enum.IntEnum):
 
 
 class Program(enum.StrEnum):
-    """The License Program list of the CAL installation wizard (§4.2)."""
+    """The License Program list of the CAL installation wizard (Win32_TSLicenseKeyPack)."""
 
     RETAIL = "retail"
     OPEN_LICENSE = "open-license"
@@ -148,7 +148,7 @@ _PROGRAM_LABELS = {
 
 
 class ClientOS(enum.StrEnum):
-    """Operating systems of emulated RDP clients (§1.3, §6.3 PlatformId)."""
+    """Operating systems of emulated RDP clients (KB 823313, MS-RDPELE 2.2.2.1.1 PlatformId)."""
 
     WIN98 = "windows-98"
     NT4 = "windows-nt-4.0"
@@ -160,12 +160,12 @@ class ClientOS(enum.StrEnum):
     @property
     def has_w2000_built_in(self) -> bool:
         """Windows 2000 Professional and XP Professional clients of a Windows 2000 terminal
-        server got a built-in license (OS equivalency, §1.3)."""
+        server got a built-in license (OS equivalency, KB 823313)."""
         return self in (ClientOS.W2000_PRO, ClientOS.XP_PRO)
 
 
 class ActivationState(enum.StrEnum):
-    """License server activation state (§5.4)."""
+    """License server activation state (KB 814593)."""
 
     UNACTIVATED = "unactivated"
     ACTIVATED = "activated"
@@ -178,7 +178,7 @@ class ActivationState(enum.StrEnum):
 
 
 class ActivationMethod(enum.StrEnum):
-    """Windows Server 2003 connection methods to the Clearinghouse (§5.1)."""
+    """Windows Server 2003 connection methods to the Clearinghouse (TechNet cc740046)."""
 
     AUTOMATIC = "automatic"
     WEB = "web"
@@ -186,7 +186,7 @@ class ActivationMethod(enum.StrEnum):
 
 
 class HowDiscovered(enum.IntEnum):
-    """How a terminal server found a license server (Win32_TSDiscoveredLicenseServer, §2.4)."""
+    """How a terminal server found a license server (Win32_TSDiscoveredLicenseServer, KB 301932)."""
 
     POLICY = 0
     REGISTRY = 1
@@ -196,7 +196,7 @@ class HowDiscovered(enum.IntEnum):
 
 
 class Connectivity(enum.IntEnum):
-    """GetTStoLSConnectivityStatus values (§7.6)."""
+    """GetTStoLSConnectivityStatus values (Win32_TerminalServiceSetting)."""
 
     UNKNOWN = 0
     VALID_WS08R2 = 1

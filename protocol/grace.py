@@ -1,19 +1,22 @@
-"""A terminal server's licensing grace period, as an immutable value (§ = tslicensing.md).
+"""A terminal server's licensing grace period, as an immutable value.
 
 Contract:
 - Sans-IO: every method that depends on time takes `now` (an aware datetime); nothing reads a
   clock. Methods that "change" the period return a new `GracePeriod`.
 - Length is the version's (`WindowsVersion.grace_days`: 90 days for Windows 2000, 120 for
-  Windows Server 2003, §1.4, §3.1). It starts at the first client connection (§3.1, cc738708;
+  Windows Server 2003, KB 813052, TechNet cc738708). It starts at the first client connection
+  (TechNet cc738708;
   JSI 8634 for Windows 2000) and ends early only on the event `end_rule` names (`GraceEnd`,
-  a switch because the sources conflict, §3.1). Ending is recorded once, first event wins.
+  a switch because TechNet cc738708 and KB 813052 conflict). Ending is recorded once, first
+  event wins.
 - Times are judged half-open: the period covers [started_at, expires_at) and stops at
   `ended_at`; asking about an earlier `now` answers as of that time.
-- `due_events` tells the agent which termsrv events to log (1009 warning, 1008 expired, §3.1,
-  §7.4); the caller remembers what it logged and passes it back, so each is logged once.
+- `due_events` tells the agent which termsrv events to log (1009 warning, 1008 expired,
+  termsrv.dll messages); the caller remembers what it logged and passes it back, so each is
+  logged once.
 
 Uncertain, and ours: the warning threshold `GRACE_WARNING_DAYS = 15` (the sources give no
-number for event 1009), and the discovery intervals of `DiscoveryIntervals` (§2.5: 15 min /
+number for event 1009), and the discovery intervals of `DiscoveryIntervals` (JSI Tip 8634: 15 min /
 60 min / 2 h come from Windows 2000-era secondary sources).
 """
 
@@ -41,7 +44,7 @@ class GracePeriod:
         version: the terminal server's version; decides the length (90 or 120 days).
         started_at: the first client connection, or None before it.
         ended_at: when the grace period was ended early, or None.
-        end_rule: which event ends it early (§3.1 switch; default first permanent CAL).
+        end_rule: which event ends it early (TechNet cc738708 switch; default first permanent CAL).
         end_reason: the event that ended it (set together with `ended_at`).
 
     Raises:
@@ -64,7 +67,7 @@ class GracePeriod:
 
     @property
     def length(self) -> timedelta:
-        """The full grace period: 90 days (Windows 2000) or 120 days (2003) (§1.4)."""
+        """The full grace period: 90 days (Windows 2000) or 120 days (2003) (KB 813052)."""
         return timedelta(days=self.version.grace_days)
 
     @property
@@ -73,7 +76,8 @@ class GracePeriod:
         return None if self.started_at is None else self.started_at + self.length
 
     def start(self, now: datetime) -> GracePeriod:
-        """Start the clock at the first client connection (§3.1); later calls change nothing.
+        """Start the clock at the first client connection (TechNet cc738708); later calls change
+        nothing.
 
         Args:
             now: the time of the client connection.
@@ -87,7 +91,7 @@ class GracePeriod:
         return dataclasses.replace(self, started_at=now)
 
     def end(self, now: datetime, reason: GraceEnd) -> GracePeriod:
-        """Report an event that may end the grace period early (§3.1).
+        """Report an event that may end the grace period early (TechNet cc738708).
 
         Call it with `GraceEnd.FIRST_PERMANENT_CAL` when a client of this terminal server gets
         its first permanent CAL and with `GraceEnd.FIRST_LICENSE_SERVER` when a license server
@@ -116,7 +120,8 @@ class GracePeriod:
         return max(self.started_at + self.length - now, timedelta(0))
 
     def days_left(self, now: datetime) -> int:
-        """Whole days of grace left, rounded up, as GetGracePeriodDays reports them (§7.6).
+        """Whole days of grace left, rounded up, as GetGracePeriodDays reports them
+        (Win32_TerminalServiceSetting).
 
         Args:
             now: current time.
@@ -130,7 +135,7 @@ class GracePeriod:
         return -(-remaining // _DAY)
 
     def in_grace(self, now: datetime) -> bool:
-        """Whether an unlicensed client is accepted without a license server (§3.1, cc738708).
+        """Whether an unlicensed client is accepted without a license server (TechNet cc738708).
 
         Args:
             now: current time.
@@ -143,7 +148,7 @@ class GracePeriod:
     def due_events(
         self, now: datetime, already_logged: frozenset[int] = frozenset()
     ) -> tuple[int, ...]:
-        """Termsrv events the agent should log now (§3.1, §7.4), each once.
+        """Termsrv events the agent should log now (termsrv.dll messages), each once.
 
         1009 is due once fewer than `GRACE_WARNING_DAYS` are left; 1008 once the period has
         run out. If the warning window was skipped entirely (the server was off), only 1008
@@ -172,7 +177,7 @@ class GracePeriod:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class DiscoveryIntervals:
-    """How often a terminal-server agent looks for license servers (§2.3, §2.5; uncertain).
+    """How often a terminal-server agent looks for license servers (JSI Tip 8634; uncertain).
 
     Attributes:
         retry_when_none_found: retry period while no license server is known (15 min, JSI 8634).

@@ -1,9 +1,10 @@
-"""License lifetimes (§ = tslicensing.md): lease lengths, expiries and the renewal window.
+"""License lifetimes: lease lengths, expiries and the renewal window.
 
 Contract:
-- §3.4: a permanent Per Device CAL is leased for a random 52-89 days (`lease_days` maps an
+- TechNet Revoke a Per Device CAL: a permanent Per Device CAL is leased for a random 52-89
+  days (`lease_days` maps an
   integer the caller drew onto that range, uniformly); a client renews from 7 days before
-  expiry on (`needs_renewal`). §3.2: a temporary license lasts 90 days.
+  expiry on (`needs_renewal`). KB 813052: a temporary license lasts 90 days.
 - A license is valid up to, not including, its `expires_at` (`is_expired`).
 - Sans-IO and pure: no clock, no randomness. Datetimes must be timezone-aware; a naive one
   raises ValueError (`ensure_aware`).
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-# §3.4: permanent Per Device leases run a random 52-89 days; renewal starts 7 days before.
+# TechNet Revoke a Per Device CAL: permanent Per Device leases run a random 52-89 days;
+# renewal starts 7 days before (TS licensing FAQ).
 LEASE_MIN_DAYS = 52
 LEASE_MAX_DAYS = 89
 RENEWAL_WINDOW_DAYS = 7
-# §3.2: a temporary license lasts 90 days.
+# KB 813052: a temporary license lasts 90 days.
 TEMPORARY_DAYS = 90
 
 
@@ -37,7 +39,8 @@ def ensure_aware(when: datetime, name: str = "now") -> datetime:
 
 
 def lease_days(draw: int) -> int:
-    """Map any integer the caller drew onto a lease length of 52..89 days, uniformly (§3.4).
+    """Map any integer the caller drew onto a lease length of 52..89 days, uniformly
+    (TechNet Revoke a Per Device CAL).
 
     Args:
         draw: any integer (e.g. from a random generator outside the core).
@@ -58,7 +61,7 @@ def lease_expiry(now: datetime, draw: int) -> datetime:
 
 
 def temporary_expiry(now: datetime) -> datetime:
-    """Return the expiry, ``now + 90 days``, of a temporary license issued at `now` (§3.2).
+    """Return the expiry, ``now + 90 days``, of a temporary license issued at `now` (KB 813052).
 
     Args:
         now: issue time (aware).
@@ -67,7 +70,7 @@ def temporary_expiry(now: datetime) -> datetime:
 
 
 def needs_renewal(expires_at: datetime, now: datetime) -> bool:
-    """Whether a client should renew its license (§3.4: from 7 days before expiry on).
+    """Whether a client should renew its license (TS licensing FAQ: from 7 days before expiry on).
 
     Args:
         expires_at: the license's expiry; now: current time (both aware).

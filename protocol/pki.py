@@ -3,7 +3,7 @@
 Contract:
 - Trust runs Clearinghouse root (self-signed CA) -> license-server certificate (issued on
   activation; CA, path length 0) -> terminal-server certificate (end entity, issued by its
-  license server) (tslicensing.md §5.3). An unactivated license server holds a *temporary*
+  license server) (MS-RDPBCGR 5.3.3.2). An unactivated license server holds a *temporary*
   self-signed certificate (TLS_W_TEMP_SELFSIGN_CERT, 4009) that chains to no root but may
   still issue terminal-server certificates, which inherit the temporary mark.
 - Keys are Ed25519. Role and attributes travel in one non-critical extension,

@@ -1,25 +1,28 @@
-"""The licensing rules of Terminal Server Licensing as pure functions (§ = tslicensing.md).
+"""The licensing rules of Terminal Server Licensing as pure functions.
 
 Contract:
 - Sans-IO: no clock, no randomness. Time comes in as `now` (aware datetime); a random lease
   length comes in as an integer the caller drew.
 - `choose_license` alone decides which license a device gets. It never refers by itself: it
   reports `IssueDecision.missing`, and `should_refer` says whether another server could help;
-  the license server finds that server and builds the Referral (§2.5, §3.5).
+  the license server finds that server and builds the Referral (TS licensing FAQ).
 - Rules are tables (`_SERVES`, `_INSTALLABLE`, `_PERMANENT_PREFERENCE`) where natural.
 
 Uncertain choices, made switches (`GraceEnd`, `PolicyOptions`):
-- `GraceEnd` (§3.1, sources conflict): grace ends at the first permanent CAL (cc738708,
+- `GraceEnd` (sources conflict): grace ends at the first permanent CAL (cc738708,
   hh553157; default) or at the first license server found (KB813052).
-- `built_in_requires_activation` (§1.3 vs §3.2 "an unactivated LS issues only temporary
+- `built_in_requires_activation` (Professor Windows 2001 vs TechNet cc740046 "an unactivated LS
+  issues only temporary
   licenses"): default True, so built-in licenses also need an activated server.
-- `w2000_post_logon_issuance` (§3.3): W2000 SP3 / MS01-052 issue a temporary first and the CAL
+- `w2000_post_logon_issuance` (KB 287687): W2000 SP3 / MS01-052 issue a temporary first and the CAL
   after a validated logon (default True); pre-SP3 issued the CAL on first connection.
-- Per User (§7.2): "temporaries are not upgraded" is read as "no validation step": a User CAL
+- Per User (KB 823313, TechNet cc727934): "temporaries are not upgraded" is read as "no
+  validation step": a User CAL
   whenever a User CAL pack is installed, else one temporary per device.
-- License-server event ids are the 2008 numbers (§7.5: 18 not activated, 21
+- License-server event ids are the 2008 numbers (TechNet cc775305: 18 not activated, 21
   TLS_W_NOPERMLICENSE); the 2003 numbers are not public.
-- Lease lengths, expiries and renewal (§3.2, §3.4) live in leases.py and are re-exported
+- Lease lengths, expiries and renewal (KB 813052, TechNet Revoke a Per Device CAL) live in
+  leases.py and are re-exported
   here (`import X as X`), so callers import every licensing rule from this module.
 """
 
@@ -51,7 +54,7 @@ W2003 = WindowsVersion.W2003
 
 
 class GraceEnd(enum.StrEnum):
-    """What ends a terminal server's grace period early (§3.1; sources conflict, hence a switch)."""
+    """What ends a terminal server's grace period early (sources conflict, hence a switch)."""
 
     FIRST_PERMANENT_CAL = "first-permanent-cal"  # TechNet cc738708 / hh553157 (default)
     FIRST_LICENSE_SERVER = "first-license-server"  # KB813052
@@ -84,7 +87,7 @@ class IssueContext:
     `available` counts the free permanent CALs per product on this license server (for User
     CALs, which are never decremented, the installed count). `holds_permanent` means the device
     presents a permanent CAL from this server, suitable for this terminal server (see
-    `permanent_products`), whose lease has not run out: the request is a renewal (§3.4).
+    `permanent_products`), whose lease has not run out: the request is a renewal (LEASE-4).
     The three `temporary_*` flags describe the one temporary license the device may have had.
     """
 
@@ -120,8 +123,8 @@ class IssueDecision:
         event_id: license-server event to log (`LsEvent`), or None.
         consumes: True when a CAL leaves the pool (a new Per Device or Windows 2000 CAL).
         keeps_existing: True when no new license document is issued because the device goes on
-            with what it holds (a temporary keeps its first expiry, §3.2); for PERMANENT, the
-            license it holds is re-leased (§3.4).
+            with what it holds (a temporary keeps its first expiry, KB 813052); for PERMANENT, the
+            license it holds is re-leased (TechNet Revoke a Per Device CAL).
         missing: the permanent product the device qualified for but this server could not
             give (drives event 21 and `should_refer`).
     """
@@ -136,12 +139,13 @@ class IssueDecision:
     missing: CalProduct | None = None
 
 
-# §1.1: (license server, terminal server) pairs that work together.
+# KB 823313: (license server, terminal server) pairs that work together.
 _SERVES: frozenset[tuple[WindowsVersion, WindowsVersion]] = frozenset(
     {(W2000, W2000), (W2003, W2000), (W2003, W2003)}
 )
 
-# §1.2: key packs a license server accepts. Built-in licenses are a pool, never a key pack.
+# KB 823313, KB 822134: key packs a license server accepts. Built-in licenses are a pool,
+# never a key pack.
 _INSTALLABLE: dict[WindowsVersion, frozenset[CalProduct]] = {
     W2000: frozenset({CalProduct.W2000_TS_CAL}),
     W2003: frozenset(
@@ -149,8 +153,8 @@ _INSTALLABLE: dict[WindowsVersion, frozenset[CalProduct]] = {
     ),
 }
 
-# §1.2, §7.2: "most appropriate" permanent CALs per (terminal server, mode), best first. A
-# product newer than the terminal server is a license upgrade (Prevent License Upgrade, §1.2).
+# KB 823313, KB 822134: "most appropriate" permanent CALs per (terminal server, mode), best first. A
+# product newer than the terminal server is a license upgrade (the Prevent License Upgrade policy).
 _PERMANENT_PREFERENCE: dict[tuple[WindowsVersion, LicensingMode], tuple[CalProduct, ...]] = {
     (W2000, LicensingMode.PER_DEVICE): (CalProduct.W2000_TS_CAL, CalProduct.W2003_DEVICE_CAL),
     (W2003, LicensingMode.PER_DEVICE): (CalProduct.W2003_DEVICE_CAL,),
@@ -170,13 +174,13 @@ def accepted_as_is(ts_version: WindowsVersion, mode: LicensingMode) -> frozenset
 
     Returns:
         Its preferred CALs (`permanent_products` before the license server's own limits),
-        plus, on Windows 2000, the built-in license of Windows 2000 clients (§1.3).
+        plus, on Windows 2000, the built-in license of Windows 2000 clients (KB 823313).
     """
     return _ACCEPTED.get((ts_version, mode), frozenset())
 
 
 def ls_serves_ts(ls_version: WindowsVersion, ts_version: WindowsVersion) -> bool:
-    """Whether a license server can serve a terminal server (§1.1).
+    """Whether a license server can serve a terminal server (KB 823313).
 
     Args:
         ls_version, ts_version: the license server's and terminal server's versions.
@@ -188,7 +192,7 @@ def ls_serves_ts(ls_version: WindowsVersion, ts_version: WindowsVersion) -> bool
 
 
 def keypack_installable(ls_version: WindowsVersion, product: CalProduct) -> bool:
-    """Whether a key pack of `product` can be installed on a license server (§1.2).
+    """Whether a key pack of `product` can be installed on a license server (KB 823313, KB 822134).
 
     Args:
         ls_version: the license server's version; product: the key pack's CAL product.
@@ -212,7 +216,7 @@ def permanent_products(
         ls_version: the license server's version (a Windows 2000 server holds no 2003 CALs).
         ts_version: the terminal server's version.
         mode: the terminal server's licensing mode.
-        prevent_upgrade: the Prevent License Upgrade policy (§1.2): no 2003 CAL for a 2000 TS.
+        prevent_upgrade: the Prevent License Upgrade policy: no 2003 CAL for a 2000 TS.
 
     Returns:
         The products in order of preference; empty when the combination is not supported.
@@ -228,7 +232,7 @@ def permanent_products(
 def choose_license(
     request: IssueContext, options: PolicyOptions = DEFAULT_OPTIONS
 ) -> IssueDecision:
-    """Choose the license a device gets (§1.2, §1.3, §3.2, §3.3, §3.5, §5.4, §7.2).
+    """Choose the license a device gets (KB 823313, KB 822134, KB 813052, KB 287687, KB 814593).
 
     Args:
         request: the facts of the request.
@@ -238,39 +242,39 @@ def choose_license(
         The decision (a referral is the caller's: see `should_refer`).
     """
     ctx = request
-    if not ls_serves_ts(ctx.ls_version, ctx.ts_version):  # §1.1
+    if not ls_serves_ts(ctx.ls_version, ctx.ts_version):  # KB 823313
         return _refuse(
             ErrorCode.LOWER_VERSION,
             f"A {ctx.ls_version.label} license server cannot serve a {ctx.ts_version.label}"
-            " terminal server; install a Windows Server 2003 license server (§1.1).",
+            " terminal server; install a Windows Server 2003 license server (KB 823313).",
         )
     products = _PERMANENT_PREFERENCE.get((ctx.ts_version, ctx.ts_mode))
-    if products is None:  # §7.1
+    if products is None:  # KB 822134
         return _refuse(
             ErrorCode.MODE_NOT_SUPPORTED,
             f"{ctx.ts_version.label} terminal servers have no {ctx.ts_mode} licensing mode;"
-            " Per User licensing exists only on Windows Server 2003 (§7.1, §1.2).",
+            " Per User licensing exists only on Windows Server 2003 (KB 822134, KB 823313).",
         )
     activated = ctx.ls_activation.may_issue_permanent
     best = products[0]  # the most appropriate CAL; a temporary license stands in for it
     not_activated = (
         f"The license server is {ctx.ls_activation}, so it issues only temporary licenses"
-        " (§3.2, §5.4)."
+        " (TechNet cc740046, KB 814593)."
     )
 
-    # §1.3: OS equivalency, Windows 2000 terminal servers only.
+    # KB 823313: OS equivalency, Windows 2000 terminal servers only.
     if ctx.ts_version is W2000 and ctx.client_os.has_w2000_built_in:
         if activated or not options.built_in_requires_activation:
             return IssueDecision(
                 kind=DecisionKind.BUILT_IN,
                 product=CalProduct.W2000_BUILT_IN,
                 reason="Windows 2000 Professional and XP Professional clients of a Windows 2000"
-                " terminal server get the built-in license (OS equivalency, §1.3).",
+                " terminal server get the built-in license (OS equivalency, KB 823313).",
             )
         built_in = CalProduct.W2000_BUILT_IN
         return _without_permanent(ctx, best, built_in, LsEvent.NOT_ACTIVATED, not_activated)
 
-    # §7.2: User CALs are handed out uncounted and without a validation step.
+    # KB 823313: User CALs are handed out uncounted and without a validation step.
     if ctx.ts_mode is LicensingMode.PER_USER:
         if not activated:
             return _without_permanent(ctx, best, best, LsEvent.NOT_ACTIVATED, not_activated)
@@ -279,19 +283,19 @@ def choose_license(
                 kind=DecisionKind.PERMANENT,
                 product=best,
                 reason="Per User mode: a TS User CAL is issued without decrementing the pool;"
-                " counting users is the administrator's job under the EULA (§7.2).",
+                " counting users is the administrator's job under the EULA (KB 823313).",
             )
-        why = "No TS User CAL pack is installed on this license server (event 21, §7.2)."
+        why = "No TS User CAL pack is installed on this license server (event 21, KB 822134)."
         return _without_permanent(ctx, best, best, LsEvent.NO_PERMANENT_LICENSE, why)
 
-    # Per Device, §3.4: a device presenting a valid permanent CAL is renewing its lease.
+    # Per Device (LEASE-4): a device presenting a valid permanent CAL is renewing its lease.
     if ctx.holds_permanent:
         if activated:
             return IssueDecision(
                 kind=DecisionKind.PERMANENT,
                 product=None,
                 keeps_existing=True,
-                reason="The device's permanent CAL is re-leased for a new 52-89 days (§3.4).",
+                reason="The device's permanent CAL is re-leased for a new 52-89 days (LEASE-4).",
             )
         return _refuse(
             ErrorCode.NOT_ACTIVATED,
@@ -301,13 +305,13 @@ def choose_license(
             keeps_existing=True,
         )
 
-    # §3.3: post-logon issuance; a device qualifies once a logon validated its temporary.
+    # KB 287687: post-logon issuance; a device qualifies once a logon validated its temporary.
     post_logon = ctx.ts_version is W2003 or options.w2000_post_logon_issuance
     if post_logon and not (ctx.had_temporary and ctx.temporary_validated):
         why = (
-            "No successful logon has validated this device's temporary license yet (§3.3)."
+            "No successful logon has validated this device's temporary license yet (KB 287687)."
             if ctx.had_temporary
-            else "First connection of this device: a permanent CAL waits for a logon (§3.3)."
+            else "First connection of this device: a permanent CAL waits for a logon (KB 287687)."
         )
         return _without_permanent(ctx, best, None, None, why)
     if not activated:
@@ -318,9 +322,9 @@ def choose_license(
     for product in allowed:
         if ctx.available.get(product, 0) > 0:
             how = (
-                f"because no {best.label} is left (license upgrade, §1.2)"
+                f"because no {best.label} is left (license upgrade, Prevent License Upgrade policy)"
                 if product is not best
-                else "(most appropriate CAL, §1.2, §3.3)"
+                else "(most appropriate CAL, KB 822134, KB 287687)"
             )
             return IssueDecision(
                 kind=DecisionKind.PERMANENT,
@@ -331,8 +335,8 @@ def choose_license(
     blocked = allowed != permanent_products(ctx.ls_version, ctx.ts_version, ctx.ts_mode)
     why = (
         f"No {' or '.join(p.label for p in allowed)} is left on this license server"
-        + (", and Prevent License Upgrade forbids a 2003 CAL (§1.2)" if blocked else "")
-        + " (event 21, §3.5)."
+        + (", and Prevent License Upgrade forbids a 2003 CAL" if blocked else "")
+        + " (event 21, KB 813052)."
     )
     return _without_permanent(ctx, best, best, LsEvent.NO_PERMANENT_LICENSE, why)
 
@@ -363,19 +367,20 @@ def _without_permanent(
     event: LsEvent | None,
     why: str,
 ) -> IssueDecision:
-    """§3.2: no permanent license now. A device gets one temporary license, ever; it keeps it
+    """KB 813052: no permanent license now. A device gets one temporary license, ever; it keeps it
     until it expires and is refused afterwards (termsrv event 1011)."""
     if ctx.had_temporary and ctx.temporary_expired:
         return _refuse(
             ErrorCode.NO_LICENSE_AVAILABLE,
-            f"{why} The device's temporary license has expired and a device gets only one (§3.2).",
+            f"{why} The device's temporary license has expired and a device gets only one"
+            " (KB 813052).",
             missing=missing,
             event_id=event,
         )
     then = (
-        "The device keeps its temporary license until it expires (§3.2)."
+        "The device keeps its temporary license until it expires (KB 813052)."
         if ctx.had_temporary
-        else f"The device gets a {TEMPORARY_DAYS}-day temporary license (§3.2)."
+        else f"The device gets a {TEMPORARY_DAYS}-day temporary license (KB 813052)."
     )
     return IssueDecision(
         kind=DecisionKind.TEMPORARY,
@@ -395,7 +400,7 @@ def should_refer(decision: IssueDecision) -> bool:
 
     Returns:
         True when the device qualified for a permanent license that this server could not give
-        (no CAL of the product left, or the server not activated) (§2.5, §3.5).
+        (no CAL of the product left, or the server not activated) (TS licensing FAQ).
     """
     return decision.missing is not None and decision.kind in (
         DecisionKind.TEMPORARY,

@@ -3,7 +3,9 @@
 Contract:
 - A rule is one Markdown list item that starts with its id and level in bold, then the rule,
   then its source in parentheses at the very end of the item:
-  `- **COMPAT-1** (MUST): a 2003 terminal server MUST NOT accept ... (tslicensing.md §1.1)`.
+  `- **COMPAT-1** (MUST): a 2003 terminal server MUST NOT accept ...
+  ([KB 823313](SOURCES.md#kb823313))`; the links go to docs/SOURCES.md, which lists the public
+  sources.
   An item may continue on indented lines.
 - Ids are `AREA-n` with AREA one of `AREAS` and n a positive integer without leading zeros;
   they are stable: a rule is never renumbered, and a withdrawn id is never reused.

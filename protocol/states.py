@@ -106,7 +106,7 @@ def _request_reply_table(replies: Mapping[MessageType, tuple[MessageType, ...]])
     return table
 
 
-# MS-RDPELE's flow (tslicensing.md §6.5), states named from the conversation's point of view.
+# MS-RDPELE's flow (MS-RDPELE 1.3.3), states named from the conversation's point of view.
 REQUESTED = "LICENSE_REQUESTED"
 NEW_REQUESTED = "NEW_LICENSE_REQUESTED"
 INFO_PRESENTED = "LICENSE_INFO_PRESENTED"

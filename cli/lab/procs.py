@@ -22,7 +22,9 @@ import trio
 from tslic.protocol.codec import Unvalidated
 from tslic.protocol.errors import ErrorCode, TslicError
 
-READY_TIMEOUT = 20.0
+# A hang guard, not a speed requirement: a daemon that dies is reported at once (poll below);
+# one that is merely slow to start (a busy machine) is waited for.
+READY_TIMEOUT = 120.0
 STOP_GRACE = 5.0
 
 

@@ -131,7 +131,7 @@ async def kb823313_deploy(world: World, ctx: Context) -> None:
     "version-skip",
     "A 2003 terminal server skips a 2000 license server and finds a 2003 one",
     rules=("COMPAT-1", "COMPAT-2", "DISC-8"),
-    source="KB 823313; tslicensing.md §1.1, §2.4",
+    source="KB 823313; KB 301932",
 )
 async def version_skip(world: World, ctx: Context) -> None:
     await world.license_server("W2KLS6", version=2000, domain="NEWCORP", site="BRANCH")
@@ -163,7 +163,7 @@ async def version_skip(world: World, ctx: Context) -> None:
     "w2000-ts-on-2003-ls",
     "A Windows 2000 terminal server served by a 2003 license server",
     rules=("COMPAT-3", "CAL-1", "CAL-2", "CAL-3", "CAL-4"),
-    source="KB 823313; tslicensing.md §1.2, §1.3 (Prevent License Upgrade)",
+    source="KB 823313; Professor Windows 2001; Group Policy Prevent License Upgrade",
 )
 async def w2000_on_2003(world: World, ctx: Context) -> None:
     await ready_2003_server(
@@ -229,7 +229,7 @@ async def keypack_on_2000(world: World, ctx: Context) -> None:
     "registry-discovery",
     "A domain license server on a member server is found only through the registry",
     rules=("DISC-1", "DISC-5", "DISC-9"),
-    source="KB 823313; KB 301932; tslicensing.md §2.4",
+    source="KB 823313; KB 301932; Group Policy TS_LICENSE_SERVERS",
 )
 async def registry_discovery(world: World, ctx: Context) -> None:
     if "W3KLS2" not in world.dep.daemons:

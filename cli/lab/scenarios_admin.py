@@ -45,7 +45,7 @@ async def license_server_id(world: World, ls: str) -> str:
     "activation",
     "Activation by each method, and what an unactivated server issues",
     rules=("ACT-1", "ACT-2", "ACT-3", "ACT-10", "ACT-11", "CAL-10"),
-    source="TechNet cc740046; KB 823313; tslicensing.md §3.2, §5",
+    source="TechNet cc740046; KB 823313; KB 814593",
 )
 async def activation(world: World, ctx: Context) -> None:
     await world.license_server("W3KLS10", version=2003, domain="NEWCORP", site="BRANCH")
@@ -157,7 +157,7 @@ async def per_user(world: World, ctx: Context) -> None:
     "security-group",
     "The License Server Security Group refuses an unlisted terminal server",
     rules=("SEC-1", "SEC-3", "SEC-4", "SEC-14", "EVT-7"),
-    source="TechNet cc758063; tslicensing.md §7.3",
+    source="TechNet cc758063; termsrv.dll event 1043",
 )
 async def security_group(world: World, ctx: Context) -> None:
     await ready_2003_server(
@@ -211,7 +211,7 @@ async def security_group(world: World, ctx: Context) -> None:
     "referral-failover",
     "Referral to another license server, and failover when one stops",
     rules=("CAL-11", "CAL-12", "DISC-8"),
-    source="TSFAQ (high availability); tslicensing.md §2.5, §3.5",
+    source="TS licensing FAQ (high availability); KB 232520",
 )
 async def referral_failover(world: World, ctx: Context) -> None:
     for name in ("W3KLS3", "W3KLS8"):

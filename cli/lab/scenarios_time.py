@@ -21,7 +21,7 @@ NO_SERVER_TEXT = "no Terminal Server License Servers available"
     "grace-expiry",
     "The grace period runs out with no license server",
     rules=("GRACE-1", "GRACE-3", "GRACE-6", "GRACE-7", "GRACE-8", "EVT-1", "EVT-2", "EVT-3"),
-    source="KB 813052; TechNet hh553157; tslicensing.md §3.1, §3.5",
+    source="KB 813052; TechNet hh553157; TechNet cc738708; termsrv.dll messages",
 )
 async def grace_expiry(world: World, ctx: Context) -> None:
     await world.agent("W3KTS81", version=2003, domain="LONELY", site="HQ")
@@ -50,7 +50,7 @@ async def grace_expiry(world: World, ctx: Context) -> None:
     "Temporary license, validation after logon, permanent on the next connection, "
     "renewal and lease expiry",
     rules=("TEMP-4", "TEMP-5", "TEMP-7", "LEASE-1", "LEASE-3", "LEASE-4", "LEASE-8"),
-    source="KB 287687; TechNet cc727934; TSFAQ; tslicensing.md §3.3, §3.4",
+    source="KB 287687; TechNet cc727934; TS licensing FAQ; TechNet Revoke a Per Device CAL",
 )
 async def temporary_to_permanent(world: World, ctx: Context) -> None:
     await ready_2003_server(
@@ -105,7 +105,7 @@ async def _available(world: World, ls: str) -> int:
     "empty-pool",
     "An empty pool: a temporary license, then refusal after 90 days",
     rules=("TEMP-1", "TEMP-2", "TEMP-3", "CAL-13", "EVT-4", "EVT-9"),
-    source="KB 813052; tslicensing.md §3.2, §3.5",
+    source="KB 813052; TechNet cc775305",
 )
 async def empty_pool(world: World, ctx: Context) -> None:
     await ready_2003_server(world, "W3KLS4", domain="NEWCORP", site="BRANCH")

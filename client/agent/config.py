@@ -2,7 +2,7 @@
 
 Contract: `AgentConfig` is immutable and valid by construction (`check()` raises a
 `ServiceError` with INVALID_FIELD or MODE_NOT_SUPPORTED naming the bad option). Per User is a
-Windows Server 2003 mode (§7.1); a Windows 2000 agent asked for it refuses to start.
+Windows Server 2003 mode (KB 822134); a Windows 2000 agent asked for it refuses to start.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from tslic.protocol.grace import DiscoveryIntervals
 from tslic.protocol.policy import GraceEnd
 from tslic.runtime.limits import Limits
 
-# MS-RDPELE PRODUCT_INFO of the terminal server (§6.3): dwVersion is the TS's OS version.
+# MS-RDPELE PRODUCT_INFO of the terminal server (MS-RDPELE 2.2.2.1.1): dwVersion is the TS's
+# OS version.
 PRODUCT_VERSIONS = {WindowsVersion.W2000: 0x00050000, WindowsVersion.W2003: 0x00050002}
 COMPANY = "Microsoft Corporation"
 PRODUCT_ID = "A02"

@@ -2,12 +2,12 @@
 
 Contract:
 - `LicenseServers.discover()` gathers candidates in the documented order
-  (protocol.discovery.discovery_order, §2.3/§2.4): the 2003 SP1 policy list and the
+  (protocol.discovery.discovery_order, KB 232520, KB 301932): the 2003 SP1 policy list and the
   LicenseServers registry list (2003) or DefaultLicenseServer (2000); in a domain, the
   enterprise license servers published for the site (DirQueryEnterprise) and the license
   servers on the domain controllers (DirQueryDomainControllers); in a workgroup, the servers
   that answer the broadcast (the configured subnet servers: the mailslot format is not public,
-  §2.6). Addresses missing are looked up with DirLookupComputer. It then probes candidates in
+  KB 232520). Addresses missing are looked up with DirLookupComputer. It then probes candidates in
   order until one can serve (protocol.discovery.select_server) and records every probe in
   the cache (`ServerEntry`: how found, connectivity per GetTStoLSConnectivityStatus,
   reachable, issuing).
@@ -279,7 +279,7 @@ class LicenseServers:
     ) -> tuple[Connectivity, str]:
         entry.version = stream.welcome.version
         if self.config.version is WindowsVersion.W2003 and entry.version == 2000:
-            # §1.1: a 2003 terminal server cannot use a 2000 license server, even if that
+            # KB 823313: a 2003 terminal server cannot use a 2000 license server, even if that
             # server did not refuse us itself.
             return Connectivity.LOWER_VERSION, "a Windows 2000 license server"
         if need_cert:
@@ -405,7 +405,7 @@ class LicenseServers:
         return self._lost and self.state.current is None
 
     def drop(self, entry: ServerEntry) -> None:
-        """`entry` cannot be used now; if it was in use, a failover is due (§2.3)."""
+        """`entry` cannot be used now; if it was in use, a failover is due (KB 232520)."""
         if self.state.current and self.state.current.casefold() == entry.name.casefold():
             self.state.current = None
             self._lost = True
@@ -430,7 +430,7 @@ class LicenseServers:
 
 
 def _random_shuffle(names: list[str]) -> list[str]:
-    # Windows picks a responding server at random (§2.3); not security-relevant.
+    # Windows picks a responding server at random (KB 232520); not security-relevant.
     shuffled = list(names)
     random.shuffle(shuffled)
     return shuffled

@@ -2,8 +2,8 @@
 
 Contract:
 - `EventId` (protocol.events.TermsrvEvent) holds the real termsrv.dll ids the agent logs
-  (tslicensing.md §3, §7.4): 1004, 1008-1011, 1026-1028, 1043, 1044. Messages are
-  paraphrased (quoted only where §7.4 quotes).
+  (the termsrv.dll message table): 1004, 1008-1011, 1026-1028, 1043, 1044. Messages are
+  paraphrased (quoted only where docs/PROTOCOL.md §8.3 quotes).
 - `EventLog` appends one JSON object per line to `events.jsonl` in the data directory, flushed
   and fsynced before `log` returns, so an event survives a crash. A torn last line (a crash in
   the middle of a write) is skipped when reading, never fatal.

@@ -1,5 +1,5 @@
-"""The terminal server's grace-period and discovery-outage bookkeeping (tslicensing.md §3.1,
-§3.5, §7.4).
+"""The terminal server's grace-period and discovery-outage bookkeeping
+(TechNet cc738708, KB 813052, termsrv.dll messages).
 
 Contract: `GraceKeeper` is the base of `licensing.Licensing`; it owns no state of its own
 (the grace period and the logged event ids live in `AgentState`, saved on every change).
@@ -44,7 +44,7 @@ class GraceKeeper:
         return self.state.grace.in_grace(to_datetime(self.clock.now()))
 
     def check_grace(self) -> None:
-        """Log 1009/1008 when due, each once per grace period (§3.1)."""
+        """Log 1009/1008 when due, each once per grace period (termsrv.dll messages)."""
         now = self.clock.now()
         grace = self.state.grace
         for event_id in grace.due_events(to_datetime(now), frozenset(self.state.grace_events)):
@@ -61,7 +61,7 @@ class GraceKeeper:
 
     def note_no_server(self) -> None:
         """No license server can be found after the grace period: 1026 in a domain, 1027 in
-        a workgroup, 1010 otherwise (§3.5), once until a server is found again."""
+        a workgroup, 1010 otherwise (termsrv.dll messages), once until a server is found again."""
         if self.in_grace():
             return
         cfg = self.config

@@ -1,15 +1,16 @@
 """The terminal server's side of the licensing exchange, and its grace period.
 
-Contract (tslicensing.md §3, §6, §7; RDPELE semantics):
+Contract (KB 813052, KB 287687, termsrv.dll messages; MS-RDPELE semantics):
 - `Licensing.converse(stream)` runs one RDP conversation as the server: LicenseRequest (chain,
   product info, scope, mode); the client's NewLicenseRequest or LicenseInfo; a
   PlatformChallenge whose response must echo the challenge and whose hardware id must be the
   key signing the client's envelopes (and, for LicenseInfo, the license's hwid); then
   NewLicense, UpgradeLicense or an ErrorAlert; then the logon, after which a temporary Per
-  Device license is marked validated at its license server (§3.3).
+  Device license is marked validated at its license server (KB 287687).
 - Decisions: a stored permanent license that fits and is not within 7 days of expiry is
   accepted (STATUS_VALID_CLIENT); a temporary one is sent for upgrade (Per Device) or kept
-  (Per User: no upgrade, §7.2); a permanent one within 7 days is renewed (§3.4). If no license
+  (Per User: no upgrade, TechNet cc727934); a permanent one within 7 days is renewed
+  (TS licensing FAQ). If no license
   server answers and the presented license is still valid, it is echoed in UpgradeLicense
   (RDPELE 3.2.5.5). During the grace period any client without a license is accepted with
   STATUS_VALID_CLIENT + ST_NO_TRANSITION. Otherwise: expired temporary -> 1011, ERR_NO_LICENSE,
@@ -226,7 +227,7 @@ class Licensing(GraceKeeper):
         retry = int(self.config.intervals.retry_when_none_found.total_seconds() * 1000)
         last = self.state.last_discovery
         if self.servers.lost or not last or self.clock.now() - last >= retry:
-            # A server in use that stopped answering is replaced at once (DISC-8, §2.3).
+            # A server in use that stopped answering is replaced at once (DISC-8, KB 232520).
             return await self.servers.discover() is not None
         return False
 
@@ -234,7 +235,8 @@ class Licensing(GraceKeeper):
         self, stream: Channel, request: NewLicenseRequest, held: LicensedClient
     ) -> bool:
         if not await self._usable_server() and self.in_grace():
-            # §3.1: during grace, clients are accepted without contacting a license server.
+            # TechNet cc738708: during grace, clients are accepted without contacting a license
+            # server.
             return await self._valid_client(stream)
         hwid = await self._challenge(stream, None)
         if hwid is None:
@@ -303,7 +305,7 @@ class Licensing(GraceKeeper):
         if not temporary and fits and not renew:
             return await self._valid_client(stream)
         if temporary and per_user and not expired:
-            # §7.2: in Per User mode a temporary license is not upgraded.
+            # TechNet cc727934: in Per User mode a temporary license is not upgraded.
             return await self._upgrade(stream, info.license, echoed=True)
         request: Message
         if temporary and per_user:
@@ -401,9 +403,9 @@ class Licensing(GraceKeeper):
 
     async def logged_on(self, client: LicensedClient) -> int:
         """A client licensed by `license_client` logged on successfully; returns its session
-        id. §3.3: a temporary Per Device license is then marked validated at its issuer
+        id. KB 287687: a temporary Per Device license is then marked validated at its issuer
         (before the session starts, so it starts with the mark recorded). Per User
-        temporaries are not upgraded (§7.2), so they are not marked either."""
+        temporaries are not upgraded (TechNet cc727934), so they are not marked either."""
         body = client.body
         per_device = self.config.mode is LicensingMode.PER_DEVICE
         if per_device and body is not None and body.kind is LicenseKind.TEMPORARY:
@@ -411,7 +413,7 @@ class Licensing(GraceKeeper):
         return self._next_session()
 
     async def _mark(self, body: LicenseBody) -> None:
-        """§3.3: after a successful logon, the temporary license is marked validated."""
+        """KB 287687: after a successful logon, the temporary license is marked validated."""
         try:
             reply = await ask(
                 self.servers, MarkLicense(license_id=body.license_id, hwid=body.hwid), body.issuer

@@ -12,7 +12,8 @@ Contract:
   timeout gets a fatal Error with its code; a failure of ours gets INTERNAL_ERROR (logged).
 - Background: discovery at start, then again every `retry_when_none_found` while no server is
   usable, every `rediscovery` otherwise, and a liveness probe of the server in use every
-  `liveness_check` (failing over when it stops answering, §2.3, §2.5); grace events are checked
+  `liveness_check` (failing over when it stops answering, KB 232520, JSI Tip 8634); grace
+  events are checked
   every virtual hour. A StorageError in the background is logged and retried, not fatal.
 - The connections to license servers (client/agent/upstream.py) are kept for the agent's
   lifetime and closed with a Goodbye once the listener has drained.
@@ -134,7 +135,7 @@ class Agent:
                     else:
                         await self.servers.probe(entry)
                         if entry.connectivity is not Connectivity.VALID_LS:
-                            # Fail over at once (§2.3, DISC-8), not after the retry interval.
+                            # Fail over at once (KB 232520, DISC-8), not after the retry interval.
                             self.servers.drop(entry)
                             failed = frozenset({entry.name.casefold()})
                             if await self.servers.discover(exclude=failed) is None:

@@ -1,5 +1,5 @@
 """Requests from the terminal server to its license servers, with issuer-first routing and
-referrals (tslicensing.md §2.5, §3.3, §3.5).
+referrals (TS licensing FAQ, KB 287687).
 
 Every request travels on the agent's kept connection to that server (client/agent/links.py:
 one connection and one Hello per license server, not per request).
@@ -37,7 +37,8 @@ async def ask(servers: LicenseServers, request: Message, issuer: str | None) -> 
 async def ask_license(
     servers: LicenseServers, request: Message, *, issuer: str | None
 ) -> LicenseGranted:
-    """`ask`, then follow one referral (§2.5: a server without CALs refers to one with them).
+    """`ask`, then follow one referral (TS licensing FAQ: a server without CALs refers to one
+    with them).
 
     Raises:
         ServiceError: refused (NO_LICENSE_AVAILABLE if no referral target could help).

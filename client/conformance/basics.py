@@ -22,7 +22,7 @@ from tslic.protocol import Conversation
 
 
 class Verdict(enum.StrEnum):
-    """The outcome of one case (tooling.md §2.6, Autobahn's ideas in our terms)."""
+    """The outcome of one case (after the Autobahn test suite's verdicts, in our terms)."""
 
     PASS = "pass"
     NON_STRICT = "non-strict"  # allowed but not preferred (closed instead of an Error)

@@ -7,7 +7,7 @@ Contract:
   `"schema": "tslic-conformance/1"`; fields are only ever added, never renamed or removed.
 - `to_junit(report)`: one <testcase> per case (classname = rule area, name = case id);
   failing verdicts are <failure>, unsupported/informational are <skipped>, non-strict passes
-  carry a <properties> note (tooling.md §2.6).
+  carry a <properties> note (as the Autobahn test suite reports them).
 - `coverage(cases, rules)` lists which MUST and SHOULD rules have cases, and which do not.
 """
 

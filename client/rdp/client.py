@@ -1,4 +1,4 @@
-"""The client side of the licensing exchange (tslicensing.md §6; RDPELE semantics).
+"""The client side of the licensing exchange (MS-RDPELE semantics).
 
 Contract:
 - `connect(...)` opens one RDP conversation to a terminal-server agent and returns an
@@ -64,7 +64,7 @@ from .store import LicenseStore
 # says "near expiry" without a number).
 TEMPORARY_WARNING_DAYS = 15
 
-# §6.3 PlatformId: OS byte | ISV byte (Microsoft 0x00010000).
+# MS-RDPELE 2.2.2.1.1 PlatformId: OS byte | ISV byte (Microsoft 0x00010000).
 PLATFORM_IDS = {
     ClientOS.WIN98: 0x00010000,
     ClientOS.NT4: 0x02010000,

@@ -1,4 +1,4 @@
-"""The client's license store, after the MSLicensing registry key (tslicensing.md §8).
+"""The client's license store, after the MSLicensing registry key (docs/PROTOCOL.md §8.3).
 
 Contract:
 - A store is a directory with `HardwareID/` (the client's own Ed25519 key, created on first

@@ -1,4 +1,5 @@
-"""What the user of an RDP client was shown, in the words of the time (tslicensing.md §6.6, §8).
+"""What the user of an RDP client was shown, in the words of the time
+(MS-RDPBCGR 2.2.5.1.1, docs/PROTOCOL.md §8.3).
 
 Contract: pure data shared by the terminal-server agent (which puts the text in its
 ErrorAlert) and the client (which prints it, falling back on its own table by disconnect

@@ -1,6 +1,7 @@
 """Terminal server <-> license server (docs/PROTOCOL.md §5.3).
 
-Contract: the real TS-to-LS RPC interface is not public (tslicensing.md §6.7), so these names
+Contract: the real TS-to-LS RPC interface is not public (no open specification covers it), so
+these names
 are tslic's, after the calls that are known (TLSRpcRequestTermServCert) and the documented
 behaviour (issue, upgrade or renew, mark validated after logon, return). After Hello/Welcome
 (in which a 2000 license server refuses a 2003 terminal server with LOWER_VERSION), the
@@ -78,7 +79,7 @@ class UpgradeLicenseRequest(Message):
     client_os: ClientOS
     mode: LicensingMode
     # Set only when forwarding a Referral that says so: the referring license server marked
-    # this (its own) temporary license validated after a logon (CAL-12, §7).
+    # this (its own) temporary license validated after a logon (CAL-12, docs/PROTOCOL.md §7).
     temporary_validated: bool = False
 
     def check(self) -> None:

@@ -1,6 +1,6 @@
 """RDP client <-> terminal server: the licensing exchange with MS-RDPELE's semantics.
 
-Contract (docs/PROTOCOL.md §5.2; tslicensing.md §6): numbers are 0x100 + bMsgType. The server
+Contract (docs/PROTOCOL.md §5.2; MS-RDPELE): numbers are 0x100 + bMsgType. The server
 opens with `LicenseRequest`; the client answers `NewLicenseRequest` (no stored license) or
 `LicenseInfo` (its stored license); the server sends `PlatformChallenge`; the client proves its
 hardware id with `PlatformChallengeResponse` (the envelope is signed with the key whose public
@@ -8,7 +8,7 @@ half is the hardware id, and the challenge is echoed); the server ends with `New
 `UpgradeLicense` or `ErrorAlert`. RC4/MD5 key exchange is replaced by the signed envelope:
 the semantics (who proves what, which state follows) are kept, the 1999 cryptography is not.
 After licensing, `ClientLogon`/`LogonComplete` emulate the user's logon, which is what lets the
-terminal server mark a temporary license validated (§3.3).
+terminal server mark a temporary license validated (KB 287687).
 """
 
 from __future__ import annotations

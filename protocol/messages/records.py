@@ -43,7 +43,7 @@ class ProductInfo(Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContactInfo(Record):
-    """The Required Information tab: who the license server belongs to (§5.2)."""
+    """The Required Information tab: who the license server belongs to (Win32_TSLicenseServer)."""
 
     first_name: str = ""
     last_name: str = ""
@@ -72,7 +72,7 @@ class ContactInfo(Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyPackInfo(Record):
-    """One installed license key pack, as the licensing utility shows it (§4.1)."""
+    """One installed license key pack, as the licensing utility shows it (LSKeyPack fields)."""
 
     keypack_id: int
     product: CalProduct
@@ -98,7 +98,7 @@ class KeyPackInfo(Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IssuedLicenseInfo(Record):
-    """One issued license (LSLicense / Win32_TSIssuedLicense fields, §4.1)."""
+    """One issued license (LSLicense / Win32_TSIssuedLicense fields)."""
 
     license_id: int
     keypack_id: int
@@ -120,7 +120,7 @@ class IssuedLicenseInfo(Record):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UserUsage(Record):
     """Per-user report line: who used a User CAL, how often, first and last (a 2008-style
-    report the 2003 server did not have; §7.2)."""
+    report the 2003 server did not have; KB 823313)."""
 
     user: str
     product: CalProduct
@@ -202,7 +202,7 @@ class LicenseBody(Record):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KeyPackGrant(Record):
-    """What the Clearinghouse signs when it validates a CAL installation (§5.2)."""
+    """What the Clearinghouse signs when it validates a CAL installation (KB 823313)."""
 
     grant_id: int
     license_server_id: str

@@ -1,11 +1,11 @@
-"""The Clearinghouse's root of trust and its activation rules (tslicensing.md §5).
+"""The Clearinghouse's root of trust and its activation rules (TechNet cc740046, KB 814593).
 
 Contract:
 - `Clearinghouse(data_dir)` is an `Authority` (authority.py: the root of trust created on
   first start and reused, the catalogue, certificate issuing and records) plus these rules.
 - Every method takes `now` (virtual epoch-ms) and either completes its change in one committed
   transaction or raises `ServiceError` with a documented code, changing nothing.
-- Activation (§5.1-5.4, KB814593):
+- Activation (TechNet cc740046, KB 814593):
   * automatic: `activate()` issues the license-server certificate at once;
   * web and telephone: `request_activation()` records a claim ticket and returns the License
     Server ID code (groups of five over the product-key alphabet) the operator types into the

@@ -1,4 +1,5 @@
-"""CAL installation and the transition offer (tslicensing.md §1.3, §4.2-4.4, §5.2; KB823313).
+"""CAL installation and the transition offer (KB 823313, KB 839878,
+Win32_TSLicenseKeyPack).
 
 Contract:
 - `install()` validates a purchase against the catalogue and returns a `KeyPackGrant` signed

@@ -1,6 +1,6 @@
 """Dates, limits and the refusal text shared by CAL installation and the transition offer.
 
-Contract (tslicensing.md §1.3, §4.4; KB823313, KB839878): pure values and checks. The offer
+Contract (KB 823313, KB 839878): pure values and checks. The offer
 covers Windows XP Professional licenses acquired before 24 April 2003 and accepts no
 redemption from 1 July 2007 (emulated clock); `refuse` builds the wizard's 0x13A7 refusal.
 """
@@ -25,7 +25,7 @@ SENDER = "Microsoft Clearinghouse (emulated) <clearinghouse@tslic.invalid>"
 
 
 def refuse(code: ErrorCode, reason: str) -> ServiceError:
-    """The wizard's 0x13A7 refusal with its reason (§4.4)."""
+    """The wizard's 0x13A7 refusal with its reason (KB 839878)."""
     return ServiceError(f"{WIZARD_MESSAGE} {reason}", code=code, detail={"reason": reason})
 
 

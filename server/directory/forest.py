@@ -3,12 +3,13 @@
 Contract:
 - `Domain`, `Computer`, `Group` and `Topology` are frozen values; `Topology` finds domains
   (by NetBIOS or DNS name) and sites case-insensitively and names the site's
-  TS-Enterprise-License-Server object (§2.2). The spelling given is kept for display.
+  TS-Enterprise-License-Server object (MS-ADSC Licensing-Site-Settings). The spelling given is
+  kept for display.
 - The rules shared by the topology file (topology.py) and the directory's live changes
   (service.py): `check_computer_name` (NetBIOS-style, 1-15 characters), `check_version`
   (2000 or 2003), `check_dc_rules` (a domain at functional level 2003 admits only Windows
   Server 2003 domain controllers), and `is_ts_group` / `same_group`, which treat both
-  spellings of the License Server Security Group as one group (§7.3).
+  spellings of the License Server Security Group as one group (TechNet cc758063).
 - A broken rule raises `TopologyError` (a `ServiceError`, INVALID_FIELD) with `detail["key"]`.
 - Pure: no I/O. Every public name is re-exported by `tslic.server.directory.topology`.
 """
@@ -22,7 +23,7 @@ from tslic.protocol.domain import SECURITY_GROUP_NAMES
 from tslic.protocol.errors import ErrorCode, ServiceError
 
 VERSIONS = (2000, 2003)
-TS_GROUP_NAMES = SECURITY_GROUP_NAMES  # both spellings of one group (§7.3)
+TS_GROUP_NAMES = SECURITY_GROUP_NAMES  # both spellings of one group (TechNet cc758063)
 
 # NetBIOS-style names (computers, domains' NetBIOS names); also used by topology.py.
 NETBIOS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$")
@@ -94,7 +95,7 @@ class Topology:
         return next((s for s in self.sites if s.casefold() == key), None)
 
     def site_dn(self, site: str) -> str:
-        """The DN of the site's TS-Enterprise-License-Server object (§2.2)."""
+        """The DN of the site's TS-Enterprise-License-Server object (MS-ADSC)."""
         return (
             f"CN=TS-Enterprise-License-Server,CN={site},CN=Sites,CN=Configuration,{self.forest_dn}"
         )
@@ -105,7 +106,7 @@ def dns_to_dn(dns_name: str) -> str:
 
 
 def is_ts_group(name: str) -> bool:
-    """True for either spelling of the License Server Security Group (§7.3)."""
+    """True for either spelling of the License Server Security Group (TechNet cc758063)."""
     return name.strip().casefold() in {n.casefold() for n in TS_GROUP_NAMES}
 
 
@@ -142,7 +143,7 @@ def check_dc_rules(domain: Domain, computer: Computer) -> None:
 
 
 def same_group(group: Group, scope: str, name: str) -> bool:
-    """True if `group` is `scope\\name`, treating both TS group spellings as one (§7.3)."""
+    """True if `group` is `scope\\name`, treating both TS group spellings as one (SEC-3)."""
     if group.scope.casefold() != scope.casefold():
         return False
     if is_ts_group(group.name) and is_ts_group(name):

@@ -1,6 +1,6 @@
 """The emulated Active Directory: request handlers for Conversation.DIRECTORY.
 
-Contract (docs/DIRECTORY.md, tslicensing.md §2.2, §2.3, §7.3):
+Contract (docs/DIRECTORY.md, MS-ADSC Licensing-Site-Settings, KB 232520, TechNet cc758063):
 - Queries are open to any caller with any Hello role (Authenticated Users may read the
   licensing objects): DirQueryEnterprise answers the siteServer values of
   CN=TS-Enterprise-License-Server,CN=<site>,CN=Sites,CN=Configuration,<forest DN> with their
@@ -9,7 +9,8 @@ Contract (docs/DIRECTORY.md, tslicensing.md §2.2, §2.3, §7.3):
   by NetBIOS name or FQDN; DirGroupMembers a group, written "SCOPE\\name" (SCOPE: a domain for
   a domain-local group, a computer for a local group) or as a bare name when that is unique.
   Both spellings of the License Server Security Group are one group, and every computer and
-  domain has that group, empty unless the topology gives members (§7.3: empty by default).
+  domain has that group, empty unless the topology gives members (TechNet cc758063: empty by
+  default).
 - DirRegister (the emulated DNS dynamic update) records a known computer's "host:port".
 - DirPublish, DirUnpublish and DirSetComputer need the enterprise-admin credential, compared
   with hmac.compare_digest before anything else is looked at; a wrong one is refused with
@@ -274,7 +275,7 @@ class DirectoryService:
                 if same_group(g, s, name):
                     return DirGroup(group=g.qualified, members=g.members)
         if is_ts_group(name):
-            # §7.3: the group exists on every license server and is empty by default.
+            # TechNet cc758063: the group exists on every license server and is empty by default.
             return DirGroup(group=f"{scopes[0]}\\{TS_GROUP_NAMES[0]}", members=())
         raise _not_found(f"there is no group {name!r} on {scope}")
 

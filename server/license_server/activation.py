@@ -1,4 +1,4 @@
-"""Activation of the license server with the Clearinghouse (tslicensing.md §3.5, §5).
+"""Activation of the license server with the Clearinghouse (TechNet cc740046, KB 814593).
 
 Contract:
 - States: UNACTIVATED (the server holds a temporary self-signed certificate and issues only

@@ -1,6 +1,7 @@
 """The admin conversation: what the licensing utility (`tslic admin`) may do.
 
-Contract (protocol/messages/admin.py; tslicensing.md §1.2, §4, §5):
+Contract (protocol/messages/admin.py; KB 823313, KB 839878, Win32_TSLicenseKeyPack,
+TechNet cc740046, KB 814593):
 - Hello: the envelope key must be the administrator credential created at setup
   (`<data>/admin.key`); anything else is refused with ACCESS_DENIED and logged.
 - Key pack installation: a Windows 2000 server refuses Windows Server 2003 products BEFORE

@@ -3,7 +3,7 @@
 Contract: `Config` is what `tslic server` was started with (immutable); settings an
 administrator can change at run time (policies, contact details) live in the database and
 only take their *initial* value from here. `event()` writes one structured log record per
-license-server event with its real id where one is documented (tslicensing.md §7.5; the
+license-server event with its real id where one is documented (TechNet cc775305; the
 2008 numbering, as protocol/policy.py explains), so a log shipper can select on `event_id`.
 """
 

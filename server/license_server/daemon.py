@@ -9,7 +9,7 @@ Contract:
   which; runtime.service.Server `more_services`). It reports the bound address, registers
   it in the directory (and publishes an enterprise server for its site) when one is
   configured, reads the License Server Security Group from the directory once (membership
-  changes took effect at service restart, §7.3), and runs until `shutdown()`.
+  changes took effect at service restart, TechNet cc758063), and runs until `shutdown()`.
 - The sweeper returns expired permanent leases to their pools and marks expired temporaries,
   waking at the next expiry or every `sweep_interval_ms` of virtual time.
 """
@@ -195,7 +195,7 @@ class LicenseServer:
 
     async def _read_group(self, stream: PeerStream) -> frozenset[str]:
         """The License Server Security Group in the directory: local to this computer, or
-        domain-local when it is a domain controller; either spelling (§7.3). Read at start,
+        domain-local when it is a domain controller; either spelling (SEC-3). Read at start,
         as membership changes took effect only when the service restarted."""
         members: set[str] = set()
         for scope in (self.config.name, self.config.domain):

@@ -1,6 +1,6 @@
 """The licensing decisions: certificates for terminal servers and licenses for their clients.
 
-Contract (tslicensing.md §1-§3, §7):
+Contract (KB 823313, KB 822134, KB 813052, KB 287687, TechNet cc740046):
 - Every decision is `policy.choose_license` applied to what the database knows about the
   device (its one temporary license, its permanent lease) and the pools of this server; the
   decision and what it writes (pool decrement, license row, audit, usage) run as ONE store
@@ -131,7 +131,7 @@ class Issuer:
                 product=decision.missing,
                 servers=(ServerRef(name=peer.name, address=peer.address),),
                 reason=f"This license server has no {decision.missing.label} left; license"
-                f" server {peer.name} has them (§3.5).",
+                f" server {peer.name} has them (TS licensing FAQ).",
                 # The target cannot know that a logon validated our temporary: say so.
                 temporary_validated=(
                     presented is not None
@@ -160,7 +160,7 @@ class Issuer:
                 row, upgraded=presented is not None and old is None, event_ids=events
             )
             out.issued = (product, LicenseKind.BUILT_IN)
-        elif decision.product is None and lease is not None:  # renewal of the lease (§3.4)
+        elif decision.product is None and lease is not None:  # renewal of the lease (LEASE-4)
             expiry = now + self._lease_ms()
             row = self._write(
                 db, ts, req, now, LicenseKind.PERMANENT, lease.product, expiry, 0, lease
@@ -195,7 +195,7 @@ class Issuer:
         temp: LicenseRow | None,
         events: tuple[int, ...],
     ) -> tuple[LicenseGranted, tuple[CalProduct, LicenseKind]]:
-        if product.is_per_user:  # §7.2: not decremented; usage recorded
+        if product.is_per_user:  # KB 823313: not decremented; usage recorded
             licenses.record_usage(db, req.user, product, now)
             previous = licenses.latest_user_cal(db, product, req.user)
             keypack = keypacks.first_keypack_of(db, product)
@@ -331,7 +331,7 @@ class Issuer:
         server (through the Referral the terminal server forwards) says a logon validated.
         It counts as this device's validated temporary if it is genuine (its issuer chains
         to the Clearinghouse root), unexpired and for this device. The terminal server's word
-        is trusted as for MarkLicense, which also rests on it alone (§3.3)."""
+        is trusted as for MarkLicense, which also rests on it alone (KB 287687)."""
         if not (req.temporary_validated and req.presented):
             return False  # checked first: most requests stop here, before any certificate
         root = self.activation.trusted_root

@@ -1,6 +1,6 @@
 """The licensing conversation: what a terminal server may ask its license server.
 
-Contract (protocol/messages/licensing.py; tslicensing.md §1.1, §5.3, §7.3):
+Contract (protocol/messages/licensing.py; KB 823313, MS-RDPBCGR 5.3.3.2, TechNet cc758063):
 - Hello: only terminal servers. A Windows 2000 license server refuses a Windows Server 2003
   terminal server with LOWER_VERSION (so the agent can tell "lower version" from
   "unreachable"). A terminal server that presents a certificate this server issued, for the

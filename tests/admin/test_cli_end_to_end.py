@@ -40,7 +40,7 @@ class Daemons:
             env=ENV,
         )
         self.procs.append(proc)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a hang guard: start-up on a busy machine
         while not ready.exists():  # waiting for another process, not for time to pass
             if proc.poll() is not None:
                 raise AssertionError(f"daemon exited: {proc.stderr.read() if proc.stderr else ''}")
@@ -56,7 +56,7 @@ class Daemons:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
             try:
-                codes.append(proc.wait(timeout=20))
+                codes.append(proc.wait(timeout=60))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 codes.append(proc.wait())

@@ -29,7 +29,7 @@ def daemon(*args: str) -> Iterator[dict[str, Any]]:
         yield json.loads(line)
     finally:
         process.terminate()
-        _, err = process.communicate(timeout=15)
+        _, err = process.communicate(timeout=60)  # a hang guard
         assert process.returncode == 0, err[-2000:]
 
 

@@ -17,7 +17,7 @@ from tslic.protocol.rules import load_rules
 DOC = Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md"
 
 
-def lab(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def lab(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:  # hang guard
     return subprocess.run(
         [sys.executable, "-m", "tslic.cli", "lab", *args],
         capture_output=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,7 +62,7 @@ def ctx(**overrides: Any) -> IssueContext:
     return IssueContext(**fields)
 
 
-# --- §1.1, §1.2 tables ---------------------------------------------------------------------
+# --- compatibility tables (KB 823313, KB 822134) ---------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -116,7 +117,7 @@ def test_per_user_on_2000_ts_refused(ls: WindowsVersion) -> None:
     assert d.error is ErrorCode.MODE_NOT_SUPPORTED
 
 
-# --- §1.3 built-in licenses -----------------------------------------------------------------
+# --- built-in licenses (KB 823313) -----------------------------------------------------------
 
 
 @pytest.mark.parametrize("ls", [W2000, W2003])
@@ -148,7 +149,7 @@ def test_built_in_needs_activation_switch() -> None:
     assert choose_license(request, lenient).kind is DecisionKind.BUILT_IN
 
 
-# --- Windows 2000 terminal servers, other clients (§1.2) ------------------------------------
+# --- Windows 2000 terminal servers, other clients (KB 822134) --------------------------------
 
 
 def test_2000_ts_gets_2000_cal_first() -> None:
@@ -174,7 +175,7 @@ def test_prevent_license_upgrade_gives_temporary() -> None:
 
 
 def test_2000_ls_never_issues_2003_cals() -> None:
-    # Even if the caller's counts were wrong: a 2000 server cannot hold 2003 CALs (§1.2).
+    # Even if the caller's counts were wrong: a 2000 server cannot hold 2003 CALs (KB 823313).
     d = choose_license(
         ctx(ls_version=W2000, ts_version=W2000, available={DEVICE_CAL: 9}, **VALIDATED)
     )
@@ -195,7 +196,7 @@ def test_2000_pre_sp3_switch_issues_cal_on_first_connection() -> None:
     assert choose_license(ctx(), pre_sp3).kind is DecisionKind.TEMPORARY
 
 
-# --- §3.2, §3.3 post-logon issuance and temporaries ------------------------------------------
+# --- post-logon issuance and temporaries (KB 813052, KB 287687) ------------------------------
 
 
 def test_first_connection_gets_new_temporary_even_with_cals() -> None:
@@ -274,7 +275,7 @@ def test_reactivated_server_issues_permanent() -> None:
     assert d.kind is DecisionKind.PERMANENT
 
 
-# --- §3.4 renewal -----------------------------------------------------------------------------
+# --- renewal (LEASE-3, LEASE-4) --------------------------------------------------------------
 
 
 def test_holder_of_permanent_is_re_leased() -> None:
@@ -292,7 +293,7 @@ def test_deactivated_server_does_not_renew() -> None:
     assert not should_refer(d)
 
 
-# --- §7.2 Per User ----------------------------------------------------------------------------
+# --- Per User (KB 823313, TechNet cc727934) --------------------------------------------------
 
 
 def test_per_user_issues_user_cal_without_consuming() -> None:
@@ -354,7 +355,7 @@ def test_decision_invariants(c: IssueContext, strict_built_in: bool, post_logon:
         built_in_requires_activation=strict_built_in, w2000_post_logon_issuance=post_logon
     )
     d = choose_license(c, options)
-    assert "§" in d.reason
+    assert re.search(r"\((?:[^()]*(?:KB \d+|TechNet|[A-Z]+-\d+))", d.reason), d.reason
     assert (d.error is not None) == (d.kind is DecisionKind.REFUSE)
     if d.kind is DecisionKind.PERMANENT and not d.keeps_existing:
         assert d.product is not None
@@ -374,7 +375,7 @@ def test_decision_invariants(c: IssueContext, strict_built_in: bool, post_logon:
         assert not (c.had_temporary and c.temporary_expired)
 
 
-# --- §3.4 leases ---------------------------------------------------------------------------------
+# --- leases (LEASE-1) ------------------------------------------------------------------------
 
 
 def test_lease_constants() -> None:

@@ -233,7 +233,7 @@ def test_every_rule_cited_in_the_document_exists() -> None:
 def test_rule_parser_reads_continuations_and_nested_sources() -> None:
     text = (
         "- **COMPAT-1** (MUST): a 2003 terminal server MUST NOT accept a license\n"
-        "  from a 2000 license server. (tslicensing.md §1.1 (KB823313))\n"
+        "  from a 2000 license server. ([KB 823313](SOURCES.md#kb823313) (2003))\n"
         "- **GRACE-4** (SHOULD): it SHOULD end early (uncertain). (hh553157)\n"
         "\n"
         "not a rule\n"
@@ -243,7 +243,7 @@ def test_rule_parser_reads_continuations_and_nested_sources() -> None:
             "COMPAT-1",
             Level.MUST,
             "a 2003 terminal server MUST NOT accept a license from a 2000 license server.",
-            "tslicensing.md §1.1 (KB823313)",
+            "[KB 823313](SOURCES.md#kb823313) (2003)",
         ),
         Rule("GRACE-4", Level.SHOULD, "it SHOULD end early (uncertain).", "hh553157"),
     ]

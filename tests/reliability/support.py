@@ -9,6 +9,11 @@ Contract:
 - `Ledger` records every license a client was told it got (the acknowledgements);
   `check_database(path, ledger)` opens the database read-only-in-spirit (its own connection,
   no writes) and returns the list of broken invariants (empty: all hold).
+- `until(count, target)` waits for a count of events (licenses acknowledged, requests answered)
+  rather than for a span of time, so a test drives the same work on a slow machine as on a
+  fast one; its `limit` is a hang guard only. Fault moments are then drawn after the event.
+- Wall-clock bounds here (`wait_ready`, `until`) are hang guards, generous on purpose: a
+  loaded machine is slow, not wrong. Speeds are measured in bench/, not asserted here.
 Tests import it as `from tests.reliability import support as rs`.
 """
 
@@ -17,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,7 +203,17 @@ async def prepare(
 # ---- daemon processes (zygote.py) -----------------------------------------------------------
 
 
-async def wait_ready(path: Path, limit: float = 15.0) -> str:
+HANG_GUARD = 120.0  # seconds; only a test that is stuck ever reaches it
+
+
+async def until(count: Callable[[], int], target: int, limit: float = HANG_GUARD) -> None:
+    """Return once `count()` reaches `target` (polled every 5 ms); fail after `limit` seconds."""
+    with trio.fail_after(limit):
+        while count() < target:  # noqa: ASYNC110 (counts kept by other tasks, no event)
+            await trio.sleep(0.005)
+
+
+async def wait_ready(path: Path, limit: float = HANG_GUARD) -> str:
     """The address in a daemon's ready file (polled: the file appears atomically)."""
     with trio.fail_after(limit):
         while not os.path.exists(path):  # noqa: ASYNC110, ASYNC240 (another process writes it)

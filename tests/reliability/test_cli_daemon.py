@@ -118,12 +118,16 @@ async def test_tslic_server_command_under_faults(tmp_path: Path, figures: Figure
             async with trio.open_nursery() as nursery:
                 for ts in site.terminal_servers:
                     nursery.start_soon(drive, info["address"], ts, ledger, counter)
-                await trio.sleep(rng.uniform(0.1, 0.3))
+                # After a drawn number of new acknowledgements, at a drawn moment (counted
+                # events, not a time window: see test_crash.py).
+                target = len(ledger.acks) + rng.randint(1, 3)
+                await rs.until(lambda: len(ledger.acks), target)
+                await trio.sleep(rng.uniform(0.0, 0.05))
                 process.kill()  # SIGKILL
             assert await process.wait() == -signal.SIGKILL
         process, info = await start(site.data_dir, tmp_path, "last")
         process.send_signal(signal.SIGTERM)
-        with trio.fail_after(15):
+        with trio.fail_after(rs.HANG_GUARD):
             assert await process.wait() == 0
     finally:
         if process.returncode is None:

@@ -60,7 +60,12 @@ async def test_sigkill_cycles_lose_no_acknowledged_license(
         async with trio.open_nursery() as nursery:
             for ts in site.terminal_servers:
                 nursery.start_soon(drive, address, ts, ledger, counter)
-            await trio.sleep(rng.uniform(0.05, 0.25))
+            # The kill comes after a drawn number of new acknowledgements, then a drawn
+            # moment: a count of events, not a span of time, so a slow machine does the same
+            # work per cycle as a fast one (bench/crash_cycles.py measures the speed).
+            target = len(ledger.acks) + rng.randint(1, 4)
+            await rs.until(lambda: len(ledger.acks), target)
+            await trio.sleep(rng.uniform(0.0, 0.05))
             os.kill(pid, signal.SIGKILL)
         status = (await zygote.call(op="wait", pid=pid))["status"]
         assert os.WIFSIGNALED(status)
@@ -77,7 +82,7 @@ async def test_sigkill_cycles_lose_no_acknowledged_license(
     problems = rs.check_database(db_path, ledger)
     record(figures, killed, ledger, problems)
     assert problems == []
-    assert len(ledger.acks) > CYCLES  # the load was real: licenses were granted in most cycles
+    assert len(ledger.acks) > CYCLES  # at least one license acknowledged in every cycle
 
 
 def record(figures: Figures, killed: int, ledger: rs.Ledger, problems: list[str]) -> None:

@@ -4,7 +4,9 @@ RDP clients connect, with a real license server behind it.
 Each cycle forks the agent (zygote.py) on the same data directory; 6 RDP client devices
 (client/rdp, each with its own license store) connect again and again, so they get
 temporary licenses, are marked validated after their logon, and upgrade to permanent CALs;
-after 50-250 ms the agent is killed. After every restart:
+the agent is killed once a drawn number (1-6) of further sessions were licensed, at a drawn
+moment after that (counted events, not a time window: a slow machine does the same work per
+cycle; bench/crash_cycles.py measures the speed). After every restart:
 - its state loads (state.json is never torn) and its identity (ts-key.pem) is unchanged;
 - the grace period never restarts: `started_at` keeps its first value, and once ended it
   stays ended (restarting a terminal server must not buy a new 120-day grace);
@@ -52,7 +54,7 @@ async def client_loop(
         current = store if n % 2 else LicenseStore(store.root.with_name(f"new{n}"))
         outcome = await connect(
             address, store=current, device=f"{device}-{n}", user="u",
-            client_os=ClientOS.XP_PRO, clock=clock, timeout=5,
+            client_os=ClientOS.XP_PRO, clock=clock, timeout=rs.HANG_GUARD,
         )  # fmt: skip
         if outcome.status == "error":
             return  # the agent is gone (killed)
@@ -67,6 +69,11 @@ async def client_loop(
                     "TSAGENT",
                 )
             )
+
+
+def licensed(seen: dict[str, int]) -> int:
+    """Sessions that ended licensed so far (a license received or presented)."""
+    return sum(v for k, v in seen.items() if k.startswith("licensed"))
 
 
 def grace_of(data: Path) -> dict[str, Any]:
@@ -114,7 +121,9 @@ async def test_sigkill_cycles_keep_agent_state(
             async with trio.open_nursery() as nursery:
                 for i, store in enumerate(stores):
                     nursery.start_soon(client_loop, address, store, f"PC{i}", ledger, seen)
-                await trio.sleep(rng.uniform(0.05, 0.25))
+                target = licensed(seen) + rng.randint(1, 6)
+                await rs.until(lambda: licensed(seen), target)
+                await trio.sleep(rng.uniform(0.0, 0.05))
                 os.kill(pid, signal.SIGKILL)
             status = (await zygote.call(op="wait", pid=pid))["status"]
             assert os.WIFSIGNALED(status)
@@ -126,7 +135,7 @@ async def test_sigkill_cycles_keep_agent_state(
         for i, store in enumerate(stores):
             outcome = await connect(
                 address, store=store, device=f"PC{i}", user="u", client_os=ClientOS.XP_PRO,
-                clock=WallClock(), timeout=5,
+                clock=WallClock(), timeout=rs.HANG_GUARD,
             )  # fmt: skip
             assert outcome.status == "licensed", outcome.text
             assert outcome.presented_stored
@@ -136,7 +145,7 @@ async def test_sigkill_cycles_keep_agent_state(
         os.kill(ls_pid, signal.SIGTERM)
         await zygote.call(op="wait", pid=ls_pid)
     assert rs.check_database(site.data_dir / "licenses.db", ledger) == []
-    assert sum(v for k, v in seen.items() if k.startswith("licensed")) > CYCLES
+    assert licensed(seen) >= CYCLES  # at least one licensed session in every cycle
     assert any(a.kind is LicenseKind.PERMANENT for a in ledger.acks)
     assert first_grace is not None
     assert first_grace["started_at"] is not None

@@ -161,7 +161,11 @@ async def test_sigkill_cycles_never_lose_or_double_a_redemption(
         async with trio.open_nursery() as nursery:
             for key, lsid in zip(keys, lsids, strict=True):
                 nursery.start_soon(redeem, address, key, lsid, codes, acked)
-            await trio.sleep(rng.uniform(0.05, 0.25))
+            # Killed after a drawn number of new acknowledged redemptions, then at a drawn
+            # moment: counted events, not a time window (see test_crash.py).
+            target = len(acked) + rng.randint(1, 4)
+            await rs.until(lambda: len(acked), target)
+            await trio.sleep(rng.uniform(0.0, 0.05))
             os.kill(pid, signal.SIGKILL)
         status = (await zygote.call(op="wait", pid=pid))["status"]
         assert os.WIFSIGNALED(status)

@@ -64,7 +64,7 @@ async def test_fuzzed_license_server_stays_up_flat_and_serving(
         total.connections += tally.connections
         total.kinds.update(tally.kinds)
         os.kill(pid, 0)  # still alive
-        with trio.fail_after(10):
+        with trio.fail_after(rs.HANG_GUARD):
             async with rs.ts_stream(address, honest, WallClock()) as s:
                 await rs.device_cycle(s, honest, ledger, n)
 
@@ -120,7 +120,7 @@ async def test_fuzzed_agent_stays_up_flat_and_serving(
         store = LicenseStore(tmp_path / f"device{n}")
         outcome = await connect(
             address, store=store, device=f"PC{n}", user="u", client_os=ClientOS.XP_PRO,
-            clock=WallClock(), timeout=10,
+            clock=WallClock(), timeout=60,
         )  # fmt: skip
         assert outcome.status == "licensed", outcome.text
         licensed += 1
