@@ -33,6 +33,7 @@ from tslic.protocol.messages.clearinghouse import (
     ChKeyPack,
 )
 from tslic.protocol.messages.records import KeyPackGrant
+from tslic.protocol.names import product_id_for
 from tslic.protocol.pki import cert_from_der
 from tslic.runtime.peer import PeerStream
 
@@ -272,7 +273,9 @@ async def mistyped(ctx: Context) -> Judgement:
         web = _web(ctx)
     except Unprepared as why:
         return Judgement(Verdict.UNSUPPORTED, str(why))
-    form = {"product_id": "69712-640-0000000-00001", "first_name": "Conformance",
+    key = ctx.key()
+    # The ID is bound to the product ID it was asked for (ACT-14): the one of this key.
+    form = {"product_id": product_id_for(raw_public(key)), "first_name": "Conformance",
             "last_name": "Suite", "company": "tslic", "country": "United States",
             "email": "suite@example.com"}  # fmt: skip
     status, page = await post_form(ctx, web, "/activate", form)
@@ -280,7 +283,6 @@ async def mistyped(ctx: Context) -> Judgement:
     if status != 200 or not code:
         return Judgement(Verdict.FAIL, f"/activate answered HTTP {status} without a code "
                          f"({error_code(page) or 'no error code'})")  # fmt: skip
-    key = ctx.key()
     async with session(ctx, key) as s:
         try:
             await call(ctx, s, ChClaimActivation(license_server_id_code=_mistype(code, 2),
