@@ -53,7 +53,7 @@ from tslic.protocol.rdp.security import EncryptionLevel
 
 from .rdp_exchange import LicensingExchange
 from .rdp_licensing import Decider, StandaloneDecider
-from .rdp_session import run_session
+from .rdp_session import OnPainted, run_session
 from .rdp_tls import server_context
 
 RandomBytes = Callable[[int], bytes]
@@ -130,7 +130,7 @@ async def serve_rdp_connection(
     config: ListenerConfig,
     *,
     random_bytes: RandomBytes = secrets.token_bytes,
-    on_painted: trio.Event | None = None,
+    on_painted: OnPainted | None = None,
 ) -> RdpSessionReport:
     report = RdpSessionReport()
     link = _Link(stream, RdpServerConnection(server_key=config.server_key), config.step_timeout)
@@ -172,7 +172,7 @@ async def _converse(
     report: RdpSessionReport,
     config: ListenerConfig,
     random_bytes: RandomBytes,
-    on_painted: trio.Event | None,
+    on_painted: OnPainted | None,
 ) -> None:
     server_random = random_bytes(32)
     exchange = LicensingExchange(link, report, config, server_random)
@@ -237,6 +237,8 @@ async def _converse(
                 continue
             if outcome.refused:
                 assert outcome.error_info is not None
+                # Set Error Info first: xfreerdp stops reading at an ST_TOTAL_ABORT alert
+                # (it prints the ERRINFO text); rdesktop prints the alert's code instead
                 await link.send(SendErrorInfo(error_info=outcome.error_info))
                 await exchange.alert(outcome.alert_code)
                 await link.send(mcs.DisconnectProviderUltimatum(reason=1))
@@ -258,7 +260,7 @@ async def serve_rdp(
     host: str = "127.0.0.1",
     on_report: Callable[[RdpSessionReport], None] = lambda r: None,
     random_bytes: RandomBytes = secrets.token_bytes,
-    on_painted: Callable[[], trio.Event | None] = lambda: None,
+    on_painted: OnPainted | None = None,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve RDP connections on (host, port) until cancelled (the stand-alone listener and
@@ -267,7 +269,7 @@ async def serve_rdp(
     async def handler(stream: trio.SocketStream) -> None:
         on_report(
             await serve_rdp_connection(
-                stream, config, random_bytes=random_bytes, on_painted=on_painted()
+                stream, config, random_bytes=random_bytes, on_painted=on_painted
             )
         )
 

@@ -5,14 +5,16 @@ Contract (MS-RDPBCGR §1.3.1.1 phases 7-8, §2.2.1.13-§2.2.1.22, §2.2.3.1):
   Active and finalization PDUs (Synchronize -> Synchronize, Control Cooperate -> Cooperate,
   Control Request -> Granted, Font List -> Font Map), then paints `lines` with the outcome
   bitmap (protocol.rdp.outcome). It then waits until the client closes (Disconnect Provider
-  Ultimatum, Shutdown Request or end of stream) or `hold` seconds pass, and ends with
-  Deactivate All and a Disconnect Provider Ultimatum. Returns what ended the session.
+  Ultimatum, Shutdown Request or end of stream) or `hold` seconds pass (or the caller cancels
+  the scope `on_painted` was given), and ends with Deactivate All and a Disconnect Provider
+  Ultimatum. Returns what ended the session.
 - `link` is the listener's `_Link` (`next_event()`, `send()`, `conn`); every wait is bounded
   by its step timeout during activation, and by `hold` afterwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import trio
@@ -24,8 +26,11 @@ if TYPE_CHECKING:
     from .rdp_listener import _Link
 
 
+OnPainted = Callable[[trio.CancelScope], None]
+
+
 async def run_session(
-    link: _Link, lines: list[str], *, hold: float, on_painted: trio.Event | None = None
+    link: _Link, lines: list[str], *, hold: float, on_painted: OnPainted | None = None
 ) -> str:
     conn = link.conn
     settings = conn.client_settings
@@ -69,12 +74,12 @@ async def run_session(
                     await link.send(SendSharePdu(pdu=share.bitmap_update([rect])))
                 painted = True
                 if on_painted is not None:
-                    on_painted.set()
+                    on_painted(waited)  # the caller may end the session early by cancelling
             elif kind == share.PduType2.SHUTDOWN_REQUEST:
                 ended = "client asked to shut down"
                 break
     if waited.cancelled_caught:
-        ended = f"held for {hold} s"
+        ended = "ended by the server"
     await link.send(SendSharePdu(pdu=share.deactivate_all()))
     await link.send(mcs.DisconnectProviderUltimatum(reason=1))
     return ended
