@@ -124,7 +124,7 @@ async def test_licensed_session_shows_the_outcome_then_the_stored_license_is_pre
                 await server.first_painted.wait()
             server.painted[0].cancel()  # end the session: Deactivate All + DPUM
         first = await server.next_report(1)
-        status, output = result[0]
+        _, output = result[0]
         assert first.error is None, (first, output)
         assert first.client_name == name
         assert first.user == "alice"
@@ -137,7 +137,7 @@ async def test_licensed_session_shows_the_outcome_then_the_stored_license_is_pre
         assert _stored_licenses(home, client), output
 
         server.end_on_paint = True
-        status, output = await rs.run_client(argv, env)
+        _, output = await rs.run_client(argv, env)
         second = await server.next_report(2)
         assert second.error is None, (second, output)
         assert second.presented is True
