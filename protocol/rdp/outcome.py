@@ -4,7 +4,8 @@ Contract: `render_lines(lines, left=, top=)` returns the `BitmapRect`s (share.py
 the lines, white on dark blue, each character a 5x7 glyph drawn at scale 2 in a 12x18 cell;
 the block is cut into horizontal bands of at most `BAND_BYTES` so each fits one MCS Send
 Data (whose PER length stops at 16383) and one TS_BITMAP_DATA. Lower-case letters are
-drawn as capitals; a character the font lacks is drawn as '?'. Lines are cut to `MAX_COLUMNS` characters. Pure computation.
+drawn as capitals; a character the font lacks is drawn as '?'. Lines are cut to
+`MAX_COLUMNS` characters. Pure computation.
 
 The font is this project's own: each glyph is seven rows of five columns, '#' = ink.
 """
