@@ -50,7 +50,7 @@ class Outcome:
     product: str = ""
     issuer: str = ""
     expires: str = ""
-    grace_days: int | None = None
+    days_left: int | None = None
     license: bytes | None = None  # the CAL to send in New/Upgrade License
     upgrade: bool = False
     error_info: int | None = None  # an ERRINFO_LICENSE_* code: refuse and disconnect
@@ -69,8 +69,8 @@ class Outcome:
         if self.issuer:
             lines.append(f"Issuer: {self.issuer}")
         lines.append(f"Expires: {self.expires or '-'}")
-        if self.grace_days is not None:
-            lines.append(f"Grace days left: {self.grace_days}")
+        if self.days_left is not None:
+            lines.append(f"Days left: {self.days_left}")
         if self.detail:
             lines.append(self.detail)
         return lines
