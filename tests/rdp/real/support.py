@@ -11,14 +11,19 @@ dumps Xvfb writes are read.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
+import sys
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -157,3 +162,122 @@ async def wait_for_outcome(display: str, folder: Path, name: str) -> Screen:
                 (folder / f"{name}.png").write_bytes(screen.png())
                 return screen
             await trio.sleep(0.2)  # polling for paint, bounded by the hang guard above
+
+
+# ---- a real deployment as separate processes (as tests/admin/test_cli_end_to_end.py) ------
+
+TSLIC = [sys.executable, "-m", "tslic.cli.main"]
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+
+
+def tslic(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [*TSLIC, *args], capture_output=True, text=True, timeout=120, env=ENV, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"tslic {' '.join(args)} failed: {done.stderr}{done.stdout}")
+    return done
+
+
+class Deployment:
+    """Clearinghouse, license servers and agents, each a `tslic` process."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.procs: list[subprocess.Popen[str]] = []
+        self.info: dict[str, dict[str, Any]] = {}
+
+    def start(self, name: str, *args: str) -> dict[str, Any]:
+        ready = self.root / f"{name}.ready"
+        log = (self.root / f"{name}.log").open("w")
+        proc = subprocess.Popen(
+            [*TSLIC, *args, "--ready-file", str(ready)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+            env=ENV,
+        )
+        log.close()
+        self.procs.append(proc)
+        deadline = time.monotonic() + LIMIT
+        while not ready.exists():  # waiting for another process, not for time to pass
+            if proc.poll() is not None:
+                raise AssertionError(f"{name} exited: {(self.root / f'{name}.log').read_text()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} did not become ready")
+            time.sleep(0.05)
+        info: dict[str, Any] = json.loads(ready.read_text())
+        self.info[name] = info
+        return info
+
+    def admin(self, server: str, *args: str) -> Any:
+        info = self.info[server]
+        done = tslic(
+            "admin", "--server", info["address"], "--credential", info["admin_credential"],
+            "--json", *args,
+        )  # fmt: skip
+        return json.loads(done.stdout)
+
+    def license_server(self, name: str, version: str, *extra: str) -> dict[str, Any]:
+        ch = self.info["ch"]
+        return self.start(
+            name, "server", "--data", str(self.root / name), "--version", version,
+            "--name", name, "--clearinghouse", ch["address"],
+            "--trust-root", str(self.root / "root.pem"), *extra,
+        )  # fmt: skip
+
+    def activate_with_cals(self, name: str, product: str, count: int = 5) -> None:
+        self.admin(
+            name, "properties", "--first-name", "Ada", "--last-name", "Admin",
+            "--company", "Contoso", "--country", "US",
+        )  # fmt: skip
+        self.admin(name, "activate", "--method", "automatic")
+        bought = tslic(
+            "clearinghouse", "add-retail", "--data", str(self.root / "ch"),
+            "--product", product, "--count", str(count), "--json",
+        )  # fmt: skip
+        code = str(json.loads(bought.stdout)["reference"])
+        self.admin(
+            name, "install", "--program", "retail", "--product", product,
+            "--count", str(count), "--code", code,
+        )  # fmt: skip
+
+    def clearinghouse(self) -> None:
+        self.start("ch", "clearinghouse", "serve", "--data", str(self.root / "ch"))
+        tslic(
+            "clearinghouse", "export-root", "--data", str(self.root / "ch"),
+            "--out", str(self.root / "root.pem"),
+        )  # fmt: skip
+
+    def stop(self) -> list[int]:
+        codes = []
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                codes.append(proc.wait(timeout=30))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                codes.append(proc.wait())
+        return codes
+
+
+async def run_until_outcome(
+    argv: list[str], env: dict[str, str], display: str, folder: Path, name: str
+) -> tuple[Screen, str]:
+    """Run a client until the outcome bitmap shows (kept as `name`.png), then close it as a
+    user closes the window (SIGTERM); returns the screenshot and the client's output."""
+    out_path = folder / f"{name}.out"
+    with out_path.open("wb") as out:
+        process = await trio.lowlevel.open_process(
+            argv, env=env, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        assert process.stdin is not None
+        await process.stdin.send_all(b"yes\n")
+        screen = await wait_for_outcome(display, folder, name)
+    finally:
+        process.terminate()
+        with trio.fail_after(LIMIT):
+            await process.wait()
+    return screen, out_path.read_text(errors="replace")
