@@ -31,7 +31,6 @@ from tslic.protocol.rdp.info import ClientInfo
 from tslic.protocol.rdp.keys import RsaKey, generate_rsa_key
 from tslic.protocol.rdp.security import EncryptionLevel, SecFlags
 
-
 _STATE = [7]
 
 
