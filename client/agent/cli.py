@@ -204,29 +204,25 @@ def run(args: argparse.Namespace) -> int:
                 "name": config.name,
                 "clock": spec.to_arg(),
             }
-            rdp_scope = trio.CancelScope()
             if args.rdp_listen:
                 from .rdp_serve import serve_agent_rdp
 
                 rdp_host, rdp_port = split_address(args.rdp_listen)
-                serve_rdp = partial(
-                    serve_agent_rdp,
-                    rdp_host,
-                    rdp_port,
-                    agent_address=address,
-                    data_dir=args.data,
-                    clock=clock,
-                    hold=args.rdp_hold,
+                ready["rdp_address"] = await nursery.start(
+                    partial(
+                        serve_agent_rdp,
+                        rdp_host,
+                        rdp_port,
+                        agent_address=address,
+                        data_dir=args.data,
+                        clock=clock,
+                        limits=limits,
+                        shutdown=shutdown,
+                        hold=args.rdp_hold,
+                    )
                 )
-
-                async def rdp_task(task_status: trio.TaskStatus[str]) -> None:
-                    with rdp_scope:  # cancelled at shutdown: stop accepting, end sessions
-                        await serve_rdp(task_status=task_status)
-
-                ready["rdp_address"] = await nursery.start(rdp_task)
             task_status.started(ready)
             await shutdown.wait()
-            rdp_scope.cancel()
             agent.shutdown()
 
     return run_daemon(start, ready_file=args.ready_file)
