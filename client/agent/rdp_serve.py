@@ -21,6 +21,7 @@ import itertools
 import json
 import logging
 import secrets
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -85,7 +86,9 @@ async def serve_agent_rdp(
 
     async with trio.open_nursery() as handlers:
         async with trio.open_nursery() as accepting:
-            await accepting.start(trio.serve_listeners, handler, listeners, handlers)
+            await accepting.start(
+                partial(trio.serve_listeners, handler, listeners, handler_nursery=handlers)
+            )
             task_status.started(f"{sockname[0]}:{sockname[1]}")
             await shutdown.wait()
             accepting.cancel_scope.cancel()  # stop accepting; the listeners close
