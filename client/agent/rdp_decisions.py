@@ -27,19 +27,21 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from tslic.client.rdp.client import Outcome as ClientOutcome
 from tslic.client.rdp.client import connect
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol.clock import MS_PER_DAY, format_date
 from tslic.protocol.domain import ClientOS
-from tslic.protocol.errors import StorageError
+from tslic.protocol.errors import StorageError, TslicError
 from tslic.protocol.messages.records import ProductInfo
 from tslic.protocol.rdp.info import ErrorInfo
 from tslic.protocol.rdp.licensing import LicenseErrorCode
 from tslic.runtime.clock import Clock
 
 from .rdp_licensing import ClientRequest, Outcome
+from .status import status_document
 
 
 class _RelayStore(LicenseStore):
@@ -66,6 +68,7 @@ class AgentDecider:
         self, agent_address: str, data_dir: Path, clock: Clock, *, timeout: float = 30.0
     ) -> None:
         self.agent_address = agent_address
+        self.data_dir = data_dir
         self.root = data_dir / "rdp-devices"
         self.clock = clock
         self.timeout = timeout
@@ -111,8 +114,12 @@ class AgentDecider:
                 )
             return Outcome(kind=kind, product=product, issuer=issuer, expires=expires)
         if result.status == "valid-client":
+            grace = self._grace()
+            in_grace = bool(grace.get("in_grace"))
             return Outcome(
-                kind="valid client (no license needed now)", detail="; ".join(result.warnings)
+                kind="valid client (grace period)" if in_grace else "valid client",
+                days_left=int(grace["days_left"]) if in_grace else None,
+                detail="; ".join(result.warnings),
             )
         if result.status == "disconnected":
             reason = result.disconnect_reason or "LICENSE_INTERNAL"
@@ -131,6 +138,14 @@ class AgentDecider:
             alert_code=LicenseErrorCode.ERR_NO_LICENSE_SERVER,
             detail=result.text or f"the agent's conversation ended: {result.status}",
         )
+
+    def _grace(self) -> dict[str, Any]:
+        """The agent's grace period as its status shows it (read, not decided, here)."""
+        try:
+            grace: dict[str, Any] = status_document(self.data_dir, self.clock)["grace"]
+        except TslicError:
+            return {}
+        return grace
 
     def _days_left(self, expires_at: int) -> int | None:
         if not expires_at:

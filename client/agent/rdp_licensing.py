@@ -70,7 +70,8 @@ class Outcome:
             lines.append(f"Issuer: {self.issuer}")
         lines.append(f"Expires: {self.expires or '-'}")
         if self.days_left is not None:
-            lines.append(f"Days left: {self.days_left}")
+            label = "Grace days left" if "grace" in self.kind else "Days left"
+            lines.append(f"{label}: {self.days_left}")
         if self.detail:
             lines.append(self.detail)
         return lines

@@ -130,3 +130,12 @@ async def test_the_standalone_decider_accepts_only_its_own_license() -> None:
     assert again.kind == "presented temporary"
     foreign = await decider.decide(_request(presented=b"something else"))
     assert foreign.error_info == ErrorInfo.LICENSE_BAD_CLIENT_LICENSE
+
+
+def test_a_valid_client_without_agent_state_shows_no_grace_days(tmp_path: Path) -> None:
+    valid = ClientOutcome(device="PC1", status="valid-client")
+    outcome = _decider(tmp_path)._translate(valid, _RelayStore(tmp_path / "d", None))
+    assert outcome.kind == "valid client"
+    assert outcome.days_left is None
+    assert outcome.license is None
+    assert not outcome.refused
