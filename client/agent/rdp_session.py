@@ -5,7 +5,8 @@ Contract (MS-RDPBCGR §1.3.1.1 phases 7-8, §2.2.1.13-§2.2.1.22, §2.2.3.1):
   Active and finalization PDUs (Synchronize -> Synchronize, Control Cooperate -> Cooperate,
   Control Request -> Granted, Font List -> Font Map), then paints `lines` with the outcome
   bitmap (protocol.rdp.outcome). It then waits until the client closes (Disconnect Provider
-  Ultimatum, Shutdown Request or end of stream) or `hold` seconds pass (or the caller cancels
+  Ultimatum, Shutdown Request or end of stream) or `hold` seconds after the bitmap (0: at
+  once) pass (or the caller cancels
   the scope `on_painted` was given), and ends with Deactivate All and a Disconnect Provider
   Ultimatum. Returns what ended the session.
 - `link` is the listener's `_Link` (`next_event()`, `send()`, `conn`); every wait is bounded
@@ -43,7 +44,7 @@ async def run_session(
     user_channel = conn.user_channel
     await link.send(SendSharePdu(pdu=share.demand_active(session)))
     painted = False
-    with trio.move_on_after(hold) as waited:
+    with trio.CancelScope() as waited:  # its deadline is set once the outcome shows
         while True:
             # once painted the client may stay silent until `hold` ends
             event = await link.next_event(bounded=not painted)
@@ -73,6 +74,7 @@ async def run_session(
                 for rect in render_lines(lines):
                     await link.send(SendSharePdu(pdu=share.bitmap_update([rect])))
                 painted = True
+                waited.deadline = trio.current_time() + hold
                 if on_painted is not None:
                     on_painted(waited)  # the caller may end the session early by cancelling
             elif kind == share.PduType2.SHUTDOWN_REQUEST:

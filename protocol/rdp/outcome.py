@@ -12,6 +12,8 @@ The font is this project's own: each glyph is seven rows of five columns, '#' = 
 
 from __future__ import annotations
 
+import struct
+
 from .share import BitmapRect
 
 _GLYPHS = """
@@ -121,9 +123,8 @@ def render_lines(lines: list[str], *, left: int = 16, top: int = 16) -> list[Bit
     band_rows = max(1, BAND_BYTES // (2 * width))
     for band_top in range(0, height, band_rows):
         band = image[band_top : band_top + band_rows]
-        data = b"".join(
-            b"".join(p.to_bytes(2, "little") for p in row) for row in reversed(band)
-        )  # bottom-up rows (§2.2.9.1.1.3.1.2.2)
+        pack = struct.Struct(f"<{width}H").pack
+        data = b"".join(pack(*row) for row in reversed(band))  # bottom-up (§2.2.9.1.1.3.1.2.2)
         rects.append(
             BitmapRect(
                 left=left,
