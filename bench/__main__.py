@@ -19,6 +19,7 @@ from bench import (
     issuance,
     listing,
     load_vs_baseline,
+    rdp_connections,
     signed_echo,
 )
 
@@ -36,6 +37,8 @@ def main(argv: list[str]) -> int:
         return flood_latency.main(argv[1:])
     if argv and argv[0] == "crash-cycles":
         return crash_cycles.main(argv[1:])
+    if argv and argv[0] == "rdp":
+        return rdp_connections.main(argv[1:])
     if argv and argv[0] == "load":
         argv = argv[1:]
     return load_vs_baseline.main(argv)

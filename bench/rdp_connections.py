@@ -52,7 +52,6 @@ from tslic.protocol.rdp.license_crypto import (
     derive_licensing_keys,
     encrypt_premaster,
     licensing_mac,
-    rc4_once,
 )
 from tslic.protocol.rdp.licensing import (
     Blob,
@@ -62,11 +61,10 @@ from tslic.protocol.rdp.licensing import (
     PlatformChallenge,
     PlatformChallengeResponse,
 )
-from tslic.protocol.rdp.security import SecureChannel
+from tslic.protocol.rdp.security import SecureChannel, rc4_once
 from tslic.runtime.clock import WallClock
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "rdp" / "wire"))
-from peer import ClientPeer, connect_initial, domain, parse_connect_response
+from tests.rdp.wire.peer import ClientPeer, connect_initial, domain, parse_connect_response
 
 CPU: dict[str, float] = defaultdict(float)
 

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import rdp_real_support as rs
 from tslic.protocol.clock import MS_PER_DAY, ClockSpec, format_date
 from tslic.protocol.licenses import open_license
 from tslic.runtime.clock import FileClock, write_clock_file
+
+from tests.rdp.real import support as rs
 
 pytestmark = pytest.mark.skipif(
     bool(rs.MISSING), reason=f"real RDP clients not installed: {', '.join(rs.MISSING)}"

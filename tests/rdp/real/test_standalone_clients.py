@@ -17,7 +17,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-import rdp_real_support as rs
 import trio
 from tslic.client.agent.rdp_licensing import ClientRequest, Decider, Outcome
 from tslic.client.agent.rdp_listener import (
@@ -28,6 +27,8 @@ from tslic.client.agent.rdp_listener import (
 )
 from tslic.protocol.rdp.info import ErrorInfo
 from tslic.protocol.rdp.licensing import LicenseErrorCode
+
+from tests.rdp.real import support as rs
 
 pytestmark = pytest.mark.skipif(
     bool(rs.MISSING), reason=f"real RDP clients not installed: {', '.join(rs.MISSING)}"

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import pytest
-from rdp_wire_peer import ClientPeer, connect_initial, domain, parse_connect_response
 from tslic.protocol.errors import LocalProtocolError, RemoteProtocolError
 from tslic.protocol.rdp import (
     AcceptSettings,
@@ -31,6 +30,8 @@ from tslic.protocol.rdp.info import ClientInfo
 from tslic.protocol.rdp.keys import RsaKey, generate_rsa_key
 from tslic.protocol.rdp.security import EncryptionLevel, SecFlags
 
+from tests.rdp.wire.peer import ClientPeer, connect_initial, domain, parse_connect_response
+
 _STATE = [7]
 
 
@@ -45,6 +46,10 @@ def _random(n: int) -> bytes:
 
 SERVER_KEY: RsaKey = generate_rsa_key(_random)
 SERVER_RANDOM = bytes(range(32))
+
+
+def _state(conn: RdpServerConnection) -> State:
+    return conn.state  # read afresh: the type checker narrows the attribute after asserts
 
 
 def _event(conn: RdpServerConnection, data: bytes) -> object:
@@ -102,7 +107,7 @@ def test_demand_active_ends_licensing_and_data_flows_both_ways(level: Encryption
     # the session ends with Deactivate All and a DPUM
     _share_body(peer, conn.send(SendSharePdu(pdu=share.deactivate_all())), tls)
     conn.send(mcs.DisconnectProviderUltimatum(reason=1))
-    assert conn.state is State.CLOSED
+    assert _state(conn) is State.CLOSED
 
 
 def test_demand_active_layout() -> None:
