@@ -37,7 +37,8 @@ import trio
 from tslic.client.agent import rdp_exchange
 from tslic.client.agent.config import AgentConfig
 from tslic.client.agent.rdp_decisions import AgentDecider
-from tslic.client.agent.rdp_listener import ListenerConfig, serve_rdp_connection
+from tslic.client.agent.rdp_link import ListenerConfig
+from tslic.client.agent.rdp_listener import serve_rdp_connection
 from tslic.client.agent.rdp_tls import server_context
 from tslic.client.agent.service import Agent
 from tslic.client.rdp.client import connect as msgpack_connect

@@ -47,7 +47,7 @@ from tslic.protocol.rdp.licensing import (
 from .rdp_licensing import COMPANY, PRODUCT_ID, PRODUCT_VERSION_2003, ClientRequest, Outcome
 
 if TYPE_CHECKING:
-    from .rdp_listener import ListenerConfig, RdpSessionReport, _Link
+    from .rdp_link import Link, ListenerConfig, RdpSessionReport
 
 CHALLENGE = "TEST".encode("utf-16-le") + b"\x00\x00"  # 10 bytes, as rdesktop requires
 
@@ -55,7 +55,7 @@ CHALLENGE = "TEST".encode("utf-16-le") + b"\x00\x00"  # 10 bytes, as rdesktop re
 class LicensingExchange:
     def __init__(
         self,
-        link: _Link,
+        link: Link,
         report: RdpSessionReport,
         config: ListenerConfig,
         server_random: bytes,

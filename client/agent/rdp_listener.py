@@ -25,17 +25,14 @@ Contract:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import secrets
-import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import trio
-from tslic.protocol.connection import NEED_DATA, PEER_CLOSED
+from tslic.protocol.connection import PEER_CLOSED
 from tslic.protocol.errors import ProtocolError
 from tslic.protocol.rdp import (
     AcceptSettings,
@@ -48,81 +45,14 @@ from tslic.protocol.rdp import (
     mcs,
     x224,
 )
-from tslic.protocol.rdp.keys import RsaKey, generate_rsa_key
+from tslic.protocol.rdp.keys import generate_rsa_key
 from tslic.protocol.rdp.security import EncryptionLevel
 
 from .rdp_exchange import LicensingExchange
-from .rdp_licensing import Decider, StandaloneDecider
+from .rdp_licensing import StandaloneDecider
+from .rdp_link import Link, ListenerConfig, RandomBytes, RdpSessionReport
 from .rdp_session import OnPainted, run_session
 from .rdp_tls import server_context
-
-RandomBytes = Callable[[int], bytes]
-
-
-@dataclasses.dataclass
-class RdpSessionReport:
-    """What one client did; `error` is set when the connection ended on a failure."""
-
-    cookie: str | None = None
-    requested_protocols: int | None = None
-    selected_protocol: int | None = None
-    client_name: str | None = None
-    client_build: int | None = None
-    encryption_methods: int | None = None
-    encryption_method: int | None = None
-    user: str | None = None
-    domain: str | None = None
-    license_message: str | None = None
-    license_encrypted: bool | None = None
-    license_user: str | None = None
-    license_machine: str | None = None
-    platform_id: int | None = None
-    hwid: str | None = None
-    challenge_ok: bool | None = None
-    presented: bool | None = None
-    outcome: str | None = None
-    error_info: int | None = None
-    license_sent: bool = False
-    session_end: str | None = None
-    reached: str = "connected"
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-class _Link:
-    """The stream plus the sans-IO connection: read events, write replies."""
-
-    def __init__(self, stream: trio.abc.Stream, conn: RdpServerConnection, timeout: float):
-        self.stream = stream
-        self.conn = conn
-        self.timeout = timeout
-
-    async def next_event(self, *, bounded: bool = True) -> object:
-        while True:
-            event = self.conn.next_event()
-            if event is not NEED_DATA:
-                return event
-            with trio.fail_after(self.timeout if bounded else float("inf")):
-                data = await self.stream.receive_some(65536)
-            self.conn.receive_data(bytes(data))
-
-    async def send(self, event: object) -> None:
-        await self.stream.send_all(self.conn.send(event))
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class ListenerConfig:
-    """The listener's policy: the RSA key of Standard RDP Security, the TLS context (None:
-    no TLS), the decider, how long a step may take and how long the outcome stays shown."""
-
-    server_key: RsaKey
-    decider: Decider
-    tls: ssl.SSLContext | None = None
-    step_timeout: float = 10.0
-    hold: float = 30.0
-    scope: str = "microsoft.com"
 
 
 async def serve_rdp_connection(
@@ -133,7 +63,7 @@ async def serve_rdp_connection(
     on_painted: OnPainted | None = None,
 ) -> RdpSessionReport:
     report = RdpSessionReport()
-    link = _Link(stream, RdpServerConnection(server_key=config.server_key), config.step_timeout)
+    link = Link(stream, RdpServerConnection(server_key=config.server_key), config.step_timeout)
     try:
         await _converse(link, report, config, random_bytes, on_painted)
     except ProtocolError as exc:
@@ -168,7 +98,7 @@ def _negotiate(request: x224.ConnectionRequest, tls: bool) -> object:
 
 
 async def _converse(
-    link: _Link,
+    link: Link,
     report: RdpSessionReport,
     config: ListenerConfig,
     random_bytes: RandomBytes,

@@ -31,7 +31,8 @@ from tslic.runtime.fdlimit import connection_ceiling
 from tslic.runtime.limits import Limits
 
 from .rdp_decisions import AgentDecider
-from .rdp_listener import ListenerConfig, serve_rdp_connection
+from .rdp_link import ListenerConfig
+from .rdp_listener import serve_rdp_connection
 from .rdp_tls import server_context
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ Contract (MS-RDPBCGR §1.3.1.1 phases 7-8, §2.2.1.13-§2.2.1.22, §2.2.3.1):
   once) pass (or the caller cancels
   the scope `on_painted` was given), and ends with Deactivate All and a Disconnect Provider
   Ultimatum. Returns what ended the session.
-- `link` is the listener's `_Link` (`next_event()`, `send()`, `conn`); every wait is bounded
+- `link` is the listener's `Link` (`next_event()`, `send()`, `conn`); every wait is bounded
   by its step timeout during activation, and by `hold` afterwards.
 """
 
@@ -24,14 +24,14 @@ from tslic.protocol.rdp import DataReceived, SendSharePdu, mcs, share
 from tslic.protocol.rdp.outcome import render_lines
 
 if TYPE_CHECKING:
-    from .rdp_listener import _Link
+    from .rdp_link import Link
 
 
 OnPainted = Callable[[trio.CancelScope], None]
 
 
 async def run_session(
-    link: _Link, lines: list[str], *, hold: float, on_painted: OnPainted | None = None
+    link: Link, lines: list[str], *, hold: float, on_painted: OnPainted | None = None
 ) -> str:
     conn = link.conn
     settings = conn.client_settings

@@ -19,12 +19,8 @@ from pathlib import Path
 import pytest
 import trio
 from tslic.client.agent.rdp_licensing import ClientRequest, Decider, Outcome
-from tslic.client.agent.rdp_listener import (
-    ListenerConfig,
-    RdpSessionReport,
-    serve_rdp,
-    standalone_config,
-)
+from tslic.client.agent.rdp_link import ListenerConfig, RdpSessionReport
+from tslic.client.agent.rdp_listener import serve_rdp, standalone_config
 from tslic.protocol.rdp.info import ErrorInfo
 from tslic.protocol.rdp.licensing import LicenseErrorCode
 
