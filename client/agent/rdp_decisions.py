@@ -18,6 +18,8 @@ Contract:
   user name with a non-empty password (the emulator has no user database); it is sent as
   ClientLogon(credentials_valid=...), after which the agent marks a temporary Per Device
   license validated, so the next connection gets a permanent CAL.
+- A failed logon (status "logon-failed") does not undo licensing: the license is still
+  sent and the outcome bitmap says the logon failed.
 - Refusals: the conversation's ErrorAlert becomes the same error code and the same
   ERRINFO_LICENSE_* (the msgpack DisconnectReason values are the Set Error Info codes).
   A failure to reach the agent is LICENSE_INTERNAL.
@@ -99,7 +101,13 @@ class AgentDecider:
         expires = ""
         if summary is not None:
             expires = format_date(summary.expires_at) if summary.expires_at else "never"
-        if result.status == "licensed":
+        status, detail = result.status, "; ".join(result.warnings)
+        if status == "logon-failed":
+            # licensing came first and stands (as on a real terminal server); only the
+            # logon failed, so a temporary license stays unvalidated
+            status = "licensed" if summary is not None else "valid-client"
+            detail = f"logon failed: {result.text}"
+        if status == "licensed":
             kind = f"{summary.kind} ({'new' if result.received else 'kept'})" if summary else "?"
             if result.received and store.issued is not None:
                 return Outcome(
@@ -110,16 +118,18 @@ class AgentDecider:
                     days_left=self._days_left(summary.expires_at) if summary else None,
                     license=store.issued,
                     upgrade=result.received == "upgrade",
-                    detail="; ".join(result.warnings),
+                    detail=detail,
                 )
-            return Outcome(kind=kind, product=product, issuer=issuer, expires=expires)
-        if result.status == "valid-client":
+            return Outcome(
+                kind=kind, product=product, issuer=issuer, expires=expires, detail=detail
+            )
+        if status == "valid-client":
             grace = self._grace()
             in_grace = bool(grace.get("in_grace"))
             return Outcome(
                 kind="valid client (grace period)" if in_grace else "valid client",
                 days_left=int(grace["days_left"]) if in_grace else None,
-                detail="; ".join(result.warnings),
+                detail=detail,
             )
         if result.status == "disconnected":
             reason = result.disconnect_reason or "LICENSE_INTERNAL"

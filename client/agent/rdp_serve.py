@@ -12,6 +12,7 @@ Contract:
 - Graceful shutdown when `shutdown` is set: stop accepting; sessions showing their outcome
   end at once with Deactivate All and a Disconnect Provider Ultimatum; connections still in
   licensing get `shutdown_grace` seconds, then are cancelled.
+- A port that cannot be opened is the one-line StartupError of runtime/listen.py.
 - Each finished connection is logged at INFO as one line of its `RdpSessionReport`.
 """
 
@@ -29,6 +30,7 @@ from tslic.protocol.rdp.keys import generate_rsa_key
 from tslic.runtime.clock import Clock
 from tslic.runtime.fdlimit import connection_ceiling
 from tslic.runtime.limits import Limits
+from tslic.runtime.listen import open_listeners
 
 from .rdp_decisions import AgentDecider
 from .rdp_link import ListenerConfig
@@ -61,7 +63,7 @@ async def serve_agent_rdp(
     limiter = trio.CapacityLimiter(ceiling)
     holding: dict[int, trio.CancelScope] = {}
     numbers = itertools.count()
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = await open_listeners(host, port, option="--rdp-listen")
     sockname = listeners[0].socket.getsockname()
 
     async def handler(stream: trio.SocketStream) -> None:

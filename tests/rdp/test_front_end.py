@@ -139,3 +139,16 @@ def test_a_valid_client_without_agent_state_shows_no_grace_days(tmp_path: Path) 
     assert outcome.days_left is None
     assert outcome.license is None
     assert not outcome.refused
+
+
+def test_a_failed_logon_still_delivers_the_license(tmp_path: Path) -> None:
+    store = _RelayStore(tmp_path / "d", presented=None)
+    store.issued = b"temporary CAL"
+    failed = ClientOutcome(
+        device="PC1", status="logon-failed", received="new", text="the password is wrong"
+    )
+    failed.license = _summary("temporary")
+    outcome = _decider(tmp_path)._translate(failed, store)
+    assert outcome.license == b"temporary CAL"
+    assert not outcome.refused
+    assert outcome.lines("PC1", "alice")[-1] == "logon failed: the password is wrong"
