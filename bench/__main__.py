@@ -1,9 +1,10 @@
 """`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing |
-flood-latency | crash-cycles | load] ...`.
+flood-latency | crash-cycles | rdp | load] ...`.
 
 Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`),
 bench/full_stack.py (`full-stack`), bench/listing.py (`listing`, see bench/LISTING.md),
-bench/flood_latency.py (`flood-latency`), bench/crash_cycles.py (`crash-cycles`) or
+bench/flood_latency.py (`flood-latency`), bench/crash_cycles.py (`crash-cycles`),
+bench/rdp_connections.py (`rdp`, see bench/RDP.md) or
 bench/load_vs_baseline.py (`load`, the default) with the remaining arguments; see
 bench/README.md and bench/FULL_STACK.md.
 """
