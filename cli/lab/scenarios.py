@@ -266,7 +266,13 @@ async def standing_deployment(world: World) -> None:
         packs=("w2003-device-25", "w2003-user-10"),
     )
     await world.license_server("W2KDC1", version=2000, domain="OLDCORP", site="HQ")
-    await world.agent("W3KTS2", version=2003, domain="NEWCORP", site="BRANCH")
+    await world.agent(
+        "W3KTS2",
+        version=2003,
+        domain="NEWCORP",
+        site="BRANCH",
+        extra=("--rdp-listen", "127.0.0.1:0"),  # real RDP clients too (docs/RDP.md)
+    )
     await world.agent("W3KTS4", version=2003, domain="NEWCORP", site="BRANCH", mode="per-user")
     await world.agent(
         "W2KTS1",
@@ -275,6 +281,18 @@ async def standing_deployment(world: World) -> None:
         site="HQ",
         extra=("--default-license-server", world.ref("W3KLS1")),
     )
+
+
+def _rdp_commands(address: object) -> list[str]:
+    """Real RDP clients against the agent's RDP listener (docs/RDP.md); they need X (or
+    `xvfb-run -a` in front)."""
+    if not address:
+        return []
+    return [
+        f"  xfreerdp /v:{address} /sec:tls /cert:ignore /u:alice /p:secret "
+        "/client-hostname:LINUXPC",
+        f"  rdesktop -u bob -p secret -n RDPC {address}",
+    ]
 
 
 def try_commands(world: World) -> str:
@@ -295,6 +313,7 @@ def try_commands(world: World) -> str:
             f"--os windows-xp-professional --store {world.data / 'clients' / 'PC1'} "
             f"--trust-root {world.root_pem}",
             f"  tslic agent status --data {world.data / 'agents' / 'W3KTS2'}",
+            *_rdp_commands(d["W3KTS2"].info.get("rdp_address")),
             f"  tslic directory query-site --server {d['directory'].address} BRANCH",
             "  tslic clock advance 121d    (then the status commands again: day 121)",
         ]

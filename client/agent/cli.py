@@ -1,7 +1,8 @@
 """`tslic agent`: run an emulated terminal server, or show its status or event log.
 
 Contract: `tslic agent [run]` starts the daemon (readiness line {"role": "agent", "address",
-"version", "mode", "name", "clock", "pid"}, `--ready-file`, graceful SIGINT/SIGTERM through
+"version", "mode", "name", "clock", "pid"}, plus "rdp_address" with `--rdp-listen`, the real
+RDP listener of rdp_serve.py; `--ready-file`, graceful SIGINT/SIGTERM through
 runtime.daemon); `tslic agent status --data DIR [--json]` and `tslic agent events --data DIR
 [--json]` read what the agent persisted. Bad options are one-line errors with a code (exit 2).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-root", type=Path, help="the Clearinghouse root certificate (PEM)")
     parser.add_argument("--listen", default="127.0.0.1:0", metavar="HOST:PORT")
     add_clock_arguments(parser)
+    parser.add_argument(
+        "--rdp-listen",
+        metavar="HOST:PORT",
+        help="also serve real RDP clients (rdesktop, xfreerdp) here (docs/RDP.md)",
+    )
+    parser.add_argument(
+        "--rdp-hold",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a licensed RDP client sees the outcome before the disconnect",
+    )
     parser.add_argument(
         "--grace-ends",
         choices=[g.value for g in GraceEnd],
@@ -182,16 +196,32 @@ def run(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             watch_clock(nursery, clock, shutdown)
             address = await nursery.start(agent.serve, host, port)
-            task_status.started(
-                {
-                    "role": "agent",
-                    "address": address,
-                    "version": int(config.version),
-                    "mode": str(config.mode),
-                    "name": config.name,
-                    "clock": spec.to_arg(),
-                }
-            )
+            ready: dict[str, Any] = {
+                "role": "agent",
+                "address": address,
+                "version": int(config.version),
+                "mode": str(config.mode),
+                "name": config.name,
+                "clock": spec.to_arg(),
+            }
+            if args.rdp_listen:
+                from .rdp_serve import serve_agent_rdp
+
+                rdp_host, rdp_port = split_address(args.rdp_listen)
+                ready["rdp_address"] = await nursery.start(
+                    partial(
+                        serve_agent_rdp,
+                        rdp_host,
+                        rdp_port,
+                        agent_address=address,
+                        data_dir=args.data,
+                        clock=clock,
+                        limits=limits,
+                        shutdown=shutdown,
+                        hold=args.rdp_hold,
+                    )
+                )
+            task_status.started(ready)
             await shutdown.wait()
             agent.shutdown()
 

@@ -1,35 +1,38 @@
-"""A first real-RDP listener: drives `tslic.protocol.rdp.RdpServerConnection` over TCP.
+"""The real-RDP listener: drives `tslic.protocol.rdp.RdpServerConnection` over TCP.
 
-Contract (milestone 1 of the "Real RDP clients" issue; the agent's licensing decisions are
-not wired in yet):
-- `serve_rdp_connection(stream, ...)` runs one connection: X.224 (answering RDP_NEG_RSP with
-  PROTOCOL_RDP, i.e. Standard RDP Security; a client that asks only for CredSSP gets
-  RDP_NEG_FAILURE), MCS with the GCC blocks, Erect Domain, Attach User, Channel Joins,
-  Security Exchange, Client Info. It then sends a License Request and, to exercise the
-  licensing cryptography with a real client, a Platform Challenge whose response MAC it
-  verifies. No license is issued: the connection ends with a Disconnect Provider Ultimatum.
-  It returns an `RdpSessionReport` with what the client sent (clientName, cookie, user,
-  domain, licensing user and machine names, the decrypted hardware id).
+Contract:
+- `serve_rdp_connection(stream, ...)` runs one connection: X.224 negotiation (TLS when the
+  client offers PROTOCOL_SSL and a TLS context is given; Standard RDP Security otherwise; a
+  client that asks only for CredSSP gets RDP_NEG_FAILURE SSL_REQUIRED_BY_SERVER when TLS is
+  available, SSL_NOT_ALLOWED_BY_SERVER when not, and the connection closes), MCS with the GCC
+  blocks, Erect Domain, Attach User, Channel Joins, Security Exchange (Standard Security
+  only: after TLS the RDP layers run unencrypted, MS-RDPBCGR §5.4), Client Info, then the
+  licensing exchange of MS-RDPELE: License Request (product info, proprietary certificate,
+  scope), the client's New License Request or License Information, a Platform Challenge
+  whose response MAC is verified, and the `Decider`'s outcome (rdp_licensing.py) as New /
+  Upgrade License, "valid client", or Set Error Info + Error Alert + disconnect. A licensed
+  client then gets the minimal session of rdp_session.py with the outcome bitmap.
+- It returns an `RdpSessionReport` of what the client sent and what it got.
 - Every wait is bounded by `step_timeout` seconds (the caller's policy); protocol errors,
   timeouts and transport errors end only this connection and are recorded in the report.
 - Randomness (server key, server random) comes from `random_bytes`; the challenge is the
   fixed 10-byte UTF-16 "TEST" (rdesktop accepts no other length).
-- `python -m tslic.client.agent.rdp_listener --port N` serves until interrupted and prints
-  one JSON line per connection (the manual try-out of docs/RDP.md).
+- `python -m tslic.client.agent.rdp_listener --port N [--data DIR]` serves until
+  interrupted with the stand-alone decider and prints one JSON line per connection (the
+  manual try-out of docs/RDP.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import secrets
 import sys
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 import trio
-from tslic.protocol.connection import NEED_DATA, PEER_CLOSED
+from tslic.protocol.connection import PEER_CLOSED
 from tslic.protocol.errors import ProtocolError
 from tslic.protocol.rdp import (
     AcceptSettings,
@@ -38,106 +41,71 @@ from tslic.protocol.rdp import (
     LicensingReceived,
     RdpServerConnection,
     SecurityEstablished,
-    SendLicensing,
+    SendErrorInfo,
     mcs,
     x224,
 )
-from tslic.protocol.rdp.keys import RsaKey, generate_rsa_key, proprietary_certificate
-from tslic.protocol.rdp.license_crypto import (
-    LicensingKeys,
-    decrypt_premaster,
-    derive_licensing_keys,
-)
-from tslic.protocol.rdp.license_data import ChallengeResponseData, HardwareId
-from tslic.protocol.rdp.licensing import (
-    Blob,
-    BlobType,
-    LicenseInformation,
-    LicenseRequest,
-    NewLicenseRequest,
-    PlatformChallenge,
-    PlatformChallengeResponse,
-)
+from tslic.protocol.rdp.keys import generate_rsa_key
+from tslic.protocol.rdp.security import EncryptionLevel
 
-RandomBytes = Callable[[int], bytes]
-CHALLENGE = "TEST".encode("utf-16-le") + b"\x00\x00"  # 10 bytes, as rdesktop requires
-
-
-@dataclasses.dataclass
-class RdpSessionReport:
-    """What one client did; `error` is set when the connection ended on a failure."""
-
-    cookie: str | None = None
-    requested_protocols: int | None = None
-    client_name: str | None = None
-    client_build: int | None = None
-    encryption_methods: int | None = None
-    encryption_method: int | None = None
-    user: str | None = None
-    domain: str | None = None
-    license_message: str | None = None
-    license_encrypted: bool | None = None
-    license_user: str | None = None
-    license_machine: str | None = None
-    platform_id: int | None = None
-    hwid: str | None = None
-    challenge_ok: bool | None = None
-    reached: str = "connected"
-    error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-class _Link:
-    """The stream plus the sans-IO connection: read events, write replies."""
-
-    def __init__(self, stream: trio.abc.Stream, conn: RdpServerConnection, timeout: float):
-        self.stream = stream
-        self.conn = conn
-        self.timeout = timeout
-        self.keys: LicensingKeys | None = None  # licensing keys once the client sent its premaster
-
-    async def next_event(self) -> object:
-        while True:
-            event = self.conn.next_event()
-            if event is not NEED_DATA:
-                return event
-            with trio.fail_after(self.timeout):
-                data = await self.stream.receive_some(65536)
-            self.conn.receive_data(bytes(data))
-
-    async def send(self, event: object) -> None:
-        await self.stream.send_all(self.conn.send(event))
+from .rdp_exchange import LicensingExchange
+from .rdp_licensing import StandaloneDecider
+from .rdp_link import Link, ListenerConfig, RandomBytes, RdpSessionReport
+from .rdp_session import OnPainted, run_session
+from .rdp_tls import server_context
 
 
 async def serve_rdp_connection(
     stream: trio.abc.Stream,
+    config: ListenerConfig,
     *,
-    server_key: RsaKey,
-    random_bytes: RandomBytes,
-    step_timeout: float = 10.0,
+    random_bytes: RandomBytes = secrets.token_bytes,
+    on_painted: OnPainted | None = None,
 ) -> RdpSessionReport:
     report = RdpSessionReport()
-    link = _Link(stream, RdpServerConnection(server_key=server_key), step_timeout)
+    link = Link(stream, RdpServerConnection(server_key=config.server_key), config.step_timeout)
     try:
-        await _converse(link, report, server_key, random_bytes)
+        await _converse(link, report, config, random_bytes, on_painted)
     except ProtocolError as exc:
         report.error = str(exc)
     except trio.TooSlowError:
-        report.error = f"client silent for {step_timeout} s in state {link.conn.state.value}"
+        report.error = f"client silent for {config.step_timeout} s in {link.conn.state.value}"
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
         report.error = f"transport: {exc!r}"
     finally:
         with trio.move_on_after(1, shield=True):
-            await stream.aclose()
+            await link.stream.aclose()
     return report
 
 
+def _negotiate(request: x224.ConnectionRequest, tls: bool) -> object:
+    """The X.224 answer (§3.3.5.3.1): TLS when offered and available, Standard RDP Security
+    otherwise; a client that accepts neither (CredSSP only) gets RDP_NEG_FAILURE."""
+    requested = request.requested_protocols
+    if requested is None:  # no RDP_NEG_REQ: an RDP 4/5 client, Standard Security, no nego data
+        return x224.ConnectionConfirm(selected_protocol=None)
+    if tls and requested & x224.Protocol.SSL:
+        return x224.ConnectionConfirm(selected_protocol=x224.Protocol.SSL)
+    if requested & (x224.Protocol.HYBRID | x224.Protocol.HYBRID_EX) and not requested & 1:
+        # CredSSP alone: we do not implement it; say what we would accept instead
+        code = (
+            x224.FailureCode.SSL_REQUIRED_BY_SERVER
+            if tls
+            else x224.FailureCode.SSL_NOT_ALLOWED_BY_SERVER
+        )
+        return x224.NegotiationFailure(code=code)
+    return x224.ConnectionConfirm(selected_protocol=x224.Protocol.RDP)
+
+
 async def _converse(
-    link: _Link, report: RdpSessionReport, key: RsaKey, random_bytes: RandomBytes
+    link: Link,
+    report: RdpSessionReport,
+    config: ListenerConfig,
+    random_bytes: RandomBytes,
+    on_painted: OnPainted | None,
 ) -> None:
     server_random = random_bytes(32)
+    exchange = LicensingExchange(link, report, config, server_random)
     while True:
         event = await link.next_event()
         if event is PEER_CLOSED or isinstance(event, mcs.DisconnectProviderUltimatum):
@@ -147,19 +115,31 @@ async def _converse(
             report.cookie = event.cookie.decode("latin-1") if event.cookie else None
             report.requested_protocols = event.requested_protocols
             report.reached = "x224"
-            if event.requested_protocols == x224.Protocol.HYBRID:
-                code = x224.FailureCode.HYBRID_REQUIRED_BY_SERVER
-                await link.send(x224.NegotiationFailure(code=code))
+            answer = _negotiate(event, config.tls is not None)
+            await link.send(answer)
+            if isinstance(answer, x224.NegotiationFailure):
+                report.error = f"negotiation failure {x224.FailureCode(answer.code).name}"
                 return
-            selected = None if event.requested_protocols is None else x224.Protocol.RDP
-            await link.send(x224.ConnectionConfirm(selected_protocol=selected))
+            assert isinstance(answer, x224.ConnectionConfirm)
+            report.selected_protocol = answer.selected_protocol
+            if answer.selected_protocol == x224.Protocol.SSL:
+                assert config.tls is not None
+                tls_stream = trio.SSLStream(link.stream, config.tls, server_side=True)
+                with trio.fail_after(config.step_timeout):
+                    await tls_stream.do_handshake()
+                link.stream = tls_stream
+                report.reached = "tls"
         elif isinstance(event, ClientConnect):
             core = event.settings.core
             report.client_name = core.client_name
             report.client_build = core.client_build
             report.encryption_methods = event.settings.security.encryption_methods
             report.reached = "mcs"
-            await link.send(AcceptSettings(server_random=server_random))
+            tls = report.selected_protocol == x224.Protocol.SSL
+            level = EncryptionLevel.NONE if tls else EncryptionLevel.CLIENT_COMPATIBLE
+            await link.send(
+                AcceptSettings(server_random=b"" if tls else server_random, encryption_level=level)
+            )
             assert link.conn.server_settings is not None
             report.encryption_method = link.conn.server_settings.encryption_method
         elif isinstance(event, mcs.ErectDomainRequest):
@@ -180,85 +160,73 @@ async def _converse(
             report.user = event.info.user_name
             report.domain = event.info.domain
             report.reached = "client info"
-            certificate = Blob(kind=BlobType.CERTIFICATE, data=proprietary_certificate(key))
-            await link.send(
-                SendLicensing(
-                    message=LicenseRequest(server_random=server_random, certificate=certificate)
-                )
+            await exchange.start(event.info)
+        elif isinstance(event, LicensingReceived):
+            outcome = await exchange.receive(event)
+            if outcome is None:
+                continue
+            if outcome.refused:
+                assert outcome.error_info is not None
+                # Set Error Info first: xfreerdp stops reading at an ST_TOTAL_ABORT alert
+                # (it prints the ERRINFO text); rdesktop prints the alert's code instead
+                await link.send(SendErrorInfo(error_info=outcome.error_info))
+                await exchange.alert(outcome.alert_code)
+                await link.send(mcs.DisconnectProviderUltimatum(reason=1))
+                report.reached = "refused"
+                return
+            report.reached = "licensed"
+            lines = outcome.lines(report.client_name or "", report.user or "")
+            report.session_end = await run_session(
+                link, lines, hold=config.hold, on_painted=on_painted
             )
-        elif isinstance(event, LicensingReceived) and await _licensing(
-            link, report, event, key, server_random
-        ):
-            await link.send(mcs.DisconnectProviderUltimatum(reason=1))
+            report.reached = "session"
             return
-
-
-async def _licensing(
-    link: _Link,
-    report: RdpSessionReport,
-    event: LicensingReceived,
-    key: RsaKey,
-    server_random: bytes,
-) -> bool:
-    """Handle one client licensing PDU; True when the exchange is over."""
-    message = event.message
-    report.license_message = type(message).__name__
-    report.license_encrypted = event.encrypted
-    report.reached = "licensing"
-    if isinstance(message, NewLicenseRequest):
-        report.license_user = message.user
-        report.license_machine = message.machine
-    if isinstance(message, NewLicenseRequest | LicenseInformation):
-        report.platform_id = message.platform_id
-        premaster = decrypt_premaster(message.encrypted_premaster.data, key)
-        keys = derive_licensing_keys(premaster, message.client_random, server_random)
-        link.keys = keys
-        encrypted, mac = keys.seal(CHALLENGE)
-        blob = Blob(kind=BlobType.ENCRYPTED_DATA, data=encrypted)
-        await link.send(SendLicensing(message=PlatformChallenge(encrypted_challenge=blob, mac=mac)))
-        return False
-    if isinstance(message, PlatformChallengeResponse):
-        session = link.keys
-        if session is None:
-            report.error = "Platform Challenge Response before a license request"
-            return True
-        response = session.decrypt(message.encrypted_response.data)
-        hwid = session.decrypt(message.encrypted_hwid.data)
-        # rdesktop echoes the challenge without the spec's wrapper: the MAC covers both
-        # plaintexts either way (docs/RDP.md)
-        session.check_mac(response + hwid, message.mac)
-        report.challenge_ok = response == CHALLENGE or (
-            ChallengeResponseData.parse(response).challenge == CHALLENGE
-        )
-        parsed = HardwareId.parse(hwid)
-        report.hwid = f"{parsed.platform_id:08x}:" + hwid[4:].hex()  # Data1..4 as sent
-        report.reached = "platform challenge response"
-        return True
-    return True
 
 
 async def serve_rdp(
     port: int,
+    config: ListenerConfig,
     *,
     host: str = "127.0.0.1",
     on_report: Callable[[RdpSessionReport], None] = lambda r: None,
     random_bytes: RandomBytes = secrets.token_bytes,
+    on_painted: OnPainted | None = None,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve RDP connections on (host, port) until cancelled."""
-    key = generate_rsa_key(random_bytes)
+    """Serve RDP connections on (host, port) until cancelled (the stand-alone listener and
+    the tests; the agent serves it on its runtime instead)."""
 
     async def handler(stream: trio.SocketStream) -> None:
-        on_report(await serve_rdp_connection(stream, server_key=key, random_bytes=random_bytes))
+        on_report(
+            await serve_rdp_connection(
+                stream, config, random_bytes=random_bytes, on_painted=on_painted
+            )
+        )
 
     await trio.serve_tcp(handler, port, host=host, task_status=task_status)
+
+
+def standalone_config(
+    data_dir: Path | None, *, hold: float = 30.0, random_bytes: RandomBytes = secrets.token_bytes
+) -> ListenerConfig:
+    return ListenerConfig(
+        server_key=generate_rsa_key(random_bytes),
+        decider=StandaloneDecider(),
+        tls=server_context(data_dir) if data_dir is not None else None,
+        hold=hold,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--data", type=Path, help="directory for the TLS certificate (TLS off without it)"
+    )
+    parser.add_argument("--hold", type=float, default=30.0, help="seconds the outcome stays shown")
     args = parser.parse_args(argv)
+    config = standalone_config(args.data, hold=args.hold)
 
     def report(r: RdpSessionReport) -> None:
         print(json.dumps(r.as_dict(), sort_keys=True), flush=True)
@@ -267,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         async with trio.open_nursery() as nursery:
             listeners = await nursery.start(
                 lambda task_status: serve_rdp(
-                    args.port, host=args.host, on_report=report, task_status=task_status
+                    args.port, config, host=args.host, on_report=report, task_status=task_status
                 )
             )
             sockname = listeners[0].socket.getsockname()

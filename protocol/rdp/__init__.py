@@ -19,6 +19,7 @@ from .events import (
     SecurityEstablished,
     SendErrorInfo,
     SendLicensing,
+    SendSharePdu,
 )
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "SecurityEstablished",
     "SendErrorInfo",
     "SendLicensing",
+    "SendSharePdu",
     "State",
 ]

@@ -36,6 +36,7 @@ from .events import (
     SecurityEstablished,
     SendErrorInfo,
     SendLicensing,
+    SendSharePdu,
 )
 from .gcc import IO_CHANNEL, ClientSettings, ServerSettings
 from .info import ClientInfo, SetErrorInfo
@@ -75,6 +76,7 @@ class State(enum.Enum):
     SEND_JOIN_CONFIRM = "send_join_confirm"
     WAIT_CLIENT_INFO = "wait_client_info"
     LICENSING = "licensing"
+    SESSION = "session"
     CLOSED = "closed"
     ERROR = "error"
 
@@ -91,6 +93,7 @@ RECEIVE: dict[tuple[State, type], State] = {
     (S.WAIT_CLIENT_INFO, ClientInfoReceived): S.LICENSING,
     (S.LICENSING, LicensingReceived): S.LICENSING,
     (S.LICENSING, DataReceived): S.LICENSING,
+    (S.SESSION, DataReceived): S.SESSION,
 }
 SEND: dict[tuple[State, type], State] = {
     (S.SEND_CONNECTION_CONFIRM, x224.ConnectionConfirm): S.WAIT_CONNECT_INITIAL,
@@ -100,6 +103,9 @@ SEND: dict[tuple[State, type], State] = {
     (S.SEND_JOIN_CONFIRM, mcs.ChannelJoinConfirm): S.CHANNEL_JOIN,
     (S.LICENSING, SendLicensing): S.LICENSING,
     (S.LICENSING, SendErrorInfo): S.LICENSING,
+    (S.LICENSING, SendSharePdu): S.SESSION,  # the Demand Active ends licensing
+    (S.SESSION, SendSharePdu): S.SESSION,
+    (S.SESSION, SendErrorInfo): S.SESSION,
 }
 # A Disconnect Provider Ultimatum may be sent or received in any open state.
 _OPEN = [s for s in State if s not in (S.CLOSED, S.ERROR)]
@@ -296,6 +302,10 @@ class RdpServerConnection:
             if self.secure is None:  # TLS: no security header on a non-licensing PDU
                 return self._send_data(body)
             return self._indication(0, body, encrypt=True)
+        if isinstance(event, SendSharePdu):
+            if self.secure is None:  # TLS or level NONE: no security header (§5.4)
+                return self._send_data(event.pdu)
+            return self._indication(0, event.pdu, encrypt=True)
         raise local("RDP send", f"cannot send {type(event).__name__}")
 
     def _indication(self, flags: int, body: bytes, *, encrypt: bool) -> bytes:

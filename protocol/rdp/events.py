@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import ErrorCode, LocalProtocolError
 from .gcc import ClientSettings
 from .info import ClientInfo
 from .licensing import PREAMBLE_VERSION_3_0, LicensingMessage
@@ -90,3 +91,18 @@ class SendErrorInfo:
     """Set Error Info PDU (§2.2.5.1.1); the caller disconnects afterwards."""
 
     error_info: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SendSharePdu:
+    """A Share Control PDU of the session after licensing (share.py builds them): Demand
+    Active, Synchronize, Control, Font Map, Bitmap Update, Deactivate All. The first one ends
+    licensing. Encrypted under Standard RDP Security, bare under TLS (§5.4)."""
+
+    pdu: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.pdu) < 6:
+            raise LocalProtocolError(
+                "SendSharePdu: not a Share Control PDU", code=ErrorCode.INVALID_FIELD
+            )
