@@ -65,11 +65,12 @@ from tslic.protocol.messages.records import CONTACT_MAX, EMAIL_MAX, ContactInfo
 from tslic.protocol.paging import MAX_PAGE_ITEMS
 from tslic.runtime.args import add_clock_arguments, clock_from_args
 from tslic.runtime.clock import Clock
+from tslic.runtime.console import make_console
 from tslic.runtime.files import load_key
 from tslic.runtime.peer import PeerStream, open_peer
 
 from . import listing
-from .render import PENDING_NOTE, make_console, show, to_json
+from .render import PENDING_NOTE, show, to_json
 
 PROGRAMS = [p.value for p in Program] + ["keypack-code", "transition"]
 PRODUCTS = [p.value for p in CalProduct if p is not CalProduct.W2000_BUILT_IN]

@@ -4,9 +4,8 @@ Contract: `to_json(message)` turns any reply into plain JSON values (bytes as he
 their values, times as ISO dates next to the raw milliseconds); `show(console, reply)` prints
 the table a person reads for each reply type. Neither raises for a reply it does not know:
 it prints the JSON form instead.
-- `make_console()` is the console to print on: a terminal's own width, and when the output is
-  piped or redirected a width no table reaches, so a log holds whole rows. Table cells fold
-  long values onto more lines; they are never cut short ("tem…").
+- Tables print on runtime.console.make_console(): a terminal's own width, and when piped a
+  width no table reaches, so a log holds whole rows; cells fold, never cut short ("tem…").
 - Every string a table shows goes through `cell()`: no markup is interpreted (a user called
   "[bold]" is shown as such) and control characters, so terminal escape sequences, are shown
   as visible escapes (protocol/names.py `shown`): machine and user names come from remote
@@ -14,9 +13,6 @@ it prints the JSON form instead.
 """
 
 from __future__ import annotations
-
-import sys
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -35,16 +31,6 @@ from tslic.protocol.messages.admin import (
 )
 from tslic.protocol.messages.records import IssuedLicenseInfo, KeyPackInfo
 from tslic.protocol.names import shown
-
-PIPED_WIDTH = 100_000  # wider than any row: piped output is never cut or wrapped
-
-
-def make_console(*, file: Any = None) -> Console:
-    """The console the utility prints on (see the module docstring)."""
-    stream = file if file is not None else sys.stdout
-    if stream.isatty():
-        return Console(file=file)
-    return Console(file=file, width=PIPED_WIDTH, soft_wrap=True)
 
 
 def cell(value: object) -> Text:

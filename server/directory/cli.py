@@ -29,7 +29,6 @@ from pathlib import Path
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from rich.console import Console
 from tslic.protocol import Conversation, ErrorCode, Message, ServiceError, Timeout
 from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import PeerRole
@@ -53,6 +52,7 @@ from tslic.runtime.args import (
     limits_from_args,
     watch_clock,
 )
+from tslic.runtime.console import make_console
 from tslic.runtime.daemon import run_daemon
 from tslic.runtime.files import ensure_dir, load_or_create_key, read_bytes, write_atomic
 from tslic.runtime.peer import PeerStream, open_peer, split_address
@@ -247,7 +247,7 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    console = Console()
+    console = make_console()
     console.print(f"Forest {topo.forest_name} ({topo.forest_dn}): the topology is valid")
     console.print(computers_table("Computers", [dataclasses.asdict(c) for c in topo.computers]))
     for g in topo.groups:

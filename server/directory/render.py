@@ -15,10 +15,10 @@ import dataclasses
 import json
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from tslic.protocol import ErrorCode, Message, ServiceError
 from tslic.protocol.messages.directory import DirAck, DirComputer, DirGroup, DirServers
+from tslic.runtime.console import make_console
 
 
 def print_reply(reply: Message, as_json: bool) -> None:
@@ -47,7 +47,7 @@ def print_reply(reply: Message, as_json: bool) -> None:
     if as_json:
         print(json.dumps(value, indent=2, sort_keys=True))
         return
-    console = Console()
+    console = make_console()
     if isinstance(reply, DirServers):
         if reply.servers:
             console.print(computers_table(reply.distinguished_name, value["servers"]))

@@ -9,7 +9,7 @@ import json
 import pytest
 from rich.console import Console
 from tslic.client.admin.cli import _install, add_arguments
-from tslic.client.admin.render import make_console, show, to_json
+from tslic.client.admin.render import show, to_json
 from tslic.protocol.domain import (
     ActivationMethod,
     ActivationState,
@@ -31,6 +31,7 @@ from tslic.protocol.messages.records import (
     ServerStatus,
     UserUsage,
 )
+from tslic.runtime.console import make_console
 
 DAY = 86_400_000
 

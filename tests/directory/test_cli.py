@@ -197,3 +197,12 @@ def test_unreachable_server_is_connection_lost() -> None:
         with pytest.raises(ConnectionLost) as info:
             cli.run(parse("lookup", "--server", f"127.0.0.1:{port}", "W2KDC1"))
     assert f"cannot connect to 127.0.0.1:{port}" in info.value.message
+
+
+def test_check_table_piped_keeps_whole_cells(capsys: pytest.CaptureFixture[str]) -> None:
+    # capsys's stdout is not a terminal: the table must not be cut to 80 columns ("Wind…").
+    assert cli.run(parse("check")) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert "DC=oldcorp,DC=example" in out
+    assert max(len(line) for line in out.splitlines()) > 80
