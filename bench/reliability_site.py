@@ -11,35 +11,9 @@ tests only check (tests/reliability/test_limits.py, test_crash_agent.py).
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-
-import trio
-
 from tests.reliability import support
-from tests.reliability.conftest import Zygote
+from tests.reliability.conftest import Zygote, open_zygote
 
-ROOT = Path(__file__).resolve().parent.parent
+zygote = open_zygote  # the tests' fork server, as the benchmarks call it
 
 __all__ = ["Zygote", "support", "zygote"]
-
-
-@asynccontextmanager
-async def zygote() -> AsyncIterator[Zygote]:
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "tests.reliability.zygote"], cwd=ROOT, stdin=-1, stdout=-1
-    )
-    try:
-        yield Zygote(process)
-    finally:
-        assert process.stdin is not None
-        await process.stdin.aclose()
-        with trio.move_on_after(10):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        assert process.stdout is not None
-        await process.stdout.aclose()

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,9 @@ class Zygote:
         return reply
 
 
-@pytest.fixture
-async def zygote() -> AsyncIterator[Zygote]:
+@asynccontextmanager
+async def open_zygote() -> AsyncIterator[Zygote]:
+    """Run the fork server for the block; leaving it SIGKILLs every child still running."""
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "tests.reliability.zygote"],
         cwd=ROOT,
@@ -81,3 +83,9 @@ async def zygote() -> AsyncIterator[Zygote]:
             await process.wait()
         assert process.stdout is not None
         await process.stdout.aclose()
+
+
+@pytest.fixture
+async def zygote() -> AsyncIterator[Zygote]:
+    async with open_zygote() as client:
+        yield client
