@@ -322,7 +322,7 @@ def choose_license(
     for product in allowed:
         if ctx.available.get(product, 0) > 0:
             how = (
-                f"because no {best.label} is left (license upgrade, Prevent License Upgrade policy)"
+                f"because no {best.label} is left (license upgrade, CAL-2)"
                 if product is not best
                 else "(most appropriate CAL, KB 822134, KB 287687)"
             )

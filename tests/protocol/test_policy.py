@@ -161,6 +161,7 @@ def test_2000_ts_upgraded_to_2003_cal_when_2000_cals_run_out() -> None:
     d = choose_license(ctx(ts_version=W2000, available={DEVICE_CAL: 1}, **VALIDATED))
     assert (d.kind, d.product) == (DecisionKind.PERMANENT, DEVICE_CAL)
     assert "upgrade" in d.reason
+    assert "(license upgrade, CAL-2)" in d.reason  # every reason cites its rule or source
 
 
 def test_prevent_license_upgrade_gives_temporary() -> None:
