@@ -153,10 +153,20 @@ async def run_client(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
     return result.returncode, (result.stdout + result.stderr).decode(errors="replace")
 
 
-async def wait_for_outcome(display: str, folder: Path, name: str) -> Screen:
-    """Grab the display until the outcome bitmap's title shows; keep it as `name`.png."""
+async def wait_for_outcome(
+    display: str, folder: Path, name: str, *, ran: list[tuple[int, str]] | None = None
+) -> Screen:
+    """Grab the display until the outcome bitmap's title shows; keep it as `name`.png.
+
+    `ran` is where the caller's client run puts (exit status, output) when the client exits:
+    a client that exits before anything is painted fails at once with its own output, rather
+    than at the hang guard with none.
+    """
     with trio.fail_after(LIMIT):
         while True:
+            if ran:
+                code, output = ran[0]
+                raise AssertionError(f"the client exited ({code}) before painting: {output}")
             screen = await grab(display)
             if screen.count_where(amber) > 200:
                 (folder / f"{name}.png").write_bytes(screen.png())

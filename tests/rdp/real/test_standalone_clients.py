@@ -116,7 +116,9 @@ async def test_licensed_session_shows_the_outcome_then_the_stored_license_is_pre
                 result.append(await rs.run_client(argv, env))
 
             nursery.start_soon(run)
-            await rs.wait_for_outcome(display, tmp_path, f"{client}-{'tls' if tls else 'rdp'}")
+            await rs.wait_for_outcome(
+                display, tmp_path, f"{client}-{'tls' if tls else 'rdp'}", ran=result
+            )
             with trio.fail_after(rs.LIMIT):
                 await server.first_painted.wait()
             server.painted[0].cancel()  # end the session: Deactivate All + DPUM
