@@ -1,10 +1,10 @@
 """`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing |
-flood-latency | crash-cycles | rdp | load] ...`.
+flood-latency | crash-cycles | rdp | steps | load] ...`.
 
 Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`),
 bench/full_stack.py (`full-stack`), bench/listing.py (`listing`, see bench/LISTING.md),
 bench/flood_latency.py (`flood-latency`), bench/crash_cycles.py (`crash-cycles`),
-bench/rdp_connections.py (`rdp`, see bench/RDP.md) or
+bench/rdp_connections.py (`rdp`, see bench/RDP.md), bench/steps.py (`steps`) or
 bench/load_vs_baseline.py (`load`, the default) with the remaining arguments; see
 bench/README.md and bench/FULL_STACK.md.
 """
@@ -22,6 +22,7 @@ from bench import (
     load_vs_baseline,
     rdp_connections,
     signed_echo,
+    steps,
 )
 
 
@@ -40,6 +41,8 @@ def main(argv: list[str]) -> int:
         return crash_cycles.main(argv[1:])
     if argv and argv[0] == "rdp":
         return rdp_connections.main(argv[1:])
+    if argv and argv[0] == "steps":
+        return steps.main(argv[1:])
     if argv and argv[0] == "load":
         argv = argv[1:]
     return load_vs_baseline.main(argv)

@@ -26,6 +26,7 @@ from typing import Any, TypeAlias, TypeVar, cast
 
 import msgpack
 
+from .compiled import Encoder, Validator, make_encoder, make_validator
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 
 # Limits inside one frame (docs/PROTOCOL.md §10). A 64 KiB frame bounds the total anyway;
@@ -185,6 +186,10 @@ def checker_for(annotation: object) -> Checker:
 
 
 _SCHEMAS: dict[type, dict[str, Checker]] = {}
+_HINTS: dict[type, dict[str, object]] = {}
+_VALIDATORS: dict[type, Validator] = {}
+_ENCODERS: dict[type, Encoder] = {}
+_LIMITS: dict[type, int] = {str: MAX_STR, bytes: MAX_BIN, tuple: MAX_ARRAY}
 
 
 def schema_of(cls: type) -> dict[str, Checker]:
@@ -192,19 +197,24 @@ def schema_of(cls: type) -> dict[str, Checker]:
     schema = _SCHEMAS.get(cls)
     if schema is None:
         hints = typing.get_type_hints(cls)
-        schema = {f.name: checker_for(hints[f.name]) for f in dataclasses.fields(cls)}
+        fields = dataclasses.fields(cls)
+        schema = {f.name: checker_for(hints[f.name]) for f in fields}
+        _HINTS[cls] = {f.name: hints[f.name] for f in fields}
         _SCHEMAS[cls] = schema
     return schema
 
 
 def validate_fields(obj: object) -> None:
     """Check and normalise every field of a frozen dataclass in place (lists become tuples,
-    raw enum values become members). Called from `__post_init__`."""
-    for name, check in schema_of(type(obj)).items():
-        value = getattr(obj, name)
-        normalised = check(value, name)
-        if normalised is not value:
-            object.__setattr__(obj, name, normalised)
+    raw enum values become members). Called from `__post_init__`. The work is the schema's
+    checkers; compiled.py generates, once per class, a function that calls a checker only
+    for a field not already in its usual shape."""
+    cls = type(obj)
+    validate = _VALIDATORS.get(cls)
+    if validate is None:
+        schema = schema_of(cls)
+        validate = _VALIDATORS[cls] = make_validator(cls, _HINTS[cls], schema, _LIMITS)
+    validate(obj)
 
 
 _PLAIN_TYPES = frozenset({int, str, bytes, bool, type(None)})
@@ -225,8 +235,14 @@ def _plain(value: object) -> WireValue:
 
 
 def to_wire(obj: object) -> dict[str, WireValue]:
-    """The msgpack-ready map of a message or record: field name to plain value."""
-    return {name: _plain(getattr(obj, name)) for name in schema_of(type(obj))}
+    """The msgpack-ready map of a message or record: field name to plain value (an encoder
+    generated once per class by compiled.py)."""
+    cls = type(obj)
+    encode = _ENCODERS.get(cls)
+    if encode is None:
+        schema_of(cls)
+        encode = _ENCODERS[cls] = make_encoder(cls, _HINTS[cls], _plain)
+    return cast(dict[str, WireValue], encode(obj))
 
 
 def from_wire(cls: type[T], data: Unvalidated, *, path: str = "") -> T:

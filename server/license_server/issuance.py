@@ -17,7 +17,8 @@ Contract (KB 823313, KB 822134, KB 813052, KB 287687, TechNet cc740046):
   another activated server's genuine, unexpired temporary for the same device is decided as
   for a validated temporary here, so the device gets a permanent CAL (CAL-12).
 - Refusals are `ServiceError`s with the policy's code and reason; events are logged with
-  their ids (18 not activated, 21 no permanent license) and written to the audit log.
+  their ids (18 not activated, 21 no permanent license) and written to the audit log, as
+  is every renewal or re-issue (a new license's own row is its record).
 """
 
 from __future__ import annotations
@@ -174,12 +175,6 @@ class Issuer:
             out.refusal = ServiceError(decision.reason, code=ErrorCode.INTERNAL_ERROR)
         for event_id, text in out.events:
             settings.audit(db, at=now, what="event", actor=ts.name, event_id=event_id, text=text)
-        if out.issued is not None:
-            product, kind = out.issued
-            settings.audit(
-                db, at=now, what=f"issued {kind}", actor=ts.name, product=product.value,
-                machine=req.machine, user=req.user,
-            )  # fmt: skip
         # A CAL left a pool only when the policy said so (a new Per Device or 2000 CAL).
         took = decision.consumes and out.issued is not None
         out.available = keypacks.available_by_product(db, now) if took else free
@@ -254,6 +249,12 @@ class Issuer:
             row.id, row.keypack_id, row.issued_at = old.id, old.keypack_id or keypack, old.issued_at
             row.blob = self._sign(req, row)
             licenses.update_license(db, row)
+            # A new license's own row (who, what, when, through which terminal server) is
+            # its record; a renewal or re-issue rewrites a row, so the audit log keeps that.
+            settings.audit(
+                db, at=now, what=f"reissued {kind}", actor=ts.name, product=product.value,
+                license=row.id, machine=req.machine, user=req.user,
+            )  # fmt: skip
             return row
         for retry in (False, True):
             row.id = self._new_license_id(db)

@@ -133,6 +133,7 @@ class Store:
         self._committed = trio.Event()  # a group was written since the last checkpoint
         self._running = False
         self._closed = False
+        self._cause: StorageError | None = None  # why the open group's commit will fail
         log.debug("opened %s (schema %d)", self.path, SCHEMA_VERSION)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -159,10 +160,16 @@ class Store:
                 except trio.WouldBlock:
                     break
             if self.threaded:
-                # Not cancellable: a group, once started, is committed or rolled back whole.
-                await trio.to_thread.run_sync(self._apply, group)
+                # The operations run here, on the event loop: they are Python (decisions,
+                # signatures, encoding) and in a worker thread they only fought the loop for
+                # the GIL. The COMMIT (the WAL write and its fsync, GIL released) runs in the
+                # worker thread, not cancellable: a group, once started, is committed or
+                # rolled back whole.
+                if self._run_ops(group):
+                    await trio.to_thread.run_sync(self._commit, group)
             else:
-                self._apply(group)
+                if self._run_ops(group):
+                    self._commit(group)
             for pending in group:
                 pending.done.set()
             self._committed.set()
@@ -236,6 +243,13 @@ class Store:
     # ---- the worker-thread side ---------------------------------------------------------
 
     def _apply(self, group: list[_Pending[Any]]) -> None:
+        """Run and commit one group in the calling thread (`run_now`)."""
+        if self._run_ops(group):
+            self._commit(group)
+
+    def _run_ops(self, group: list[_Pending[Any]]) -> bool:
+        """Begin a transaction and run each operation of `group` in it; False if there is
+        nothing to commit (the transaction could not start: every operation has its error)."""
         db = self._db
         self.stats.transactions += 1
         self.stats.operations += len(group)
@@ -245,14 +259,19 @@ class Store:
         except sqlite3.Error as exc:
             for pending in group:
                 pending.error = storage_error(exc, "start a transaction")
-            return
-        cause: StorageError | None = None
+            return False
+        self._cause = None
         for pending in group:
             if not db.in_transaction:  # sqlite rolled the whole group back (disk full, I/O)
                 break
             self._apply_one(db, pending)
-            if cause is None and isinstance(pending.error, StorageError):
-                cause = pending.error
+            if self._cause is None and isinstance(pending.error, StorageError):
+                self._cause = pending.error
+        return True
+
+    def _commit(self, group: list[_Pending[Any]]) -> None:
+        """Commit the group's transaction (the worker-thread side of a threaded store)."""
+        db = self._db
         try:
             if not db.in_transaction:
                 raise sqlite3.OperationalError("the transaction was rolled back by sqlite")
@@ -260,7 +279,7 @@ class Store:
         except sqlite3.Error as exc:
             self.stats.failed_commits += 1
             # The first storage error says why (e.g. a full disk) better than COMMIT does.
-            error = cause or storage_error(exc, "commit")
+            error = self._cause or storage_error(exc, "commit")
             log.error("commit of %d operations failed: %s", len(group), exc)
             with contextlib.suppress(sqlite3.Error):  # the transaction may already be gone
                 db.execute("ROLLBACK")

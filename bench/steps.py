@@ -1,0 +1,245 @@
+"""Where a license server's CPU goes, per request and per step, against the signed echo.
+
+Contract: `python -m bench steps [--seconds S] [--connections C] [--json]` starts, each in a
+child process of its own, a Windows Server 2003 license server (fresh data directory,
+durable threaded store, as the daemon runs) and the signed echo of bench/signed_echo.py,
+and drives each with C closed loops for S seconds from this process (IssueLicense for new
+devices; MarkLicense for the echo), as bench/issuance.py does. Inside each server, the
+functions that make up a request are wrapped with CPU-time counters (`time.thread_time`,
+each step counting its own time, not its callees' that are steps too):
+- verify: opening the envelope (msgpack of the envelope, Ed25519 verification);
+- freshness: the timestamp window and the replay cache;
+- decode: the message body into its dataclass (validation included);
+- decide: the licensing decision and the Python around it (records, audit, pools);
+- SQL: every statement of an operation (`execute` on the store's connection);
+- sign license: the license document (its encoding and Ed25519 signature);
+- commit: COMMIT and its fsync, and the WAL checkpoints (steps marked [worker] ran in a
+  worker thread: the store's commits and checkpoints);
+- encode reply, seal reply: the reply's body map, then the envelope with its signature;
+- the rest: the event loop, sockets, scheduling and handing groups to the store's thread
+  (the thread's CPU less the steps above).
+It prints each step in microseconds per request, each thread's CPU per request (/proc), and
+the ratio of the license server's CPU per license to the echo's per round trip. The counters
+cost a little CPU of their own (about 1 us per step), alike in both servers.
+A benchmark: figures, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import multiprocessing
+import os
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import trio
+
+# Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import issuance, signed_echo
+from bench.procstat import per_request_us, threads_cpu
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StepClock:
+    """Self CPU time of nested steps, per thread (a step's callees that are steps too are
+    counted as theirs, not its)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}  # "step" (main thread) or "step [worker]"
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def wrap(self, name: str, fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            stack: list[list[float]] = self._local.__dict__.setdefault("stack", [])
+            frame = [time.thread_time(), 0.0]
+            stack.append(frame)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                elapsed = time.thread_time() - frame[0]
+                stack.pop()
+                if stack:
+                    stack[-1][1] += elapsed
+                key = (
+                    name
+                    if threading.current_thread() is threading.main_thread()
+                    else (f"{name} [worker]")
+                )
+                with self._lock:
+                    self.totals[key] = self.totals.get(key, 0.0) + elapsed - frame[1]
+
+        return timed
+
+
+class _TimedConnection:
+    """The store's sqlite3 connection with its `execute` counted as SQL, or as commit for
+    COMMIT and the WAL checkpoints."""
+
+    def __init__(self, db: sqlite3.Connection, clock: StepClock) -> None:
+        self._db = db
+        self._sql = clock.wrap("SQL", db.execute)
+        self._commit = clock.wrap("commit", db.execute)
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        durable = sql.startswith(("COMMIT", "PRAGMA wal_checkpoint"))
+        return (self._commit if durable else self._sql)(sql, *args)  # type: ignore[arg-type]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+
+def _instrument(clock: StepClock) -> None:
+    """Wrap the steps where the daemons look them up (module globals and methods)."""
+    from tslic.protocol import connection
+
+    connection.open_envelope = clock.wrap("verify", connection.open_envelope)  # type: ignore[attr-defined]
+    connection.from_wire = clock.wrap("decode", connection.from_wire)  # type: ignore[attr-defined]
+    connection.to_wire = clock.wrap("encode reply", connection.to_wire)  # type: ignore[attr-defined]
+    connection.seal = clock.wrap("seal reply", connection.seal)  # type: ignore[attr-defined]
+    cls = connection.Connection
+    cls._check_fresh = clock.wrap("freshness", cls._check_fresh)  # type: ignore[method-assign]
+
+
+def _instrument_license_server(clock: StepClock, server: object) -> None:
+    from tslic.server.license_server import issuance as issuing
+
+    issuing.sign_license = clock.wrap("sign license", issuing.sign_license)  # type: ignore[attr-defined]
+    issuing.Issuer.decide = clock.wrap("decide", issuing.Issuer.decide)  # type: ignore[method-assign]
+    store = server.store  # type: ignore[attr-defined]
+    store._db = _TimedConnection(store._db, clock)
+
+
+def _serve_license_server(conn: Pipe, data_dir: str) -> None:
+    from tslic.protocol.domain import WindowsVersion
+    from tslic.runtime.clock import WallClock
+    from tslic.runtime.service import Limits
+    from tslic.server.license_server.config import Config
+    from tslic.server.license_server.daemon import LicenseServer
+
+    clock = StepClock()
+    _instrument(clock)
+
+    async def main() -> None:
+        config = Config(name="BENCHLS", version=WindowsVersion.W2003, data_dir=Path(data_dir))
+        limits = Limits(rate_per_second=1e9, rate_burst=1e9)
+        server = LicenseServer(config, WallClock(), limits=limits)
+        _instrument_license_server(clock, server)
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.serve)
+            conn.send(address)
+            await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
+            conn.send(dict(clock.totals))
+            server.shutdown()
+
+    trio.run(main)
+
+
+def _serve_echo(conn: Pipe) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from tslic.runtime.clock import WallClock
+    from tslic.runtime.service import Limits, Server
+
+    clock = StepClock()
+    _instrument(clock)
+
+    async def main() -> None:
+        limits = Limits(rate_per_second=1e9, rate_burst=1e9)
+        server = Server(
+            signed_echo.EchoService(),
+            key=Ed25519PrivateKey.generate(),
+            clock=WallClock(),
+            limits=limits,
+        )
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.serve)
+            conn.send(address)
+            await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
+            conn.send(dict(clock.totals))
+            server.shutdown()
+
+    trio.run(main)
+
+
+def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> dict[str, object]:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    if kind == "issuance":
+        proc = ctx.Process(target=_serve_license_server, args=(child, data_dir), daemon=True)
+        loops = issuance._issue_loops
+    else:
+        proc = ctx.Process(target=_serve_echo, args=(child,), daemon=True)
+        loops = issuance._echo_loops
+    proc.start()
+    address = parent.recv()
+    before = threads_cpu(proc.pid or 0)
+    done = trio.run(loops, address, connections, seconds)
+    after = threads_cpu(proc.pid or 0)
+    parent.send("stop")
+    totals: dict[str, float] = parent.recv()
+    proc.join(10)
+    threads = per_request_us(before, after, done)
+    steps = {k: round(v / done * 1e6, 1) for k, v in sorted(totals.items(), key=lambda i: -i[1])}
+    in_main = sum(v for k, v in steps.items() if not k.endswith("[worker]"))
+    in_workers = sum(v for k, v in steps.items() if k.endswith("[worker]"))
+    workers = threads["total"] - threads.get("python", 0)
+    steps["the rest (event loop, sockets, hand-over)"] = round(
+        threads.get("python", 0) - in_main, 1
+    )
+    if workers:
+        steps["the rest [worker] (thread hand-over)"] = round(workers - in_workers, 1)
+    return {"requests": done, "threads_us": threads, "steps_us": steps}
+
+
+def measure(seconds: float, connections: int) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
+        issued = _drive("issuance", connections, seconds, data_dir)
+    echoed = _drive("echo", connections, seconds, "")
+    license_us = issued["threads_us"]["total"]  # type: ignore[index]
+    echo_us = echoed["threads_us"]["total"]  # type: ignore[index]
+    return {
+        "issuance": issued,
+        "signed_echo": echoed,
+        "server_cpu_per_license_over_echo": round(license_us / max(1, echo_us), 3),
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    result = measure(args.seconds, args.connections)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for kind in ("issuance", "signed_echo"):
+        part = result[kind]
+        assert isinstance(part, dict)
+        print(
+            f"{kind}: {part['requests']} requests; CPU per request by thread: {part['threads_us']}"
+        )
+        for step, us in part["steps_us"].items():
+            print(f"  {step:44} {us:8.1f} us")
+    print(f"server CPU per license / per echo: {result['server_cpu_per_license_over_echo']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

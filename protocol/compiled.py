@@ -1,0 +1,112 @@
+"""Per-class validators and encoders generated from a record's field types (speed only).
+
+Contract: `make_validator(cls, hints, schema)` and `make_encoder(cls, hints, plain)` return
+functions that do for one class what `codec.validate_fields` and `codec.to_wire` describe,
+with the same results and the same errors:
+- the validator tests each field for its usual shape inline (exact type, size limit, enum
+  member, record instance, `None` for an optional) and hands any field that is not in that
+  shape to the field's checker from `schema`, which normalises it (a list into a tuple, a raw
+  value into an enum member) or refuses it with the error that names the field. So the
+  checkers stay the one definition of what is valid; this module only skips calling them
+  for values that already are;
+- the encoder reads each field once and converts only what msgpack cannot take as it is
+  (enum members to their values, tuples and records through `plain`).
+The functions are generated once per class as Python source, as `dataclasses` does for
+`__init__`: every message built or decoded runs one of them, and a loop over a schema cost
+about three times as much per field (issue 19's breakdown). Pure code, no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Callable, Mapping
+
+Validator = Callable[[object], None]
+Encoder = Callable[[object], dict[str, object]]
+
+_SCALARS = (int, bool, str, bytes)
+
+
+def _fast_test(
+    annotation: object, var: str, env: dict[str, object], limits: Mapping[type, int]
+) -> str | None:
+    """A Python expression true when `var` already has the shape `annotation` asks for, or
+    None when the field always goes to its checker (maps, unusual shapes)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = next(a for a in args if a is not type(None))
+        test = _fast_test(inner, var, env, limits)
+        return None if test is None else f"({var} is None or {test})"
+    if origin is tuple:
+        item = _fast_test(args[0], "_x", env, limits)
+        if item is None:
+            return None
+        return (
+            f"(type({var}) is tuple and len({var}) <= {limits[tuple]}"
+            f" and all({item} for _x in {var}))"
+        )
+    if isinstance(annotation, type):
+        name = f"_T{len(env)}"
+        env[name] = annotation
+        if annotation in limits:  # str, bytes: a size limit too
+            return f"(type({var}) is {name} and len({var}) <= {limits[annotation]})"
+        # int, bool (exactly: True is no int here), an enum's member, or a record (built,
+        # so validated, already)
+        return f"type({var}) is {name}"
+    return None
+
+
+def make_validator(
+    cls: type,
+    hints: Mapping[str, object],
+    schema: Mapping[str, Callable[[object, str], object]],
+    limits: Mapping[type, int],
+) -> Validator:
+    """The validator of `cls` (see the module contract). `limits` maps str, bytes and tuple
+    to their maximum lengths."""
+    env: dict[str, object] = {"_schema": schema, "_set": object.__setattr__}
+    lines = ["def validate(obj):"]
+    for field_name in schema:
+        test = _fast_test(hints[field_name], "v", env, limits)
+        lines.append(f"    v = obj.{field_name}")
+        slow = (
+            f"        n = _schema[{field_name!r}](v, {field_name!r})\n"
+            f"        if n is not v:\n"
+            f"            _set(obj, {field_name!r}, n)"
+        )
+        if test is None:
+            lines.append("    if True:")
+        else:
+            lines.append(f"    if not {test}:")
+        lines.append(slow)
+    lines.append("    return None")
+    namespace: dict[str, object] = {}
+    exec("\n".join(lines), env, namespace)  # the source is built above from type names
+    validate = typing.cast(Validator, namespace["validate"])
+    validate.__qualname__ = f"validate_{cls.__name__}"
+    return validate
+
+
+def make_encoder(
+    cls: type, hints: Mapping[str, object], plain: Callable[[object], object]
+) -> Encoder:
+    """The encoder of `cls`: field name to a value msgpack packs as the wire wants it."""
+    env: dict[str, object] = {"_plain": plain}
+    items = []
+    for field_name, annotation in hints.items():
+        access = f"obj.{field_name}"
+        if annotation in _SCALARS:
+            items.append(f"{field_name!r}: {access}")
+        elif isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+            items.append(f"{field_name!r}: {access}._value_")
+        else:
+            items.append(f"{field_name!r}: _plain({access})")
+    source = "def encode(obj):\n    return {" + ", ".join(items) + "}"
+    namespace: dict[str, object] = {}
+    exec(source, env, namespace)  # the source is built above from field names
+    encode = typing.cast(Encoder, namespace["encode"])
+    encode.__qualname__ = f"encode_{cls.__name__}"
+    return encode
