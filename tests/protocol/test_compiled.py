@@ -70,7 +70,7 @@ def test_validator_matches_each_fields_checker(msg: Message) -> None:
     for name, checker in schema.items():
         for bad in _bad_values(getattr(msg, name)):
             copy = object.__new__(type(msg))
-            for field in dataclasses.fields(msg):
+            for field in dataclasses.fields(msg):  # type: ignore[arg-type]
                 object.__setattr__(copy, field.name, getattr(msg, field.name))
             object.__setattr__(copy, name, bad)
 
