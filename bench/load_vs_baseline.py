@@ -8,7 +8,8 @@ C,C,...] [--beyond B] [--json]` runs, in order, and prints one JSON document (or
 2. the license server's maximum sustained issuance rate (durable: the server commits before
    it answers), the best of closed-model runs at each concurrency C, and its ratio to the
    signed-echo bound (goal >= 0.7); the generator's and the server's CPU per request in that
-   (busy) run, and from them the machine's ceiling: cores / (server + generator CPU per
+   (busy) run, the server's CPU per license over the echo server's per round trip (goal
+   <= 1.4), and from them the machine's ceiling: cores / (server + generator CPU per
    license), the most a server spending that CPU could issue while sharing the cores;
 3. p99 response time (intended send to reply) at half that rate, open model (goal <= 10 ms),
    and the generator's CPU per request there (goal <= 1.5x the bare cost);
@@ -372,6 +373,11 @@ def _machine_ceiling(out: dict[str, Any], server_cpu_us: float, top: float) -> N
     cores = os.cpu_count() or 1
     per_license_us = server_cpu_us + generator_us
     out["server_cpu_per_issuance_us"] = round(server_cpu_us, 1)
+    # Issue 19's goal (<= 1.4): the server's CPU per durable license against the echo
+    # server's CPU per signed round trip, both measured in this run.
+    out["server_cpu_per_license_over_echo"] = round(
+        server_cpu_us / max(1e-9, out["signed_echo_server_cpu_us"]), 3
+    )
     out["cores_busy_at_max_issuance"] = round(top * per_license_us / 1e6, 2)
     ceiling = cores * 1e6 / per_license_us
     out["machine_ceiling_issuance_per_s"] = round(ceiling, 1)
