@@ -59,10 +59,6 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "SEC-12": (frozenset({AG}), "needs a license signed under another root for the agent's "
                "client; forged-license checks the forged case"),
     "CH-11": (frozenset({CH}), "records are internal"),
-    "ACT-14": (frozenset({CH}), "needs a web or telephone activation at the Clearinghouse; "
-               "tests/hostile/test_phone.py and tests/clearinghouse/test_web.py check it"),
-    "MSG-12": (ALL_ROLES, "names are refused where they are built and typed (protocol/names.py;"
-               " tests/hostile check every entry point)"),
     "DIR-8": (frozenset({LS}), _LAB),
     "RDP-2": (frozenset({AG}), "a rule for clients; the suite is the client"),
     "RDP-10": (frozenset({AG}), "a rule for clients; the suite is the client"),

@@ -38,6 +38,7 @@ from . import (
     cases_ls_packs,
     cases_ls_time,
     cases_ls_wire,
+    cases_names,
     cases_observe,
     cases_replay,
     cases_spec16,
@@ -69,6 +70,7 @@ _MODULES = (
     cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
     cases_clearinghouse,
+    cases_names,  # MSG-12 for every role, ACT-14
     cases_ch_rules,  # after cases_clearinghouse; its last case moves the clock to 2007
     cases_directory,
     cases_dir_writes,
