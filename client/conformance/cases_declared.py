@@ -26,13 +26,7 @@ _ACTIVATED = "it needs an activated target with installed key packs and a fast c
 DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "ENV-12": (frozenset({AG}), "not played yet for an agent: a replayed client message after "
                "the clock moved"),
-    "ENV-14": (ALL_ROLES, "each check's code is tested by its own case; the order of checks is "
-               "covered where two faults are combined (signed-other-bytes)"),
-    "ENV-16": (ALL_ROLES, "encoding choices of the target are not distinguishable from outside "
-               "once its frames decode (target-framing)"),
     "MSG-10": (ALL_ROLES, "a property of the specification's history, not of a running peer"),
-    "STATE-1": (ALL_ROLES, "one conversation per connection is how every case connects"),
-    "STATE-4": (ALL_ROLES, "a rule for clients; the suite never pipelines requests"),
     "ERR-5": (ALL_ROLES, "a property of the specification's history, not of a running peer"),
     "ERR-6": (ALL_ROLES, "an unexpected handler failure cannot be provoked from outside"),
     "LIMIT-4": (ALL_ROLES, "a handler slower than 30 s cannot be provoked from outside"),

@@ -220,8 +220,12 @@ _names_case(DIR, "directory-names", "directory queries with a bad site, domain, 
                 Bad("computer", "CONFORMANCE-PC16", ("15",)),
                 Bad("computer", "2003", ("digit",)),
             ])  # fmt: skip
-_edge_case(DIR, "directory-edge-site", "DirQueryEnterprise for a 63-character site name",
-           lambda ctx: _body(DirQueryEnterprise(site="conformance"), "site", "s-" * 31 + "s"))
+_edge_case(
+    DIR,
+    "directory-edge-site",
+    "DirQueryEnterprise for a 63-character site name",
+    lambda ctx: _body(DirQueryEnterprise(site="conformance"), "site", "s-" * 31 + "s"),
+)
 _edge_case(DIR, "directory-edge-group", "DirGroupMembers of 'CONF\\Terminal Server Computers' "
            "(a scope, spaces)", lambda ctx: _body(DirGroupMembers(group="x"), "group",
                                                  "CONF\\Terminal Server Computers"))  # fmt: skip
@@ -256,13 +260,20 @@ _names_case(LS, "security-group-members", "AdminSetPolicy adding a License Serve
                 Bad("add_members.0", ".CONFTS", ("period", "'.'")),
                 Bad("add_members.0", "CONF\\BAD?NAME", ("?",)),
             ], admin=True)  # fmt: skip
+
+
 def _ls_edge(ctx: Context) -> tuple[Message, dict[str, Any]]:
     msg = license_request(ctx)
     return msg, {**to_wire(msg), "machine": "Ü" * 64, "user": "ü" * 255}
 
 
-_edge_case(LS, "client-edge-names", "IssueLicense from a client whose machine name has 64 "
-           "characters with non-ASCII letters and whose user name has 255", _ls_edge)
+_edge_case(
+    LS,
+    "client-edge-names",
+    "IssueLicense from a client whose machine name has 64 "
+    "characters with non-ASCII letters and whose user name has 255",
+    _ls_edge,
+)
 
 # ---- agent ----------------------------------------------------------------------------------
 
@@ -282,13 +293,20 @@ _names_case(AG, "rdp-client-names-bounded", "NewLicenseRequest with a machine or
                 Bad("machine_name", "CONF\x1b[31mPC", ("control", "U+001B")),
                 Bad("user_name", "u" * 256, ("255",)),
             ])  # fmt: skip
+
+
 def _agent_edge(ctx: Context) -> tuple[Message, dict[str, Any]]:
     msg = _new_license(ctx)
     return msg, {**to_wire(msg), "machine_name": "Ü" * 64, "user_name": "ü" * 255}
 
 
-_edge_case(AG, "rdp-client-edge-names", "NewLicenseRequest whose machine name has 64 characters "
-           "with non-ASCII letters and whose user name has 255", _agent_edge)
+_edge_case(
+    AG,
+    "rdp-client-edge-names",
+    "NewLicenseRequest whose machine name has 64 characters "
+    "with non-ASCII letters and whose user name has 255",
+    _agent_edge,
+)
 
 
 # ---- ACT-14 ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from . import (
     cases_directory,
     cases_envelope,
     cases_framing,
+    cases_habits,
     cases_license_server,
     cases_limits,
     cases_ls_activation,
@@ -40,6 +41,7 @@ from . import (
     cases_ls_wire,
     cases_names,
     cases_observe,
+    cases_order,
     cases_replay,
     cases_spec16,
     cases_state,
@@ -75,6 +77,8 @@ _MODULES = (
     cases_directory,
     cases_dir_writes,
     cases_spec16,
+    cases_order,  # ENV-14, STATE-1: stateless
+    cases_habits,  # STATE-4 moves an agent's clock; CLOCK-1 after the CLOCK cases
     cases_declared,
 )
 

@@ -21,6 +21,7 @@ from tslic.runtime.service import Limits, Server
 
 from tests.conformance.test_agent_env import run_agent
 from tests.conformance.test_ch_rules import run_ch
+from tests.conformance.test_ls_rules import run_with_suite_clearinghouse
 
 RULES = load_spec()
 FAST = Limits(handshake_timeout=1.0)
@@ -83,7 +84,16 @@ def _all_pass(results: dict[str, Result], at_least: int) -> None:
 
 
 async def test_license_server_passes(tmp_path: Path) -> None:
-    _all_pass(await run_ls(tmp_path, MINE), 5)
+    results = await run_ls(tmp_path, MINE)
+    assert results["STATE-4:target-never-pipelines"].verdict is Verdict.UNSUPPORTED  # no peers
+    del results["STATE-4:target-never-pipelines"]
+    _all_pass(results, 5)
+    assert results["MSG-12:security-group-members"].verdict is Verdict.PASS
+
+
+async def test_license_server_as_a_client_never_pipelines(tmp_path: Path) -> None:
+    results = await run_with_suite_clearinghouse(tmp_path, ["STATE-4"])
+    assert results["STATE-4:target-never-pipelines"].verdict is Verdict.PASS, results
 
 
 async def test_directory_passes(tmp_path: Path) -> None:
