@@ -80,7 +80,9 @@ def _body(msg: Message, field: str, value: Any) -> tuple[Message, dict[str, Any]
     return msg, body
 
 
-async def send_raw(ctx: Context, msg: Message, body: Any, *, admin: bool = False) -> Observation:
+async def send_raw(
+    ctx: Context, msg: Message, body: Any, *, admin: bool = False, first_only: bool = False
+) -> Observation:
     """`msg`'s type with `body`, signed, after the Welcome (or the agent's greeting)."""
     key = load_key(ctx.config.admin_credential) if admin and ctx.config.admin_credential else None
     crafter = ctx.crafter(key)
@@ -98,6 +100,9 @@ async def send_raw(ctx: Context, msg: Message, body: Any, *, admin: bool = False
         if welcome is None or welcome.name != "Welcome":
             raise Unreached(welcome.label() if welcome else "no Welcome")
     await client.send(crafter.raw(int(msg.TYPE), body), type(msg).__name__)
+    if first_only:  # an answer is all a valid name needs; nothing more is awaited
+        frame = await client.read_frame(ctx.timeout)
+        return Observation([frame] if frame else [], "open", 0.0, None)
     return await client.observe(ctx.timeout)
 
 
@@ -105,6 +110,9 @@ def judge_name(obs: Observation, bad: Bad) -> Judgement:
     """INVALID_FIELD naming `bad.field` and (by one of its hints) the rule."""
     base = judge_rejection(obs, {E.INVALID_FIELD}, close_ok=False)
     err = obs.first_error
+    if err is not None and (err.error_code or 0) >= 2000:
+        return Judgement(Verdict.FAIL, f"the name was taken, the request refused for another "
+                         f"reason: {obs.summary()}", base.time_to_reject)  # fmt: skip
     if base.verdict is not Verdict.PASS or err is None or err.body is None:
         return base
     text = str(err.body.get("message", ""))
@@ -166,7 +174,7 @@ def _edge_case(role: Role, slug: str, what: str, make: Callable[[Context], tuple
     async def run(ctx: Context) -> Judgement:
         msg, body = make(ctx)
         try:
-            return judge_valid(await send_raw(ctx, msg, body))
+            return judge_valid(await send_raw(ctx, msg, body, first_only=True))
         except Unreached as why:
             return Judgement(Verdict.FAIL, f"could not reach the request: {why}")
 

@@ -125,6 +125,8 @@ def judge_order(obs: Observation, first: ErrorCode, later: ErrorCode) -> Judgeme
                          f"{first.name}, checked first)", obs.first_reply)  # fmt: skip
     if code == int(first):
         return Judgement(Verdict.PASS, obs.summary(), obs.first_reply)
+    if err is None and obs.frames:
+        return Judgement(Verdict.FAIL, f"accepted the frame: {obs.summary()}", obs.first_reply)
     if err is None and not obs.frames and obs.end != "open":
         return Judgement(Verdict.FAIL, f"{obs.summary()} without an Error (expected "
                          f"{first.name})", obs.first_reply)  # fmt: skip

@@ -15,10 +15,12 @@ from tslic.client.conformance.basics import Role
 from tslic.client.conformance.catalogue import all_cases, load_spec
 from tslic.client.conformance.model import Result, Verdict
 from tslic.client.conformance.runner import SuiteConfig, run_suite
+from tslic.protocol import Conversation
 from tslic.protocol.domain import WindowsVersion
 from tslic.runtime.clock import FileClock, WallClock, write_clock_file
 from tslic.runtime.service import Limits, Server
 
+from tests.conformance.doubles import Double
 from tests.conformance.test_agent_env import run_agent
 from tests.conformance.test_ch_rules import run_ch
 from tests.conformance.test_ls_rules import run_with_suite_clearinghouse
@@ -29,8 +31,8 @@ MINE = ["MSG-12", "ACT-14", "ENV-14", "ENV-16", "STATE-1", "STATE-4", "CLOCK-1"]
 
 
 def _config(address: str, role: Role, only: Sequence[str], **kw: Any) -> SuiteConfig:
-    return SuiteConfig(target=address, role=role, timeout=2.0, handshake_timeout=1.0,
-                       only=list(only), **kw)  # fmt: skip
+    values: dict[str, Any] = {"timeout": 2.0, "handshake_timeout": 1.0, **kw}
+    return SuiteConfig(target=address, role=role, only=list(only), **values)
 
 
 def _by_id(results: list[Result]) -> dict[str, Result]:
@@ -106,3 +108,130 @@ async def test_clearinghouse_passes(tmp_path: Path) -> None:
 
 async def test_agent_passes(tmp_path: Path) -> None:
     _all_pass(await run_agent(tmp_path, MINE), 5)
+
+
+# ---- broken targets fail on the rule ------------------------------------------------------
+
+
+async def run_double(behaviour: str, only: Sequence[str]) -> dict[str, Result]:
+    double = Double(behaviour, Conversation.DIRECTORY, WallClock.starting(None))
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(double.serve)
+        cfg = _config(address, Role.DIRECTORY, only, timeout=0.5)
+        report = await run_suite(cfg, all_cases(RULES))
+        nursery.cancel_scope.cancel()
+    return _by_id(report.results)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "case_id"),
+    [
+        ("version-first", "ENV-14:bad-signature-and-version"),
+        ("bad-signature", "ENV-14:bad-signature-and-stale"),
+        ("rehello", "STATE-1:second-conversation"),
+        ("unordered-fields", "ENV-16:target-encoding"),
+    ],
+    ids=[
+        "checks the version before the signature",
+        "accepts a bad signature",
+        "welcomes a second Hello",
+        "writes fields out of table order",
+    ],
+)
+async def test_broken_double_fails_its_rule(behaviour: str, case_id: str) -> None:
+    results = await run_double(behaviour, [case_id])
+    assert results[case_id].verdict is Verdict.FAIL, results[case_id]
+
+
+async def test_good_double_passes_the_same_cases() -> None:
+    ids = ["ENV-14:bad-signature-and-version", "STATE-1:second-conversation",
+           "ENV-16:target-encoding"]  # fmt: skip
+    results = await run_double("good", ids)
+    assert {i: r.verdict for i, r in results.items()} == dict.fromkeys(ids, Verdict.PASS)
+
+
+def _lax_directory_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory that takes any computer, site, domain or group name."""
+    from tslic.protocol.messages import base
+
+    monkeypatch.setattr(base, "problem", lambda kind, value: None)
+
+
+def _agent_takes_long_machine_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that takes a client's machine name of up to 100 characters."""
+    from tslic.protocol.messages import rdp
+
+    monkeypatch.setattr(rdp, "REMOTE_NAME_MAX", 100)
+
+
+def _unbound_license_server_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Clearinghouse that lets any license server claim a web License Server ID."""
+    from tslic.server.clearinghouse import core
+
+    monkeypatch.setattr(core, "_check_bound", lambda code, named, public_key: None)
+
+
+def _pipelining_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that writes each request to its license server twice at once (a resend
+    before the answer came): the second copy is a request sent before the first was answered."""
+    from tslic.protocol import ServiceError
+    from tslic.protocol.messages import Error
+    from tslic.runtime.stream import MessageStream
+
+    real = MessageStream.request
+
+    async def twice(self: MessageStream, msg: Any) -> Any:
+        if self.conn.conversation != Conversation.LICENSING:
+            return await real(self, msg)
+        frame = self.conn.send(msg, now=self._now())
+        await self.stream.send_all(frame + frame)
+        reply = await self.receive()
+        if isinstance(reply, Error):
+            raise ServiceError(reply.message, code=reply.error_code, detail=reply.detail)
+        return reply
+
+    monkeypatch.setattr(MessageStream, "request", twice)
+
+
+async def _dir_clock_ignored(tmp_path: Path) -> dict[str, Result]:
+    """A directory that follows real time although started with a clock file."""
+    from tslic.server.directory.service import DirectoryService
+    from tslic.server.directory.topology import load_topology
+
+    clock_path = tmp_path / "clock"
+    write_clock_file(str(clock_path), WallClock.starting(1_100_000_000_000).spec)
+    clock = WallClock.starting(None)
+    service = DirectoryService(load_topology(None), tmp_path, clock, "secret")
+    server = Server(service, key=Ed25519PrivateKey.generate(), clock=clock, limits=FAST)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(server.serve)
+        cfg = _config(address, Role.DIRECTORY, ["CLOCK-1"], clock_file=clock_path)
+        report = await run_suite(cfg, all_cases(RULES))
+        server.shutdown()
+    return _by_id(report.results)
+
+
+async def test_directory_ignoring_its_clock_file_fails_clock_1(tmp_path: Path) -> None:
+    result = (await _dir_clock_ignored(tmp_path))["CLOCK-1:follows-the-clock-file"]
+    assert result.verdict is Verdict.FAIL, result
+
+
+@pytest.mark.parametrize(
+    ("patch", "runner", "only", "case_id"),
+    [
+        (_lax_directory_names, run_dir, ["MSG-12"], "MSG-12:directory-names"),
+        (_agent_takes_long_machine_names, run_agent, ["MSG-12"],
+         "MSG-12:rdp-client-names-bounded"),
+        (_unbound_license_server_id, run_ch, ["ACT-14"], "ACT-14:id-bound-to-product-id"),
+        (_pipelining_agent, run_agent, ["STATE-4"], "STATE-4:target-never-pipelines"),
+    ],
+    ids=["directory takes bad names", "agent takes a 65-character machine name",
+         "License Server ID not bound to its product ID", "agent pipelines its requests"],
+)  # fmt: skip
+async def test_broken_daemon_fails_its_rule(
+    patch: Any, runner: Any, only: list[str], case_id: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    patch(monkeypatch)
+    results = await runner(tmp_path, only)
+    assert results[case_id].verdict is Verdict.FAIL, results[case_id]
