@@ -16,7 +16,6 @@ from .model import ALL_ROLES, Case, Judgement, Role, Verdict, case
 CASES: list[Case] = []
 
 LS, AG, CH, DIR = Role.LICENSE_SERVER, Role.AGENT, Role.CLEARINGHOUSE, Role.DIRECTORY
-_LOGS = "events are written to the target's own log, which the wire does not carry"
 _LAB = ("it needs a deployment around the target (directory, several license servers, "
         "network outages); `tslic lab` scenarios check it")  # fmt: skip
 _WORKGROUP = ("not played yet: an agent in a workgroup answered by broadcast (a second "
@@ -34,7 +33,6 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "LIMIT-6": (frozenset({AG}), "not played yet for an agent: client messages stamped around "
                 "the window"),
     "LIMIT-7": (ALL_ROLES, "needs the target to be shut down during the run"),
-    "CAL-5": (frozenset({LS}), "observed by built-in-for-w2k-pro (informational)"),
     "CAL-11": (frozenset({LS}), _ACTIVATED),
     "TEMP-11": (frozenset({AG}), "needs a client whose temporary license is 15 days from expiry"),
     "LEASE-8": (frozenset({LS}), _ACTIVATED),
@@ -56,7 +54,6 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "DIR-8": (frozenset({LS}), _LAB),
     "RDP-2": (frozenset({AG}), "a rule for clients; the suite is the client"),
     "RDP-10": (frozenset({AG}), "a rule for clients; the suite is the client"),
-    "EVT-12": (frozenset({AG}), _LOGS),
 }  # fmt: skip
 
 

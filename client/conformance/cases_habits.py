@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, cast
 
 from tslic.protocol import ServiceError, TslicError
 from tslic.protocol.clock import ClockSpec, format_date
@@ -96,7 +96,7 @@ def encoding_problems(frame: Frame) -> list[str]:
     cls = REGISTRY.get(header[1])
     body = header[6]
     if cls is not None and isinstance(body, dict):
-        order = [f.name for f in dataclasses.fields(cls)]
+        order = [f.name for f in dataclasses.fields(cast(Any, cls))]
         keys = [k for k in body if k in order]
         if keys != sorted(keys, key=order.index):
             problems.append(f"{cls.__name__} fields in the order {keys}, not the table's")

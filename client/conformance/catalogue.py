@@ -43,6 +43,7 @@ from . import (
     cases_observe,
     cases_order,
     cases_replay,
+    cases_should,
     cases_spec16,
     cases_state,
     cases_window,
@@ -79,6 +80,7 @@ _MODULES = (
     cases_spec16,
     cases_order,  # ENV-14, STATE-1: stateless
     cases_habits,  # STATE-4 moves an agent's clock; CLOCK-1 after the CLOCK cases
+    cases_should,  # CAL-5 (an unactivated target), EVT-12 (after the events of the grace cases)
     cases_declared,
 )
 

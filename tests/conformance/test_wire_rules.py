@@ -27,7 +27,7 @@ from tests.conformance.test_ls_rules import run_with_suite_clearinghouse
 
 RULES = load_spec()
 FAST = Limits(handshake_timeout=1.0)
-MINE = ["MSG-12", "ACT-14", "ENV-14", "ENV-16", "STATE-1", "STATE-4", "CLOCK-1"]
+MINE = ["MSG-12", "ACT-14", "ENV-14", "ENV-16", "STATE-1", "STATE-4", "CLOCK-1", "CAL-5", "EVT-12"]
 
 
 def _config(address: str, role: Role, only: Sequence[str], **kw: Any) -> SuiteConfig:
@@ -91,6 +91,7 @@ async def test_license_server_passes(tmp_path: Path) -> None:
     del results["STATE-4:target-never-pipelines"]
     _all_pass(results, 5)
     assert results["MSG-12:security-group-members"].verdict is Verdict.PASS
+    assert results["CAL-5:unactivated-no-built-in"].verdict is Verdict.PASS
 
 
 async def test_license_server_as_a_client_never_pipelines(tmp_path: Path) -> None:
@@ -107,7 +108,10 @@ async def test_clearinghouse_passes(tmp_path: Path) -> None:
 
 
 async def test_agent_passes(tmp_path: Path) -> None:
-    _all_pass(await run_agent(tmp_path, MINE), 5)
+    # The grace cases run first: they make the agent log the events EVT-12 reads.
+    results = await run_agent(tmp_path, [*MINE, "GRACE-*", "EVT-*"])
+    _all_pass({i: r for i, r in results.items() if r.case.rule in MINE}, 5)
+    assert results["EVT-12:event-wording"].verdict is Verdict.PASS
 
 
 # ---- broken targets fail on the rule ------------------------------------------------------
@@ -171,6 +175,29 @@ def _unbound_license_server_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core, "_check_bound", lambda code, named, public_key: None)
 
 
+def _modern_event_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent whose grace-period event speaks of Remote Desktop Licensing (later words)."""
+    from tslic.client.agent import events
+
+    templates = dict(events._TEMPLATES)
+    templates[events.EventId.GRACE_EXPIRED] = (
+        "error", "The Remote Desktop licensing grace period has expired.")  # fmt: skip
+    monkeypatch.setattr(events, "_TEMPLATES", templates)
+
+
+def _built_in_regardless(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A license server that issues built-in licenses before it is activated."""
+    from tslic.protocol import policy
+    from tslic.server.license_server import issuance
+
+    def lax(request: Any, options: Any = None) -> Any:
+        return policy.choose_license(
+            request, policy.PolicyOptions(built_in_requires_activation=False)
+        )
+
+    monkeypatch.setattr(issuance, "choose_license", lax)
+
+
 def _pipelining_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     """An agent that writes each request to its license server twice at once (a resend
     before the answer came): the second copy is a request sent before the first was answered."""
@@ -224,9 +251,12 @@ async def test_directory_ignoring_its_clock_file_fails_clock_1(tmp_path: Path) -
          "MSG-12:rdp-client-names-bounded"),
         (_unbound_license_server_id, run_ch, ["ACT-14"], "ACT-14:id-bound-to-product-id"),
         (_pipelining_agent, run_agent, ["STATE-4"], "STATE-4:target-never-pipelines"),
+        (_modern_event_words, run_agent, ["GRACE-*", "EVT-*"], "EVT-12:event-wording"),
+        (_built_in_regardless, run_ls, ["CAL-5"], "CAL-5:unactivated-no-built-in"),
     ],
     ids=["directory takes bad names", "agent takes a 65-character machine name",
-         "License Server ID not bound to its product ID", "agent pipelines its requests"],
+         "License Server ID not bound to its product ID", "agent pipelines its requests",
+         "events in later words", "built-in licenses before activation"],
 )  # fmt: skip
 async def test_broken_daemon_fails_its_rule(
     patch: Any, runner: Any, only: list[str], case_id: str, tmp_path: Path,
