@@ -29,12 +29,14 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "ERR-5": (ALL_ROLES, "a property of the specification's history, not of a running peer"),
     "ERR-6": (ALL_ROLES, "an unexpected handler failure cannot be provoked from outside"),
     "LIMIT-4": (ALL_ROLES, "a handler slower than 30 s cannot be provoked from outside"),
-    "LIMIT-5": (ALL_ROLES, "needs 4 000 requests a second from one key; use `tslic load`"),
+    "LIMIT-5": (ALL_ROLES, "a target slower than the limit never reaches it, so no outcome is "
+               "required of it; `tslic load` measures it"),
     "LIMIT-6": (frozenset({AG}), "not played yet for an agent: client messages stamped around "
                 "the window"),
     "LIMIT-7": (ALL_ROLES, "needs the target to be shut down during the run"),
     "CAL-11": (frozenset({LS}), _ACTIVATED),
-    "TEMP-11": (frozenset({AG}), "needs a client whose temporary license is 15 days from expiry"),
+    "TEMP-11": (frozenset({AG}), "the rdp state table fixes no message that must carry the warning "
+                "(tslic's RDP client computes it from the license it holds)"),
     "LEASE-8": (frozenset({LS}), _ACTIVATED),
     "GRACE-4": (frozenset({AG}), "not played yet: a first permanent CAL inside the grace "
                 "period, which ends it early (a second agent run, after GRACE-2)"),
@@ -47,10 +49,11 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
                "start with a source its version does not know): nothing reaches the wire"),
     "DISC-10": (frozenset({AG}), "the intervals are configurable; the cases move the clock "
                 "past the 60-minute re-discovery and rely on it"),
-    "SEC-3": (frozenset({LS}), "needs a group member of the other spelling in the directory"),
+    "SEC-3": (frozenset({LS}), "a member added on the wire takes effect after a restart (SEC-2), "
+              "and a directory group of the other spelling is not played yet"),
     "SEC-12": (frozenset({AG}), "needs a license signed under another root for the agent's "
                "client; forged-license checks the forged case"),
-    "CH-11": (frozenset({CH}), "records are internal"),
+    "CH-11": (frozenset({CH}), "records are internal: no interface shows them"),
     "DIR-8": (frozenset({LS}), _LAB),
     "RDP-2": (frozenset({AG}), "a rule for clients; the suite is the client"),
     "RDP-10": (frozenset({AG}), "a rule for clients; the suite is the client"),
