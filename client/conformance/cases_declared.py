@@ -23,16 +23,12 @@ _WORKGROUP = ("not played yet: an agent in a workgroup answered by broadcast (a 
 _ACTIVATED = "it needs an activated target with installed key packs and a fast clock"
 
 DECLARED: dict[str, tuple[frozenset[Role], str]] = {
-    "ENV-12": (frozenset({AG}), "not played yet for an agent: a replayed client message after "
-               "the clock moved"),
     "MSG-10": (ALL_ROLES, "a property of the specification's history, not of a running peer"),
     "ERR-5": (ALL_ROLES, "a property of the specification's history, not of a running peer"),
     "ERR-6": (ALL_ROLES, "an unexpected handler failure cannot be provoked from outside"),
     "LIMIT-4": (ALL_ROLES, "a handler slower than 30 s cannot be provoked from outside"),
     "LIMIT-5": (ALL_ROLES, "a target slower than the limit never reaches it, so no outcome is "
                "required of it; `tslic load` measures it"),
-    "LIMIT-6": (frozenset({AG}), "not played yet for an agent: client messages stamped around "
-                "the window"),
     "LIMIT-7": (ALL_ROLES, "needs the target to be shut down during the run"),
     "CAL-11": (frozenset({LS}), _ACTIVATED),
     "TEMP-11": (frozenset({AG}), "the rdp state table fixes no message that must carry the warning "

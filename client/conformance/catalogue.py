@@ -24,6 +24,7 @@ from . import (
     cases_agent_env,
     cases_agent_first,
     cases_agent_lic,
+    cases_agent_window,
     cases_ch_rules,
     cases_clearinghouse,
     cases_declared,
@@ -79,6 +80,7 @@ _MODULES = (
     cases_dir_writes,
     cases_spec16,
     cases_order,  # ENV-14, STATE-1: stateless
+    cases_agent_window,  # LIMIT-6 first: no small clock move in the 5 s before it (CLOCK-3)
     cases_habits,  # STATE-4 moves an agent's clock; CLOCK-1 after the CLOCK cases
     cases_should,  # CAL-5 (an unactivated target), EVT-12 (after the events of the grace cases)
     cases_declared,

@@ -198,6 +198,31 @@ def _built_in_regardless(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(issuance, "choose_license", lax)
 
 
+def _agent_window_60s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent whose freshness window is 60 s whatever its clock's speed."""
+    from tslic.protocol import envelope
+
+    real = envelope.check_freshness
+
+    def narrow(timestamp: int, now: int, window: int, **kw: Any) -> None:
+        real(timestamp, now, 60_000, **kw)
+
+    monkeypatch.setattr(envelope, "check_freshness", narrow)
+
+
+def _agent_forgets_nonces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that forgets a nonce as soon as its clock has passed the message's timestamp
+    (its replay memory is no longer than the time a frame is in flight)."""
+    from tslic.protocol import envelope
+
+    real = envelope.ReplayGuard._expire
+
+    def early(self: envelope.ReplayGuard, now: int) -> None:
+        real(self, now + 2 * self.window)
+
+    monkeypatch.setattr(envelope.ReplayGuard, "_expire", early)
+
+
 def _pipelining_agent(monkeypatch: pytest.MonkeyPatch) -> None:
     """An agent that writes each request to its license server twice at once (a resend
     before the answer came): the second copy is a request sent before the first was answered."""
@@ -253,10 +278,13 @@ async def test_directory_ignoring_its_clock_file_fails_clock_1(tmp_path: Path) -
         (_pipelining_agent, run_agent, ["STATE-4"], "STATE-4:target-never-pipelines"),
         (_modern_event_words, run_agent, ["GRACE-*", "EVT-*"], "EVT-12:event-wording"),
         (_built_in_regardless, run_ls, ["CAL-5"], "CAL-5:unactivated-no-built-in"),
+        (_agent_window_60s, run_agent, ["LIMIT-6"], "LIMIT-6:agent-window-follows-speed"),
+        (_agent_forgets_nonces, run_agent, ["ENV-12"], "ENV-12:agent-replay-after-half-a-window"),
     ],
     ids=["directory takes bad names", "agent takes a 65-character machine name",
          "License Server ID not bound to its product ID", "agent pipelines its requests",
-         "events in later words", "built-in licenses before activation"],
+         "events in later words", "built-in licenses before activation",
+         "agent window of 60 s", "agent forgets nonces at once"],
 )  # fmt: skip
 async def test_broken_daemon_fails_its_rule(
     patch: Any, runner: Any, only: list[str], case_id: str, tmp_path: Path,
