@@ -413,11 +413,3 @@ async def never_backwards(ctx: Context) -> Judgement:
     server_time = int(welcome.get("server_time", 0))
     verdict = Verdict.PASS if server_time >= before - 60_000 else Verdict.FAIL
     return Judgement(verdict, f"target time {format_date(server_time)} (was {format_date(before)})")
-
-
-@case(CASES, "CLOCK-1", "not-black-box", "not testable black-box: which options and variables "
-      "a process reads its clock from is not visible on the wire (tests/runtime/"
-      "test_clock_file.py checks it)", ("unsupported (declared)",))  # fmt: skip
-async def clock_sources(ctx: Context) -> Judgement:
-    return Judgement(Verdict.UNSUPPORTED, "not testable black-box: the clock's sources are "
-                     "command-line options and environment variables")  # fmt: skip

@@ -24,6 +24,7 @@ from . import (
     cases_agent_env,
     cases_agent_first,
     cases_agent_lic,
+    cases_agent_window,
     cases_ch_rules,
     cases_clearinghouse,
     cases_declared,
@@ -31,6 +32,7 @@ from . import (
     cases_directory,
     cases_envelope,
     cases_framing,
+    cases_habits,
     cases_license_server,
     cases_limits,
     cases_ls_activation,
@@ -38,8 +40,11 @@ from . import (
     cases_ls_packs,
     cases_ls_time,
     cases_ls_wire,
+    cases_names,
     cases_observe,
+    cases_order,
     cases_replay,
+    cases_should,
     cases_spec16,
     cases_state,
     cases_window,
@@ -69,10 +74,15 @@ _MODULES = (
     cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
     cases_clearinghouse,
+    cases_names,  # MSG-12 for every role, ACT-14
     cases_ch_rules,  # after cases_clearinghouse; its last case moves the clock to 2007
     cases_directory,
     cases_dir_writes,
     cases_spec16,
+    cases_order,  # ENV-14, STATE-1: stateless
+    cases_agent_window,  # LIMIT-6 first: no small clock move in the 5 s before it (CLOCK-3)
+    cases_habits,  # STATE-4 moves an agent's clock; CLOCK-1 after the CLOCK cases
+    cases_should,  # CAL-5 (an unactivated target), EVT-12 (after the events of the grace cases)
     cases_declared,
 )
 

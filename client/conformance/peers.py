@@ -24,7 +24,8 @@ Contract:
   tell whether the target asked it for a license at all.
 - `Peers` owns the doubles a manifest (prepare.py) names, bound to the manifest's ports, for
   the length of a run (`Peers.serve` under `nursery.start`), including the Clearinghouse of a
-  license-server target (chdouble.py).
+  license-server target (chdouble.py). Every connection the target opens to a double is
+  watched for requests sent before the last was answered (`Peers.watch`, watch.py).
 Only protocol/ and runtime/ are used: client/ never imports server/.
 """
 
@@ -66,6 +67,7 @@ from tslic.runtime.service import Limits, Peer, Server, Service
 
 from .chdouble import ChDouble
 from .dirdouble import DirDouble
+from .watch import Watch, WatchedServer
 
 DAY = 86_400_000
 TEMPORARY_DAYS = 90  # §3.2 (the suite's own figure, not the implementation's constant)
@@ -233,6 +235,7 @@ class Peers:
         self._ch_address = clearinghouse[0] if clearinghouse else ""
         self._servers: list[Server] = []
         self.clock = clock
+        self.watch = Watch()  # the target's requests as its peers saw them (STATE-4)
 
     def set_all(self, mode: LsMode) -> None:
         for double in self.license_servers.values():
@@ -245,18 +248,23 @@ class Peers:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Bind every double to its manifest address; run until cancelled."""
-        services: list[tuple[str, Service]] = [
-            (self.addresses[name], double) for name, double in self.license_servers.items()
+        services: list[tuple[str, str, Service]] = [
+            (self.addresses[name], name, double) for name, double in self.license_servers.items()
         ]
         if self.clearinghouse is not None:
-            services.append((self._ch_address, self.clearinghouse))
+            services.append((self._ch_address, "CLEARINGHOUSE", self.clearinghouse))
         if self.directory is not None:
-            services.append((self._dir_address, self.directory))
+            services.append((self._dir_address, "DIRECTORY", self.directory))
         async with trio.open_nursery() as nursery:
-            for address, service in services:
+            for address, name, service in services:
                 host, port = split_address(address)
-                server = Server(service, key=Ed25519PrivateKey.generate(), clock=self.clock,
-                                limits=Limits(handshake_timeout=5.0))  # fmt: skip
+                server = WatchedServer(
+                    service,
+                    key=Ed25519PrivateKey.generate(),
+                    clock=self.clock,
+                    limits=Limits(handshake_timeout=5.0),
+                )
+                server.watch_as(self.watch, name)
                 self._servers.append(server)
                 await nursery.start(server.serve, host, port)
             task_status.started()

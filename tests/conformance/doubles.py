@@ -10,7 +10,10 @@ protocol through `Connection` except where `behaviour` breaks it on purpose:
 - "abrupt": resets the connection (RST) instead of sending an Error;
 - "ls-2000-welcomes-2003": a Windows 2000 license server that welcomes a 2003 terminal server
   and issues it a Windows 2000 CAL;
-- "ls-2003-issues-2000-cal": a 2003 license server issuing a 2000 CAL to a 2003 TS.
+- "ls-2003-issues-2000-cal": a 2003 license server issuing a 2000 CAL to a 2003 TS;
+- "version-first": checks the protocol version before the signature (ENV-14);
+- "rehello": welcomes a second Hello on a connection already in conversation (STATE-1);
+- "unordered-fields": writes its Welcome's fields in reverse table order (ENV-16).
 Licensing doubles answer RequestTermServCert with a chain from their own throwaway root and
 IssueLicense with a license blob signed by their own key.
 """
@@ -18,14 +21,17 @@ IssueLicense with a license blob signed by their own key.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import struct
 from datetime import UTC, datetime, timedelta
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tslic.client.conformance.wire import Crafter
 from tslic.protocol import Connection, Conversation, Direction, ErrorCode, ProtocolError
 from tslic.protocol import connection as connection_module
+from tslic.protocol.codec import from_wire
 from tslic.protocol.domain import (
     CalProduct,
     LicenseKind,
@@ -53,6 +59,9 @@ BEHAVIOURS = (
     "abrupt",
     "ls-2000-welcomes-2003",
     "ls-2003-issues-2000-cal",
+    "rehello",
+    "unordered-fields",
+    "version-first",
 )
 
 
@@ -82,6 +91,34 @@ class LaxConnection(Connection):
             return super()._accept(frame, now)
         finally:
             namespace["open_envelope"] = original
+
+
+class VersionFirstConnection(Connection):
+    """Reads the inner header's version before verifying the signature (the bug)."""
+
+    def _accept(self, frame: bytes, now: int) -> Message:
+        from tslic.protocol.codec import unpack_untrusted
+
+        try:
+            version = unpack_untrusted(unpack_untrusted(frame)[1])[0]
+        except (ProtocolError, IndexError, TypeError, KeyError):
+            version = 1
+        if version != 1:
+            raise RemoteProtocolError("unsupported version", code=ErrorCode.UNSUPPORTED_VERSION)
+        return super()._accept(frame, now)
+
+
+class RehelloConnection(Connection):
+    """A Hello in READY is let through (the bug): the state stays READY."""
+
+    def _accept(self, frame: bytes, now: int) -> Message:
+        try:
+            return super()._accept(frame, now)
+        except RemoteProtocolError as exc:
+            sealed = open_envelope(frame)
+            if exc.code is not ErrorCode.ILLEGAL_STATE or sealed.type != int(Hello.TYPE):
+                raise
+            return from_wire(Hello, sealed.body)
 
 
 class Double:
@@ -117,7 +154,11 @@ class Double:
                 pass
             await tcp.aclose()
             return
-        cls = LaxConnection if self.behaviour == "bad-signature" else Connection
+        cls = {
+            "bad-signature": LaxConnection,
+            "rehello": RehelloConnection,
+            "version-first": VersionFirstConnection,
+        }.get(self.behaviour, Connection)
         conn = cls(
             conversation=self.conversation,
             our_role=Direction.SERVER,
@@ -151,25 +192,41 @@ class Double:
         with trio.fail_after(5):
             hello = await stream.receive()
         assert isinstance(hello, Hello)
-        await stream.send(
-            Welcome(
-                role=PeerRole.LICENSE_SERVER
-                if self.conversation is Conversation.LICENSING
-                else PeerRole.DIRECTORY,
-                name="DOUBLE",
-                version=self.ls_version if self.conversation is Conversation.LICENSING else 0,
-                server_time=self.clock.now(),
-            )
-        )
+        welcome = self._welcome()
+        frame = stream.conn.send(welcome, now=self.clock.now())  # the state moves to READY
+        if self.behaviour == "unordered-fields":
+            sealed = open_envelope(frame[4:])
+            body = dict(reversed(list(sealed.body.items())))
+            header = [sealed.version, sealed.type, sealed.msg_id, sealed.reply_to, sealed.nonce,
+                      sealed.timestamp, body]  # fmt: skip
+            crafter = self._crafter()
+            frame = crafter.frame(crafter.envelope(crafter.inner(0, None, header=header)))
+        await stream.stream.send_all(frame)
         while True:
             request = await stream.receive()
             if isinstance(request, Goodbye):
                 return
+            if isinstance(request, Hello):  # only a "rehello" double gets here
+                await stream.stream.send_all(self._crafter().message(self._welcome()))
+                continue
             try:
                 reply = self._reply(hello, request)
             except ServiceError as exc:
                 reply = Error(code=int(exc.code), message=exc.message)
             await stream.send(reply)
+
+    def _welcome(self) -> Welcome:
+        licensing = self.conversation is Conversation.LICENSING
+        return Welcome(
+            role=PeerRole.LICENSE_SERVER if licensing else PeerRole.DIRECTORY,
+            name="DOUBLE",
+            version=self.ls_version if licensing else 0,
+            server_time=self.clock.now(),
+        )
+
+    def _crafter(self) -> Crafter:
+        """Frames written by hand, outside the connection's state (the bugs)."""
+        return Crafter(key=self.key, rng=random.Random(), now=self.clock.now)
 
     def _reply(self, hello: Hello, request: Message) -> Message:
         if isinstance(request, DirQueryEnterprise):
