@@ -22,11 +22,6 @@ from tslic.runtime.service import Limits
 
 RULES = load_spec()
 AGENT_GAPS: tuple[str, ...] = ()
-# Known gap of tslic's agent (CAL-12): a Referral to a server its cache last saw as not issuing
-# (CONF-LS2, which a 2000 agent only knows from the directory and last probed while it denied)
-# is skipped without asking it, so the client is refused. A 2003 agent probed CONF-LS2 shortly
-# before and follows the referral.
-REFERRAL_GAP = {2000: ("CAL-12:agent-follows-referral",), 2003: ()}
 ENV_RULES = [
     "GRACE-*",
     "EVT-*",
@@ -74,7 +69,7 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
         cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=0.5,
                           manifest=tmp_path / "prep" / "manifest.json", events_command=events,
                           status_command=state,
-                          expect_fail=(*AGENT_GAPS, *REFERRAL_GAP[version]),
+                          expect_fail=AGENT_GAPS,
                           only=only)  # fmt: skip
         report = await run_suite(cfg, all_cases(RULES))
         agent.shutdown()

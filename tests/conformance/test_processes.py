@@ -79,11 +79,7 @@ def test_agent_process(version: str, tmp_path: Path) -> None:
     manifest = _prepare(tmp_path, "agent", "--agent-version", version)
     daemon, ready = _start(_argv(manifest["target_command"]))
     try:
-        gaps = []
-        if version == "2000":  # CAL-12: see REFERRAL_GAP in test_agent_env.py
-            gaps.append("CAL-12:agent-follows-referral")
-        report = _run(tmp_path, manifest, ready,
-                      *(arg for gap in gaps for arg in ("--expect-fail", gap)))  # fmt: skip
+        report = _run(tmp_path, manifest, ready)
     finally:
         _stop(daemon)
     order = "DISC-1:order-2003" if version == "2003" else "DISC-3:order-2000"
