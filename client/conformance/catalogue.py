@@ -24,6 +24,7 @@ from . import (
     cases_agent_env,
     cases_agent_first,
     cases_agent_lic,
+    cases_agent_sources,
     cases_agent_window,
     cases_ch_rules,
     cases_clearinghouse,
@@ -70,6 +71,7 @@ _MODULES = (
     cases_ls_time,
     cases_admin_paging,
     cases_agent_env,  # moves the agent's clock past its grace, ends with a valid server
+    cases_agent_sources,  # GRACE-9 after the grace period; DISC-5, DISC-6
     cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
     cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)

@@ -4,6 +4,7 @@ one rule broken by monkeypatching: each broken agent must get `fail` on its rule
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,26 +40,20 @@ ENV_RULES = [
 async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) -> (
     dict[str, Result]
 ):  # fmt: skip
-    from tslic.client.agent.config import AgentConfig, NamedAddress
+    from tslic.client.agent.cli import add_arguments, build_config
     from tslic.client.agent.service import Agent
 
     manifest: dict[str, Any] = prepare(
         Role.AGENT, tmp_path / "prep", start_ms=1_100_000_000_000, version=version
     )
     clock = FileClock(manifest["clock_file"], poll=0.01)
-    servers = tuple(NamedAddress(name=n, address=a)
-                    for n, a in manifest["license_servers"].items())  # fmt: skip
-    data = tmp_path / "agent"
-    wv = WindowsVersion(version)
-    where = manifest["directory"]
-    common: dict[str, Any] = {"name": "TSCONF", "version": wv,
-                              "domain": where["domain"], "site": where["site"],
-                              "directory": where["address"]}  # fmt: skip
-    config = (
-        AgentConfig(**common, registry_servers=servers[:2])
-        if version == 2003
-        else AgentConfig(**common, default_license_server=servers[0])
-    )
+    # The agent the manifest describes, configured by the command line it gives (in-process,
+    # so a test may break one rule of it by monkeypatching).
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(manifest["target_command"][2:])
+    config = build_config(args)
+    data = args.data
     agent = Agent(config, data, clock, limits=Limits(handshake_timeout=0.5))
     events = f"{sys.executable} -m tslic.cli agent events --data {data} --json"
     state = (f"{sys.executable} -m tslic.cli agent status --data {data} --json"
@@ -119,17 +114,64 @@ def _skips_enterprise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(discovery, "discovery_order", without)
 
 
+def _echoes_expired_temporary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that never sees a presented license as expired: when the license server
+    refuses, it hands the client's expired temporary license back as still valid."""
+    from tslic.client.agent import licensing
+
+    monkeypatch.setattr(licensing, "is_expired", lambda expires, now: False)
+
+
+def _broadcasts_in_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent in a domain that also tries the servers answering a broadcast (last)."""
+    from tslic.client.agent import discovery
+    from tslic.protocol.discovery import Candidate
+    from tslic.protocol.domain import HowDiscovered
+
+    real = discovery.LicenseServers._gather
+
+    async def wider(self: Any) -> Any:
+        found = await real(self)
+        return [*found, *((Candidate(name=n.name, how=HowDiscovered.WORKGROUP), n.address)
+                          for n in self.config.subnet_servers)]  # fmt: skip
+
+    monkeypatch.setattr(discovery.LicenseServers, "_gather", wider)
+
+
+def _honours_default_license_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2003 agent that also tries a DefaultLicenseServer value (a 2000 setting), last."""
+    from tslic.client.agent import discovery
+    from tslic.protocol.discovery import Candidate
+    from tslic.protocol.domain import HowDiscovered
+
+    real = discovery.LicenseServers._gather
+
+    async def wider(self: Any) -> Any:
+        found = await real(self)
+        old = self.config.default_license_server
+        extra = [(Candidate(name=old.name, how=HowDiscovered.REGISTRY), old.address)] if old else []
+        return [*found, *extra]
+
+    monkeypatch.setattr(discovery.LicenseServers, "_gather", wider)
+
+
 @pytest.mark.parametrize(
     ("patch", "only", "case_id"),
     [
         (_short_grace, ["GRACE-1"], "GRACE-1:grace-length"),
         (_skips_enterprise, ["DISC-1"], "DISC-1:order-2003"),
         (_accepts_2000_ls, ["GRACE-3", "GRACE-1", "COMPAT-1"], "COMPAT-1:agent-refuses-2000-ls"),
+        (_echoes_expired_temporary, ["GRACE-2", "GRACE-9"], "GRACE-9:grace-plus-one-temporary"),
+        (_broadcasts_in_domain, ["DISC-5"], "DISC-5:member-server-not-found"),
+        (_honours_default_license_server, ["DISC-6"], "DISC-6:foreign-source-ignored"),
     ],
     ids=[
         "30-day grace",
-        "2003 agent accepts a 2000 license server",
         "skips the enterprise server of its site",
+        "2003 agent accepts a 2000 license server",
+        "works past grace plus one temporary",
+        "broadcasts in a domain",
+        "uses a DefaultLicenseServer on 2003",
     ],
 )
 async def test_broken_agent_fails_its_rule(
