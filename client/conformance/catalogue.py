@@ -23,6 +23,7 @@ from . import (
     cases_agent_disc,
     cases_agent_env,
     cases_agent_first,
+    cases_agent_fresh,
     cases_agent_lic,
     cases_agent_sources,
     cases_agent_window,
@@ -75,6 +76,7 @@ _MODULES = (
     cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
     cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
+    cases_agent_fresh,  # a second agent the suite starts; sets the doubles, so after the others
     cases_clearinghouse,
     cases_names,  # MSG-12 for every role, ACT-14
     cases_ch_rules,  # after cases_clearinghouse; its last case moves the clock to 2007

@@ -5,6 +5,7 @@ one rule broken by monkeypatching: each broken agent must get `fail` on its rule
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,9 +38,12 @@ ENV_RULES = [
 ]
 
 
-async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) -> (
-    dict[str, Result]
-):  # fmt: skip
+async def run_agent(
+    tmp_path: Path, only: Sequence[str], version: int = 2003, fresh_break: str = ""
+) -> dict[str, Result]:
+    """Run the cases `only` against tslic's agent in-process, prepared as the manifest says;
+    `fresh_break` names a break of tests/conformance/broken_agent.py for the second terminal
+    server the suite starts itself (the manifest's fresh_agent_command)."""
     from tslic.client.agent.cli import add_arguments, build_config
     from tslic.client.agent.service import Agent
 
@@ -47,6 +51,12 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
         Role.AGENT, tmp_path / "prep", start_ms=1_100_000_000_000, version=version
     )
     clock = FileClock(manifest["clock_file"], poll=0.01)
+    if fresh_break:
+        path = tmp_path / "prep" / "manifest.json"
+        command = manifest["fresh_agent_command"]
+        manifest["fresh_agent_command"] = [sys.executable, "-m", "tests.conformance.broken_agent",
+                                           fresh_break, *command[1:]]  # fmt: skip
+        path.write_text(json.dumps(manifest))
     # The agent the manifest describes, configured by the command line it gives (in-process,
     # so a test may break one rule of it by monkeypatching).
     parser = argparse.ArgumentParser()
@@ -75,7 +85,7 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
 @pytest.mark.parametrize("version", [2003, 2000])
 async def test_agent_passes_the_environment_cases(version: int, tmp_path: Path) -> None:
     results = await run_agent(tmp_path, ENV_RULES, version)
-    other = {2003: ("DISC-3",), 2000: ("DISC-1", "DISC-7", "COMPAT-1")}[version]
+    other = {2003: ("DISC-3", "DISC-4"), 2000: ("DISC-1", "DISC-2", "DISC-7", "COMPAT-1")}[version]
     bad = [f"{i}: {r.verdict} {r.actual} {r.notes}" for i, r in results.items()
            if r.verdict is not Verdict.PASS and not r.case.untestable
            and r.case.rule not in other and r.status != "xfail"]  # fmt: skip
@@ -179,4 +189,21 @@ async def test_broken_agent_fails_its_rule(
 ) -> None:
     patch(monkeypatch)
     results = await run_agent(tmp_path, only)
+    assert results[case_id].verdict is Verdict.FAIL, results[case_id]
+
+
+@pytest.mark.parametrize(
+    ("fresh_break", "only", "version", "case_id"),
+    [
+        ("grace-never-ends-early", ["GRACE-4"], 2003, "GRACE-4:first-permanent-cal-ends-grace"),
+        ("fixed-broadcast-order", ["DISC-2"], 2003, "DISC-2:workgroup-order-2003"),
+        ("fixed-broadcast-order", ["DISC-4"], 2000, "DISC-4:workgroup-order-2000"),
+    ],
+    ids=["grace not ended by a permanent CAL", "fixed broadcast order 2003", "fixed order 2000"],
+)
+async def test_broken_fresh_agent_fails_its_rule(
+    fresh_break: str, only: list[str], version: int, case_id: str, tmp_path: Path
+) -> None:
+    """The second terminal server the suite starts itself, run with one rule broken."""
+    results = await run_agent(tmp_path, only, version, fresh_break)
     assert results[case_id].verdict is Verdict.FAIL, results[case_id]
