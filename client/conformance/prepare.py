@@ -1,11 +1,14 @@
 """`tslic conformance prepare`: the surroundings the suite plays for a target, written down.
 
 Contract: `prepare(role, out_dir)` writes `out_dir/manifest.json` and a clock file
-`out_dir/clock`, and returns the manifest. For an agent target it chooses two loopback ports
-for the license servers the suite will play during the run (`peers.LsDouble`, named CONF-LS1
-and CONF-LS2) and gives the command line to start the agent with: the clock file (the suite
-moves time through it) and those license servers as its LicenseServers registry entries. The
-run then reads the manifest (`--manifest FILE`), binds the doubles to those ports and sets
+`out_dir/clock`, and returns the manifest. For an agent target it chooses loopback ports for
+the license servers the suite will play during the run (`peers.LsDouble`: CONF-LS1, CONF-LS2,
+CONF-ENT, CONF-DC, CONF-MEMBER, CONF-ALIEN) and the directory, and gives the command line to
+start the agent with: the clock file (the suite moves time through it), CONF-LS1 and CONF-LS2
+as its LicenseServers entries (2003) or CONF-LS1 as DefaultLicenseServer (2000), CONF-MEMBER
+as the subnet's answer to a broadcast (DISC-5) and CONF-ALIEN through a source the version
+does not know (DISC-6); and `fresh_agent_command`, a second terminal server in a workgroup
+that the suite starts itself (cases_agent_fresh). The run then reads the manifest (`--manifest FILE`), binds the doubles to those ports and sets
 their behaviour case by case. Other roles get the clock file only. `load_manifest(path)`
 reads it back or raises ServiceError (INVALID_FIELD) naming the file.
 The manifest's shape (`schema` "tslic-conformance/1/manifest") is documented in

@@ -34,10 +34,18 @@ BREAKS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
 }
 
 
+# Not a break but the documented alternative of a switch: the case tests the default.
+SWITCHES: dict[str, list[str]] = {
+    "alternative-grace-end": ["--grace-ends", "first-license-server"],
+}
+
+
 def main(argv: list[str]) -> int:
-    """Apply the break `argv[0]`, then run `tslic argv[1:]`."""
+    """Apply the break (or switch) `argv[0]`, then run `tslic argv[1:]`."""
     from tslic.cli.main import main as tslic
 
+    if argv[0] in SWITCHES:
+        return tslic([*argv[1:], *SWITCHES[argv[0]]])
     BREAKS[argv[0]](pytest.MonkeyPatch())
     return tslic(argv[1:])
 

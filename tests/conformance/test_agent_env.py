@@ -196,10 +196,16 @@ async def test_broken_agent_fails_its_rule(
     ("fresh_break", "only", "version", "case_id"),
     [
         ("grace-never-ends-early", ["GRACE-4"], 2003, "GRACE-4:first-permanent-cal-ends-grace"),
+        ("alternative-grace-end", ["GRACE-4"], 2003, "GRACE-4:first-permanent-cal-ends-grace"),
         ("fixed-broadcast-order", ["DISC-2"], 2003, "DISC-2:workgroup-order-2003"),
         ("fixed-broadcast-order", ["DISC-4"], 2000, "DISC-4:workgroup-order-2000"),
     ],
-    ids=["grace not ended by a permanent CAL", "fixed broadcast order 2003", "fixed order 2000"],
+    ids=[
+        "grace not ended by a permanent CAL",
+        "grace-ends first-license-server (the switch's alternative)",
+        "fixed broadcast order 2003",
+        "fixed order 2000",
+    ],
 )
 async def test_broken_fresh_agent_fails_its_rule(
     fresh_break: str, only: list[str], version: int, case_id: str, tmp_path: Path
