@@ -76,7 +76,6 @@ _MODULES = (
     cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
     cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
-    cases_agent_fresh,  # a second agent the suite starts; sets the doubles, so after the others
     cases_clearinghouse,
     cases_names,  # MSG-12 for every role, ACT-14
     cases_ch_rules,  # after cases_clearinghouse; its last case moves the clock to 2007
@@ -87,6 +86,9 @@ _MODULES = (
     cases_agent_window,  # LIMIT-6 first: no small clock move in the 5 s before it (CLOCK-3)
     cases_habits,  # STATE-4 moves an agent's clock; CLOCK-1 after the CLOCK cases
     cases_should,  # CAL-5 (an unactivated target), EVT-12 (after the events of the grace cases)
+    # a second agent the suite starts: it moves the clock and leaves every double denying, so
+    # after every other agent case (cases_agent_window wants no clock move just before it)
+    cases_agent_fresh,
     cases_declared,
 )
 
