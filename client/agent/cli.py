@@ -10,6 +10,7 @@ runtime.daemon); `tslic agent status --data DIR [--json]` and `tslic agent event
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -184,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
     from .service import Agent
 
     config = build_config(args)
+    for warning in config.ignored_sources():
+        print(f"tslic agent: warning: {warning}", file=sys.stderr)
     limits = limits_from_args(args, AGENT_LIMITS)
     clock = clock_from_args(args)
     spec = clock.spec

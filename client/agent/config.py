@@ -2,7 +2,9 @@
 
 Contract: `AgentConfig` is immutable and valid by construction (`check()` raises a
 `ServiceError` with INVALID_FIELD or MODE_NOT_SUPPORTED naming the bad option). Per User is a
-Windows Server 2003 mode (KB 822134); a Windows 2000 agent asked for it refuses to start.
+Windows Server 2003 mode (KB 822134); a Windows 2000 agent asked for it refuses to start. A
+license-server source of the other version is kept and ignored (`ignored_sources()` says which,
+for a start-up warning; DISC-6).
 """
 
 from __future__ import annotations
@@ -75,18 +77,26 @@ class AgentConfig:
                 "a computer is in a domain or in a workgroup, not both (--domain, --workgroup)",
                 code=ErrorCode.INVALID_FIELD,
             )
-        if self.version is WindowsVersion.W2000 and (self.policy_servers or self.registry_servers):
-            raise ServiceError(
-                "a Windows 2000 terminal server has no LicenseServers key or SP1 policy; use "
-                "--default-license-server NAME for its DefaultLicenseServer value",
-                code=ErrorCode.INVALID_FIELD,
-            )
-        if self.version is WindowsVersion.W2003 and self.default_license_server is not None:
-            raise ServiceError(
-                "DefaultLicenseServer is the Windows 2000 setting; a Windows Server 2003 "
-                "terminal server uses --license-server or --policy-license-server",
-                code=ErrorCode.INVALID_FIELD,
-            )
+
+    def ignored_sources(self) -> tuple[str, ...]:
+        """Sources configured that this version does not know, which discovery ignores
+        (DISC-6: a 2000 terminal server has no LicenseServers key or SP1 policy, a 2003 one no
+        DefaultLicenseServer value), each as a sentence for a start-up warning. They are kept
+        and ignored, not refused: a terminal server upgraded from 2000 keeps its old registry
+        value, and Windows ignores it."""
+        if self.version is WindowsVersion.W2000:
+            ignored = []
+            if self.policy_servers:
+                ignored.append("--policy-license-server (the SP1 policy)")
+            if self.registry_servers:
+                ignored.append("--license-server (the LicenseServers key)")
+            return tuple(f"{option} is ignored: a Windows 2000 terminal server does not know it;"
+                         " use --default-license-server" for option in ignored)  # fmt: skip
+        if self.default_license_server is not None:
+            return ("--default-license-server (the DefaultLicenseServer value) is ignored: a "
+                    "Windows Server 2003 terminal server does not know it; use --license-server "
+                    "or --policy-license-server",)  # fmt: skip
+        return ()
 
     @property
     def in_domain(self) -> bool:
@@ -97,8 +107,11 @@ class AgentConfig:
         return PRODUCT_VERSIONS[self.version]
 
     def known_addresses(self) -> dict[str, str]:
-        """Addresses given on the command line, by case-folded server name."""
-        named = [*self.policy_servers, *self.registry_servers, *self.subnet_servers]
-        if self.default_license_server is not None:
-            named.append(self.default_license_server)
+        """Addresses given on the command line for the sources this version knows, by
+        case-folded server name."""
+        named = list(self.subnet_servers)
+        if self.version is WindowsVersion.W2003:
+            named += [*self.policy_servers, *self.registry_servers]
+        elif self.default_license_server is not None:
+            named.append(self.default_license_server)  # sources the version ignores: none
         return {n.name.casefold(): n.address for n in named if n.address}

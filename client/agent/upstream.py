@@ -6,10 +6,10 @@ one connection and one Hello per license server, not per request).
 
 Contract: `ask` sends a request to the server that issued the license concerned if it is
 usable, else to the server in use (with failover, `LicenseServers.call`). `ask_license` does
-the same for license requests and follows one `Referral` to a server that has the CALs
-(forwarding the referrer's statement that the presented temporary was validated); its result
-is always a `LicenseGranted`. Refusals are `ServiceError`; no usable server is
-`NoLicenseServer`.
+the same for license requests and follows one `Referral` to a server that has the CALs,
+probing a listed server again when the cache last saw it unable to serve, and forwarding the
+referrer's statement that the presented temporary was validated; its result is always a
+`LicenseGranted`. Refusals are `ServiceError`; no usable server is `NoLicenseServer`.
 """
 
 from __future__ import annotations
@@ -52,6 +52,11 @@ async def ask_license(
             request = replace(request, temporary_validated=True)
         for ref in reply.servers:
             target = await servers.resolve(ref)
+            if not target.issuing:
+                # The referral is fresher news than our cache, which may have seen this server
+                # while it could not serve us (it denied access, or was down): ask it again
+                # before passing over it (CAL-12: ask one of the listed servers).
+                await servers.probe(target)
             if not target.issuing:
                 continue
             try:

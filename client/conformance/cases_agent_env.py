@@ -83,21 +83,23 @@ def _outcome(ex: Exchange) -> str:
     return ex.names()
 
 
-async def _client(ctx: Context) -> tuple[Exchange, tuple[int, int, int] | None]:
-    ex = await exchange(ctx)
+async def _client(ctx: Context, **kw: Any) -> tuple[Exchange, tuple[int, int, int] | None]:
+    ex = await exchange(ctx, **kw)
     if ex.client is not None:
         await ex.client.aclose()
     return ex, _alert(ex.last)
 
 
-async def _until(ctx: Context, want: Any) -> tuple[Exchange, tuple[int, int, int] | None]:
-    """Ask as a new client until `want(exchange, alert)` holds or --timeout runs out (the
-    agent re-discovers in the background after the clock moved)."""
-    ex, alert = await _client(ctx)
+async def _until(ctx: Context, want: Any, **kw: Any) -> (
+    tuple[Exchange, tuple[int, int, int] | None]
+):  # fmt: skip
+    """Ask as a new client (`kw` as for `exchange`) until `want(exchange, alert)` holds or
+    --timeout runs out (the agent re-discovers in the background after the clock moved)."""
+    ex, alert = await _client(ctx, **kw)
     with trio.move_on_after(ctx.timeout * 2):
         while not want(ex, alert):
             await trio.sleep(0.05)
-            ex, alert = await _client(ctx)
+            ex, alert = await _client(ctx, **kw)
     return ex, alert
 
 

@@ -6,7 +6,8 @@ period, which begins with the client's first licensing message). With the manife
 `tslic conformance prepare --role agent` (the suite's license servers deny the agent), it
 moves the agent's clock 30 days past the length of a grace period before any client, then
 asks as a new client: the agent must still be in its grace period (STATUS_VALID_CLIENT). The
-moment becomes the run's origin, from which GRACE-1 counts.
+moment becomes the run's origin, from which GRACE-1 counts; the client's key (its hardware id)
+is kept for GRACE-9, which follows that device past the grace period.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ async def starts_at_first_client(ctx: Context) -> Judgement:
     await ctx.open_raw()
     days = GRACE_DAYS[agent_version(ctx)] + 30
     await move_clock(ctx, days * DAY)
-    ex, alert = await _client(ctx)
+    key = ctx.key()
+    ex, alert = await _client(ctx, key=key)
     ctx.origin = ctx.now()
+    ctx.shared["first_device"] = key  # GRACE-9 follows this device past its grace period
     if valid_client(ex, alert):
         return Judgement(Verdict.PASS, f"{days} days after start-up, first client: {_outcome(ex)}")
     return Judgement(Verdict.FAIL, f"{days} days after start-up the first client got "

@@ -18,8 +18,6 @@ CASES: list[Case] = []
 LS, AG, CH, DIR = Role.LICENSE_SERVER, Role.AGENT, Role.CLEARINGHOUSE, Role.DIRECTORY
 _LAB = ("it needs a deployment around the target (directory, several license servers, "
         "network outages); `tslic lab` scenarios check it")  # fmt: skip
-_WORKGROUP = ("not played yet: an agent in a workgroup answered by broadcast (a second "
-              "preparation); tests/agent checks it")  # fmt: skip
 _ACTIVATED = "it needs an activated target with installed key packs and a fast clock"
 
 DECLARED: dict[str, tuple[frozenset[Role], str]] = {
@@ -34,15 +32,6 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
     "TEMP-11": (frozenset({AG}), "the rdp state table fixes no message that must carry the warning "
                 "(tslic's RDP client computes it from the license it holds)"),
     "LEASE-8": (frozenset({LS}), _ACTIVATED),
-    "GRACE-4": (frozenset({AG}), "not played yet: a first permanent CAL inside the grace "
-                "period, which ends it early (a second agent run, after GRACE-2)"),
-    "GRACE-9": (frozenset({AG}), "follows from GRACE-1 and TEMP-1/TEMP-2, which are checked; "
-                "the sum itself needs 210 days of one device"),
-    "DISC-2": (frozenset({AG}), _WORKGROUP), "DISC-4": (frozenset({AG}), _WORKGROUP),
-    "DISC-5": (frozenset({AG}), "not played yet: a domain license server on a member server "
-               "that a broken agent could find (nothing leads a correct one to it)"),
-    "DISC-6": (frozenset({AG}), "tslic enforces it at configuration (the agent refuses to "
-               "start with a source its version does not know): nothing reaches the wire"),
     "DISC-10": (frozenset({AG}), "the intervals are configurable; the cases move the clock "
                 "past the 60-minute re-discovery and rely on it"),
     "SEC-3": (frozenset({LS}), "a member added on the wire takes effect after a restart (SEC-2), "

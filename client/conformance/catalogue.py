@@ -23,7 +23,9 @@ from . import (
     cases_agent_disc,
     cases_agent_env,
     cases_agent_first,
+    cases_agent_fresh,
     cases_agent_lic,
+    cases_agent_sources,
     cases_agent_window,
     cases_ch_rules,
     cases_clearinghouse,
@@ -70,6 +72,7 @@ _MODULES = (
     cases_ls_time,
     cases_admin_paging,
     cases_agent_env,  # moves the agent's clock past its grace, ends with a valid server
+    cases_agent_sources,  # GRACE-9 after the grace period; DISC-5, DISC-6
     cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
     cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
@@ -83,6 +86,9 @@ _MODULES = (
     cases_agent_window,  # LIMIT-6 first: no small clock move in the 5 s before it (CLOCK-3)
     cases_habits,  # STATE-4 moves an agent's clock; CLOCK-1 after the CLOCK cases
     cases_should,  # CAL-5 (an unactivated target), EVT-12 (after the events of the grace cases)
+    # a second agent the suite starts: it moves the clock and leaves every double denying, so
+    # after every other agent case (cases_agent_window wants no clock move just before it)
+    cases_agent_fresh,
     cases_declared,
 )
 

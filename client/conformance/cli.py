@@ -331,6 +331,10 @@ def run_prepare(args: argparse.Namespace) -> int:
     for command in manifest.get("target_setup", []):
         print("prepare the target's data with:\n  " + shlex.join(command))
     print("start the target with:\n  " + shlex.join(manifest["target_command"]))
+    if "fresh_agent_command" in manifest:
+        print("the suite itself starts a second terminal server (each {data} a fresh "
+              "directory; edit fresh_agent_command for another implementation):\n  "
+              + shlex.join(manifest["fresh_agent_command"]))  # fmt: skip
     print("then run:\n  " + shlex.join(manifest["suite_command"]))
     return 0
 

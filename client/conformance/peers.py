@@ -16,12 +16,16 @@ Contract:
     out: certificate and license requests are refused with NOT_IN_SECURITY_GROUP;
   - `refer`: a 2003 license server with no CAL left that refers license requests to
     `refer_to` (name, address), a license server that has them (CAL-12).
-  A valid double renews a presented permanent license for 60 days. Like a real license server
+  A valid double renews a presented permanent license for 60 days, and upgrades a temporary
+  license it issued and marked validated (MarkLicense, after the client's logon) to a
+  permanent CAL of 60 days, as a license server with CALs does (TEMP-7). Like a real license server
   (SEC-9) it answers license requests only on a conversation whose Hello presented a chain it
   issued, or after RequestTermServCert on it; otherwise ACCESS_DENIED. `mint` makes a license as
   this server would have issued it earlier (the suite's client then presents it).
   Every request it receives is counted in `requests` (message name -> count), so a case can
-  tell whether the target asked it for a license at all.
+  tell whether the target asked it for a license at all, and logged in order in the shared
+  `contacts` list as (the caller's Hello name, this double's name, message name), so a case
+  can tell the order in which one terminal server tried the doubles (DISC-2, DISC-4).
 - `Peers` owns the doubles a manifest (prepare.py) names, bound to the manifest's ports, for
   the length of a run (`Peers.serve` under `nursery.start`), including the Clearinghouse of a
   license-server target (chdouble.py). Every connection the target opens to a double is
@@ -88,8 +92,11 @@ class LsDouble:
 
     conversation = Conversation.LICENSING
 
-    def __init__(self, name: str, clock: Clock, mode: LsMode = LsMode.DENY) -> None:
+    def __init__(self, name: str, clock: Clock, mode: LsMode = LsMode.DENY,
+                 contacts: list[tuple[str, str, str]] | None = None) -> None:  # fmt: skip
         self.name = name
+        self.contacts = contacts if contacts is not None else []
+        self._marked: set[int] = set()
         self.clock = clock
         self.mode = mode
         self.key = Ed25519PrivateKey.generate()
@@ -105,6 +112,7 @@ class LsDouble:
 
     async def on_hello(self, peer: Peer) -> Welcome:
         self.requests["Hello"] += 1
+        self.contacts.append((peer.hello.name, self.name, "Hello"))
         if self.mode is LsMode.DENY:
             raise ServiceError("this license server denies access", code=ErrorCode.ACCESS_DENIED)
         if self.mode is LsMode.LOWER_VERSION and peer.hello.version > 2000:
@@ -115,6 +123,7 @@ class LsDouble:
 
     async def handle(self, peer: Peer, request: Message) -> Message:
         self.requests[type(request).__name__] += 1
+        self.contacts.append((peer.hello.name, self.name, type(request).__name__))
         if self.mode is LsMode.DENY:
             raise ServiceError("access denied", code=ErrorCode.ACCESS_DENIED)
         certified = peer.state.get("certified") or self._ours(peer.hello.cert_chain)
@@ -137,6 +146,7 @@ class LsDouble:
         if isinstance(request, IssueLicense | UpgradeLicenseRequest):
             return self._grant(request, int(peer.hello.version))
         if isinstance(request, MarkLicense):
+            self._marked.add(request.license_id)
             return LicenseMarked(license_id=request.license_id, validated=True)
         if isinstance(request, ReturnLicense):
             return LicenseReturned(license_id=request.license_id)
@@ -179,8 +189,12 @@ class LsDouble:
     def _grant(self, request: IssueLicense | UpgradeLicenseRequest, ts_version: int) -> Message:
         if isinstance(request, UpgradeLicenseRequest):
             presented = open_license(request.license).body
-            if presented.kind is LicenseKind.PERMANENT:  # a renewal (LEASE-4)
+            # a renewal (LEASE-4), or the upgrade of a temporary marked validated (TEMP-7)
+            if presented.kind is LicenseKind.PERMANENT or (
+                presented.issuer == self.name and presented.license_id in self._marked
+            ):
                 body = dataclasses.replace(presented, license_id=self._take_id(),
+                                           kind=LicenseKind.PERMANENT,
                                            issued_at=self.clock.now(),
                                            expires_at=self.clock.now() + 60 * DAY)  # fmt: skip
                 return self._granted(body, upgraded=True)
@@ -228,7 +242,9 @@ class Peers:
                  clearinghouse: tuple[str, ChDouble] | None = None,
                  directory: tuple[str, DirDouble] | None = None) -> None:  # fmt: skip
         self.addresses = dict(servers)  # name -> "host:port"
-        self.license_servers = {name: LsDouble(name, clock) for name in servers}
+        self.contacts: list[tuple[str, str, str]] = []  # (caller, double, message), in order
+        self.license_servers = {name: LsDouble(name, clock, contacts=self.contacts)
+                                for name in servers}  # fmt: skip
         self.directory = directory[1] if directory else None
         self._dir_address = directory[0] if directory else ""
         self.clearinghouse = clearinghouse[1] if clearinghouse else None

@@ -1,13 +1,17 @@
 """`tslic conformance prepare`: the surroundings the suite plays for a target, written down.
 
 Contract: `prepare(role, out_dir)` writes `out_dir/manifest.json` and a clock file
-`out_dir/clock`, and returns the manifest. For an agent target it chooses two loopback ports
-for the license servers the suite will play during the run (`peers.LsDouble`, named CONF-LS1
-and CONF-LS2) and gives the command line to start the agent with: the clock file (the suite
-moves time through it) and those license servers as its LicenseServers registry entries. The
-run then reads the manifest (`--manifest FILE`), binds the doubles to those ports and sets
-their behaviour case by case. Other roles get the clock file only. `load_manifest(path)`
-reads it back or raises ServiceError (INVALID_FIELD) naming the file.
+`out_dir/clock`, and returns the manifest. For an agent target it chooses loopback ports for
+the license servers the suite will play during the run (`peers.LsDouble`: CONF-LS1, CONF-LS2,
+CONF-ENT, CONF-DC, CONF-MEMBER, CONF-ALIEN) and the directory, and gives the command line to
+start the agent with: the clock file (the suite moves time through it), CONF-LS1 and CONF-LS2
+as its LicenseServers entries (2003) or CONF-LS1 as DefaultLicenseServer (2000), CONF-MEMBER
+as the subnet's answer to a broadcast (DISC-5) and CONF-ALIEN through a source the version
+does not know (DISC-6); and `fresh_agent_command`, a second terminal server in a workgroup
+that the suite starts itself (cases_agent_fresh). The run then reads the manifest
+(`--manifest FILE`), binds the doubles to those ports and sets their behaviour case by case.
+Other roles get what their section of docs/CONFORMANCE.md §2 says. `load_manifest(path)` reads
+it back or raises ServiceError (INVALID_FIELD) naming the file.
 The manifest's shape (`schema` "tslic-conformance/1/manifest") is documented in
 docs/CONFORMANCE.md §2; fields are only added.
 """
@@ -32,8 +36,11 @@ from tslic.runtime.files import load_or_create_key, write_atomic, write_certs
 from .basics import Role
 
 SCHEMA = "tslic-conformance/1/manifest"
-LICENSE_SERVERS = ("CONF-LS1", "CONF-LS2", "CONF-ENT", "CONF-DC")
-DOMAIN, SITE = "CONFORMANCE", "CONF-SITE"
+LICENSE_SERVERS = ("CONF-LS1", "CONF-LS2", "CONF-ENT", "CONF-DC", "CONF-MEMBER", "CONF-ALIEN")
+DOMAIN, SITE, WORKGROUP = "CONFORMANCE", "CONF-SITE", "CONF-WORKGROUP"
+# The second terminal server the suite starts itself for the cases that need a fresh one in a
+# workgroup (DISC-2, DISC-4, GRACE-4); "{data}" is replaced by a fresh directory each start.
+FRESH_NAME, DATA = "CONF-WG", "{data}"
 CH_START = 1_072_915_200_000  # 2004-01-01: the transition offer is open (CH-5, CH-6)
 
 
@@ -70,10 +77,24 @@ def prepare(
                 start_target += ["--license-server", f"{name}={servers[name]}"]
         else:
             start_target += ["--default-license-server", f"CONF-LS1={servers['CONF-LS1']}"]
+        # DISC-5: CONF-MEMBER, a domain license server on a member server, would answer a
+        # broadcast (in a domain nothing should broadcast); DISC-6: CONF-ALIEN configured
+        # through a source the agent's version does not know.
+        alien = f"CONF-ALIEN={servers['CONF-ALIEN']}"
+        start_target += [
+            "--subnet-license-server",
+            f"CONF-MEMBER={servers['CONF-MEMBER']}",
+            *(
+                ["--default-license-server", alien]
+                if version == 2003
+                else ["--license-server", alien, "--policy-license-server", alien]
+            ),
+        ]
         data = out_dir / "agent"
         manifest["target_command"] = ["tslic", "agent", "--version", str(version), "--name",
                                       "CONF-TS", "--data", str(data), "--listen",
                                       "127.0.0.1:0", *start_target]  # fmt: skip
+        manifest["fresh_agent_command"] = _fresh_agent(servers, clock, version)
         # status judged on the deployment's clock (docs/CLOCK.md), not the one of start-up
         manifest["status_command"] = (f"tslic agent status --data {data} --json"
                                       f" --clock-file {clock}")  # fmt: skip
@@ -94,6 +115,18 @@ def prepare(
                                       "--status-command", manifest["status_command"]]  # fmt: skip
     write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=1).encode())
     return manifest
+
+
+def _fresh_agent(servers: dict[str, str], clock: Path, version: int) -> list[str]:
+    """A second terminal server of the same version in a workgroup, with CONF-LS1 as its
+    preferred server (LicenseServers on 2003, DefaultLicenseServer on 2000) and CONF-LS2,
+    CONF-ENT, CONF-DC and CONF-MEMBER answering its broadcast; the suite starts it itself."""
+    preferred = "--license-server" if version == 2003 else "--default-license-server"
+    subnet = [arg for name in ("CONF-LS2", "CONF-ENT", "CONF-DC", "CONF-MEMBER")
+              for arg in ("--subnet-license-server", f"{name}={servers[name]}")]  # fmt: skip
+    return ["tslic", "agent", "--version", str(version), "--name", FRESH_NAME, "--data", DATA,
+            "--listen", "127.0.0.1:0", "--clock-file", str(clock), "--workgroup", WORKGROUP,
+            preferred, f"CONF-LS1={servers['CONF-LS1']}", *subnet]  # fmt: skip
 
 
 def _license_server(manifest: dict[str, Any], out_dir: Path, start_target: list[str]) -> None:

@@ -4,6 +4,8 @@ one rule broken by monkeypatching: each broken agent must get `fail` on its rule
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,11 +24,6 @@ from tslic.runtime.service import Limits
 
 RULES = load_spec()
 AGENT_GAPS: tuple[str, ...] = ()
-# Known gap of tslic's agent (CAL-12): a Referral to a server its cache last saw as not issuing
-# (CONF-LS2, which a 2000 agent only knows from the directory and last probed while it denied)
-# is skipped without asking it, so the client is refused. A 2003 agent probed CONF-LS2 shortly
-# before and follows the referral.
-REFERRAL_GAP = {2000: ("CAL-12:agent-follows-referral",), 2003: ()}
 ENV_RULES = [
     "GRACE-*",
     "EVT-*",
@@ -41,29 +38,32 @@ ENV_RULES = [
 ]
 
 
-async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) -> (
-    dict[str, Result]
-):  # fmt: skip
-    from tslic.client.agent.config import AgentConfig, NamedAddress
+async def run_agent(
+    tmp_path: Path, only: Sequence[str], version: int = 2003, fresh_break: str = ""
+) -> dict[str, Result]:
+    """Run the cases `only` against tslic's agent in-process, prepared as the manifest says;
+    `fresh_break` names a break of tests/conformance/broken_agent.py for the second terminal
+    server the suite starts itself (the manifest's fresh_agent_command)."""
+    from tslic.client.agent.cli import add_arguments, build_config
     from tslic.client.agent.service import Agent
 
     manifest: dict[str, Any] = prepare(
         Role.AGENT, tmp_path / "prep", start_ms=1_100_000_000_000, version=version
     )
     clock = FileClock(manifest["clock_file"], poll=0.01)
-    servers = tuple(NamedAddress(name=n, address=a)
-                    for n, a in manifest["license_servers"].items())  # fmt: skip
-    data = tmp_path / "agent"
-    wv = WindowsVersion(version)
-    where = manifest["directory"]
-    common: dict[str, Any] = {"name": "TSCONF", "version": wv,
-                              "domain": where["domain"], "site": where["site"],
-                              "directory": where["address"]}  # fmt: skip
-    config = (
-        AgentConfig(**common, registry_servers=servers[:2])
-        if version == 2003
-        else AgentConfig(**common, default_license_server=servers[0])
-    )
+    if fresh_break:
+        path = tmp_path / "prep" / "manifest.json"
+        command = manifest["fresh_agent_command"]
+        manifest["fresh_agent_command"] = [sys.executable, "-m", "tests.conformance.broken_agent",
+                                           fresh_break, *command[1:]]  # fmt: skip
+        path.write_text(json.dumps(manifest))
+    # The agent the manifest describes, configured by the command line it gives (in-process,
+    # so a test may break one rule of it by monkeypatching).
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(manifest["target_command"][2:])
+    config = build_config(args)
+    data = args.data
     agent = Agent(config, data, clock, limits=Limits(handshake_timeout=0.5))
     events = f"{sys.executable} -m tslic.cli agent events --data {data} --json"
     state = (f"{sys.executable} -m tslic.cli agent status --data {data} --json"
@@ -74,7 +74,7 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
         cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=0.5,
                           manifest=tmp_path / "prep" / "manifest.json", events_command=events,
                           status_command=state,
-                          expect_fail=(*AGENT_GAPS, *REFERRAL_GAP[version]),
+                          expect_fail=AGENT_GAPS,
                           only=only)  # fmt: skip
         report = await run_suite(cfg, all_cases(RULES))
         agent.shutdown()
@@ -85,7 +85,7 @@ async def run_agent(tmp_path: Path, only: Sequence[str], version: int = 2003) ->
 @pytest.mark.parametrize("version", [2003, 2000])
 async def test_agent_passes_the_environment_cases(version: int, tmp_path: Path) -> None:
     results = await run_agent(tmp_path, ENV_RULES, version)
-    other = {2003: ("DISC-3",), 2000: ("DISC-1", "DISC-7", "COMPAT-1")}[version]
+    other = {2003: ("DISC-3", "DISC-4"), 2000: ("DISC-1", "DISC-2", "DISC-7", "COMPAT-1")}[version]
     bad = [f"{i}: {r.verdict} {r.actual} {r.notes}" for i, r in results.items()
            if r.verdict is not Verdict.PASS and not r.case.untestable
            and r.case.rule not in other and r.status != "xfail"]  # fmt: skip
@@ -124,17 +124,64 @@ def _skips_enterprise(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(discovery, "discovery_order", without)
 
 
+def _echoes_expired_temporary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that never sees a presented license as expired: when the license server
+    refuses, it hands the client's expired temporary license back as still valid."""
+    from tslic.client.agent import licensing
+
+    monkeypatch.setattr(licensing, "is_expired", lambda expires, now: False)
+
+
+def _broadcasts_in_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent in a domain that also tries the servers answering a broadcast (last)."""
+    from tslic.client.agent import discovery
+    from tslic.protocol.discovery import Candidate
+    from tslic.protocol.domain import HowDiscovered
+
+    real = discovery.LicenseServers._gather
+
+    async def wider(self: Any) -> Any:
+        found = await real(self)
+        return [*found, *((Candidate(name=n.name, how=HowDiscovered.WORKGROUP), n.address)
+                          for n in self.config.subnet_servers)]  # fmt: skip
+
+    monkeypatch.setattr(discovery.LicenseServers, "_gather", wider)
+
+
+def _honours_default_license_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2003 agent that also tries a DefaultLicenseServer value (a 2000 setting), last."""
+    from tslic.client.agent import discovery
+    from tslic.protocol.discovery import Candidate
+    from tslic.protocol.domain import HowDiscovered
+
+    real = discovery.LicenseServers._gather
+
+    async def wider(self: Any) -> Any:
+        found = await real(self)
+        old = self.config.default_license_server
+        extra = [(Candidate(name=old.name, how=HowDiscovered.REGISTRY), old.address)] if old else []
+        return [*found, *extra]
+
+    monkeypatch.setattr(discovery.LicenseServers, "_gather", wider)
+
+
 @pytest.mark.parametrize(
     ("patch", "only", "case_id"),
     [
         (_short_grace, ["GRACE-1"], "GRACE-1:grace-length"),
         (_skips_enterprise, ["DISC-1"], "DISC-1:order-2003"),
         (_accepts_2000_ls, ["GRACE-3", "GRACE-1", "COMPAT-1"], "COMPAT-1:agent-refuses-2000-ls"),
+        (_echoes_expired_temporary, ["GRACE-2", "GRACE-9"], "GRACE-9:grace-plus-one-temporary"),
+        (_broadcasts_in_domain, ["DISC-5"], "DISC-5:member-server-not-found"),
+        (_honours_default_license_server, ["DISC-6"], "DISC-6:foreign-source-ignored"),
     ],
     ids=[
         "30-day grace",
-        "2003 agent accepts a 2000 license server",
         "skips the enterprise server of its site",
+        "2003 agent accepts a 2000 license server",
+        "works past grace plus one temporary",
+        "broadcasts in a domain",
+        "uses a DefaultLicenseServer on 2003",
     ],
 )
 async def test_broken_agent_fails_its_rule(
@@ -142,4 +189,27 @@ async def test_broken_agent_fails_its_rule(
 ) -> None:
     patch(monkeypatch)
     results = await run_agent(tmp_path, only)
+    assert results[case_id].verdict is Verdict.FAIL, results[case_id]
+
+
+@pytest.mark.parametrize(
+    ("fresh_break", "only", "version", "case_id"),
+    [
+        ("grace-never-ends-early", ["GRACE-4"], 2003, "GRACE-4:first-permanent-cal-ends-grace"),
+        ("alternative-grace-end", ["GRACE-4"], 2003, "GRACE-4:first-permanent-cal-ends-grace"),
+        ("fixed-broadcast-order", ["DISC-2"], 2003, "DISC-2:workgroup-order-2003"),
+        ("fixed-broadcast-order", ["DISC-4"], 2000, "DISC-4:workgroup-order-2000"),
+    ],
+    ids=[
+        "grace not ended by a permanent CAL",
+        "grace-ends first-license-server (the switch's alternative)",
+        "fixed broadcast order 2003",
+        "fixed order 2000",
+    ],
+)
+async def test_broken_fresh_agent_fails_its_rule(
+    fresh_break: str, only: list[str], version: int, case_id: str, tmp_path: Path
+) -> None:
+    """The second terminal server the suite starts itself, run with one rule broken."""
+    results = await run_agent(tmp_path, only, version, fresh_break)
     assert results[case_id].verdict is Verdict.FAIL, results[case_id]

@@ -62,10 +62,12 @@ def _start(argv: list[str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
     return daemon, ready
 
 
-def _stop(daemon: subprocess.Popen[str]) -> None:
+def _stop(daemon: subprocess.Popen[str]) -> str:
+    """Stop the daemon gracefully; return what it wrote to stderr."""
     daemon.terminate()
     _, err = daemon.communicate(timeout=10)
     assert daemon.returncode == 0, err[-2000:]
+    return err
 
 
 def _passed(report: dict[str, Any], ids: list[str]) -> None:
@@ -79,18 +81,23 @@ def test_agent_process(version: str, tmp_path: Path) -> None:
     manifest = _prepare(tmp_path, "agent", "--agent-version", version)
     daemon, ready = _start(_argv(manifest["target_command"]))
     try:
-        gaps = []
-        if version == "2000":  # CAL-12: see REFERRAL_GAP in test_agent_env.py
-            gaps.append("CAL-12:agent-follows-referral")
-        report = _run(tmp_path, manifest, ready,
-                      *(arg for gap in gaps for arg in ("--expect-fail", gap)))  # fmt: skip
+        report = _run(tmp_path, manifest, ready)
     finally:
-        _stop(daemon)
+        err = _stop(daemon)
+    # DISC-6: the manifest configures a source of the other version; it is kept and ignored
+    ignored = "--default-license-server" if version == "2003" else "--license-server"
+    assert f"warning: {ignored}" in err, err[-2000:]
     order = "DISC-1:order-2003" if version == "2003" else "DISC-3:order-2000"
+    workgroup = (
+        "DISC-2:workgroup-order-2003" if version == "2003" else "DISC-4:workgroup-order-2000"
+    )
     _passed(report, ["GRACE-2:grace-starts-at-first-client", "GRACE-1:grace-length",
                      "EVT-1:event-1008", "TEMP-5:agent-marks-after-logon",
                      "LEASE-7:expired-permanent-disconnected", order,
-                     "RDP-4:new-license-path"])  # fmt: skip
+                     "RDP-4:new-license-path", "GRACE-9:grace-plus-one-temporary",
+                     "DISC-5:member-server-not-found", "DISC-6:foreign-source-ignored",
+                     "GRACE-4:first-permanent-cal-ends-grace", workgroup,
+                     "CAL-12:agent-follows-referral"])  # fmt: skip
 
 
 def test_clearinghouse_process(tmp_path: Path) -> None:
