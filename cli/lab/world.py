@@ -25,11 +25,10 @@ from typing import Any
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tslic.client.agent.status import events_document, status_document
+from tslic.client.agent.status import AgentStatus, events_document, status_document
 from tslic.client.rdp.client import Outcome, connect
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol import Conversation
-from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import (
     ActivationMethod,
     CalProduct,
@@ -409,7 +408,7 @@ class World:
         await self.connect(agent_name, device, client_os)
         return await self.connect(agent_name, device, client_os)
 
-    def agent_status(self, agent_name: str) -> dict[str, Unvalidated]:
+    def agent_status(self, agent_name: str) -> AgentStatus:
         return status_document(self.data / "agents" / agent_name, self.clock)
 
     def agent_events(self, agent_name: str) -> list[int]:
