@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 import trio
 from cryptography import x509
@@ -72,6 +72,15 @@ class Catalogue:
 
     retail: dict[str, str] = field(default_factory=dict)  # label -> 25-character code
     agreement: str = "4711001"
+
+
+class XpVolume(TypedDict, total=False):
+    """A volume XP license's program and numbers (`purchases.add_xp`)."""
+
+    program: Program | None
+    license_number: str
+    authorization_number: str
+    agreement_number: str
 
 
 class World:
@@ -149,7 +158,9 @@ class World:
             ch.close()
         write_certs(self.root_pem, [self.root])
 
-    def add_xp_license(self, key: str, acquired: int, channel: str, **volume: Any) -> None:
+    def add_xp_license(
+        self, key: str, acquired: int, channel: str, **volume: Unpack[XpVolume]
+    ) -> None:
         ch = Clearinghouse(self.data / "clearinghouse")
         try:
             add_xp(ch, product_key=key, acquired_at=acquired, channel=channel, **volume)
