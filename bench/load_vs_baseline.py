@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.client.load.config import LoadConfig, parse_mix
 from tslic.client.load.coordinator import RunResult, Snapshot, run_processes
 from tslic.client.load.report import build_report
+from tslic.client.load.report_types import LoadReport
 from tslic.client.load.schedule import OpenSchedule, Share
 from tslic.protocol import Connection, Conversation, Direction, Message
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode, PeerRole
@@ -216,7 +217,7 @@ def bare_cost_per_request(n: int = 2000, *, issuance: bool = False) -> float:
 
 def _run(
     config: LoadConfig, workers: int = 1, progress: Any = None
-) -> tuple[RunResult, dict[str, Any]]:
+) -> tuple[RunResult, LoadReport]:
     result = run_processes(config, Share(), workers, progress=progress)
     return result, build_report(result)
 
@@ -267,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             # 2. maximum sustained issuance rate, closed model: the best of a few
             # concurrencies (more loops give bigger commit groups, up to a point)
             sweep: dict[str, float] = {}
-            best: tuple[float, int, RunResult, dict[str, Any], float] | None = None
+            best: tuple[float, int, RunResult, LoadReport, float] | None = None
             for loops in (int(c) for c in args.concurrency.split(",")):
                 closed = _config(
                     address,
@@ -351,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _generator_cost(
-    out: dict[str, Any], prefix: str, result: RunResult, report: dict[str, Any], bare: float
+    out: dict[str, Any], prefix: str, result: RunResult, report: LoadReport, bare: float
 ) -> None:
     """The generator's CPU per completed request in that run, and its ratio to `bare`."""
     done = max(1, report["requests"]["completed"])

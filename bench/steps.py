@@ -36,10 +36,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypedDict, TypeVar
 
 import trio
 
@@ -47,6 +47,9 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import issuance, signed_echo
 from bench.procstat import per_request_us, threads_cpu
+
+if TYPE_CHECKING:
+    from tslic.server.license_server.daemon import LicenseServer
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -94,33 +97,38 @@ class _TimedConnection:
         self._sql = clock.wrap("SQL", db.execute)
         self._commit = clock.wrap("commit", db.execute)
 
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+    def execute(self, sql: str, parameters: Sequence[object] = ()) -> sqlite3.Cursor:
         durable = sql.startswith(("COMMIT", "PRAGMA wal_checkpoint"))
-        return (self._commit if durable else self._sql)(sql, *args)  # type: ignore[arg-type]
+        return (self._commit if durable else self._sql)(sql, parameters)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._db, name)
+
+
+def _wrap(clock: StepClock, owner: object, attribute: str, step: str) -> None:
+    """Replace `owner.attribute` (a module global or a method) with its timed self."""
+    setattr(owner, attribute, clock.wrap(step, getattr(owner, attribute)))
 
 
 def _instrument(clock: StepClock) -> None:
     """Wrap the steps where the daemons look them up (module globals and methods)."""
     from tslic.protocol import connection
 
-    connection.open_envelope = clock.wrap("verify", connection.open_envelope)  # type: ignore[attr-defined]
-    connection.from_wire = clock.wrap("decode", connection.from_wire)  # type: ignore[attr-defined]
-    connection.to_wire = clock.wrap("encode reply", connection.to_wire)  # type: ignore[attr-defined]
-    connection.seal = clock.wrap("seal reply", connection.seal)  # type: ignore[attr-defined]
-    cls = connection.Connection
-    cls._check_fresh = clock.wrap("freshness", cls._check_fresh)  # type: ignore[method-assign]
+    _wrap(clock, connection, "open_envelope", "verify")
+    _wrap(clock, connection, "from_wire", "decode")
+    _wrap(clock, connection, "to_wire", "encode reply")
+    _wrap(clock, connection, "seal", "seal reply")
+    _wrap(clock, connection.Connection, "_check_fresh", "freshness")
 
 
-def _instrument_license_server(clock: StepClock, server: object) -> None:
+def _instrument_license_server(clock: StepClock, server: LicenseServer) -> None:
     from tslic.server.license_server import issuance as issuing
 
-    issuing.sign_license = clock.wrap("sign license", issuing.sign_license)  # type: ignore[attr-defined]
-    issuing.Issuer.decide = clock.wrap("decide", issuing.Issuer.decide)  # type: ignore[method-assign]
-    store = server.store  # type: ignore[attr-defined]
-    store._db = _TimedConnection(store._db, clock)
+    _wrap(clock, issuing, "sign_license", "sign license")
+    _wrap(clock, issuing.Issuer, "decide", "decide")
+    store = server.store
+    timed = _TimedConnection(store._db, clock)
+    setattr(store, "_db", timed)  # noqa: B010  (mypy: the store holds a sqlite3.Connection)
 
 
 def _serve_license_server(conn: Pipe, data_dir: str) -> None:
@@ -174,7 +182,13 @@ def _serve_echo(conn: Pipe) -> None:
     trio.run(main)
 
 
-def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> dict[str, object]:
+class _Measured(TypedDict):
+    requests: int
+    threads_us: dict[str, int]  # CPU per request by thread (/proc)
+    steps_us: dict[str, float]  # CPU per request by step
+
+
+def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> _Measured:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     if kind == "issuance":
@@ -208,8 +222,8 @@ def measure(seconds: float, connections: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
         issued = _drive("issuance", connections, seconds, data_dir)
     echoed = _drive("echo", connections, seconds, "")
-    license_us = issued["threads_us"]["total"]  # type: ignore[index]
-    echo_us = echoed["threads_us"]["total"]  # type: ignore[index]
+    license_us = issued["threads_us"]["total"]
+    echo_us = echoed["threads_us"]["total"]
     return {
         "issuance": issued,
         "signed_echo": echoed,

@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import time
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from tslic.protocol.clock import ClockSpec, format_date, parse_date, parse_span
 from tslic.protocol.errors import ErrorCode, ServiceError
@@ -99,9 +99,18 @@ def _path(args: argparse.Namespace) -> str:
     return source.file
 
 
-def _document(path: str, spec: ClockSpec, real: float, before: ClockSpec | None) -> dict[str, Any]:
+class _ClockDoc(TypedDict):
+    now: str
+    now_ms: int
+    speed: float
+    spec: str
+    file: str
+    before: NotRequired[str]  # after a change: the virtual date it moved from
+
+
+def _document(path: str, spec: ClockSpec, real: float, before: ClockSpec | None) -> _ClockDoc:
     now = spec.at(real)
-    doc: dict[str, Any] = {
+    doc: _ClockDoc = {
         "now": format_date(now),
         "now_ms": now,
         "speed": spec.speed,
@@ -113,7 +122,7 @@ def _document(path: str, spec: ClockSpec, real: float, before: ClockSpec | None)
     return doc
 
 
-def _text(doc: dict[str, Any]) -> str:
+def _text(doc: _ClockDoc) -> str:
     lines = []
     if "before" in doc:
         lines.append(f"moved from    {doc['before']}")

@@ -23,10 +23,13 @@ import dataclasses
 import enum
 import hashlib
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from .codec import MAX_ARRAY, MAX_BIN, pack, unpack_untrusted
 from .errors import ErrorCode, ProtocolError, ServiceError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance  # what dataclasses.is_dataclass narrows to
 
 # Bytes of items in one page. The rest of MAX_BIN holds the inner header (~60 bytes), the
 # reply's other fields (the cursor: under 100 bytes for licenses and key packs) and slack.
@@ -99,8 +102,8 @@ def packed_bound(value: object) -> int:
 _FIELD_NAMES: dict[type, tuple[int, tuple[str, ...]]] = {}
 
 
-def _field_names(record: object) -> tuple[int, tuple[str, ...]]:
-    names = tuple(f.name for f in dataclasses.fields(record))  # type: ignore[arg-type]
+def _field_names(record: DataclassInstance) -> tuple[int, tuple[str, ...]]:
+    names = tuple(f.name for f in dataclasses.fields(record))
     return _container(len(names)) + sum(_str_size(len(n)) for n in names), names
 
 

@@ -204,6 +204,8 @@ def limits_from_args(args: argparse.Namespace, defaults: Limits | None = None) -
             is out of range (one line for the user; exit status 2).
     """
     defaults = defaults or Limits()
+    # Any: filled by reflection over Limits' fields (an int or a float each, as the field
+    # says), which `replace` cannot check statically; Limits.__post_init__ checks every type.
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Limits):
         text = getattr(args, f.name, None)

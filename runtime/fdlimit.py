@@ -15,20 +15,19 @@ Contract:
 from __future__ import annotations
 
 import logging
+import sys
 
 log = logging.getLogger(__name__)
 
 RESERVE = 256  # descriptors kept for files, listeners, logs and threads
 
-try:
+if sys.platform != "win32":  # Windows has no `resource` (and no RLIMIT_NOFILE)
     import resource
-except ImportError:  # pragma: no cover - not on Linux (Windows has no RLIMIT_NOFILE)
-    resource = None  # type: ignore[assignment]
 
 
 def file_limit() -> int | None:
     """The soft RLIMIT_NOFILE, or None if unlimited or unknown."""
-    if resource is None:
+    if sys.platform == "win32":
         return None
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return None if soft == resource.RLIM_INFINITY else int(soft)
@@ -36,7 +35,7 @@ def file_limit() -> int | None:
 
 def raise_file_limit() -> int | None:
     """Raise the soft limit to the hard one; return the soft limit now in force."""
-    if resource is None:
+    if sys.platform == "win32":
         return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != hard:  # soft <= hard always, so this raises it (RLIM_INFINITY included)

@@ -27,14 +27,16 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import ParamSpec, Protocol, TypeVar, cast
 
 import trio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import (
     Connection,
     ConnectionLost,
@@ -60,6 +62,9 @@ from .stream import MessageStream
 
 log = logging.getLogger(__name__)
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 # accept() errors that mean "out of resources for now", not a broken listener (as in trio).
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
@@ -71,7 +76,7 @@ class Peer:
     address: str
     key: bytes
     hello: Hello
-    state: dict[str, Any] = field(default_factory=dict)  # per-connection data for the service
+    state: dict[str, object] = field(default_factory=dict)  # the service's, per connection
 
 
 class Service(Protocol):
@@ -104,7 +109,7 @@ class Server:
         self,
         service: Service | Conversant,
         *,
-        key: Any,
+        key: Ed25519PrivateKey,
         clock: Clock,
         limits: Limits | None = None,
         on_error: Callable[[ErrorCode], None] | None = None,
@@ -233,11 +238,14 @@ class Server:
             self._accept_stamp = trio.current_time()
         self._accept_tokens -= 1
 
-    async def _handle_tcp(self, tcp: trio.SocketStream) -> None:
-        try:
-            peer_addr = "{}:{}".format(*tcp.socket.getpeername()[:2])
-        except OSError:
-            peer_addr = "?"
+    async def _handle_tcp(self, tcp: trio.abc.HalfCloseableStream) -> None:
+        # A trio.SocketStream, or a wrapper of one that keeps its `socket` (tests watch the
+        # bytes that way).
+        sock: object = getattr(tcp, "socket", None)
+        peer_addr = "?"
+        if isinstance(sock, trio.socket.SocketType):
+            with contextlib.suppress(OSError):  # the peer is gone: the handshake finds out
+                peer_addr = "{}:{}".format(*sock.getpeername()[:2])
         conn = Connection(
             conversation=self.service.conversation,
             our_role=Direction.SERVER,
@@ -286,7 +294,7 @@ class Server:
         stream: MessageStream,
         code: ErrorCode,
         text: str,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> None:
         # The detail travels too (MSG-1: an INVALID_FIELD names its field in detail.field).
         with trio.move_on_after(1, shield=True):
@@ -410,9 +418,9 @@ class Server:
         stream.conn.conversation = service.conversation
         return service
 
-    async def _call(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    async def _call(self, fn: Callable[_P, Awaitable[_R]], *args: _P.args, **kw: _P.kwargs) -> _R:
         try:
-            return await fn(*args)
+            return await fn(*args, **kw)
         except (ServiceError, ProtocolError, ConnectionLost):
             raise
         except Exception:
@@ -441,7 +449,7 @@ def _refusal_code(code: ErrorCode) -> ErrorCode:
     return ErrorCode.INVALID_REQUEST if code.closes_connection else code
 
 
-def _refusal(code: ErrorCode, text: str, detail: dict[str, Any] | None = None) -> Error:
+def _refusal(code: ErrorCode, text: str, detail: Mapping[str, object] | None = None) -> Error:
     return Error(
         code=int(code), message=text, detail={k: str(v) for k, v in (detail or {}).items()}
     )

@@ -250,8 +250,9 @@ async def registry_discovery(world: World, ctx: Context) -> None:
         registry=("W3KLS2",),
     )
     await world.connect("W3KTS72", "PC72", ClientOS.XP_PRO)
-    servers = {s["name"]: s for s in world.agent_status("W3KTS72")["servers"]}
-    how = servers.get("W3KLS2", {}).get("how")
+    how = next(
+        (s["how"] for s in world.agent_status("W3KTS72")["servers"] if s["name"] == "W3KLS2"), None
+    )
     ctx.expect("W3KLS2 found by the registry", how, str(how).upper().startswith("REGISTRY"))
 
 

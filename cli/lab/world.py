@@ -20,16 +20,15 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, Unpack
 
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tslic.client.agent.status import events_document, status_document
+from tslic.client.agent.status import AgentStatus, events_document, status_document
 from tslic.client.rdp.client import Outcome, connect
 from tslic.client.rdp.store import LicenseStore
 from tslic.protocol import Conversation
-from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import (
     ActivationMethod,
     CalProduct,
@@ -73,6 +72,15 @@ class Catalogue:
 
     retail: dict[str, str] = field(default_factory=dict)  # label -> 25-character code
     agreement: str = "4711001"
+
+
+class XpVolume(TypedDict, total=False):
+    """A volume XP license's program and numbers (`purchases.add_xp`)."""
+
+    program: Program | None
+    license_number: str
+    authorization_number: str
+    agreement_number: str
 
 
 class World:
@@ -150,7 +158,9 @@ class World:
             ch.close()
         write_certs(self.root_pem, [self.root])
 
-    def add_xp_license(self, key: str, acquired: int, channel: str, **volume: Any) -> None:
+    def add_xp_license(
+        self, key: str, acquired: int, channel: str, **volume: Unpack[XpVolume]
+    ) -> None:
         ch = Clearinghouse(self.data / "clearinghouse")
         try:
             add_xp(ch, product_key=key, acquired_at=acquired, channel=channel, **volume)
@@ -409,7 +419,7 @@ class World:
         await self.connect(agent_name, device, client_os)
         return await self.connect(agent_name, device, client_os)
 
-    def agent_status(self, agent_name: str) -> dict[str, Unvalidated]:
+    def agent_status(self, agent_name: str) -> AgentStatus:
         return status_document(self.data / "agents" / agent_name, self.clock)
 
     def agent_events(self, agent_name: str) -> list[int]:

@@ -30,7 +30,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import trio
 from rich.console import Console
@@ -184,9 +184,20 @@ def _requests(args: argparse.Namespace) -> list[Message]:
     return []  # properties and activation need the server's answers first (see _converse)
 
 
+class _CodeFields(TypedDict, total=False):
+    """The numbers an AdminInstallKeyPack carries for each way of buying."""
+
+    keypack_code: str
+    transition_token: str
+    retail_code: str
+    license_number: str
+    authorization_number: str
+    agreement_number: str
+
+
 def _install(args: argparse.Namespace) -> AdminInstallKeyPack:
     program = args.program
-    fields: dict[str, Any] = {}
+    fields: _CodeFields = {}
     if program == "keypack-code":
         if not args.keypack_code:
             raise ServiceError("--keypack-code is required", code=ErrorCode.INVALID_FIELD)

@@ -20,10 +20,11 @@ import dataclasses
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import TextIO, TypeVar
+from typing import Protocol, TextIO, TypeVar
 
 import trio
 from tslic.protocol.domain import CalProduct, LicenseKind, LicenseStatus
+from tslic.protocol.messages import Message
 from tslic.protocol.messages.admin import (
     AdminKeyPacks,
     AdminLicenses,
@@ -33,9 +34,15 @@ from tslic.protocol.messages.admin import (
     AdminUsers,
 )
 from tslic.protocol.messages.records import KeyPackInfo
-from tslic.runtime.peer import PeerStream
 
 from .render import date_text, plural, printable, record_json
+
+
+class Requester(Protocol):
+    """What a listing needs of its connection (a `runtime.peer.PeerStream`)."""
+
+    async def request(self, msg: Message) -> Message: ...
+
 
 PAGE_TIMEOUT = 60.0  # seconds for one page to arrive
 
@@ -43,7 +50,7 @@ Request = AdminListKeyPacks | AdminListLicenses | AdminListUsers
 R = TypeVar("R", AdminKeyPacks, AdminLicenses, AdminUsers)
 
 
-async def pages(stream: PeerStream, request: Request, reply_type: type[R]) -> AsyncIterator[R]:
+async def pages(stream: Requester, request: Request, reply_type: type[R]) -> AsyncIterator[R]:
     """Every page of a listing, in order (PAGE-2): the request again with each cursor."""
     cursor = b""
     while True:
@@ -159,7 +166,7 @@ class Writer:
 
 async def _stream_items(
     writer: Writer,
-    stream: PeerStream,
+    stream: Requester,
     request: Request,
     reply_type: type[R],
     field: str,
@@ -175,7 +182,7 @@ async def _stream_items(
     return count
 
 
-async def list_licenses(writer: Writer, stream: PeerStream, request: AdminListLicenses) -> None:
+async def list_licenses(writer: Writer, stream: Requester, request: AdminListLicenses) -> None:
     writer.open("AdminLicenses")
     writer.open_items("licenses")
     writer.text("Issued licenses")
@@ -185,7 +192,7 @@ async def list_licenses(writer: Writer, stream: PeerStream, request: AdminListLi
     writer.close()
 
 
-async def list_keypacks(writer: Writer, stream: PeerStream, request: AdminListKeyPacks) -> None:
+async def list_keypacks(writer: Writer, stream: Requester, request: AdminListKeyPacks) -> None:
     writer.open("AdminKeyPacks")
     writer.open_items("keypacks")
     writer.text("Installed license key packs")
@@ -196,7 +203,7 @@ async def list_keypacks(writer: Writer, stream: PeerStream, request: AdminListKe
 
 
 async def per_user_report(
-    writer: Writer, stream: PeerStream, request: AdminListLicenses, now: int
+    writer: Writer, stream: Requester, request: AdminListLicenses, now: int
 ) -> None:
     """The per-user report: User CAL packs, totals, usage lines, User CALs held now."""
     packs: list[KeyPackInfo] = []

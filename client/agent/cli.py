@@ -14,7 +14,6 @@ import sys
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import trio
 from tslic.protocol.domain import LicensingMode, WindowsVersion
@@ -132,7 +131,7 @@ def build_config(args: argparse.Namespace) -> AgentConfig:
     Raises:
         ServiceError: an option is invalid (the message names it).
     """
-    intervals: dict[str, Any] = {}
+    intervals: dict[str, timedelta] = {}
     for option, field_name in (
         ("discovery_retry", "retry_when_none_found"),
         ("rediscovery", "rediscovery"),
@@ -192,14 +191,14 @@ def run(args: argparse.Namespace) -> int:
     spec = clock.spec
     host, port = split_address(args.listen)
 
-    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
+    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, object]]) -> None:
         agent = Agent(config, args.data, clock, limits=limits)
         agent.state.clock_spec = spec.to_arg()
         agent.state.save()
         async with trio.open_nursery() as nursery:
             watch_clock(nursery, clock, shutdown)
             address = await nursery.start(agent.serve, host, port)
-            ready: dict[str, Any] = {
+            ready: dict[str, object] = {
                 "role": "agent",
                 "address": address,
                 "version": int(config.version),

@@ -37,6 +37,7 @@ from contextlib import AbstractAsyncContextManager
 
 import trio
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tslic.protocol import ConnectionLost, Conversation, ErrorCode, Message, ServiceError
 from tslic.protocol.clock import to_datetime
 from tslic.protocol.discovery import Candidate, discovery_order, preferred_servers
@@ -306,8 +307,10 @@ class LicenseServers:
         self.state.store_chain(certs, entry.name)
 
     def _check_chain(self, certs: list[x509.Certificate]) -> None:
-        leaf_key = raw_public_key(certs[-1].public_key())  # type: ignore[arg-type]
-        if leaf_key != raw_public_key(self._key):
+        leaf_key = certs[-1].public_key()
+        if not isinstance(leaf_key, Ed25519PublicKey) or (
+            raw_public_key(leaf_key) != raw_public_key(self._key)
+        ):
             raise _Refused(ErrorCode.UNTRUSTED_CERTIFICATE, "the certificate is not for our key")
         if self.config.trust_root is not None:
             validate_chain(

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from tslic.protocol.clock import format_date
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.errors import StorageError
 from tslic.protocol.events import TermsrvEvent
 
@@ -90,6 +92,18 @@ _TEMPLATES: dict[EventId, tuple[str, str]] = {
 }
 
 
+class EventJson(TypedDict):
+    """One line of events.jsonl, as `tslic agent events --json` prints it."""
+
+    id: int
+    time: int
+    date: str
+    source: str
+    level: str
+    message: str
+    data: dict[str, str]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """One logged event."""
@@ -100,7 +114,7 @@ class Event:
     message: str
     data: dict[str, str]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EventJson:
         return {
             "id": self.event_id,
             "time": self.time,
@@ -112,7 +126,8 @@ class Event:
         }
 
     @classmethod
-    def from_json(cls, value: dict[str, Any]) -> Event:
+    def from_json(cls, value: Mapping[str, Unvalidated]) -> Event:
+        """An event read back from events.jsonl (checked here, field by field)."""
         return cls(
             event_id=int(value["id"]),
             time=int(value["time"]),

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 from tslic.client.rdp.client import Outcome as ClientOutcome
 from tslic.client.rdp.client import connect
@@ -43,7 +42,7 @@ from tslic.protocol.rdp.licensing import LicenseErrorCode
 from tslic.runtime.clock import Clock
 
 from .rdp_licensing import ClientRequest, Outcome
-from .status import status_document
+from .status import GraceStatus, status_document
 
 
 class _RelayStore(LicenseStore):
@@ -125,10 +124,10 @@ class AgentDecider:
             )
         if status == "valid-client":
             grace = self._grace()
-            in_grace = bool(grace.get("in_grace"))
+            in_grace = grace is not None and grace["in_grace"]
             return Outcome(
                 kind="valid client (grace period)" if in_grace else "valid client",
-                days_left=int(grace["days_left"]) if in_grace else None,
+                days_left=grace["days_left"] if grace is not None and in_grace else None,
                 detail=detail,
             )
         if result.status == "disconnected":
@@ -149,13 +148,13 @@ class AgentDecider:
             detail=result.text or f"the agent's conversation ended: {result.status}",
         )
 
-    def _grace(self) -> dict[str, Any]:
-        """The agent's grace period as its status shows it (read, not decided, here)."""
+    def _grace(self) -> GraceStatus | None:
+        """The agent's grace period as its status shows it (read, not decided, here); None
+        when the agent's state cannot be read."""
         try:
-            grace: dict[str, Any] = status_document(self.data_dir, self.clock)["grace"]
+            return status_document(self.data_dir, self.clock)["grace"]
         except TslicError:
-            return {}
-        return grace
+            return None
 
     def _days_left(self, expires_at: int) -> int | None:
         if not expires_at:

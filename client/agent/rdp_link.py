@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import ssl
 from collections.abc import Callable
-from typing import Any
 
 import trio
 from tslic.protocol.connection import NEED_DATA
@@ -53,7 +52,7 @@ class RdpSessionReport:
     reached: str = "connected"
     error: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
 
 

@@ -14,14 +14,17 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import trio
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.clock import from_datetime, to_datetime
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import Connectivity, HowDiscovered, LicensingMode, WindowsVersion
 from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
 from tslic.protocol.grace import GracePeriod
@@ -52,6 +55,20 @@ COUNT_KEYS = (
 )
 
 
+class ServerJson(TypedDict):
+    """A `ServerEntry` in state.json."""
+
+    name: str
+    address: str
+    how: str
+    connectivity: str
+    reachable: bool
+    issuing: bool
+    version: int
+    last_checked: int
+    detail: str
+
+
 @dataclass(slots=True, kw_only=True)
 class ServerEntry:
     """One license server in the discovery cache (Win32_TSDiscoveredLicenseServer, §2.4)."""
@@ -66,14 +83,21 @@ class ServerEntry:
     last_checked: int = 0
     detail: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        value = dataclasses.asdict(self)
-        value["how"] = self.how.name.lower()
-        value["connectivity"] = self.connectivity.name
-        return value
+    def to_json(self) -> ServerJson:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "how": self.how.name.lower(),
+            "connectivity": self.connectivity.name,
+            "reachable": self.reachable,
+            "issuing": self.issuing,
+            "version": self.version,
+            "last_checked": self.last_checked,
+            "detail": self.detail,
+        }
 
     @classmethod
-    def from_json(cls, value: dict[str, Any]) -> ServerEntry:
+    def from_json(cls, value: Mapping[str, Unvalidated]) -> ServerEntry:
         return cls(
             name=str(value["name"]),
             address=str(value.get("address", "")),
@@ -87,11 +111,20 @@ class ServerEntry:
         )
 
 
-def _ms(when: Any) -> int | None:
+def _ms(when: datetime | None) -> int | None:
     return None if when is None else from_datetime(when)
 
 
-def grace_to_json(grace: GracePeriod) -> dict[str, Any]:
+class GraceJson(TypedDict):
+    """The grace period in state.json."""
+
+    started_at: int | None
+    ended_at: int | None
+    end_rule: str
+    end_reason: str | None
+
+
+def grace_to_json(grace: GracePeriod) -> GraceJson:
     return {
         "started_at": _ms(grace.started_at),
         "ended_at": _ms(grace.ended_at),
@@ -100,8 +133,8 @@ def grace_to_json(grace: GracePeriod) -> dict[str, Any]:
     }
 
 
-def grace_from_json(version: WindowsVersion, value: dict[str, Any]) -> GracePeriod:
-    def when(key: str) -> Any:
+def grace_from_json(version: WindowsVersion, value: Mapping[str, Unvalidated]) -> GracePeriod:
+    def when(key: str) -> datetime | None:
         raw = value.get(key)
         return None if raw is None else to_datetime(int(raw))
 
@@ -194,7 +227,7 @@ class AgentState:
                 f"{data_dir / STATE_FILE} is damaged ({exc}); restore it or delete it"
             ) from None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
             "version": int(self.version),
@@ -265,7 +298,7 @@ class AgentState:
         self.save()
 
 
-def load_for_status(data_dir: Path) -> dict[str, Any]:
+def load_for_status(data_dir: Path) -> dict[str, Unvalidated]:
     """The raw state.json of an agent, for `tslic agent status`.
 
     Raises:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from tslic.protocol.clock import ClockSpec, format_date, to_datetime
 from tslic.protocol.domain import Connectivity, WindowsVersion
 from tslic.runtime.clock import Clock, WallClock
 
-from .events import read_events
-from .state import STATE_FILE, grace_from_json, load_for_status
+from .events import EventJson, read_events
+from .state import STATE_FILE, ServerEntry, ServerJson, grace_from_json, load_for_status
 
 _CONNECTIVITY_TEXT = {
     Connectivity.VALID_LS: "valid license server",
@@ -32,7 +32,41 @@ _CONNECTIVITY_TEXT = {
 }
 
 
-def status_document(data_dir: Path, clock: Clock | None = None) -> dict[str, Any]:
+class GraceStatus(TypedDict):
+    """The grace period as the status shows it (dates as YYYY-MM-DD)."""
+
+    days_left: int
+    in_grace: bool
+    started: str | None
+    expires: str | None
+    ended: str | None
+    end_reason: str | None
+    end_rule: str
+
+
+class ServerStatus(ServerJson):
+    """A discovered server as the status shows it: its state.json entry and more."""
+
+    connectivity_value: int
+    connectivity_text: str
+    in_use: bool
+
+
+class AgentStatus(TypedDict):
+    """`tslic agent status --json`."""
+
+    name: str | None
+    version: int
+    mode: str | None
+    now: str
+    license_server_in_use: str | None
+    certificate_from: str | None
+    servers: list[ServerStatus]
+    grace: GraceStatus
+    licenses: dict[str, int]
+
+
+def status_document(data_dir: Path, clock: Clock | None = None) -> AgentStatus:
     """The status of the agent whose data is in `data_dir`, judged at `clock`'s time (the
     clock the agent recorded when it started, without one).
 
@@ -46,19 +80,20 @@ def status_document(data_dir: Path, clock: Clock | None = None) -> dict[str, Any
     try:
         version = WindowsVersion(int(raw["version"]))
         grace = grace_from_json(version, dict(raw.get("grace", {})))
+        entries = [ServerEntry.from_json(s) for s in raw.get("servers", [])]
     except (KeyError, ValueError, TypeError):
         from tslic.protocol.errors import StorageError
 
         raise StorageError(f"{data_dir / STATE_FILE} is damaged; restore it or delete it") from None
-    servers = []
-    for server in raw.get("servers", []):
-        status = Connectivity[str(server.get("connectivity", "UNKNOWN"))]
+    servers: list[ServerStatus] = []
+    for entry in entries:
+        status = entry.connectivity
         servers.append(
             {
-                **server,
+                **entry.to_json(),
                 "connectivity_value": int(status),
                 "connectivity_text": _CONNECTIVITY_TEXT.get(status, status.name.lower()),
-                "in_use": server.get("name") == raw.get("current"),
+                "in_use": entry.name == raw.get("current"),
             }
         )
     dt = to_datetime(now)
@@ -83,7 +118,7 @@ def status_document(data_dir: Path, clock: Clock | None = None) -> dict[str, Any
     }
 
 
-def render_status(doc: dict[str, Any]) -> str:
+def render_status(doc: AgentStatus) -> str:
     """The status as text for people."""
     grace = doc["grace"]
     if grace["ended"]:
@@ -124,11 +159,11 @@ def _yes(flag: object) -> str:
     return "yes" if flag else "no"
 
 
-def events_document(data_dir: Path) -> list[dict[str, Any]]:
+def events_document(data_dir: Path) -> list[EventJson]:
     return [e.to_json() for e in read_events(data_dir / "events.jsonl")]
 
 
-def render_events(events: list[dict[str, Any]]) -> str:
+def render_events(events: list[EventJson]) -> str:
     if not events:
         return "No events."
     return "\n".join(
@@ -136,5 +171,5 @@ def render_events(events: list[dict[str, Any]]) -> str:
     )
 
 
-def dumps(value: Any) -> str:
+def dumps(value: object) -> str:
     return json.dumps(value, indent=2, sort_keys=True)

@@ -12,12 +12,13 @@ its grace period no challenge is sent) make a case `unsupported`, saying why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import ErrorCode
-from tslic.protocol.codec import to_wire
+from tslic.protocol.codec import Unvalidated, to_wire
 from tslic.protocol.domain import ClientOS
 from tslic.protocol.messages.rdp import (
     ClientLogon,
@@ -54,17 +55,43 @@ class Exchange:
         return ", ".join(_label(f) for f in self.frames) or "nothing"
 
 
+def _int(value: object) -> int:
+    """`int(value)` for what msgpack decodes; anything else is a TypeError, as int() says."""
+    if isinstance(value, int | float | str | bytes):
+        return int(value)
+    raise TypeError(f"not a number: {type(value).__name__}")
+
+
 def _label(frame: Frame) -> str:
     if frame.name == "ErrorAlert" and frame.body:
         code = frame.body.get("error_code")
         st = frame.body.get("state_transition")
         dr = frame.body.get("disconnect_reason", 0)
         try:
-            return (f"ErrorAlert({RdpError(int(code)).name}, "  # type: ignore[arg-type]
-                    f"{StateTransition(int(st)).name}, reason 0x{int(dr):x})")  # type: ignore[arg-type]  # fmt: skip
+            return (f"ErrorAlert({RdpError(_int(code)).name}, "
+                    f"{StateTransition(_int(st)).name}, reason 0x{_int(dr):x})")  # fmt: skip
         except (ValueError, TypeError):
             return f"ErrorAlert({code}, {st})"
     return frame.label()
+
+
+class _Common(TypedDict):
+    """The fields NewLicenseRequest and LicenseInfo share."""
+
+    platform_id: int
+    client_random: bytes
+    user_name: str
+    machine_name: str
+    client_os: ClientOS
+
+
+class ExchangeOptions(TypedDict, total=False):
+    """`exchange`'s keyword options, for helpers that pass them through."""
+
+    license: bytes | None
+    echo: bytes | None
+    hwid: bytes | None
+    key: Ed25519PrivateKey | None
 
 
 async def exchange(
@@ -84,7 +111,7 @@ async def exchange(
         return ex
     ex.frames.append(ctx.greeting)
     crafter = ex.crafter = ctx.crafter(key)
-    common: dict[str, Any] = {
+    common: _Common = {
         "platform_id": 0x04010000,
         "client_random": ctx.rng.randbytes(32),
         "user_name": "conformance",
@@ -138,7 +165,7 @@ async def greeting(ctx: Context) -> Judgement:
        "certificate is a terminal server's",), roles=AGENT)  # fmt: skip
 async def greeting_content(ctx: Context) -> Judgement:
     randoms = []
-    chain: Any = ()
+    chain: Unvalidated = ()  # as the target sent it
     for _ in range(2):
         await ctx.open_raw()
         g = ctx.greeting
@@ -207,15 +234,20 @@ async def valid_client(ctx: Context) -> Judgement:
     return Judgement(Verdict.INFORMATIONAL, f"no STATUS_VALID_CLIENT sent: {ex.names()}")
 
 
-def _abort_case(slug: str, text: str, reason: DisconnectReason, rule: str, **tamper: Any) -> None:
+def _abort_case(
+    slug: str, text: str, reason: DisconnectReason, rule: str, **tamper: Callable[[Context], bytes]
+) -> None:
     @case(CASES, rule, slug, text, (f"ErrorAlert ERR_INVALID_CLIENT / ST_TOTAL_ABORT, "
           f"disconnect reason {reason.name} (0x{int(reason):x})",), roles=AGENT,
           negative=True)  # fmt: skip
     async def run(ctx: Context) -> Judgement:
-        values = {k: (v(ctx) if callable(v) else v) for k, v in tamper.items()}
-        ex = await exchange(ctx, **values)
+        def made(name: str) -> bytes | None:
+            make = tamper.get(name)
+            return None if make is None else make(ctx)
+
+        ex = await exchange(ctx, license=made("license"), echo=made("echo"), hwid=made("hwid"))
         names = [f.name for f in ex.frames]
-        if "PlatformChallenge" not in names and "license" not in values:
+        if "PlatformChallenge" not in names and "license" not in tamper:
             return Judgement(Verdict.UNSUPPORTED, f"no challenge was sent: {ex.names()}")
         alert = _alert(ex.last)
         if alert is None:

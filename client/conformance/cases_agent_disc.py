@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-from typing import Any
+
+from tslic.protocol.codec import Unvalidated
 
 from .cases_agent import Exchange
 from .cases_agent_env import REDISCOVER, Unprepared, _need_peers, _outcome, _until, _version
@@ -32,7 +33,7 @@ AGENT = frozenset({Role.AGENT})
 HOW = {"policy": 0, "registry": 1, "workgroup": 2, "domain": 3, "enterprise": 4}
 
 
-def status(ctx: Context) -> dict[str, Any]:
+def status(ctx: Context) -> dict[str, Unvalidated]:
     """The target's status document (--status-command)."""
     command = ctx.config.status_command
     if not command:
@@ -129,7 +130,7 @@ _order_case("DISC-3", 2000, (
    "time")  # fmt: skip
 
 
-def _servers(ctx: Context) -> list[dict[str, Any]]:
+def _servers(ctx: Context) -> list[dict[str, Unvalidated]]:
     rows = status(ctx).get("servers", [])
     return [r for r in rows if isinstance(r, dict)]
 

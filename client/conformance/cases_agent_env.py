@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
-from typing import Any
+from collections.abc import Callable
+from typing import Unpack
 
 import trio
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.messages.rdp import RdpError, StateTransition
 
-from .cases_agent import Exchange, _alert, exchange
+from .cases_agent import Exchange, ExchangeOptions, _alert, exchange
 from .context import Context
 from .lsclient import move_clock
 from .model import Case, Judgement, Role, Verdict, case
@@ -58,7 +60,7 @@ def _version(ctx: Context) -> int:
     remembered for the later cases of the run."""
     if ctx.greeting is None and "agent_version" in ctx.shared:
         return int(ctx.shared["agent_version"])
-    body: dict[str, Any] = (ctx.greeting.body or {}) if ctx.greeting else {}
+    body: dict[str, Unvalidated] = (ctx.greeting.body or {}) if ctx.greeting else {}
     product = body.get("product") or {}
     value = int(product.get("version", 0)) if isinstance(product, dict) else 0
     version = 2000 if value and value & 0xFFFF == 0 else 2003
@@ -83,14 +85,20 @@ def _outcome(ex: Exchange) -> str:
     return ex.names()
 
 
-async def _client(ctx: Context, **kw: Any) -> tuple[Exchange, tuple[int, int, int] | None]:
+async def _client(
+    ctx: Context, **kw: Unpack[ExchangeOptions]
+) -> tuple[Exchange, tuple[int, int, int] | None]:
     ex = await exchange(ctx, **kw)
     if ex.client is not None:
         await ex.client.aclose()
     return ex, _alert(ex.last)
 
 
-async def _until(ctx: Context, want: Any, **kw: Any) -> (
+async def _until(
+    ctx: Context,
+    want: Callable[[Exchange, tuple[int, int, int] | None], bool],
+    **kw: Unpack[ExchangeOptions],
+) -> (
     tuple[Exchange, tuple[int, int, int] | None]
 ):  # fmt: skip
     """Ask as a new client (`kw` as for `exchange`) until `want(exchange, alert)` holds or

@@ -13,14 +13,15 @@ valid for the challenge cases of cases_agent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Unpack
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol.connection import raw_public
 from tslic.protocol.domain import CalProduct, LicenseKind
 from tslic.protocol.licenses import open_license
 from tslic.protocol.messages.rdp import ClientLogon, DisconnectReason, RdpError, StateTransition
 
-from .cases_agent import Exchange, _alert, exchange
+from .cases_agent import Exchange, ExchangeOptions, _alert, exchange
 from .cases_agent_env import (
     REDISCOVER,
     Unprepared,
@@ -46,7 +47,9 @@ def _doubles(ctx: Context) -> tuple[LsDouble, LsDouble]:
     return pair(ctx)
 
 
-async def _session(ctx: Context, *, logon: bool | None = None, **kw: Any) -> (
+async def _session(
+    ctx: Context, *, logon: bool | None = None, **kw: Unpack[ExchangeOptions]
+) -> (
     tuple[Exchange, str]
 ):  # fmt: skip
     """One client: the licensing exchange, then (if licensed and `logon` is given) a logon
@@ -131,7 +134,9 @@ async def no_mark(ctx: Context) -> Judgement:
     return Judgement(Verdict.FAIL, f"{_outcome(ex)}; {done or 'no logon'}; {marked} MarkLicense")
 
 
-def _minted(ctx: Context, ls: LsDouble, kind: LicenseKind, expires_in: int) -> tuple[Any, bytes]:
+def _minted(
+    ctx: Context, ls: LsDouble, kind: LicenseKind, expires_in: int
+) -> tuple[Ed25519PrivateKey, bytes]:
     key = ctx.key()
     blob = ls.mint(hwid=raw_public(key), kind=kind, product=_cal(ctx),
                    expires_at=ctx.now() + expires_in)  # fmt: skip

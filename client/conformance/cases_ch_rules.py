@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from cryptography import x509
 from tslic.protocol import ErrorCode, ServiceError
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.codes import ALPHABET, group5, make_retail_code
 from tslic.protocol.connection import raw_public
 from tslic.protocol.domain import ActivationMethod, CalProduct, Program, WindowsVersion
@@ -54,7 +54,7 @@ class Unprepared(Exception):
     pass
 
 
-def _purchases(ctx: Context) -> dict[str, Any]:
+def _purchases(ctx: Context) -> dict[str, Unvalidated]:
     found = ctx.manifest.get("purchases")
     if not isinstance(found, dict):
         raise Unprepared("needs --manifest from `tslic conformance prepare --role clearinghouse` "
@@ -83,10 +83,11 @@ async def _license_server(ctx: Context, version: int = 2003) -> AsyncIterator[
         yield s, reply.license_server_id, root
 
 
-async def _install(s: PeerStream, ctx: Context, lsid: str, **fields: Any) -> (
+async def _install(s: PeerStream, ctx: Context, lsid: str, **fields: Unvalidated) -> (
     ChKeyPack | ServiceError
 ):  # fmt: skip
-    values: dict[str, Any] = {"license_server_id": lsid, "program": Program.RETAIL,
+    # The fields come partly from the manifest; ChInstallKeyPack checks them when built.
+    values: dict[str, Unvalidated] = {"license_server_id": lsid, "program": Program.RETAIL,
                               "product": DEVICE, "count": 1}  # fmt: skip
     values.update(fields)
     try:
@@ -115,7 +116,7 @@ def _label(answer: ChKeyPack | ServiceError) -> str:
       "malformed number; a grant for each registered purchase",), roles=CH)  # fmt: skip
 async def number_formats(ctx: Context) -> Judgement:
     try:
-        bought: dict[str, Any] | None = _purchases(ctx)
+        bought: dict[str, Unvalidated] | None = _purchases(ctx)
     except Unprepared:
         bought = None
     op = (bought or {}).get("open_license") or {

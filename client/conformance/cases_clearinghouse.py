@@ -8,6 +8,8 @@ requests the Clearinghouse must refuse, checking the exact code.
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 from tslic.protocol import ErrorCode
 from tslic.protocol.connection import raw_public
 from tslic.protocol.domain import ActivationMethod, CalProduct, Program, WindowsVersion
@@ -31,14 +33,27 @@ CONTACT = ContactInfo(first_name="Conformance", last_name="Suite", company="tsli
                       country="United States", email="suite@example.com")  # fmt: skip
 
 
-def _activate(ctx: Context, key_public: bytes, **changes: object) -> ChActivate:
-    values: dict[str, object] = {
+class _ActivateFields(TypedDict, total=False):
+    """ChActivate's fields but the key, for `_activate` overrides."""
+
+    action: ActivationAction
+    method: ActivationMethod
+    product_id: str
+    name: str
+    version: WindowsVersion
+    contact: ContactInfo
+    reason: str
+    license_server_id: str
+
+
+def _activate(ctx: Context, key_public: bytes, **changes: Unpack[_ActivateFields]) -> ChActivate:
+    values: _ActivateFields = {
         "action": ActivationAction.ACTIVATE, "method": ActivationMethod.AUTOMATIC,
         "product_id": "69712-640-0000000-00000", "name": "CONF-LS",
-        "version": WindowsVersion.W2003, "public_key": key_public, "contact": CONTACT,
+        "version": WindowsVersion.W2003, "contact": CONTACT,
     }  # fmt: skip
     values.update(changes)
-    return ChActivate(**values)  # type: ignore[arg-type]
+    return ChActivate(public_key=key_public, **values)
 
 
 def _judge(result: tuple[bool | None, str]) -> Judgement:
@@ -120,7 +135,7 @@ async def bad_retail(ctx: Context) -> Judgement:
        "not temporary, for the key",), roles=CH)  # fmt: skip
 async def activation_chain(ctx: Context) -> Judgement:
     from tslic.protocol import TslicError
-    from tslic.protocol.pki import cert_from_der, identity_of, raw_public_key
+    from tslic.protocol.pki import cert_from_der, identity_of
 
     key = ctx.key()
     async with session(ctx, key) as s:
@@ -129,7 +144,7 @@ async def activation_chain(ctx: Context) -> Judgement:
     try:
         certs = [cert_from_der(c) for c in activated.cert_chain]
         leaf = identity_of(certs[-1])
-        leaf_key = raw_public_key(certs[-1].public_key())  # type: ignore[arg-type]
+        leaf_key = leaf.public_key
     except (TslicError, IndexError) as exc:
         return Judgement(Verdict.FAIL, f"unreadable chain: {exc}")
     if str(leaf.role) != "license-server" or leaf.temporary or leaf_key != raw_public(key):

@@ -9,7 +9,8 @@ Field cases change the signed inner bytes, so they test decoding after verificat
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Unpack
 
 import msgpack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,7 +23,7 @@ from tslic.protocol.rules import Level
 
 from .context import Context
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Role, Verdict, case
-from .wire import Crafter
+from .wire import Crafter, EnvelopeOverrides
 
 CASES: list[Case] = []
 E = ErrorCode
@@ -45,11 +46,11 @@ async def send_opening(
     ctx: Context,
     codes: set[ErrorCode],
     *,
-    body: Any = None,
+    body: object = None,
     inner: bytes | None = None,
     crafter: Crafter | None = None,
     close_ok: bool = True,
-    **envelope: Any,
+    **envelope: Unpack[EnvelopeOverrides],
 ) -> Judgement:
     """Send the opening message with the given parts replaced; judge the rejection."""
     crafter = crafter or ctx.crafter()
@@ -61,8 +62,8 @@ async def send_opening(
     return ctx.reject(await client.observe(ctx.timeout), codes, close_ok=close_ok)
 
 
-def _body(ctx: Context, **changes: Any) -> dict[str, Any]:
-    body = to_wire(opening(ctx))
+def _body(ctx: Context, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = dict(to_wire(opening(ctx)))
     for key, value in changes.items():
         if value is _DROP:
             body.pop(key)
@@ -186,7 +187,9 @@ async def unknown_type(ctx: Context) -> Judgement:
 # ---- fields ------------------------------------------------------------------------------
 
 
-def _field_case(rule: str, slug: str, text: str, code: ErrorCode, make: Any) -> None:
+def _field_case(
+    rule: str, slug: str, text: str, code: ErrorCode, make: Callable[[Context], object]
+) -> None:
     @case(CASES, rule, slug, f"the opening message with {text}",
           (f"Error {code.name} ({int(code)}), then close",), negative=True)  # fmt: skip
     async def run(ctx: Context) -> Judgement:
@@ -217,8 +220,8 @@ _field_case("ENV-15", "oversized-map", "a map field of 300 entries", E.BAD_ENCOD
             lambda ctx: _body(ctx, conformance_big={f"k{i}": i for i in range(300)}))  # fmt: skip
 
 
-def _deep(depth: int) -> Any:
-    value: Any = 0
+def _deep(depth: int) -> object:
+    value: object = 0
     for _ in range(depth):
         value = [value]
     return value

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, cast
 
 from tslic.protocol import ServiceError, TslicError
 from tslic.protocol.clock import ClockSpec, format_date
@@ -95,8 +94,8 @@ def encoding_problems(frame: Frame) -> list[str]:
         problems.append("the inner header or body is not in its shortest encoding")
     cls = REGISTRY.get(header[1])
     body = header[6]
-    if cls is not None and isinstance(body, dict):
-        order = [f.name for f in dataclasses.fields(cast(Any, cls))]
+    if cls is not None and dataclasses.is_dataclass(cls) and isinstance(body, dict):
+        order = [f.name for f in dataclasses.fields(cls)]
         keys = [k for k in body if k in order]
         if keys != sorted(keys, key=order.index):
             problems.append(f"{cls.__name__} fields in the order {keys}, not the table's")
@@ -178,7 +177,7 @@ async def follows_clock_file(ctx: Context) -> Judgement:
 
 def _target_time(frame: Frame | None) -> int | None:
     if frame is not None and frame.name == "Welcome" and frame.body is not None:
-        value: Any = frame.body.get("server_time")
+        value: object = frame.body.get("server_time")
         if isinstance(value, int):
             return value
     return _timestamp_of(frame)

@@ -8,6 +8,7 @@ Contract: like the envelope cases, each sends one crafted frame and judges the r
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from tslic.protocol import ErrorCode
 
 from .context import Context
@@ -19,7 +20,7 @@ E = ErrorCode
 LS = frozenset({Role.LICENSE_SERVER})
 
 
-def _foreign_chain(ctx: Context, leaf_key: object, extra: int = 0) -> tuple[bytes, ...]:
+def _foreign_chain(ctx: Context, leaf_key: Ed25519PublicKey, extra: int = 0) -> tuple[bytes, ...]:
     """root -> license server -> terminal server from a throwaway root, plus `extra` copies."""
     from datetime import timedelta
 
@@ -34,18 +35,20 @@ def _foreign_chain(ctx: Context, leaf_key: object, extra: int = 0) -> tuple[byte
     ls = pki.issue_license_server_cert(root_key, root, ls_key.public_key(), name="OTHER-LS",
                                        version=2003, license_server_id="X", not_before=nb,
                                        not_after=na, serial=2)  # fmt: skip
-    ts = pki.issue_terminal_server_cert(ls_key, ls, leaf_key, name="CONF-TS", version=2000,  # type: ignore[arg-type]
+    ts = pki.issue_terminal_server_cert(ls_key, ls, leaf_key, name="CONF-TS", version=2000,
                                         not_before=nb, not_after=na, serial=3)  # fmt: skip
     chain = tuple(pki.cert_to_der(c) for c in (root, ls, ts))
     return chain + (chain[-1],) * extra
 
 
-async def _hello_with_chain(ctx: Context, chain: tuple[bytes, ...], signer: object) -> Judgement:
+async def _hello_with_chain(
+    ctx: Context, chain: tuple[bytes, ...], signer: Ed25519PrivateKey
+) -> Judgement:
     from tslic.protocol.codec import to_wire
 
     from .wire import Crafter
 
-    crafter = Crafter(key=signer, rng=ctx.rng, now=ctx.now)  # type: ignore[arg-type]
+    crafter = Crafter(key=signer, rng=ctx.rng, now=ctx.now)
     client = await ctx.open_raw()
     hello = ctx.hello(cert_chain=chain)
     await client.send(crafter.raw(int(hello.TYPE), to_wire(hello)))

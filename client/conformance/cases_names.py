@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from tslic.protocol import Conversation, ErrorCode, ServiceError
 from tslic.protocol.codec import to_wire
@@ -63,15 +62,15 @@ class Bad:
     """One name that breaks its rule, the field it is sent in and words naming the rule."""
 
     field: str
-    value: Any
+    value: object  # sent as given, whatever its type
     hints: tuple[str, ...]
 
 
-Body = Callable[[Context, Any], tuple[Message, dict[str, Any]]]
+Body = Callable[[Context, Bad], tuple[Message, dict[str, object]]]
 
 
-def _body(msg: Message, field: str, value: Any) -> tuple[Message, dict[str, Any]]:
-    body = to_wire(msg)
+def _body(msg: Message, field: str, value: object) -> tuple[Message, dict[str, object]]:
+    body: dict[str, object] = dict(to_wire(msg))
     parts = field.split(".")
     if len(parts) == 2:  # a list field: the bad name as its only item
         body[parts[0]] = [value]
@@ -81,7 +80,7 @@ def _body(msg: Message, field: str, value: Any) -> tuple[Message, dict[str, Any]
 
 
 async def send_raw(
-    ctx: Context, msg: Message, body: Any, *, admin: bool = False, first_only: bool = False
+    ctx: Context, msg: Message, body: object, *, admin: bool = False, first_only: bool = False
 ) -> Observation:
     """`msg`'s type with `body`, signed, after the Welcome (or the agent's greeting)."""
     key = load_key(ctx.config.admin_credential) if admin and ctx.config.admin_credential else None
@@ -167,7 +166,7 @@ def _names_case(role: Role, slug: str, what: str, make: Body, bads: list[Bad], *
 
 
 def _edge_case(role: Role, slug: str, what: str, make: Callable[[Context], tuple[
-    Message, dict[str, Any]
+    Message, dict[str, object]
 ]]) -> None:  # fmt: skip
     @case(CASES, "MSG-12", slug, what, ("not refused INVALID_FIELD (answered or refused for "
           "another, non-protocol reason)",), roles=frozenset({role}))  # fmt: skip
@@ -190,7 +189,7 @@ _COMPUTER_BADS = [
 # ---- clearinghouse: ChActivate --------------------------------------------------------------
 
 
-def _ch_activate(ctx: Context, bad: Bad | None = None) -> tuple[Message, dict[str, Any]]:
+def _ch_activate(ctx: Context, bad: Bad | None = None) -> tuple[Message, dict[str, object]]:
     key = raw_public(ctx.key())
     msg = _activate(ctx, key, product_id=product_id_for(key))
     if bad is None:
@@ -209,7 +208,7 @@ _edge_case(CH, "ch-activate-edge-name", f"ChActivate naming the license server "
 # ---- directory ------------------------------------------------------------------------------
 
 
-def _dir(ctx: Context, bad: Bad) -> tuple[Message, dict[str, Any]]:
+def _dir(ctx: Context, bad: Bad) -> tuple[Message, dict[str, object]]:
     msg: Message = {
         "site": DirQueryEnterprise(site="conformance"),
         "domain": DirQueryDomainControllers(domain="CONFORMANCE"),
@@ -241,7 +240,7 @@ _edge_case(DIR, "directory-edge-group", "DirGroupMembers of 'CONF\\Terminal Serv
 # ---- license server -------------------------------------------------------------------------
 
 
-def _ls(ctx: Context, bad: Bad) -> tuple[Message, dict[str, Any]]:
+def _ls(ctx: Context, bad: Bad) -> tuple[Message, dict[str, object]]:
     if bad.field == "name":
         return _body(sample(RequestTermServCert), bad.field, bad.value)
     return _body(license_request(ctx), bad.field, bad.value)
@@ -256,7 +255,7 @@ _names_case(LS, "client-names-bounded", "RequestTermServCert and IssueLicense wi
             ])  # fmt: skip
 
 
-def _admin(ctx: Context, bad: Bad) -> tuple[Message, dict[str, Any]]:
+def _admin(ctx: Context, bad: Bad) -> tuple[Message, dict[str, object]]:
     return _body(AdminSetPolicy(), bad.field, bad.value)
 
 
@@ -270,7 +269,7 @@ _names_case(LS, "security-group-members", "AdminSetPolicy adding a License Serve
             ], admin=True)  # fmt: skip
 
 
-def _ls_edge(ctx: Context) -> tuple[Message, dict[str, Any]]:
+def _ls_edge(ctx: Context) -> tuple[Message, dict[str, object]]:
     msg = license_request(ctx)
     return msg, {**to_wire(msg), "machine": "Ü" * 64, "user": "ü" * 255}
 
@@ -303,7 +302,7 @@ _names_case(AG, "rdp-client-names-bounded", "NewLicenseRequest with a machine or
             ])  # fmt: skip
 
 
-def _agent_edge(ctx: Context) -> tuple[Message, dict[str, Any]]:
+def _agent_edge(ctx: Context) -> tuple[Message, dict[str, object]]:
     msg = _new_license(ctx)
     return msg, {**to_wire(msg), "machine_name": "Ü" * 64, "user_name": "ü" * 255}
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
 
 from tslic.protocol import ErrorCode, TslicError
-from tslic.protocol.codec import unpack_untrusted
+from tslic.protocol.codec import Unvalidated, unpack_untrusted
 from tslic.protocol.framing import DEFAULT_MAX_FRAME, PREFIX
 
 from .context import Context
@@ -26,8 +25,8 @@ CASES: list[Case] = []
 @dataclass(slots=True)
 class Seen:
     raw: bytes = b""  # every byte the target sent, in order
-    headers: list[list[Any]] = field(default_factory=list)  # inner headers, in order
-    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[list[Unvalidated]] = field(default_factory=list)  # inner headers, decoded
+    bodies: list[dict[str, Unvalidated]] = field(default_factory=list)
     our_ids: list[int] = field(default_factory=list)  # msg_ids we sent
     problems: list[str] = field(default_factory=list)
 

@@ -22,7 +22,8 @@ Contract:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TypedDict
 
 from tslic.protocol import Conversation, ErrorCode
 from tslic.protocol.codec import to_wire
@@ -49,7 +50,7 @@ def _stale(ctx: Context) -> int:
     return max(0, ctx.now() - 2 * ctx.config.window_ms - 60_000)
 
 
-def _wrong_type(body: dict[str, Any]) -> dict[str, Any]:
+def _wrong_type(body: Mapping[str, object]) -> dict[str, object]:
     """`body` with its first text or integer field of the wrong type (MSG-2: INVALID_FIELD)."""
     for key, value in body.items():
         if isinstance(value, str):
@@ -59,7 +60,14 @@ def _wrong_type(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "conformance_extra": 1}
 
 
-def _bad_and_illegal(ctx: Context) -> dict[str, Any]:
+class _Probe(TypedDict):
+    """`_frame`'s type and body for a crafted message."""
+
+    type_: int
+    body: dict[str, object]
+
+
+def _bad_and_illegal(ctx: Context) -> _Probe:
     """A client message illegal in the state the suite is in, with a field of the wrong type."""
     state = START if ctx.role is not AG else REQUESTED
     if ctx.role is not AG:
@@ -71,7 +79,7 @@ def _bad_and_illegal(ctx: Context) -> dict[str, Any]:
     return {"type_": int(msg.TYPE), "body": _wrong_type(to_wire(msg))}
 
 
-def _foreign_bad(ctx: Context) -> dict[str, Any]:
+def _foreign_bad(ctx: Context) -> _Probe:
     """A message of another conversation than the target's, with a field of the wrong type."""
     other = Conversation.LICENSING if ctx.conversation is not Conversation.LICENSING else (
         Conversation.DIRECTORY)  # fmt: skip
@@ -80,7 +88,7 @@ def _foreign_bad(ctx: Context) -> dict[str, Any]:
 
 
 def _frame(ctx: Context, version: int = 1, timestamp: int | None = None, type_: int | None = None,
-           body: Any = None, signature: bytes | None = None) -> bytes:  # fmt: skip
+           body: object = None, signature: bytes | None = None) -> bytes:  # fmt: skip
     crafter = ctx.crafter()
     msg = opening(ctx)
     inner = crafter.inner(int(msg.TYPE) if type_ is None else type_,
@@ -89,7 +97,7 @@ def _frame(ctx: Context, version: int = 1, timestamp: int | None = None, type_: 
     return crafter.frame(crafter.envelope(inner, signature=signature))
 
 
-_COMBOS: list[tuple[str, str, Any, ErrorCode, ErrorCode]] = [
+_COMBOS: list[tuple[str, str, Callable[[Context], bytes], ErrorCode, ErrorCode]] = [
     ("oversize-and-garbage", "a length prefix over the limit followed by bytes that are not "
      "msgpack", lambda ctx: PREFIX.pack(DEFAULT_MAX_FRAME + 1) + b"\xc1" * 64,
      E.FRAME_TOO_LARGE, E.BAD_ENCODING),
@@ -134,7 +142,9 @@ def judge_order(obs: Observation, first: ErrorCode, later: ErrorCode) -> Judgeme
     return Judgement(verdict, f"{obs.summary()} (expected {first.name})", obs.first_reply)
 
 
-def _order_case(slug: str, what: str, build: Any, first: ErrorCode, later: ErrorCode) -> None:
+def _order_case(
+    slug: str, what: str, build: Callable[[Context], bytes], first: ErrorCode, later: ErrorCode
+) -> None:
     @case(CASES, "ENV-14", slug, what, (f"Error {first.name} ({int(first)}) (not "
           f"{later.name}), then close",), negative=True)  # fmt: skip
     async def run(ctx: Context) -> Judgement:

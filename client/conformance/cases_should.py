@@ -19,9 +19,9 @@ import json
 import re
 import shlex
 import subprocess
-from typing import Any
 
 from tslic.protocol import ServiceError
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import ClientOS, LicenseKind
 from tslic.protocol.licenses import open_license
 from tslic.protocol.messages.licensing import LicenseGranted
@@ -84,7 +84,7 @@ def wording_problem(event_id: int, text: str) -> str | None:
     return None
 
 
-def events_rows(ctx: Context) -> list[dict[str, Any]]:
+def events_rows(ctx: Context) -> list[dict[str, Unvalidated]]:
     """The events the target reports (--events-command, a JSON array), oldest first."""
     command = ctx.config.events_command
     if not command:

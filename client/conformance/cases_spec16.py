@@ -11,7 +11,7 @@ clock case does, and put it back when they tried to move it back.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Unpack
 
 import trio
 from tslic.protocol import ErrorCode, ServiceError
@@ -28,7 +28,7 @@ from tslic.runtime.clock import write_clock_file
 from .lsclient import administrator, call, license_request, terminal_server
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Role, Verdict, case
 from .runner import Context
-from .wire import Frame
+from .wire import Frame, HeaderOverrides
 
 CASES: list[Case] = []
 E = ErrorCode
@@ -38,13 +38,15 @@ _LIBRARY_NAMES = ("ValueError", "TypeError", "KeyError", "UnpackException", "For
                   "ExtraData", "Traceback", "RecursionError")  # fmt: skip
 
 
-def _hello_body(ctx: Context, **changes: Any) -> dict[str, Any]:
-    body = to_wire(ctx.hello())
+def _hello_body(ctx: Context, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = dict(to_wire(ctx.hello()))
     body.update(changes)
     return body
 
 
-async def _send_hello(ctx: Context, body: dict[str, Any], **header: Any) -> Frame | None:
+async def _send_hello(
+    ctx: Context, body: dict[str, object], **header: Unpack[HeaderOverrides]
+) -> Frame | None:
     client = await ctx.open_raw()
     await client.send(ctx.crafter().raw(0x001, body, **header), "Hello")
     return await client.read_frame(ctx.timeout)

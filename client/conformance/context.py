@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Conversation, ErrorCode, ServiceError, TslicError
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.messages import Hello, Message
 from tslic.protocol.messages.clearinghouse import ChClaimKeyPack
@@ -30,6 +31,17 @@ from tslic.runtime.peer import open_peer
 from .basics import CONVERSATION, Judgement, OffsetClock, Role, SuiteConfig, Verdict
 from .peers import Peers
 from .wire import Crafter, Frame, Observation, RawClient, Transcript
+
+
+class HelloFields(TypedDict, total=False):
+    """`Hello`'s fields, for `Context.hello` overrides (Hello still validates them)."""
+
+    role: PeerRole
+    name: str
+    version: int
+    conversation: Conversation
+    cert_chain: tuple[bytes, ...]
+    features: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -47,7 +59,7 @@ class Context:
     deferred_codes: list[str] = field(default_factory=list)
     peers: Peers | None = None  # the doubles of --manifest, while the run lasts
     origin: int = 0  # the target's virtual time when the run started (ms)
-    manifest: dict[str, Any] = field(default_factory=dict)  # --manifest, as prepare wrote it
+    manifest: dict[str, Unvalidated] = field(default_factory=dict)  # --manifest, as read
     shared: dict[str, Any] = field(default_factory=dict)  # what one case leaves the next
     greeting: Frame | None = None  # an agent's LicenseRequest, from the last open_raw
 
@@ -81,7 +93,7 @@ class Context:
             self.greeting = await client.read_frame(self.timeout)
         return client
 
-    def hello(self, **overrides: Any) -> Hello:
+    def hello(self, **overrides: Unpack[HelloFields]) -> Hello:
         """The Hello the suite's simulated peer opens request/response conversations with."""
         role, version = {
             Role.LICENSE_SERVER: (PeerRole.TERMINAL_SERVER, 2000),  # served by 2000 and 2003
@@ -89,7 +101,7 @@ class Context:
             Role.DIRECTORY: (PeerRole.TERMINAL_SERVER, 2003),
             Role.AGENT: (PeerRole.RDP_CLIENT, 0),
         }[self.role]
-        values: dict[str, Any] = {
+        values: HelloFields = {
             "role": role,
             "name": "CONFORMANCE",
             "version": version,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -118,7 +117,7 @@ def _counts(cov: Coverage, level: Level, role: Role | None) -> dict[str, int]:
     return {"can_fail": fail, "declared": decl, "total": fail + decl}
 
 
-def coverage_json(cov: Coverage) -> dict[str, Any]:
+def coverage_json(cov: Coverage) -> dict[str, object]:
     must = cov.counts(Level.MUST)
     should = cov.counts(Level.SHOULD)
     return {

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from tslic.protocol.rules import Level, Rule
 
@@ -102,7 +101,7 @@ class Result:
             return "failed"
         return "ok"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "id": self.case.id,
             "rule": self.case.rule,

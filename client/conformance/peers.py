@@ -41,6 +41,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import trio
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from tslic.protocol import Conversation, ErrorCode, ServiceError, pki
 from tslic.protocol.domain import (
@@ -104,7 +105,7 @@ class LsDouble:
         self.refer_to: tuple[str, str] = ("", "")
         self._next_id = 1
         self._chains: dict[int, tuple[bytes, ...]] = {}
-        self._certs: dict[int, object] = {}
+        self._certs: dict[int, x509.Certificate] = {}
 
     @property
     def version(self) -> int:
@@ -175,7 +176,7 @@ class LsDouble:
         chain = self._chain()
         now = self._now()
         ts = pki.issue_terminal_server_cert(
-            self.key, self._certs[self.version],  # type: ignore[arg-type]
+            self.key, self._certs[self.version],
             Ed25519PublicKey.from_public_bytes(request.public_key), name=request.name,
             version=int(request.version), not_before=now - timedelta(days=1),
             not_after=now + timedelta(days=365), serial=self._take_id() + 100,

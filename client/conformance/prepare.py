@@ -24,16 +24,17 @@ import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from tslic.protocol import ErrorCode, ServiceError
 from tslic.protocol.clock import ClockSpec
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.codes import ALPHABET, make_retail_code
 from tslic.protocol.pki import make_root
 from tslic.runtime.clock import write_clock_file
 from tslic.runtime.files import load_or_create_key, write_atomic, write_certs
 
 from .basics import Role
+from .manifest import Manifest, Purchases
 
 SCHEMA = "tslic-conformance/1/manifest"
 LICENSE_SERVERS = ("CONF-LS1", "CONF-LS2", "CONF-ENT", "CONF-DC", "CONF-MEMBER", "CONF-ALIEN")
@@ -54,14 +55,14 @@ def _free_port() -> int:
 
 def prepare(
     role: Role, out_dir: Path, *, start_ms: int | None = None, version: int = 2003
-) -> dict[str, Any]:
+) -> Manifest:
     """Write the manifest and clock file for a run against a target of `role`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     clock = out_dir / "clock"
     default = CH_START if role is Role.CLEARINGHOUSE else int(time.time() * 1000)
     start = start_ms if start_ms is not None else default
     write_clock_file(str(clock), ClockSpec(start=start, anchor=time.time(), speed=1.0))
-    manifest: dict[str, Any] = {"schema": SCHEMA, "role": str(role), "clock_file": str(clock)}
+    manifest: Manifest = {"schema": SCHEMA, "role": str(role), "clock_file": str(clock)}
     start_target = ["--clock-file", str(clock)]
     if role is Role.AGENT:
         servers = {name: f"127.0.0.1:{_free_port()}" for name in LICENSE_SERVERS}
@@ -129,7 +130,7 @@ def _fresh_agent(servers: dict[str, str], clock: Path, version: int) -> list[str
             preferred, f"CONF-LS1={servers['CONF-LS1']}", *subnet]  # fmt: skip
 
 
-def _license_server(manifest: dict[str, Any], out_dir: Path, start_target: list[str]) -> None:
+def _license_server(manifest: Manifest, out_dir: Path, start_target: list[str]) -> None:
     """The Clearinghouse the suite plays: its root (key and certificate), its address, and
     two retail codes it will grant (30 Per Device CALs, 5 User CALs)."""
     key = load_or_create_key(out_dir / "ch-root.key")
@@ -155,14 +156,14 @@ def _license_server(manifest: dict[str, Any], out_dir: Path, start_target: list[
     manifest["admin_credential"] = str(data / "admin.key")
 
 
-def _clearinghouse(manifest: dict[str, Any], out_dir: Path, start_target: list[str]) -> None:
+def _clearinghouse(manifest: Manifest, out_dir: Path, start_target: list[str]) -> None:
     """Purchases for the Clearinghouse cases, with the commands that register them: an Open
     License (8 digits, 15 characters), a Select agreement (7 digits), a retail pack, and three
     Windows XP Professional keys, two bought before 24 April 2003 and one on that day."""
     rng = secrets.SystemRandom()
     digits = "".join(rng.choice("0123456789") for _ in range(15))
     letters = "".join(rng.choice(ALPHABET) for _ in range(100))
-    purchases: dict[str, Any] = {
+    purchases: Purchases = {
         "product": "w2003-device-cal",
         "open_license": {"license_number": "1" + digits[:7], "authorization_number":
                          letters[:15], "count": 5},
@@ -195,7 +196,7 @@ def _clearinghouse(manifest: dict[str, Any], out_dir: Path, start_target: list[s
     manifest["web"] = 'WEB (the readiness line\'s "web"): give it to the run as --web'
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
+def load_manifest(path: Path) -> dict[str, Unvalidated]:
     """The manifest `prepare` wrote.
 
     Raises:

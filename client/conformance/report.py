@@ -17,7 +17,7 @@ import datetime
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TypedDict
 
 from rich.table import Table
 from rich.text import Text
@@ -83,7 +83,30 @@ def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).isoformat()
 
 
-def to_json(report: SuiteReport) -> dict[str, Any]:
+class SummaryJson(TypedDict):
+    cases: int
+    verdicts: dict[str, int]
+    failed: int
+    exit_status: int
+
+
+class ReportJson(TypedDict):
+    """The --json report of a run (docs/CONFORMANCE.md)."""
+
+    schema: str
+    target: str
+    role: str
+    strict: bool
+    seed: int
+    timeout_s: float
+    started: str
+    wall_time_s: float
+    summary: SummaryJson
+    prepared: list[str]
+    results: list[dict[str, object]]
+
+
+def to_json(report: SuiteReport) -> ReportJson:
     counts = Counter(str(r.verdict) for r in report.results)
     return {
         "schema": SCHEMA,
@@ -145,7 +168,7 @@ def to_junit(report: SuiteReport) -> bytes:
     return bytes(ET.tostring(suite, encoding="utf-8", xml_declaration=True))
 
 
-def list_rows(cases: Sequence[Case]) -> list[dict[str, Any]]:
+def list_rows(cases: Sequence[Case]) -> list[dict[str, object]]:
     return [
         {"id": c.id, "rule": c.rule, "level": str(c.level), "roles": sorted(map(str, c.roles)),
          "description": c.description, "expected": list(c.expected), "rule_text": c.rule_text}

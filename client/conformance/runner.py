@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import trio
 from tslic.protocol import ConnectionLost, ServiceError, TslicError
+from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import CalProduct
 from tslic.protocol.rules import Level
 from tslic.runtime.clock import Clock, FileClock, WallClock
@@ -165,7 +165,7 @@ async def run_suite(
 
 
 def clearinghouse_double(
-    manifest: dict[str, Any], config: SuiteConfig, clock: Clock
+    manifest: dict[str, Unvalidated], config: SuiteConfig, clock: Clock
 ) -> tuple[str, ChDouble] | None:
     """The manifest's Clearinghouse for a license-server target, and what the run then does
     with it: activate the target through it and install its retail codes (provision.py)."""
@@ -193,7 +193,7 @@ async def _run_cases(
     cases: Sequence[Case],
     on_result: Callable[[Result], None] | None,
     peers: Peers | None,
-    manifest: dict[str, Any],
+    manifest: dict[str, Unvalidated],
 ) -> SuiteReport:
     started = time.time()
     t0 = time.monotonic()

@@ -12,12 +12,14 @@ import dataclasses
 import enum
 import types
 import typing
-from typing import Any
+from typing import TypeVar
 
 from tslic.protocol.messages import Message
 
+T = TypeVar("T")
+
 _BYTES = {"challenge": 16, "signature": 64}
-_OVERRIDES: dict[str, Any] = {
+_OVERRIDES: dict[str, object] = {
     "version": 2003,
     "code": 3002,  # NO_LICENSE_AVAILABLE: a refusal
     "address": "127.0.0.1:1",
@@ -30,7 +32,7 @@ _OVERRIDES: dict[str, Any] = {
 }
 
 
-def _value(name: str, hint: Any) -> Any:
+def _value(name: str, hint: object) -> object:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return None
@@ -60,13 +62,17 @@ def _value(name: str, hint: Any) -> Any:
     raise TypeError(f"no sample for field {name}: {hint!r}")
 
 
-def sample(cls: type) -> Any:
+def sample(cls: type[T]) -> T:
     """A valid instance of a message or record class."""
     hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):
-        values[f.name] = _value(f.name, hints[f.name])
+    values = {name: _value(name, hints[name]) for name in _field_names(cls)}
     return cls(**values)
+
+
+def _field_names(cls: type) -> list[str]:
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"no sample for {cls.__name__}: not a message or record")
+    return [f.name for f in dataclasses.fields(cls)]
 
 
 def samples(classes: typing.Iterable[type[Message]]) -> dict[type[Message], Message]:

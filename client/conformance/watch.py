@@ -90,6 +90,7 @@ class WatchedServer(Server):
         self._watch, self._watch_name = watch, name
         return self
 
-    async def _handle_tcp(self, tcp: trio.SocketStream) -> None:
+    async def _handle_tcp(self, tcp: trio.abc.HalfCloseableStream) -> None:
+        assert isinstance(tcp, trio.SocketStream)  # as the listener accepted it
         wrapped = _Watched(tcp, self._watch, self._watch_name)
-        await super()._handle_tcp(wrapped)  # type: ignore[arg-type]
+        await super()._handle_tcp(wrapped)

@@ -24,12 +24,12 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict, Unpack
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import ConnectionLost, ErrorCode, RemoteProtocolError
-from tslic.protocol.codec import pack, to_wire
+from tslic.protocol.codec import Unvalidated, pack, to_wire
 from tslic.protocol.connection import raw_public
 from tslic.protocol.envelope import PROTOCOL_VERSION, SIGNATURE_CONTEXT, open_envelope
 from tslic.protocol.framing import PREFIX, FrameDecoder
@@ -67,7 +67,7 @@ class Transcript:
         for c in other.chunks:
             self.chunks.append(Chunk(c.at + shift, c.direction, c.data, c.note))
 
-    def to_json(self) -> list[dict[str, Any]]:
+    def to_json(self) -> list[dict[str, object]]:
         return [
             {"at_ms": round(c.at * 1000, 3), "direction": c.direction, "hex": c.data.hex(),
              "note": c.note}
@@ -109,7 +109,7 @@ class Frame:
     raw: bytes
     type: int | None = None
     name: str = "?"
-    body: dict[str, Any] | None = None
+    body: dict[str, Unvalidated] | None = None  # as the target sent it: the cases judge it
     problem: str = ""  # why it could not be decoded or verified
 
     @property
@@ -304,6 +304,26 @@ class RawClient:
             await self.stream.aclose()
 
 
+class HeaderOverrides(TypedDict, total=False):
+    """Inner-header fields a case may set to anything (wrong types included), or `header`:
+    the whole inner array, sent as given."""
+
+    version: object
+    nonce: object
+    timestamp: object
+    msg_id: object
+    reply_to: object
+    header: list[object] | None
+
+
+class EnvelopeOverrides(TypedDict, total=False):
+    """`Crafter.envelope`'s optional parts: who signs, the sender key sent, the signature."""
+
+    signer: Ed25519PrivateKey | None
+    sender: bytes | None
+    signature: bytes | None
+
+
 class Crafter:
     """Builds frames, right or deliberately wrong, for one simulated peer."""
 
@@ -322,14 +342,14 @@ class Crafter:
     def inner(
         self,
         type_: int,
-        body: Any,
+        body: object,
         *,
-        version: Any = PROTOCOL_VERSION,
-        nonce: Any = None,
-        timestamp: Any = None,
-        msg_id: Any = None,
-        reply_to: Any = 0,
-        header: list[Any] | None = None,
+        version: object = PROTOCOL_VERSION,
+        nonce: object = None,
+        timestamp: object = None,
+        msg_id: object = None,
+        reply_to: object = 0,
+        header: list[object] | None = None,
     ) -> bytes:
         if header is None:
             self.msg_id += 1
@@ -361,10 +381,10 @@ class Crafter:
         """Length-prefix a body without any size check (so bad sizes can be sent)."""
         return PREFIX.pack(len(body)) + body
 
-    def message(self, msg: Message, **header: Any) -> bytes:
+    def message(self, msg: Message, **header: Unpack[HeaderOverrides]) -> bytes:
         """A correct, signed frame of `msg` (header fields may be overridden)."""
         return self.raw(int(msg.TYPE), to_wire(msg), **header)
 
-    def raw(self, type_: int, body: Any, **header: Any) -> bytes:
+    def raw(self, type_: int, body: object, **header: Unpack[HeaderOverrides]) -> bytes:
         """A signed frame of any type and body (no validation of either)."""
         return self.frame(self.envelope(self.inner(type_, body, **header)))

@@ -33,7 +33,7 @@ from .coordinator import RunResult, merge_results, run_in_process, run_processes
 from .errors import EXIT_USAGE, UsageError
 from .progress import Progress
 from .report import build_report, console_table, write_reports
-from .schedule import OpenSchedule, Share, parse_duration, parse_shard, parse_stages
+from .schedule import OpenSchedule, Share, Stage, parse_duration, parse_shard, parse_stages
 from .thresholds import parse_threshold
 
 
@@ -141,7 +141,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[LoadConfig, Share]:
     if len(chosen) != 1:
         raise UsageError("choose one workload model: --rate R, --stages ... or --concurrency C")
     duration = parse_duration(args.duration)
-    stages: tuple[object, ...] = ()
+    stages: tuple[Stage, ...] = ()
     start_rate = 0.0
     model = "open"
     if args.rate is not None:
@@ -164,7 +164,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[LoadConfig, Share]:
         target=args.target or rdp_agents[0],
         duration=duration,
         model=model,
-        stages=stages,  # type: ignore[arg-type]
+        stages=stages,
         start_rate=start_rate,
         concurrency=args.concurrency or 0,
         agents=0 if rdp_agents else count,

@@ -24,7 +24,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 from tslic.protocol.codec import Unvalidated
@@ -35,6 +34,7 @@ from tslic.runtime.clock import Clock
 from .config import LoadConfig
 from .errors import UsageError
 from .histograms import Interval, Timeline
+from .report_types import WorkerJson
 from .schedule import OpenSchedule, Share, Stage
 from .summary import WorkerSummary
 from .worker import Worker
@@ -60,7 +60,7 @@ class RunResult:
     timeline: Timeline
     started_at: float  # unix time of the schedule's start
     shards: list[str] = field(default_factory=lambda: ["0/1"])
-    workers: list[dict[str, Any]] = field(default_factory=list)
+    workers: list[WorkerJson] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)  # the run could not be run as asked
 
     @property
@@ -81,7 +81,7 @@ class RunResult:
             reasons.extend(w.get("inconclusive", []))
         return reasons
 
-    def to_results(self) -> dict[str, Any]:
+    def to_results(self) -> dict[str, object]:
         """The results file: everything needed to merge and re-report exactly."""
         return {
             "schema": RESULTS_SCHEMA,
@@ -310,7 +310,7 @@ def run_processes(
         pipes[w] = parent
         processes.append(proc)
     timeline = Timeline()
-    summaries: dict[int, dict[str, Any]] = {}
+    summaries: dict[int, WorkerJson] = {}
     invalid: list[str] = []
     connected: dict[int, int] = {}
     ready: set[int] = set()

@@ -23,7 +23,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -111,7 +110,7 @@ class Agent:
         self.stream: PeerStream | None = None  # the conversation (its `conn` signs/verifies)
         self.link: Link | None = None  # the same socket, for the measured requests
         self.scope: trio.CancelScope | None = None  # its reading's: cancelled when dropped
-        self.pending: Any = None  # the worker's record of the request in flight
+        self.pending: object = None  # the worker's record of the request in flight
         self.idle = False  # in the fleet's pool of agents free to send
 
 

@@ -18,6 +18,8 @@ Contract:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
+from typing import TypedDict
 
 from hdrh.histogram import HdrHistogram
 from tslic.protocol.codec import Unvalidated
@@ -101,6 +103,18 @@ def percentile_key(p: float) -> str:
     return "p" + (f"{p:g}")
 
 
+class IntervalWire(TypedDict):
+    """`Interval.to_wire`: one second of one generator, as it travels and is stored."""
+
+    second: int
+    scheduled: int
+    completed: int
+    ok: int
+    errors: dict[str, int]  # wire error code (as text) -> count
+    ops: dict[str, int]
+    histograms: dict[str, str]  # metric -> compressed HdrHistogram
+
+
 class Interval:
     """One second (or a whole run, when merged) of measurements."""
 
@@ -154,7 +168,7 @@ class Interval:
     def is_empty(self) -> bool:
         return self.completed == 0 and self.scheduled == 0
 
-    def to_wire(self) -> dict[str, object]:
+    def to_wire(self) -> IntervalWire:
         """A JSON-able dict (histograms compressed)."""
         return {
             "second": self.second,
@@ -167,7 +181,7 @@ class Interval:
         }
 
     @classmethod
-    def from_wire(cls, data: dict[str, Unvalidated]) -> Interval:
+    def from_wire(cls, data: Mapping[str, Unvalidated]) -> Interval:
         """The inverse of `to_wire`.
 
         Raises:
@@ -194,7 +208,7 @@ class Timeline:
     so a long run costs a little memory per second and none per sample."""
 
     def __init__(self) -> None:
-        self._seconds: dict[int, dict[str, Unvalidated]] = {}
+        self._seconds: dict[int, IntervalWire] = {}
         self.total = Interval(-1)
 
     def add(self, interval: Interval) -> None:
@@ -215,7 +229,7 @@ class Timeline:
         """Every second, in order, decoded."""
         return [Interval.from_wire(self._seconds[s]) for s in sorted(self._seconds)]
 
-    def wire_seconds(self) -> list[dict[str, Unvalidated]]:
+    def wire_seconds(self) -> list[IntervalWire]:
         return [self._seconds[s] for s in sorted(self._seconds)]
 
     def get(self, second: int) -> Interval | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+
+from .report_types import LoadReport
 
 
 def _svg_lines(
@@ -76,7 +77,7 @@ def _percentile_x(p: float) -> float:
     return math.log10(1 / (1 - min(p, 99.999) / 100))
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: LoadReport) -> str:
     """A self-contained HTML report."""
     timeline = report["timeline"]
     over_time = _svg_lines(

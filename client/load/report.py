@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias
 
 from rich.console import Console
 from rich.table import Table
@@ -25,15 +26,19 @@ from tslic.protocol.errors import ErrorCode
 from .coordinator import RunResult, expected_total
 from .histograms import METRICS, PERCENTILES, percentile_key, summarize
 from .html_report import render_html
+from .report_types import LoadReport, Measured, TimelineRow
 from .thresholds import Threshold, evaluate, exit_code
 
 REPORT_SCHEMA_ID = "tslic-load-report/1"
 DISTRIBUTION = (0.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99, 99.999, 100.0)
 _STAT_KEYS = (*[percentile_key(p) for p in PERCENTILES], "max", "min", "mean", "count")
 
+SchemaEntry: TypeAlias = type | tuple[type, ...] | dict[str, "SchemaEntry"]
+"""The type(s) a key's value may have; a nested dict describes a nested object."""
+
 # key -> type(s) for the JSON report; nested dicts are described by nested schemas.
-_LATENCY_SCHEMA = dict.fromkeys(_STAT_KEYS, (int, float))
-REPORT_SCHEMA: dict[str, Any] = {
+_LATENCY_SCHEMA: SchemaEntry = dict.fromkeys(_STAT_KEYS, (int, float))
+REPORT_SCHEMA: dict[str, SchemaEntry] = {
     "schema": str,
     "target": str,
     "model": str,
@@ -78,7 +83,7 @@ def _round(value: float) -> float:
     return round(value, 3)
 
 
-def build_report(result: RunResult, thresholds: list[Threshold] | None = None) -> dict[str, Any]:
+def build_report(result: RunResult, thresholds: list[Threshold] | None = None) -> LoadReport:
     """The JSON report of a run (see docs/LOAD.md for every key)."""
     config = result.config
     total = result.timeline.total
@@ -87,7 +92,7 @@ def build_report(result: RunResult, thresholds: list[Threshold] | None = None) -
     duration = config.duration
     target_rate = planned / duration if planned is not None and duration > 0 else None
     failed = total.error_count
-    timeline = []
+    timeline: list[TimelineRow] = []
     for interval in result.timeline.seconds():
         service = summarize(interval.hists["service"], with_mean=False)
         response = summarize(interval.hists["response"], with_mean=False)
@@ -110,7 +115,7 @@ def build_report(result: RunResult, thresholds: list[Threshold] | None = None) -
                 "response_max_ms": _round(response["max"]),
             }
         )
-    report: dict[str, Any] = {
+    measured: Measured = {
         "schema": REPORT_SCHEMA_ID,
         "target": config.target,
         "model": config.model,
@@ -160,17 +165,19 @@ def build_report(result: RunResult, thresholds: list[Threshold] | None = None) -
         },
         "timeline": timeline,
     }
-    results = evaluate(report, thresholds or [])
+    results = evaluate(measured, thresholds or [])
     reasons = result.inconclusive
     code = exit_code(reasons, results)
     status = {0: "pass", 1: "thresholds-failed", 3: "inconclusive"}[code]
-    report["verdict"] = {
-        "status": status,
-        "exit_code": code,
-        "inconclusive": reasons,
-        "thresholds": results,
+    return {
+        **measured,
+        "verdict": {
+            "status": status,
+            "exit_code": code,
+            "inconclusive": reasons,
+            "thresholds": results,
+        },
     }
-    return report
 
 
 def _code_name(code: int) -> str:
@@ -180,19 +187,23 @@ def _code_name(code: int) -> str:
         return str(code)
 
 
-def check_schema(report: dict[str, Any], schema: dict[str, Any] = REPORT_SCHEMA) -> list[str]:
+def check_schema(
+    report: Mapping[str, object], schema: Mapping[str, SchemaEntry] = REPORT_SCHEMA
+) -> list[str]:
     """Differences between `report` and the documented schema (empty: it conforms)."""
     problems = []
     for key, expected in schema.items():
         if key not in report:
             problems.append(f"missing key {key!r}")
-        elif isinstance(expected, dict):
-            if not isinstance(report[key], dict):
+            continue
+        value = report[key]
+        if isinstance(expected, dict):
+            if not isinstance(value, dict):
                 problems.append(f"{key!r} is not an object")
             else:
-                problems.extend(f"{key}.{p}" for p in check_schema(report[key], expected))
-        elif not isinstance(report[key], expected) or isinstance(report[key], bool):
-            problems.append(f"{key!r} has type {type(report[key]).__name__}")
+                problems.extend(f"{key}.{p}" for p in check_schema(value, expected))
+        elif not isinstance(value, expected) or isinstance(value, bool):
+            problems.append(f"{key!r} has type {type(value).__name__}")
     problems.extend(f"unexpected key {k!r}" for k in report if k not in schema)
     return problems
 
@@ -200,7 +211,7 @@ def check_schema(report: dict[str, Any], schema: dict[str, Any] = REPORT_SCHEMA)
 # ---- files ---------------------------------------------------------------------------------
 
 
-def write_reports(report: dict[str, Any], directory: Path) -> list[Path]:
+def write_reports(report: LoadReport, directory: Path) -> list[Path]:
     """Write report.json, timeline.csv and report.html into `directory` (created)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / "report.json", directory / "timeline.csv", directory / "report.html"]
@@ -209,7 +220,8 @@ def write_reports(report: dict[str, Any], directory: Path) -> list[Path]:
         writer = csv.DictWriter(fh, fieldnames=TIMELINE_COLUMNS)
         writer.writeheader()
         for row in report["timeline"]:
-            writer.writerow({k: "" if row[k] is None else row[k] for k in TIMELINE_COLUMNS})
+            cells: Mapping[str, object] = row
+            writer.writerow({k: "" if cells[k] is None else cells[k] for k in TIMELINE_COLUMNS})
     paths[2].write_text(render_html(report), encoding="utf-8")
     return paths
 
@@ -217,7 +229,7 @@ def write_reports(report: dict[str, Any], directory: Path) -> list[Path]:
 # ---- console -------------------------------------------------------------------------------
 
 
-def console_table(report: dict[str, Any], console: Console) -> None:
+def console_table(report: LoadReport, console: Console) -> None:
     """Print the end-of-run summary."""
     rate = report["rate"]
     target = "—" if rate["target"] is None else f"{rate['target']:g}/s"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from hdrh.histogram import HdrHistogram
 
 from .config import LoadConfig
+from .report_types import WorkerJson
 
 
 @dataclass(slots=True)
@@ -30,7 +31,7 @@ class WorkerSummary:
     dispatch_p99_ms: float = 0.0
     inconclusive: list[str] = field(default_factory=list)
 
-    def to_wire(self) -> dict[str, object]:
+    def to_wire(self) -> WorkerJson:
         return {
             "worker": self.worker,
             "agents": self.agents,

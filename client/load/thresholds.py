@@ -19,9 +19,9 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_THRESHOLDS, UsageError
+from .report_types import Measured, ThresholdResult
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -83,7 +83,7 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(text, "latency", f"{metric}.{stat}", op, value * _TIME_UNITS[unit])
 
 
-def actual_value(report: dict[str, Any], threshold: Threshold) -> float:
+def actual_value(report: Measured, threshold: Threshold) -> float:
     """The measured value a threshold is compared with."""
     if threshold.metric == "errors_ratio":
         return float(report["errors"]["ratio"])
@@ -95,9 +95,9 @@ def actual_value(report: dict[str, Any], threshold: Threshold) -> float:
     return float(report["latency_ms"][metric][stat])
 
 
-def evaluate(report: dict[str, Any], thresholds: list[Threshold]) -> list[dict[str, Any]]:
+def evaluate(report: Measured, thresholds: list[Threshold]) -> list[ThresholdResult]:
     """Each threshold with its measured value and whether it held."""
-    out = []
+    out: list[ThresholdResult] = []
     for threshold in thresholds:
         actual = actual_value(report, threshold)
         out.append(
@@ -106,7 +106,7 @@ def evaluate(report: dict[str, Any], thresholds: list[Threshold]) -> list[dict[s
     return out
 
 
-def exit_code(inconclusive: list[str], results: list[dict[str, Any]]) -> int:
+def exit_code(inconclusive: list[str], results: list[ThresholdResult]) -> int:
     """0 pass, 1 thresholds failed, 3 run invalid or inconclusive."""
     if inconclusive:
         return EXIT_INCONCLUSIVE

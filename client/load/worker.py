@@ -359,7 +359,8 @@ class Worker:
     def _complete(
         self, agent: Agent, reply: Message | None, error: TslicError | None, usable: bool
     ) -> None:
-        flight: _InFlight = agent.pending
+        flight = agent.pending
+        assert isinstance(flight, _InFlight)  # set by the send this reply answers
         flight.done = True
         agent.pending = None
         self._in_flight -= 1

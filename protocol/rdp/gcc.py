@@ -17,6 +17,7 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+from typing import TypedDict
 
 from ._wire import (
     Reader,
@@ -287,6 +288,20 @@ class ClientSettings:
         return settings
 
 
+class _ServerFields(TypedDict, total=False):
+    """`ServerSettings`' fields, as `ServerSettings.parse` finds them block by block."""
+
+    version: int
+    client_requested_protocols: int | None
+    early_capability_flags: int
+    encryption_method: int
+    encryption_level: int
+    server_random: bytes
+    server_certificate: bytes
+    io_channel: int
+    channel_ids: tuple[int, ...]
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
     """SC_CORE, SC_SECURITY and SC_NET of the GCC Conference Create Response (§2.2.1.4).
@@ -341,7 +356,7 @@ class ServerSettings:
         r.skip(len(CCRSP_HEADER), "ConferenceCreateResponse")
         if _per_length(r, "user data length") != r.remaining:
             raise malformed(r.what, "user data length does not match the data")
-        values: dict[str, object] = {}
+        values: _ServerFields = {}
         while r.remaining:
             kind = r.u16le("type")
             length = r.u16le("length")
@@ -364,4 +379,4 @@ class ServerSettings:
                 count = b.u16le("channelCount")
                 values["channel_ids"] = tuple(b.u16le("channel") for _ in range(count))
         with as_remote(r.what):
-            return cls(**values)  # type: ignore[arg-type]
+            return cls(**values)

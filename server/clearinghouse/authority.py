@@ -14,7 +14,7 @@ import json
 import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -41,6 +41,18 @@ from .ids import (
     ROOT_NOT_BEFORE,
     canonical_id,
 )
+
+
+class ActivationStatus(TypedDict):
+    """`Authority.status`: what the Clearinghouse knows about one license server."""
+
+    license_server_id: str
+    name: str
+    state: str
+    method: str
+    cert_serial: str
+    cert_revoked: bool
+    revoked_serials: list[str]
 
 
 class Authority:
@@ -152,7 +164,7 @@ class Authority:
         return activation
 
     def _log(
-        self, lsid: str, action: str, method: ActivationMethod, now: int, **detail: Any
+        self, lsid: str, action: str, method: ActivationMethod, now: int, **detail: object
     ) -> None:
         self.db.log(
             at=now,
@@ -184,7 +196,7 @@ class Authority:
             )
         return found
 
-    def status(self, license_server_id: str) -> dict[str, Any]:
+    def status(self, license_server_id: str) -> ActivationStatus:
         """What the Clearinghouse knows about a license server: state and certificate."""
         lsid = canonical_id(license_server_id)
         found = self.db.activation(lsid)

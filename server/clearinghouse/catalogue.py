@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from tslic.protocol.domain import ActivationMethod, ActivationState, CalProduct, Program
 from tslic.protocol.errors import StorageError
@@ -30,7 +30,11 @@ from .rows import (
     SCHEMA,
     Activation,
     Claim,
+    ClaimPayload,
     Entitlement,
+    EventRow,
+    GrantRow,
+    RevokedRow,
     TransitionToken,
     XpLicense,
 )
@@ -98,7 +102,7 @@ class Catalogue:
                 self._db.execute("ROLLBACK")
             raise self._storage_error("commit", exc) from None
 
-    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         try:
             return self._db.execute(sql, args)
         except sqlite3.IntegrityError as exc:
@@ -106,7 +110,7 @@ class Catalogue:
         except sqlite3.Error as exc:
             raise self._storage_error("run a query", exc) from None
 
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         cursor = self._run(sql, args)
         try:
             return cursor.fetchall()
@@ -145,7 +149,7 @@ class Catalogue:
         found = self._entitlements("WHERE id = ?", (cursor.lastrowid,))
         return found[0]
 
-    def _entitlements(self, where: str, args: tuple[Any, ...]) -> list[Entitlement]:
+    def _entitlements(self, where: str, args: tuple[object, ...]) -> list[Entitlement]:
         rows = self._rows(f"SELECT * FROM entitlements {where} ORDER BY id", args)
         return [
             Entitlement(
@@ -199,7 +203,7 @@ class Catalogue:
         assert found is not None
         return found
 
-    def _xps(self, where: str, args: tuple[Any, ...]) -> list[XpLicense]:
+    def _xps(self, where: str, args: tuple[object, ...]) -> list[XpLicense]:
         rows = self._rows(f"SELECT * FROM xp_licenses {where} ORDER BY acquired_at", args)
         return [
             XpLicense(
@@ -255,7 +259,7 @@ class Catalogue:
             ),
         )
 
-    def _activations(self, where: str, args: tuple[Any, ...]) -> list[Activation]:
+    def _activations(self, where: str, args: tuple[object, ...]) -> list[Activation]:
         rows = self._rows(f"SELECT * FROM activations {where} ORDER BY activated_at", args)
         return [
             Activation(
@@ -296,9 +300,9 @@ class Catalogue:
             (serial, license_server_id, now, reason),
         )
 
-    def revoked(self) -> list[dict[str, Any]]:
+    def revoked(self) -> list[RevokedRow]:
         rows = self._rows("SELECT * FROM revoked_certs ORDER BY revoked_at")
-        return [dict(r) for r in rows]
+        return [cast(RevokedRow, dict(r)) for r in rows]  # the columns are the TypedDict's
 
     def is_revoked(self, serial: str) -> bool:
         return bool(self._rows("SELECT 1 FROM revoked_certs WHERE serial = ?", (serial,)))
@@ -311,7 +315,7 @@ class Catalogue:
             (at, license_server_id, action, method, detail),
         )
 
-    def events(self, license_server_id: str | None = None) -> list[dict[str, Any]]:
+    def events(self, license_server_id: str | None = None) -> list[EventRow]:
         if license_server_id is None:
             rows = self._rows("SELECT * FROM events ORDER BY id")
         else:
@@ -319,7 +323,7 @@ class Catalogue:
                 "SELECT * FROM events WHERE license_server_id = ? ORDER BY id",
                 (license_server_id,),
             )
-        return [dict(r) for r in rows]
+        return [cast(EventRow, dict(r)) for r in rows]
 
     # --- claim tickets --------------------------------------------------------------------
 
@@ -329,7 +333,7 @@ class Catalogue:
         code: str,
         kind: str,
         license_server_id: str,
-        payload: dict[str, Any],
+        payload: ClaimPayload,
         now: int,
         grant_blob: bytes | None = None,
     ) -> None:
@@ -348,7 +352,7 @@ class Catalogue:
             code=r["code"],
             kind=r["kind"],
             license_server_id=r["license_server_id"],
-            payload=json.loads(r["payload"]),
+            payload=cast(ClaimPayload, json.loads(r["payload"])),  # written by add_claim
             grant_blob=r["grant_blob"],
             created_at=r["created_at"],
             redeemed_at=r["redeemed_at"],
@@ -380,15 +384,17 @@ class Catalogue:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def grants(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self._rows("SELECT * FROM grants ORDER BY grant_id")]
+    def grants(self) -> list[GrantRow]:
+        return [
+            cast(GrantRow, dict(r)) for r in self._rows("SELECT * FROM grants ORDER BY grant_id")
+        ]
 
-    def last_grant(self, source: str) -> dict[str, Any] | None:
+    def last_grant(self, source: str) -> GrantRow | None:
         """The most recent grant made from one purchase source (e.g. `retail:<code>`)."""
         rows = self._rows(
             "SELECT * FROM grants WHERE source = ? ORDER BY grant_id DESC LIMIT 1", (source,)
         )
-        return dict(rows[0]) if rows else None
+        return cast(GrantRow, dict(rows[0])) if rows else None
 
     def add_token(
         self, *, token: str, product: CalProduct, count: int, email: str, now: int

@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import trio
 from tslic.protocol.clock import format_date, parse_date
@@ -53,22 +54,28 @@ AGREEMENTS = [str(p) for p in purchases.AGREEMENT_PROGRAMS]
 # The shared options are accepted before the action (`tslic clearinghouse --data ch serve`)
 # and after it. An action's parser must not overwrite what was given before it with its own
 # defaults, so there they default to SUPPRESS; `run` fills the defaults in and checks --data.
-_DEFAULTS: dict[str, Any] = {
+_DEFAULTS: dict[str, object] = {
     "data": None, "json": False, "start_date": None, "speed": None, "clock": None,
     "clock_file": None, "listen": "127.0.0.1:0", "web": "127.0.0.1:0", "ready_file": None,
 }  # fmt: skip
 
 
-def _kw(sub: bool, name: str) -> dict[str, Any]:
-    return {"default": argparse.SUPPRESS if sub else _DEFAULTS[name]}
+def _default(sub: bool, name: str) -> object:
+    return argparse.SUPPRESS if sub else _DEFAULTS[name]
 
 
 def _data(p: argparse.ArgumentParser, sub: bool = True) -> None:
     p.add_argument(
-        "--data", type=Path, help="the Clearinghouse data directory (required)", **_kw(sub, "data")
+        "--data",
+        type=Path,
+        help="the Clearinghouse data directory (required)",
+        default=_default(sub, "data"),
     )
     p.add_argument(
-        "--json", action="store_true", help="print JSON instead of text", **_kw(sub, "json")
+        "--json",
+        action="store_true",
+        help="print JSON instead of text",
+        default=_default(sub, "json"),
     )
 
 
@@ -79,11 +86,11 @@ def _clock_args(p: argparse.ArgumentParser, sub: bool = True) -> None:
 def _serve_args(p: argparse.ArgumentParser, sub: bool) -> None:
     _data(p, sub)
     _clock_args(p, sub)
-    p.add_argument("--listen", help="TCP HOST:PORT (port 0: any)", **_kw(sub, "listen"))
-    p.add_argument("--web", help="web pages HOST:PORT (port 0: any)", **_kw(sub, "web"))
+    p.add_argument("--listen", help="TCP HOST:PORT (port 0: any)", default=_default(sub, "listen"))
+    p.add_argument("--web", help="web pages HOST:PORT (port 0: any)", default=_default(sub, "web"))
     p.add_argument(
         "--ready-file", type=Path, help="also write the readiness line here",
-        **_kw(sub, "ready_file"),
+        default=_default(sub, "ready_file"),
     )  # fmt: skip
     add_limits_arguments(p)
 
@@ -145,13 +152,14 @@ def run(args: argparse.Namespace) -> int:
         return _phone(args)
     ch = Clearinghouse(args.data)
     try:
-        result = _ACTIONS[action](ch, args)
+        result, lines = _ACTIONS[action](ch, args)
     finally:
         ch.close()
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
-        _print_text(action, result)
+        for line in lines:
+            print(line)
     return 0
 
 
@@ -162,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
     web_host, web_port = split_address(args.web)
     service = ClearinghouseService(args.data, clock)
 
-    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, Any]]) -> None:
+    async def start(shutdown: trio.Event, task_status: trio.TaskStatus[dict[str, object]]) -> None:
         server = Server(service, key=service.ch.root_key, clock=clock, limits=limits)
         async with trio.open_nursery() as nursery:
             watch_clock(nursery, clock, shutdown)
@@ -208,7 +216,44 @@ def _today(args: argparse.Namespace) -> int:
     return clock_from_args(args).now()
 
 
-def _entitlement_json(e: Entitlement) -> dict[str, Any]:
+class _EntitlementJson(TypedDict):
+    id: int
+    program: str
+    product: str
+    total: int
+    used: int
+    remaining: int
+    reference: str
+    created: str
+
+
+class _XpJson(TypedDict):
+    product_key: str
+    acquired: str
+    channel: str
+
+
+class _ListedXp(_XpJson):
+    redeemed: str
+
+
+class _ActivationJson(TypedDict):
+    license_server_id: str
+    name: str
+    version: int
+    method: str
+    state: str
+    activated: str
+    changed: str
+    cert_serial: str
+    cert_revoked: bool
+
+
+_Output = tuple[Mapping[str, object], list[str]]
+"""What an action prints: the --json document, and the text lines otherwise."""
+
+
+def _entitlement_json(e: Entitlement) -> _EntitlementJson:
     return {
         "id": e.id,
         "program": str(e.program),
@@ -221,19 +266,27 @@ def _entitlement_json(e: Entitlement) -> dict[str, Any]:
     }
 
 
-def _export(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
+def _added(e: Entitlement) -> _Output:
+    doc = _entitlement_json(e)
+    text = f"added {doc['program']} {doc['reference']}: {doc['total']} x {doc['product']}"
+    return doc, [text]
+
+
+def _export(ch: Clearinghouse, args: argparse.Namespace) -> _Output:
     write_certs(args.out, [ch.root_cert])
-    return {"root": str(args.out), "subject": ch.root_cert.subject.rfc4514_string()}
+    root = str(args.out)
+    doc = {"root": root, "subject": ch.root_cert.subject.rfc4514_string()}
+    return doc, [f"root certificate written to {root}"]
 
 
-def _add_retail(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
+def _add_retail(ch: Clearinghouse, args: argparse.Namespace) -> _Output:
     e = purchases.add_retail(
         ch, product=CalProduct(args.product), count=args.count, now=_today(args), code=args.code
     )
-    return _entitlement_json(e)
+    return _added(e)
 
 
-def _add_open(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
+def _add_open(ch: Clearinghouse, args: argparse.Namespace) -> _Output:
     e = purchases.add_open(
         ch,
         product=CalProduct(args.product),
@@ -242,10 +295,10 @@ def _add_open(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
         license_number=args.license_number,
         authorization_number=args.authorization_number,
     )
-    return _entitlement_json(e)
+    return _added(e)
 
 
-def _add_agreement(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
+def _add_agreement(ch: Clearinghouse, args: argparse.Namespace) -> _Output:
     e = purchases.add_agreement(
         ch,
         program=Program(args.program),
@@ -254,10 +307,10 @@ def _add_agreement(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any
         now=_today(args),
         agreement_number=args.number,
     )
-    return _entitlement_json(e)
+    return _added(e)
 
 
-def _add_xp(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
+def _add_xp(ch: Clearinghouse, args: argparse.Namespace) -> _Output:
     x = purchases.add_xp(
         ch,
         product_key=args.key,
@@ -268,17 +321,20 @@ def _add_xp(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
         authorization_number=args.authorization_number,
         agreement_number=args.number,
     )
-    return {
-        "product_key": group5(x.product_key),
-        "acquired": format_date(x.acquired_at)[:10],
+    key, acquired = group5(x.product_key), format_date(x.acquired_at)[:10]
+    doc = {
+        "product_key": key,
+        "acquired": acquired,
         "channel": x.channel,
         "program": x.program,
         "numbers": x.numbers,
     }
+    text = f"added Windows XP Professional {key} ({x.channel}, acquired {acquired})"
+    return doc, [text]
 
 
-def _list(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
-    xps = [
+def _list(ch: Clearinghouse, args: argparse.Namespace) -> _Output:
+    xps: list[_ListedXp] = [
         {
             "product_key": group5(x.product_key),
             "acquired": format_date(x.acquired_at)[:10],
@@ -288,12 +344,22 @@ def _list(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
         for x in ch.db.xp_licenses()
     ]
     ents = [_entitlement_json(e) for e in ch.db.entitlements()]
-    return {"entitlements": ents, "xp_licenses": xps, "grants": ch.db.grants()}
+    lines = [
+        f"{e['id']:>4}  {e['program']:<22} {e['reference']:<31} {e['product']:<18}"
+        f" {e['used']}/{e['total']} used"
+        for e in ents
+    ]
+    for x in xps:
+        status = f"redeemed {x['redeemed']}" if x["redeemed"] else "not redeemed"
+        lines.append(
+            f"  XP  {x['product_key']}  {x['channel']:<7} acquired {x['acquired']}  {status}"
+        )
+    return {"entitlements": ents, "xp_licenses": xps, "grants": ch.db.grants()}, lines
 
 
-def _activations(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
+def _activations(ch: Clearinghouse, args: argparse.Namespace) -> _Output:
     revoked = {r["serial"] for r in ch.db.revoked()}
-    rows = [
+    rows: list[_ActivationJson] = [
         {
             "license_server_id": a.license_server_id,
             "name": a.name,
@@ -307,10 +373,16 @@ def _activations(ch: Clearinghouse, args: argparse.Namespace) -> dict[str, Any]:
         }
         for a in ch.db.activations()
     ]
-    return {"activations": rows, "revoked_serials": sorted(revoked), "events": ch.db.events()}
+    lines = [
+        f"{a['license_server_id']}  {a['name']:<16} {a['method']:<10} {a['state']}"
+        f" since {a['changed']}{' (certificate revoked)' if a['cert_revoked'] else ''}"
+        for a in rows
+    ]
+    doc = {"activations": rows, "revoked_serials": sorted(revoked), "events": ch.db.events()}
+    return doc, lines
 
 
-_ACTIONS = {
+_ACTIONS: dict[str, Callable[[Clearinghouse, argparse.Namespace], _Output]] = {
     "export-root": _export,
     "add-retail": _add_retail,
     "add-open": _add_open,
@@ -319,34 +391,3 @@ _ACTIONS = {
     "list": _list,
     "activations": _activations,
 }
-
-
-def _print_text(action: str, result: dict[str, Any]) -> None:
-    if action == "export-root":
-        print(f"root certificate written to {result['root']}")
-    elif action.startswith("add-") and action != "add-xp":
-        print(
-            f"added {result['program']} {result['reference']}: {result['total']} x"
-            f" {result['product']}"
-        )
-    elif action == "add-xp":
-        print(
-            f"added Windows XP Professional {result['product_key']} ({result['channel']},"
-            f" acquired {result['acquired']})"
-        )
-    elif action == "list":
-        for e in result["entitlements"]:
-            print(
-                f"{e['id']:>4}  {e['program']:<22} {e['reference']:<31} {e['product']:<18}"
-                f" {e['used']}/{e['total']} used"
-            )
-        for x in result["xp_licenses"]:
-            status = f"redeemed {x['redeemed']}" if x["redeemed"] else "not redeemed"
-            print(f"  XP  {x['product_key']}  {x['channel']:<7} acquired {x['acquired']}  {status}")
-    else:
-        for a in result["activations"]:
-            mark = " (certificate revoked)" if a["cert_revoked"] else ""
-            print(
-                f"{a['license_server_id']}  {a['name']:<16} {a['method']:<10} {a['state']}"
-                f" since {a['changed']}{mark}"
-            )

@@ -26,7 +26,6 @@ Contract:
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 from tslic.protocol.codes import decode_b24, group5
 from tslic.protocol.domain import ActivationMethod, ActivationState
@@ -52,6 +51,7 @@ from .ids import (
     new_code,
     require_contact,
 )
+from .rows import ClaimPayload
 
 __all__ = ["ROOT_CERT", "Clearinghouse", "canonical_id", "new_code", "require_contact"]
 
@@ -124,7 +124,7 @@ class Clearinghouse(Authority):
             )
         if product_id.strip():
             product_id = _server_identity(product_id, method)
-        payload: dict[str, Any] = {
+        payload: ClaimPayload = {
             "action": "activate",
             "method": str(method),
             "product_id": product_id.strip(),
@@ -135,10 +135,12 @@ class Clearinghouse(Authority):
             old = self.db.activation(lsid)
             assert old is not None
             payload.update(
-                action="reactivate",
-                reason=reason.strip(),
-                license_server_id=lsid,
-                product_id=product_id.strip() or old.product_id,
+                {
+                    "action": "reactivate",
+                    "reason": reason.strip(),
+                    "license_server_id": lsid,
+                    "product_id": product_id.strip() or old.product_id,
+                }
             )
         else:
             require_contact(contact, need_email=method is ActivationMethod.WEB)

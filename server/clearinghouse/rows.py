@@ -8,7 +8,7 @@ Times are virtual epoch-ms; codes are stored normalized (no hyphens, upper case)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from tslic.protocol.domain import ActivationMethod, ActivationState, CalProduct, Program
 from tslic.protocol.messages.records import ContactInfo
@@ -155,6 +155,53 @@ class Activation:
     changed_at: int
 
 
+class ClaimPayload(TypedDict, total=False):
+    """What a claim ticket remembers (stored as JSON, written only by this package).
+
+    An activation claim holds action, method, product_id and contact (plus license_server_id
+    and reason for a reactivation); a key pack claim holds grant_id."""
+
+    action: str  # activate | reactivate
+    method: str
+    product_id: str
+    contact: dict[str, str]
+    reason: str
+    license_server_id: str
+    grant_id: int
+
+
+class RevokedRow(TypedDict):
+    """A row of `revoked_certs`."""
+
+    serial: str
+    license_server_id: str
+    revoked_at: int
+    reason: str
+
+
+class EventRow(TypedDict):
+    """A row of `events`; `detail` is a JSON object as text."""
+
+    id: int
+    at: int
+    license_server_id: str
+    action: str
+    method: str
+    detail: str
+
+
+class GrantRow(TypedDict):
+    """A row of `grants`."""
+
+    grant_id: int
+    license_server_id: str
+    product: str
+    program: str
+    count: int
+    source: str
+    issued_at: int
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Claim:
     """A claim ticket: a code given by the web page or the telephone, redeemed once over TCP."""
@@ -162,7 +209,7 @@ class Claim:
     code: str
     kind: str  # activation | keypack
     license_server_id: str
-    payload: dict[str, Any]
+    payload: ClaimPayload
     grant_blob: bytes | None
     created_at: int
     redeemed_at: int | None

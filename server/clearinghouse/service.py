@@ -21,7 +21,6 @@ Contract:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from tslic.protocol.domain import ActivationMethod, PeerRole
 from tslic.protocol.errors import ErrorCode, ServiceError
@@ -40,6 +39,7 @@ from tslic.protocol.messages.clearinghouse import (
 from tslic.runtime.clock import Clock
 from tslic.runtime.service import Peer
 
+from .authority import ActivationStatus
 from .catalogue import Activation
 from .core import Clearinghouse
 from .installation import Purchase, claim_keypack, install
@@ -63,7 +63,7 @@ class ClearinghouseService:
     def close(self) -> None:
         self.ch.close()
 
-    def status(self, license_server_id: str) -> dict[str, Any]:
+    def status(self, license_server_id: str) -> ActivationStatus:
         """Activation state and certificate revocation of one license server."""
         return self.ch.status(license_server_id)
 

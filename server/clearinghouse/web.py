@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import parse_qs
 
 import trio
@@ -220,7 +220,7 @@ async def serve_web(
     app: WebApp,
     host: str,
     port: int,
-    shutdown: Callable[[], Awaitable[Any]],
+    shutdown: Callable[[], Awaitable[object]],
     *,
     limits: WebLimits | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,

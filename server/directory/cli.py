@@ -30,7 +30,6 @@ from pathlib import Path
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Conversation, ErrorCode, Message, ServiceError, Timeout
-from tslic.protocol.codec import Unvalidated
 from tslic.protocol.domain import PeerRole
 from tslic.protocol.errors import RemoteProtocolError
 from tslic.protocol.messages.directory import (
@@ -69,7 +68,7 @@ SERVER_ENV = "TSLIC_DIRECTORY"
 CREDENTIAL_FILE = "enterprise-admin.credential"
 KEY_FILE = "directory.key"
 
-_SERVE_DEFAULTS: dict[str, Unvalidated] = {
+_SERVE_DEFAULTS: dict[str, object] = {
     "topology": None,
     "data": DEFAULT_DATA,
     "listen": DEFAULT_LISTEN,
@@ -152,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     action = getattr(args, "action", None) or "serve"
     if action == "serve":
-        opts = {k: getattr(args, k, v) for k, v in _SERVE_DEFAULTS.items()}
+        opts = argparse.Namespace(**{k: getattr(args, k, v) for k, v in _SERVE_DEFAULTS.items()})
         return _serve(opts, limits_from_args(args))
     if action == "check":
         return _check(args)
@@ -170,12 +169,13 @@ def _read_secret(path: Path) -> str:
     return text
 
 
-def server_credential(opts: dict[str, Unvalidated], data: Path) -> str:
-    """The credential by the documented order; creates the data-dir file if nothing is given."""
-    if opts["credential"]:
-        return str(opts["credential"])
-    if opts["credential_file"] is not None:
-        return _read_secret(opts["credential_file"])
+def server_credential(credential: str | None, credential_file: Path | None, data: Path) -> str:
+    """The credential by the documented order (--credential, --credential-file, the
+    environment); creates the data-dir file if nothing is given."""
+    if credential:
+        return str(credential)
+    if credential_file is not None:
+        return _read_secret(credential_file)
     if os.environ.get(CREDENTIAL_ENV, "").strip():
         return os.environ[CREDENTIAL_ENV].strip()
     path = data / CREDENTIAL_FILE
@@ -184,19 +184,19 @@ def server_credential(opts: dict[str, Unvalidated], data: Path) -> str:
     return _read_secret(path)
 
 
-def _serve(opts: dict[str, Unvalidated], limits: Limits) -> int:
-    topology = load_topology(opts["topology"])
-    data = ensure_dir(Path(opts["data"]))
-    host, port = split_address(opts["listen"])
+def _serve(opts: argparse.Namespace, limits: Limits) -> int:
+    topology = load_topology(opts.topology)
+    data = ensure_dir(Path(opts.data))
+    host, port = split_address(opts.listen)
     clock = clock_from_args(
         argparse.Namespace(
-            clock_file=opts.get("clock_file"),
-            clock=opts.get("clock"),
-            start_date=opts["start_date"],
-            speed=opts["speed"],
+            clock_file=opts.clock_file,
+            clock=opts.clock,
+            start_date=opts.start_date,
+            speed=opts.speed,
         )
     )
-    credential = server_credential(opts, data)
+    credential = server_credential(opts.credential, opts.credential_file, data)
     key = load_or_create_key(data / KEY_FILE)
     service = DirectoryService(topology, data, clock, credential)
 
@@ -205,7 +205,7 @@ def _serve(opts: dict[str, Unvalidated], limits: Limits) -> int:
         async with trio.open_nursery() as nursery:
             watch_clock(nursery, clock, shutdown)
             address = await nursery.start(server.serve, host, port)
-            if not opts["json"]:
+            if not opts.json:
                 print(_banner(topology, address, data, service.skipped), file=sys.stderr)
             task_status.started(
                 {
@@ -220,7 +220,7 @@ def _serve(opts: dict[str, Unvalidated], limits: Limits) -> int:
             server.shutdown()
 
     try:
-        return run_daemon(start, ready_file=opts["ready_file"])
+        return run_daemon(start, ready_file=opts.ready_file)
     finally:
         service.close()
 

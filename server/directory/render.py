@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from rich.table import Table
 from tslic.protocol import ErrorCode, Message, ServiceError
@@ -27,7 +27,7 @@ def print_reply(reply: Message, as_json: bool) -> None:
     Raises:
         ServiceError: ILLEGAL_STATE for a reply no client action expects.
     """
-    value: dict[str, Any]
+    value: dict[str, object]
     if isinstance(reply, DirServers):
         value = {
             "distinguished_name": reply.distinguished_name,
@@ -50,11 +50,15 @@ def print_reply(reply: Message, as_json: bool) -> None:
     console = make_console()
     if isinstance(reply, DirServers):
         if reply.servers:
-            console.print(computers_table(reply.distinguished_name, value["servers"]))
+            console.print(
+                computers_table(
+                    reply.distinguished_name, [dataclasses.asdict(s) for s in reply.servers]
+                )
+            )
         else:
             console.print(f"{reply.distinguished_name}: no servers", soft_wrap=True)
     elif isinstance(reply, DirComputer):
-        console.print(computers_table(reply.computer.name, [value["computer"]]))
+        console.print(computers_table(reply.computer.name, [dataclasses.asdict(reply.computer)]))
     elif isinstance(reply, DirGroup):
         members = ", ".join(reply.members) or "(no members)"
         console.print(f"{reply.group}: {members}", soft_wrap=True)
@@ -62,7 +66,7 @@ def print_reply(reply: Message, as_json: bool) -> None:
         console.print(reply.detail, soft_wrap=True)
 
 
-def computers_table(title: str, rows: list[dict[str, Any]]) -> Table:
+def computers_table(title: str, rows: Sequence[Mapping[str, object]]) -> Table:
     """A table of computers (ComputerInfo or ServerRef rows as dicts); OS only when known."""
     with_os = any(r.get("os_version") for r in rows)  # ServerRef rows carry no OS
     table = Table(title=title)
@@ -70,12 +74,12 @@ def computers_table(title: str, rows: list[dict[str, Any]]) -> Table:
         table.add_column(column)
     for r in rows:
         cells = [
-            r["name"],
-            r.get("domain", ""),
-            r.get("site", ""),
+            str(r["name"]),
+            str(r.get("domain", "")),
+            str(r.get("site", "")),
             "domain controller" if r.get("is_domain_controller") else "member server",
         ]
         if with_os:
             cells.append(f"Windows {r['os_version']}")
-        table.add_row(*cells, r.get("address") or "(not registered)")
+        table.add_row(*cells, str(r.get("address") or "(not registered)"))
     return table

@@ -35,7 +35,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Generic, Protocol, TypeVar, cast
 
 import trio
 from tslic.protocol.errors import ServiceError, StorageError
@@ -76,6 +76,27 @@ class _Pending(Generic[T]):
     done: trio.Event = field(default_factory=trio.Event)
     result: T | None = None
     error: BaseException | None = None
+
+    def run(self, db: sqlite3.Connection) -> None:
+        self.result = self.fn(db)
+
+    def fail(self, error: BaseException) -> None:
+        self.result = None
+        self.error = error
+
+
+class _Job(Protocol):
+    """A queued operation with its result type erased: the queue holds operations of every
+    result type, and each caller reads its own typed `_Pending[T]` back."""
+
+    error: BaseException | None
+
+    @property
+    def done(self) -> trio.Event: ...
+
+    def run(self, db: sqlite3.Connection) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
 
 
 @dataclass(slots=True)
@@ -127,8 +148,7 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise storage_error(exc, f"be opened at {self.path}") from None
-        # Any: the queue holds operations of every result type (each caller gets its own T).
-        self._send, self._receive = trio.open_memory_channel[_Pending[Any]](math.inf)
+        self._send, self._receive = trio.open_memory_channel[_Job](math.inf)
         self._wal_frames = 0  # pages in the WAL at the last background checkpoint
         self._committed = trio.Event()  # a group was written since the last checkpoint
         self._running = False
@@ -226,11 +246,11 @@ class Store:
         before `run` starts)."""
         if self._running:
             raise RuntimeError("run_now is for use before the writer task starts")
-        group: list[_Pending[T]] = [_Pending(fn)]
-        self._apply(group)
-        if group[0].error is not None:
-            raise group[0].error
-        return cast(T, group[0].result)
+        pending: _Pending[T] = _Pending(fn)
+        self._apply([pending])
+        if pending.error is not None:
+            raise pending.error
+        return cast(T, pending.result)
 
     def close(self) -> None:
         if not self._closed:
@@ -242,12 +262,12 @@ class Store:
 
     # ---- the worker-thread side ---------------------------------------------------------
 
-    def _apply(self, group: list[_Pending[Any]]) -> None:
+    def _apply(self, group: list[_Job]) -> None:
         """Run and commit one group in the calling thread (`run_now`)."""
         if self._run_ops(group):
             self._commit(group)
 
-    def _run_ops(self, group: list[_Pending[Any]]) -> bool:
+    def _run_ops(self, group: list[_Job]) -> bool:
         """Begin a transaction and run each operation of `group` in it; False if there is
         nothing to commit (the transaction could not start: every operation has its error)."""
         db = self._db
@@ -269,7 +289,7 @@ class Store:
                 self._cause = pending.error
         return True
 
-    def _commit(self, group: list[_Pending[Any]]) -> None:
+    def _commit(self, group: list[_Job]) -> None:
         """Commit the group's transaction (the worker-thread side of a threaded store)."""
         db = self._db
         try:
@@ -284,8 +304,7 @@ class Store:
             with contextlib.suppress(sqlite3.Error):  # the transaction may already be gone
                 db.execute("ROLLBACK")
             for pending in group:
-                pending.result = None
-                pending.error = error
+                pending.fail(error)
             return
         if self._wal_frames >= WAL_RESTART_FRAMES:
             # The background checkpoints have copied nearly all of the WAL, but while commits
@@ -296,10 +315,10 @@ class Store:
             self.checkpoint()
 
     @staticmethod
-    def _apply_one(db: sqlite3.Connection, pending: _Pending[Any]) -> None:
+    def _apply_one(db: sqlite3.Connection, pending: _Job) -> None:
         db.execute("SAVEPOINT op")
         try:
-            pending.result = pending.fn(db)
+            pending.run(db)
         except ServiceError as exc:
             pending.error = exc
         except sqlite3.Error as exc:

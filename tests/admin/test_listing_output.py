@@ -42,7 +42,7 @@ async def _run(pages: list[AdminLicenses], as_json: bool) -> tuple[str, FakeStre
     out = io.StringIO()
     stream = FakeStream(pages, out)
     writer = listing.Writer(as_json, out)
-    await listing.list_licenses(writer, stream, AdminListLicenses(user="ann"))  # type: ignore[arg-type]
+    await listing.list_licenses(writer, stream, AdminListLicenses(user="ann"))
     return out.getvalue(), stream
 
 
@@ -85,5 +85,5 @@ async def test_pages_refuse_a_reply_of_another_type() -> None:
     out = io.StringIO()
     stream = FakeStream([AdminLicenses(licenses=(), next_cursor=b"")], out)
     with pytest.raises(TypeError, match="AdminLicenses"):
-        async for _ in listing.pages(stream, AdminListLicenses(), AdminKeyPacks):  # type: ignore[arg-type]
+        async for _ in listing.pages(stream, AdminListLicenses(), AdminKeyPacks):
             pass

@@ -199,7 +199,8 @@ class FakeLicenseServer:
             return TermServCert(cert_chain=(*self.chain, cert_to_der(ts)))
         if not peer.state.get("certified"):
             raise ServiceError("present your certificate", code=ErrorCode.ACCESS_DENIED)
-        ts_version: WindowsVersion = peer.state["ts_version"]
+        ts_version = peer.state["ts_version"]
+        assert isinstance(ts_version, WindowsVersion)  # set with "certified"
         if isinstance(request, IssueLicense):
             return self._issue(request, ts_version, peer.hello.name)
         if isinstance(request, UpgradeLicenseRequest):

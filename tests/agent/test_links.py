@@ -230,7 +230,10 @@ async def test_a_dead_address_is_not_redialled_before_its_backoff(
 
 
 async def test_waiting_for_a_busy_connection_is_not_a_server_failure(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock, clock: TrioClock
+    tmp_path: Path,
+    autojump_clock: trio.testing.MockClock,
+    clock: TrioClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One connection, a license server taking 6 s per license: the third of three clients
     waits 12 s in the queue, longer than the 10 s network timeout, and is still served."""
@@ -244,7 +247,7 @@ async def test_waiting_for_a_busy_connection_is_not_a_server_failure(
             await trio.sleep(6)
         return await answer(peer, request)
 
-    ls.handle = slow  # type: ignore[method-assign]  # this one server answers slowly
+    monkeypatch.setattr(ls, "handle", slow)  # this one server answers slowly
     async with fakes.serve(ls, clock) as served:
         cfg = config(("LS1", served.address), per_server=1)
         async with fakes.run_agent(cfg, tmp_path / "a", clock) as (agent, rdp):

@@ -47,9 +47,7 @@ async def run_agent(
     from tslic.client.agent.cli import add_arguments, build_config
     from tslic.client.agent.service import Agent
 
-    manifest: dict[str, Any] = prepare(
-        Role.AGENT, tmp_path / "prep", start_ms=1_100_000_000_000, version=version
-    )
+    manifest = prepare(Role.AGENT, tmp_path / "prep", start_ms=1_100_000_000_000, version=version)
     clock = FileClock(manifest["clock_file"], poll=0.01)
     if fresh_break:
         path = tmp_path / "prep" / "manifest.json"

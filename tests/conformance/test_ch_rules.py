@@ -13,6 +13,7 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.client.conformance.basics import Role
 from tslic.client.conformance.catalogue import all_cases, load_spec
+from tslic.client.conformance.manifest import Purchases
 from tslic.client.conformance.model import Result, Verdict
 from tslic.client.conformance.prepare import prepare
 from tslic.client.conformance.runner import SuiteConfig, run_suite
@@ -20,12 +21,13 @@ from tslic.protocol.clock import parse_date
 from tslic.protocol.domain import CalProduct, Program
 from tslic.runtime.clock import FileClock
 from tslic.runtime.service import Limits, Server
+from tslic.server.clearinghouse.core import Clearinghouse
 
 RULES = load_spec()
 CH_RULES = ["CH-*", "ACT-12", "ACT-13"]
 
 
-def register(ch: Any, purchases: dict[str, Any], now: int) -> None:
+def register(ch: Clearinghouse, purchases: Purchases, now: int) -> None:
     """What the manifest's target_setup commands do (tslic clearinghouse add-*)."""
     from tslic.server.clearinghouse import purchases as buy
 

@@ -9,6 +9,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import pytest
 import trio
@@ -38,13 +39,31 @@ FAST = Limits(handshake_timeout=HANDSHAKE)
 LS_KNOWN_GAPS: tuple[str, ...] = ()
 
 
-def config(target: str, role: Role, **kw: object) -> SuiteConfig:
+class SuiteOptions(TypedDict, total=False):
+    """The `SuiteConfig` fields these tests set."""
+
+    only: Sequence[str]
+    exclude: Sequence[str]
+    strict: bool
+    timeout: float
+    admin_credential: Path | None
+    handshake_timeout: float
+    flood: int
+    slow_delay: float
+    names: dict[str, str]
+    expect_fail: Sequence[str]
+    clock_file: Path | None
+    clearinghouse: str
+    retail_codes: Sequence[str]
+
+
+def config(target: str, role: Role, **kw: Unpack[SuiteOptions]) -> SuiteConfig:
     # The reply timeout only ends a wait for an answer that comes (or a silence a case
     # expects), so a generous one costs nothing on a quiet machine and spares a busy one.
-    values: dict[str, object] = {"timeout": 2.0, "handshake_timeout": HANDSHAKE, "flood": 50,
-                                 "slow_delay": 0.001}  # fmt: skip
+    values: SuiteOptions = {"timeout": 2.0, "handshake_timeout": HANDSHAKE, "flood": 50,
+                            "slow_delay": 0.001}  # fmt: skip
     values.update(kw)
-    return SuiteConfig(target=target, role=role, **values)  # type: ignore[arg-type]
+    return SuiteConfig(target=target, role=role, **values)
 
 
 async def run(cfg: SuiteConfig) -> SuiteReport:

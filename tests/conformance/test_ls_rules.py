@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -97,23 +96,29 @@ async def test_activated_license_server_passes_the_licensing_rules(tmp_path: Pat
 Patch = Callable[[pytest.MonkeyPatch], None]
 
 
-def _wrap_choose(change: Callable[[Any, Any], Any]) -> Patch:
+Ctx = policy.IssueContext
+Decision = policy.IssueDecision
+Change = Callable[[Ctx, Decision], Decision]
+
+
+def _wrap_choose(change: Change) -> Patch:
     """A license server whose every decision passes through `change(context, decision)`."""
     from tslic.server.license_server import issuance
 
     real = policy.choose_license  # what issuance imported, patched there below
 
     def patch(mp: pytest.MonkeyPatch) -> None:
-        def broken(ctx: policy.IssueContext, *a: Any) -> policy.IssueDecision:
-            decision: policy.IssueDecision = change(ctx, real(ctx, *a))
-            return decision
+        def broken(
+            ctx: policy.IssueContext, options: policy.PolicyOptions = policy.DEFAULT_OPTIONS
+        ) -> policy.IssueDecision:
+            return change(ctx, real(ctx, options))
 
         mp.setattr(issuance, "choose_license", broken)
 
     return patch
 
 
-def _wrong_cal(ctx: Any, decision: Any) -> Any:
+def _wrong_cal(ctx: Ctx, decision: Decision) -> Decision:
     """Hands a 2000 terminal server's client a Windows 2000 TS CAL it does not have, i.e.
     never upgrades: no 2003 CAL for a 2000 TS even when upgrade is allowed."""
     if decision.product is CalProduct.W2003_DEVICE_CAL and ctx.ts_version == 2000:
@@ -121,27 +126,35 @@ def _wrong_cal(ctx: Any, decision: Any) -> Any:
     return decision
 
 
-def _ignores_prevent_upgrade(ctx: Any, decision: Any) -> Any:
+def _ignores_prevent_upgrade(
+    ctx: policy.IssueContext, decision: policy.IssueDecision
+) -> policy.IssueDecision:
     return policy.choose_license(dataclasses.replace(ctx, prevent_upgrade=False))
 
 
-def _second_temporary(ctx: Any, decision: Any) -> Any:
+def _second_temporary(
+    ctx: policy.IssueContext, decision: policy.IssueDecision
+) -> policy.IssueDecision:
     return dataclasses.replace(decision, keeps_existing=False)
 
 
-def _upgrades_unvalidated(ctx: Any, decision: Any) -> Any:
+def _upgrades_unvalidated(
+    ctx: policy.IssueContext, decision: policy.IssueDecision
+) -> policy.IssueDecision:
     if ctx.had_temporary and not ctx.temporary_expired:
         return policy.choose_license(dataclasses.replace(ctx, temporary_validated=True))
     return decision
 
 
-def _counts_user_cals(ctx: Any, decision: Any) -> Any:
+def _counts_user_cals(
+    ctx: policy.IssueContext, decision: policy.IssueDecision
+) -> policy.IssueDecision:
     if decision.product is CalProduct.W2003_USER_CAL:
         return dataclasses.replace(decision, consumes=True)
     return decision
 
 
-def _no_event_21(ctx: Any, decision: Any) -> Any:
+def _no_event_21(ctx: Ctx, decision: Decision) -> Decision:
     return dataclasses.replace(decision, event_id=None) if decision.event_id == 21 else decision
 
 

@@ -145,19 +145,18 @@ def test_credential_file_is_created_private_and_reused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(cli.CREDENTIAL_ENV, raising=False)
-    opts = {"credential": None, "credential_file": None}
-    first = cli.server_credential(opts, tmp_path)
+    first = cli.server_credential(None, None, tmp_path)
     path = tmp_path / cli.CREDENTIAL_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert len(first) >= 24
-    assert cli.server_credential(opts, tmp_path) == first
+    assert cli.server_credential(None, None, tmp_path) == first
     monkeypatch.setenv(cli.CREDENTIAL_ENV, "from-env")
-    assert cli.server_credential(opts, tmp_path) == "from-env"
-    assert cli.server_credential({**opts, "credential": "flag"}, tmp_path) == "flag"
+    assert cli.server_credential(None, None, tmp_path) == "from-env"
+    assert cli.server_credential("flag", None, tmp_path) == "flag"
     empty = tmp_path / "empty"
     empty.write_text("\n")
     with pytest.raises(ServiceError) as info:
-        cli.server_credential({**opts, "credential_file": empty}, tmp_path)
+        cli.server_credential(None, empty, tmp_path)
     assert info.value.code is ErrorCode.INVALID_FIELD
 
 

@@ -211,7 +211,7 @@ async def test_the_running_store_checkpoints_in_the_background(
             trio.from_thread.run_sync(reached[len(copied)].set)
         return frames, done
 
-    store.checkpoint = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(store, "checkpoint", counted)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         for n in (1, 2):

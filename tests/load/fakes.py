@@ -149,7 +149,8 @@ class FakeLicenseService:
                 serial=next(self._serials),
             )
             return TermServCert(cert_chain=(*self.chain, cert_to_der(cert)))
-        if "ts" not in peer.state:
+        ts = peer.state.get("ts")
+        if not isinstance(ts, str):
             raise ServiceError(
                 "present your terminal-server certificate first", code=ErrorCode.ACCESS_DENIED
             )
@@ -158,12 +159,12 @@ class FakeLicenseService:
                 old = open_license(request.license)
                 if old.body.hwid != request.hwid:
                     raise ServiceError("not this device's license", code=ErrorCode.HWID_MISMATCH)
-            return self._grant(request, peer.state["ts"])
+            return self._grant(request, ts)
         if isinstance(request, MarkLicense):
-            self._known(request.license_id, request.hwid, peer.state["ts"])
+            self._known(request.license_id, request.hwid, ts)
             return LicenseMarked(license_id=request.license_id, validated=True)
         if isinstance(request, ReturnLicense):
-            self._known(request.license_id, request.hwid, peer.state["ts"])
+            self._known(request.license_id, request.hwid, ts)
             del self.issued[request.license_id]
             return LicenseReturned(license_id=request.license_id)
         raise ServiceError("unexpected request", code=ErrorCode.ILLEGAL_STATE)

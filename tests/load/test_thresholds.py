@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from tslic.client.load.errors import EXIT_INCONCLUSIVE, EXIT_PASS, EXIT_THRESHOLDS, UsageError
+from tslic.client.load.report_types import Measured
 from tslic.client.load.thresholds import evaluate, exit_code, parse_threshold
 
 
@@ -51,12 +50,24 @@ def test_bad_thresholds_say_what_is_accepted(text: str, needle: str) -> None:
         parse_threshold(text)
 
 
-def _report(p99: float, ratio: float, achieved: float) -> dict[str, Any]:
+def _report(p99: float, ratio: float, achieved: float) -> Measured:
     latency = {k: p99 for k in ("p50", "p90", "p99", "p99.9", "max", "mean")}
     return {
+        "schema": "tslic-load-report/1",
+        "target": "127.0.0.1:1",
+        "model": "open",
+        "model_description": "open model",
+        "started_at": 0.0,
+        "duration_s": 1.0,
+        "shards": ["0/1"],
+        "workers": 1,
+        "agents": {"planned": 1, "connected": 1, "connect_errors": {}},
+        "requests": {"scheduled": 1, "completed": 1, "ok": 1, "failed": 0, "by_operation": {}},
         "latency_ms": {m: latency for m in ("service", "lag", "response", "dispatch")},
-        "errors": {"ratio": ratio, "count": 3},
-        "rate": {"achieved": achieved},
+        "distribution_ms": {},
+        "errors": {"ratio": ratio, "count": 3, "by_code": []},
+        "rate": {"target": None, "achieved": achieved},
+        "timeline": [],
     }
 
 

@@ -94,7 +94,7 @@ def forge(
     *,
     name: str,
     ca: bool,
-    identity: dict[str, Any] | None,
+    identity: dict[str, object] | None,
     seed: int = 9,
     extra: x509.ExtensionType | None = None,
 ) -> x509.Certificate:
@@ -127,7 +127,8 @@ def forge(
     return builder.sign(signing_key, algorithm=None)
 
 
-def ident_map(role: str, name: str, **changes: Any) -> dict[str, Any]:
+def ident_map(role: object, name: str, **changes: object) -> dict[str, object]:
+    """An identity map for `forge`; any value may be wrong on purpose."""
     fields = {"role": role, "version": 2003, "temporary": False, "license_server_id": ""}
     return fields | {"name": name} | changes
 

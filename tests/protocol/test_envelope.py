@@ -19,6 +19,7 @@ from tslic.protocol import (
     RemoteProtocolError,
 )
 from tslic.protocol.codec import MAX_ARRAY, MAX_DEPTH, MAX_MAP, pack
+from tslic.protocol.domain import PeerRole
 from tslic.protocol.envelope import (
     DEFAULT_WINDOW_MS,
     ReplayGuard,
@@ -262,7 +263,12 @@ def test_invalid_nested_record_field() -> None:
 
 def test_building_an_invalid_message_is_a_local_error() -> None:
     with pytest.raises(LocalProtocolError) as info:
-        Hello(role="terminal-server", name="", version=2003, conversation="licensing")  # type: ignore[arg-type]
+        Hello(
+            role=PeerRole.TERMINAL_SERVER,
+            name="",
+            version=2003,
+            conversation=Conversation.LICENSING,
+        )
     assert info.value.code is ErrorCode.INVALID_FIELD
     assert info.value.detail["field"] == "name"
 

@@ -107,7 +107,7 @@ def test_identity_of_refuses_certificates_without_identity() -> None:
         ident_map("license-server", "LS09", license_server_id=7),
         ident_map("license-server", "another name"),
         ident_map("clearinghouse", "LS09", version=0, temporary=True),
-        ident_map(["role"], "LS09"),  # type: ignore[arg-type]
+        ident_map(["role"], "LS09"),
     ],
 )
 def test_identity_of_refuses_malformed_identity(identity: Any) -> None:

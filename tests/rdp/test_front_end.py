@@ -50,18 +50,19 @@ def test_the_certificate_is_made_once_and_kept(tmp_path: Path) -> None:
         server_context(tmp_path)
 
 
-def _request(**kw: object) -> ClientRequest:
-    base: dict[str, object] = {
-        "client_name": "PC1",
-        "user": "alice",
-        "domain": "",
-        "password_given": True,
-        "machine": "PC1",
-        "platform_id": 0x04010000,
-        "hwid": bytes(20),
-    }
-    base.update(kw)
-    return ClientRequest(**base)  # type: ignore[arg-type]
+def _request(
+    *, user: str = "alice", password_given: bool = True, presented: bytes | None = None
+) -> ClientRequest:
+    return ClientRequest(
+        client_name="PC1",
+        user=user,
+        domain="",
+        password_given=password_given,
+        machine="PC1",
+        platform_id=0x04010000,
+        hwid=bytes(20),
+        presented=presented,
+    )
 
 
 def test_a_logon_succeeds_with_a_user_and_a_password() -> None:

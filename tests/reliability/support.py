@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -41,6 +42,7 @@ from tslic.protocol.domain import (
     ServerRole,
     WindowsVersion,
 )
+from tslic.protocol.messages import Message
 from tslic.protocol.messages.admin import (
     ActivationAction,
     AdminActivate,
@@ -60,7 +62,7 @@ from tslic.protocol.pki import raw_public_key
 from tslic.runtime.clock import Clock, WallClock
 from tslic.runtime.files import load_key
 from tslic.runtime.peer import PeerStream, open_peer
-from tslic.runtime.service import Limits, Server
+from tslic.runtime.service import Server
 from tslic.server.clearinghouse.purchases import add_retail
 from tslic.server.clearinghouse.service import ClearinghouseService
 from tslic.server.license_server.config import Config
@@ -93,17 +95,26 @@ class Site:
     admin_key_path: Path
 
 
-def ls_config(data_dir: Path, **kw: object) -> Config:
+class ConfigOverrides(TypedDict, total=False):
+    """The `Config` fields the reliability tests change."""
+
+    clearinghouse: str
+    security_group: bool | None
+    sweep_interval_ms: int
+    store_threads: bool
+
+
+def ls_config(data_dir: Path, **kw: Unpack[ConfigOverrides]) -> Config:
     return Config(
         name=LS_NAME,
         version=WindowsVersion.W2003,
         role=ServerRole.DOMAIN,
         data_dir=data_dir,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
-async def admin_request(ls_address: str, key_path: Path, clock: Clock, msg: object) -> object:
+async def admin_request(ls_address: str, key_path: Path, clock: Clock, msg: Message) -> Message:
     async with open_peer(
         ls_address,
         conversation=Conversation.ADMIN,
@@ -112,7 +123,7 @@ async def admin_request(ls_address: str, key_path: Path, clock: Clock, msg: obje
         role=PeerRole.ADMINISTRATOR,
         name="ADMIN",
     ) as adm:
-        return await adm.request(msg)  # type: ignore[arg-type]
+        return await adm.request(msg)
 
 
 @asynccontextmanager
@@ -263,23 +274,37 @@ def new_hwid() -> bytes:
     return os.urandom(32)
 
 
+class DeviceFields(TypedDict):
+    """What IssueLicense and UpgradeLicenseRequest say about one device."""
+
+    hwid: bytes
+    machine: str
+    user: str
+    client_os: ClientOS
+    mode: LicensingMode
+
+
+def device_fields(hwid: bytes, machine: str) -> DeviceFields:
+    return {
+        "hwid": hwid,
+        "machine": machine,
+        "user": "u",
+        "client_os": ClientOS.XP_PRO,
+        "mode": LicensingMode.PER_DEVICE,
+    }
+
+
 async def device_cycle(s: PeerStream, ts: TermServ, ledger: Ledger, n: int) -> None:
     """One device's life on a terminal server: a temporary license, the post-logon mark, then
     the permanent CAL on its second connection. Every grant goes into `ledger` as soon as the
     reply has arrived (that is the acknowledgement)."""
     hwid = new_hwid()
-    fields = dict(
-        hwid=hwid,
-        machine=f"{ts.name}-PC{n}",
-        user="u",
-        client_os=ClientOS.XP_PRO,
-        mode=LicensingMode.PER_DEVICE,
-    )
-    first = await s.request(IssueLicense(**fields))  # type: ignore[arg-type]
+    fields = device_fields(hwid, f"{ts.name}-PC{n}")
+    first = await s.request(IssueLicense(**fields))
     assert isinstance(first, LicenseGranted)
     ledger.add(first, hwid, ts.name)
     await s.request(MarkLicense(license_id=first.license_id, hwid=hwid))
-    second = await s.request(UpgradeLicenseRequest(license=first.license, **fields))  # type: ignore[arg-type]
+    second = await s.request(UpgradeLicenseRequest(license=first.license, **fields))
     assert isinstance(second, LicenseGranted)
     ledger.add(second, hwid, ts.name)
 
@@ -327,7 +352,3 @@ def check_database(path: Path, ledger: Ledger) -> list[str]:
     finally:
         db.close()
     return problems
-
-
-def limits(**kw: float) -> Limits:
-    return Limits(**kw)  # type: ignore[arg-type]

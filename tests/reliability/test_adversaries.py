@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Unpack
 
 import pytest
 import trio
@@ -81,10 +82,11 @@ class Live:
 
 
 @asynccontextmanager
-async def live_server(tmp: Path, **config: object) -> AsyncIterator[Live]:
+async def live_server(tmp: Path, **config: Unpack[rs.ConfigOverrides]) -> AsyncIterator[Live]:
     clock = TrioClock(START)
     site = await rs.prepare(tmp, clock=clock, terminal_servers=3, pack=50)
-    cfg = rs.ls_config(site.data_dir, sweep_interval_ms=400 * MS_PER_DAY, **config)
+    overrides: rs.ConfigOverrides = {"sweep_interval_ms": 400 * MS_PER_DAY, **config}
+    cfg = rs.ls_config(site.data_dir, **overrides)
     ls = LicenseServer(cfg, clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(ls.serve)

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from trio.testing import MockClock
 from tslic.protocol import Conversation
 from tslic.protocol.domain import LicenseKind
+from tslic.protocol.messages import Message, Welcome
 from tslic.runtime.clock import TrioClock, WallClock
-from tslic.runtime.service import Limits, Server
+from tslic.runtime.service import Limits, Peer, Server
 from tslic.server.license_server.daemon import LicenseServer
 
 from tests.reliability import support as rs
@@ -60,10 +61,18 @@ async def test_the_database_checker_finds_each_kind_of_damage(tmp_path: Path) ->
 
 async def test_rate_state_forgets_idle_peers(autojump_clock: MockClock) -> None:
     class Idle:
+        """A service that is never asked anything: only the rate state is exercised."""
+
         conversation = Conversation.LICENSING
 
+        async def on_hello(self, peer: Peer) -> Welcome:
+            raise AssertionError("no connection is made")
+
+        async def handle(self, peer: Peer, request: Message) -> Message:
+            raise AssertionError("no connection is made")
+
     server = Server(
-        Idle(),  # type: ignore[arg-type]
+        Idle(),
         key=Ed25519PrivateKey.generate(),
         clock=TrioClock(1_054_540_800_000),
         limits=Limits(rate_per_second=10.0, rate_burst=10.0),

@@ -18,7 +18,6 @@ from collections import Counter
 from pathlib import Path
 
 import trio
-from tslic.protocol.domain import ClientOS, LicensingMode
 from tslic.protocol.errors import ConnectionLost, ErrorCode, RemoteProtocolError
 from tslic.protocol.messages import Goodbye, Message
 from tslic.protocol.messages.licensing import (
@@ -62,17 +61,14 @@ async def worker(address: str, ts: rs.TermServ, ledger: rs.Ledger, outcomes: Cou
             while True:
                 n += 1
                 hwid = rs.new_hwid()
-                fields = dict(
-                    hwid=hwid, machine=f"PC{n}", user="u",
-                    client_os=ClientOS.XP_PRO, mode=LicensingMode.PER_DEVICE,
-                )  # fmt: skip
-                first = await ask(s, IssueLicense(**fields))  # type: ignore[arg-type]
+                fields = rs.device_fields(hwid, f"PC{n}")
+                first = await ask(s, IssueLicense(**fields))
                 assert isinstance(first, LicenseGranted)
                 ledger.add(first, hwid, ts.name)
                 outcomes["answered"] += 1
                 await ask(s, MarkLicense(license_id=first.license_id, hwid=hwid))
                 outcomes["answered"] += 1
-                second = await ask(s, UpgradeLicenseRequest(license=first.license, **fields))  # type: ignore[arg-type]
+                second = await ask(s, UpgradeLicenseRequest(license=first.license, **fields))
                 assert isinstance(second, LicenseGranted)
                 ledger.add(second, hwid, ts.name)
                 outcomes["answered"] += 1

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from tslic.runtime import files
+
+if TYPE_CHECKING:
+    from _typeshed import StrPath  # what os.open and os.replace take
 
 
 class Recorder:
@@ -18,8 +22,8 @@ class Recorder:
         self.opened: list[str] = []
         real_open, real_fsync, real_replace = os.open, os.fsync, os.replace
 
-        def fake_open(path: object, flags: int, *args: int) -> int:
-            fd = real_open(path, flags, *args)  # type: ignore[arg-type]
+        def fake_open(path: StrPath, flags: int, *args: int) -> int:
+            fd = real_open(path, flags, *args)
             self.paths[fd] = str(path)
             self.opened.append(str(path))
             return fd
@@ -31,9 +35,9 @@ class Recorder:
                 raise OSError(22, "Invalid argument")
             real_fsync(fd)
 
-        def fake_replace(src: object, dst: object) -> None:
+        def fake_replace(src: StrPath, dst: StrPath) -> None:
             self.calls.append(("replace", str(dst)))
-            real_replace(src, dst)  # type: ignore[arg-type]
+            real_replace(src, dst)
 
         monkeypatch.setattr("tslic.runtime.files.os.open", fake_open)
         monkeypatch.setattr("tslic.runtime.files.os.fsync", fake_fsync)

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from tslic.protocol.connection import NEED_DATA, PEER_CLOSED
 from tslic.protocol.errors import ErrorCode, LocalProtocolError, RemoteProtocolError
@@ -48,7 +50,7 @@ from tests.rdp.wire.peer import (
 )
 
 
-def _det_random(seed: int) -> object:
+def _det_random(seed: int) -> Callable[[int], bytes]:
     state = [seed]
 
     def random_bytes(n: int) -> bytes:
@@ -61,7 +63,7 @@ def _det_random(seed: int) -> object:
     return random_bytes
 
 
-SERVER_KEY: RsaKey = generate_rsa_key(_det_random(7))  # type: ignore[arg-type]
+SERVER_KEY: RsaKey = generate_rsa_key(_det_random(7))
 
 
 def _feed(conn: RdpServerConnection, data: bytes) -> object:
