@@ -18,8 +18,11 @@ each step counting its own time, not its callees' that are steps too):
 - encode reply, seal reply: the reply's body map, then the envelope with its signature;
 - the rest: the event loop, sockets, scheduling and handing groups to the store's thread
   (the thread's CPU less the steps above).
-It prints each step in microseconds per request, each thread's CPU per request (/proc), and
-the ratio of the license server's CPU per license to the echo's per round trip. The counters
+It prints each step in microseconds per request, each thread's CPU per request (/proc), the
+ratio of the license server's CPU per license to the echo's per round trip (issue 19's goal:
+at most 1.4), and the ratio of their rates. With `--pin` each server runs on core 0 and the
+driver on core 1, so a server's rate is bound by its own CPU per request and the rate ratio
+is the inverse of the CPU ratio (goal: at least 0.70). The counters
 cost a little CPU of their own (about 1 us per step), alike in both servers.
 A benchmark: figures, never assertions.
 """
@@ -184,11 +187,14 @@ def _serve_echo(conn: Pipe) -> None:
 
 class _Measured(TypedDict):
     requests: int
+    per_second: float
     threads_us: dict[str, int]  # CPU per request by thread (/proc)
     steps_us: dict[str, float]  # CPU per request by step
 
 
-def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> _Measured:
+def _drive(
+    kind: str, connections: int, seconds: float, data_dir: str, *, pin: bool = False
+) -> _Measured:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     if kind == "issuance":
@@ -198,9 +204,13 @@ def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> _Measu
         proc = ctx.Process(target=_serve_echo, args=(child,), daemon=True)
         loops = issuance._echo_loops
     proc.start()
+    if pin:  # the server on core 0; this process (the driver) is on core 1 (main)
+        os.sched_setaffinity(proc.pid or 0, {0})
     address = parent.recv()
     before = threads_cpu(proc.pid or 0)
+    started = time.perf_counter()
     done = trio.run(loops, address, connections, seconds)
+    elapsed = time.perf_counter() - started
     after = threads_cpu(proc.pid or 0)
     parent.send("stop")
     totals: dict[str, float] = parent.recv()
@@ -215,19 +225,28 @@ def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> _Measu
     )
     if workers:
         steps["the rest [worker] (thread hand-over)"] = round(workers - in_workers, 1)
-    return {"requests": done, "threads_us": threads, "steps_us": steps}
+    return {
+        "requests": done,
+        "per_second": round(done / elapsed, 1),
+        "threads_us": threads,
+        "steps_us": steps,
+    }
 
 
-def measure(seconds: float, connections: int) -> dict[str, object]:
+def measure(seconds: float, connections: int, *, pin: bool = False) -> dict[str, object]:
+    if pin:
+        os.sched_setaffinity(0, {1})
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
-        issued = _drive("issuance", connections, seconds, data_dir)
-    echoed = _drive("echo", connections, seconds, "")
+        issued = _drive("issuance", connections, seconds, data_dir, pin=pin)
+    echoed = _drive("echo", connections, seconds, "", pin=pin)
     license_us = issued["threads_us"]["total"]
     echo_us = echoed["threads_us"]["total"]
     return {
+        "pinned": pin,
         "issuance": issued,
         "signed_echo": echoed,
         "server_cpu_per_license_over_echo": round(license_us / max(1, echo_us), 3),
+        "issuance_over_echo_rate": round(issued["per_second"] / max(1e-9, echoed["per_second"]), 3),
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
     }
@@ -237,9 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="each server on core 0, the driver on core 1 (then the rate ratio is the"
+        " inverse of the CPU ratio)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = measure(args.seconds, args.connections)
+    result = measure(args.seconds, args.connections, pin=args.pin)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -247,11 +272,13 @@ def main(argv: list[str] | None = None) -> int:
         part = result[kind]
         assert isinstance(part, dict)
         print(
-            f"{kind}: {part['requests']} requests; CPU per request by thread: {part['threads_us']}"
+            f"{kind}: {part['per_second']} requests/s; CPU per request by thread:"
+            f" {part['threads_us']}"
         )
         for step, us in part["steps_us"].items():
             print(f"  {step:44} {us:8.1f} us")
     print(f"server CPU per license / per echo: {result['server_cpu_per_license_over_echo']}")
+    print(f"issuance rate / echo rate: {result['issuance_over_echo_rate']}")
     return 0
 
 
