@@ -18,8 +18,12 @@ lab: $(STAMP)
 
 # Four workers on two cores: many tests wait on real processes and sockets, so two workers
 # per core keep both cores busy (8 min serial -> about 4 min on two cores).
+# Bytecode caching is forced on for the run (PYTHONDONTWRITEBYTECODE emptied): the suite
+# starts some 300 Python processes (daemons, CLI commands) plus the workers, and with the
+# variable set each of them recompiles every tslic module it imports and each worker
+# re-rewrites every test module (docs/DEVELOPING.md, "Test suite time").
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 4 $(ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -n 4 $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -123,6 +123,8 @@ class FileClock(WallClock):
         self.poll = poll
         self._stamp: tuple[int, int] = (-1, -1)
         self._left: list[tuple[ClockSpec, float]] = []  # (spec left, real time to forget it)
+        self._watchers = 0  # `watch` tasks running: sleepers then wait for `_changed`
+        self._changed: trio.Event | None = None  # set (and dropped) when a new spec is adopted
         super().__init__(self._read() or ClockSpec())
         self._next_poll = time.time() + poll
 
@@ -161,6 +163,9 @@ class FileClock(WallClock):
             self._left.append((self.spec, real + SETTLE))
             self.spec = spec
             self.speed = spec.speed
+            if self._changed is not None:
+                self._changed.set()
+                self._changed = None
 
     def recent(self) -> tuple[int, ...]:
         if not self._left:
@@ -176,15 +181,31 @@ class FileClock(WallClock):
     async def watch(self, until: trio.Event | None = None) -> None:
         """Poll the clock file until `until` is set (forever without one)."""
         stop = until if until is not None else trio.Event()
-        while not stop.is_set():
-            with trio.move_on_after(self.poll):
-                await stop.wait()
-            self.refresh()
+        self._watchers += 1
+        try:
+            while not stop.is_set():
+                with trio.move_on_after(self.poll):
+                    await stop.wait()
+                self.refresh()
+        finally:
+            self._watchers -= 1
+            if not self._watchers and self._changed is not None:
+                self._changed.set()  # parked sleepers go back to polling for themselves
+                self._changed = None
 
     async def sleep_until(self, virtual_ms: int) -> None:
-        # Short naps, so that a jump of the shared clock wakes sleepers promptly.
-        while (left := virtual_ms - self.now()) > 0:  # noqa: ASYNC110
-            await trio.sleep(min(self.poll, real_seconds_for(self, left)))
+        # A jump of the shared clock must wake sleepers promptly. While a `watch` task polls
+        # the file, a sleeper parks until its instant or until a new spec is adopted (one
+        # poll loop per process, not one per sleeper: an idle daemon of the lab woke 40
+        # times a second); without one it naps `poll` seconds and polls through `now()`.
+        while (left := virtual_ms - self.now()) > 0:
+            if self._watchers:
+                if self._changed is None:
+                    self._changed = trio.Event()
+                with trio.move_on_after(real_seconds_for(self, left)):
+                    await self._changed.wait()
+            else:
+                await trio.sleep(min(self.poll, real_seconds_for(self, left)))
 
 
 def clock_view(clock: Clock) -> ClockView | None:

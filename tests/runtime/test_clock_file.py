@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Conversation, ErrorCode, Message, ServiceError
 from tslic.protocol.clock import MS_PER_DAY, ClockSpec, format_date, parse_date
@@ -94,6 +95,38 @@ def test_file_clock_follows_forward_ignores_back_and_remembers_what_it_left(
     assert clock.reread() - START >= 121 * MS_PER_DAY
     path.write_text("half a spe")  # a damaged file: ignored, the clock goes on
     assert clock.reread() - START >= 121 * MS_PER_DAY
+
+
+@pytest.mark.parametrize("watch", ["none", "running", "stopped before the jump"])
+async def test_a_jump_of_the_file_wakes_a_sleeper(tmp_path: Path, watch: str) -> None:
+    """A sleeper 30 virtual days away (speed 1) wakes once the file jumps past its instant:
+    parked on the change event while a `watch` task polls, napping `poll` seconds without
+    one, and back to napping when the watch ends while it sleeps."""
+    path = tmp_path / "clock"
+    write(path, START)
+    clock = FileClock(str(path), poll=0.01)
+    target = START + 30 * MS_PER_DAY
+    stop = trio.Event()
+
+    async def sleeper() -> None:
+        await clock.sleep_until(target)
+        stop.set()  # ends the watch, so the nursery can close
+
+    with trio.fail_after(30):  # hang guard: without a wake-up the sleeper sleeps 30 days
+        async with trio.open_nursery() as nursery:
+            if watch != "none":
+                nursery.start_soon(clock.watch, stop)
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(sleeper)
+            await trio.testing.wait_all_tasks_blocked()
+            # Watched, the sleeper waits for a change instead of polling the file itself.
+            assert (clock._changed is not None) is (watch != "none")
+            if watch == "stopped before the jump":
+                stop.set()
+                await trio.testing.wait_all_tasks_blocked()
+            write(path, START + 31 * MS_PER_DAY)
+        # The nursery closed: the sleeper has returned.
+        assert clock.now() >= target
 
 
 class Registrar:
