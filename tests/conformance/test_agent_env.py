@@ -211,3 +211,56 @@ async def test_broken_fresh_agent_fails_its_rule(
     """The second terminal server the suite starts itself, run with one rule broken."""
     results = await run_agent(tmp_path, only, version, fresh_break)
     assert results[case_id].verdict is Verdict.FAIL, results[case_id]
+
+
+SEC12 = ["SEC-12:agent-passes-on-chained-license", "SEC-12:agent-refuses-bad-signature",
+         "SEC-12:agent-refuses-foreign-root", "SEC-12:agent-refuses-unactivated-permanent"]  # fmt: skip
+
+
+@pytest.mark.parametrize("version", [2003, 2000])
+async def test_agent_checks_the_licenses_of_its_license_server(
+    version: int, tmp_path: Path
+) -> None:
+    """SEC-12 alone (the agent in its grace period, its second license server made valid)."""
+    results = await run_agent(tmp_path, ["SEC-12"], version)
+    for case_id in SEC12:
+        assert results[case_id].verdict is Verdict.PASS, results[case_id]
+
+
+def _skips_license_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that hands a client whatever license its license server issued, reading it
+    without checking its signature or its issuer's chain."""
+    from tslic.client.agent import licensing
+    from tslic.protocol import licenses
+    from tslic.protocol.certs import cert_from_der, identity_of
+
+    def unchecked(blob: bytes, *_: Any) -> licenses.SignedLicense:
+        encoded, chain, _signature = licenses._split(blob)
+        issuer = identity_of(cert_from_der(chain[-1]))
+        return licenses.SignedLicense(licenses._decode_body(encoded), chain, issuer)
+
+    monkeypatch.setattr(licensing, "open_license", unchecked)
+    monkeypatch.setattr(licensing, "verify_license", unchecked)
+
+
+def _skips_chain_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that checks a license's signature but not its issuer's chain."""
+    from tslic.client.agent import licensing
+    from tslic.protocol.licenses import open_license
+
+    monkeypatch.setattr(licensing, "verify_license", lambda blob, root, now: open_license(blob))
+
+
+@pytest.mark.parametrize(
+    ("patch", "failing"),
+    [(_skips_license_check, SEC12[1:]), (_skips_chain_check, SEC12[2:])],
+    ids=["hands on any license", "checks the signature, not the chain"],
+)
+async def test_agent_skipping_the_license_check_fails_sec_12(
+    patch: Any, failing: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch(monkeypatch)
+    results = await run_agent(tmp_path, ["SEC-12"])
+    assert results[SEC12[0]].verdict is Verdict.PASS, results[SEC12[0]]
+    for case_id in failing:
+        assert results[case_id].verdict is Verdict.FAIL, results[case_id]
