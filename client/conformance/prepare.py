@@ -9,8 +9,8 @@ Clearinghouse root (`--trust-root` root.pem; its key ch-root.key is the manifest
 `root_key`, with which the run activates the license servers it plays, SEC-12), CONF-LS1
 and CONF-LS2 as its LicenseServers entries (2003) or CONF-LS1 as DefaultLicenseServer (2000),
 CONF-MEMBER as the subnet's answer to a broadcast (DISC-5) and CONF-ALIEN through a source
-the version does not know (DISC-6); and `fresh_agent_command`, a second terminal server in a workgroup
-that the suite starts itself (cases_agent_fresh). The run then reads the manifest
+the version does not know (DISC-6); and `fresh_agent_command`, a second terminal server in a
+workgroup that the suite starts itself (cases_agent_fresh). The run then reads the manifest
 (`--manifest FILE`), binds the doubles to those ports and sets their behaviour case by case.
 Other roles get what their section of docs/CONFORMANCE.md §2 says. `load_manifest(path)` reads
 it back or raises ServiceError (INVALID_FIELD) naming the file.

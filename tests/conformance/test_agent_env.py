@@ -213,8 +213,12 @@ async def test_broken_fresh_agent_fails_its_rule(
     assert results[case_id].verdict is Verdict.FAIL, results[case_id]
 
 
-SEC12 = ["SEC-12:agent-passes-on-chained-license", "SEC-12:agent-refuses-bad-signature",
-         "SEC-12:agent-refuses-foreign-root", "SEC-12:agent-refuses-unactivated-permanent"]  # fmt: skip
+SEC12 = [
+    "SEC-12:agent-passes-on-chained-license",
+    "SEC-12:agent-refuses-bad-signature",
+    "SEC-12:agent-refuses-foreign-root",
+    "SEC-12:agent-refuses-unactivated-permanent",
+]
 
 
 @pytest.mark.parametrize("version", [2003, 2000])
