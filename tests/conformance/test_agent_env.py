@@ -20,7 +20,8 @@ from tslic.client.conformance.prepare import prepare
 from tslic.client.conformance.runner import SuiteConfig, run_suite
 from tslic.protocol.domain import WindowsVersion
 from tslic.runtime.clock import FileClock
-from tslic.runtime.service import Limits
+
+from tests.conformance.timing import HANDSHAKE, TARGET_LIMITS
 
 RULES = load_spec()
 AGENT_GAPS: tuple[str, ...] = ()
@@ -62,14 +63,14 @@ async def run_agent(
     args = parser.parse_args(manifest["target_command"][2:])
     config = build_config(args)
     data = args.data
-    agent = Agent(config, data, clock, limits=Limits(handshake_timeout=0.5))
+    agent = Agent(config, data, clock, limits=TARGET_LIMITS)
     events = f"{sys.executable} -m tslic.cli agent events --data {data} --json"
     state = (f"{sys.executable} -m tslic.cli agent status --data {data} --json"
              f" --clock-file {manifest['clock_file']}")  # fmt: skip
     async with trio.open_nursery() as nursery:
         nursery.start_soon(clock.watch)
         address = await nursery.start(agent.serve)
-        cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=0.5,
+        cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=HANDSHAKE,
                           manifest=tmp_path / "prep" / "manifest.json", events_command=events,
                           status_command=state,
                           expect_fail=AGENT_GAPS,
