@@ -82,9 +82,9 @@ async def chained(ctx: Context) -> Judgement:
     blob = _passed_on(ex)
     if blob is None:
         return Judgement(Verdict.FAIL, f"answered {_outcome(ex)}: a good license was not passed on")
-    why = _check(ctx, root, blob)
-    if why:
-        return Judgement(Verdict.FAIL, f"{_outcome(ex)} with a license that does not verify: {why}")
+    bad = _check(ctx, root, blob)
+    if bad:
+        return Judgement(Verdict.FAIL, f"{_outcome(ex)} with a license that does not verify: {bad}")
     return Judgement(Verdict.PASS, f"{_outcome(ex)}: the license verifies against the root")
 
 
@@ -109,10 +109,10 @@ def _refused(fault: LicenseFault, slug: str, what: str) -> None:
             return Judgement(Verdict.FAIL, f"answered {_outcome(ex)} without asking {ls.name}, "
                              "the valid license server in use")  # fmt: skip
         if blob is not None:
-            why = _check(ctx, root, blob)
-            if why or blob == ls.last_issued:
+            bad = _check(ctx, root, blob)
+            if bad or blob == ls.last_issued:
                 return Judgement(Verdict.FAIL, f"{_outcome(ex)} with {ls.name}'s license, "
-                                 f"which does not verify: {why or fault}")  # fmt: skip
+                                 f"which does not verify: {bad or fault}")  # fmt: skip
             return Judgement(Verdict.PASS, f"{_outcome(ex)} with another license, which verifies")
         if ex.last is None or ex.last.name != "ErrorAlert":
             # not passed on, but the client was left without an answer
