@@ -365,15 +365,9 @@ class Licensing(GraceKeeper):
         return True
 
     async def _ask_license(self, request: Message, *, issuer: str | None) -> LicenseGranted:
-        """`ask_license`, refusing a license that does not verify as a license server's
-        refusal (SEC-12): its signature must verify with the enclosed issuer certificate and,
-        with a trust root, its chain must validate, a temporary issuer only for a temporary or
-        built-in license. A granted license the client could not use is no license at all.
-
-        Raises:
-            ServiceError: INVALID_LICENSE (or the chain's error) for a license that does not
-                verify, or the license server's own refusal; NoLicenseServer as ask_license.
-        """
+        """`ask_license`; a granted license that does not verify (SEC-12: signature, and with
+        a trust root the chain, a temporary issuer only for a temporary or built-in license)
+        is no license: a ServiceError with its code, as if the license server had refused."""
         granted = await ask_license(self.servers, request, issuer=issuer)
         try:
             self._open(granted.license)

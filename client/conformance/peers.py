@@ -22,6 +22,12 @@ Contract:
   (SEC-9) it answers license requests only on a conversation whose Hello presented a chain it
   issued, or after RequestTermServCert on it; otherwise ACCESS_DENIED. `mint` makes a license as
   this server would have issued it earlier (the suite's client then presents it).
+  With the suite's Clearinghouse `root` (an agent manifest's `root_key` and `trust_root`) a
+  double is activated under it: its chain is (root, license-server certificate), so the
+  certificates and licenses it gives validate against the root the agent trusts; without one
+  it is an unactivated server with a temporary self-signed certificate. `issue_permanent`
+  makes it give a new client a permanent CAL (60 days) at once, and `fault` (SEC-12) a bad
+  one: signed by another key, activated by another root, or from a temporary issuer.
   Every request it receives is counted in `requests` (message name -> count), so a case can
   tell whether the target asked it for a license at all, and logged in order in the shared
   `contacts` list as (the caller's Hello name, this double's name, message name), so a case
