@@ -165,7 +165,7 @@ async def run_suite(
     return report
 
 
-def _agent_root(manifest: dict[str, Any], config: SuiteConfig) -> Root | None:
+def _agent_root(manifest: dict[str, Unvalidated], config: SuiteConfig) -> Root | None:
     """The Clearinghouse root an agent target trusts (SEC-12): the license servers the suite
     plays for it are activated under it. None for other roles, or a manifest without one."""
     if config.role is not Role.AGENT or not manifest.get("root_key"):

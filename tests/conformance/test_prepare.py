@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import trio
@@ -17,7 +17,7 @@ from tslic.client.conformance.wire import RawClient, Transcript
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode
 from tslic.protocol.errors import ProtocolError
 from tslic.protocol.licenses import verify_license
-from tslic.protocol.messages.licensing import IssueLicense
+from tslic.protocol.messages.licensing import IssueLicense, LicenseGranted
 from tslic.runtime.clock import FileClock
 from tslic.runtime.files import load_key, read_certs
 
@@ -57,6 +57,7 @@ def test_double_licenses_verify_only_without_a_fault(fault: LicenseFault, tmp_pa
     request = IssueLicense(hwid=b"h" * 32, machine="C", user="u", client_os=ClientOS.XP_PRO,
                            mode=LicensingMode.PER_DEVICE)  # fmt: skip
     granted = double._grant(request, 2003)
+    assert isinstance(granted, LicenseGranted)
     assert granted.license == double.last_issued
     now = datetime.fromtimestamp(double.clock.now() / 1000, UTC)
     if fault is LicenseFault.NONE:
@@ -76,10 +77,8 @@ async def test_slow_sender_ends_by_its_deadline_however_late_its_pauses(
 ) -> None:
     """Each pause overshoots by 40 ms (a loaded machine): the pieces stop at `until` and the
     rest goes in one write, after several paced pieces."""
-    from tslic.client.conformance import wire
-
     left, right = trio.testing.memory_stream_pair()
-    client = RawClient(left, Transcript())  # type: ignore[arg-type]
+    client = RawClient(cast(trio.SocketStream, left), Transcript())  # only send() is used
     real_sleep = trio.sleep
 
     async def late_sleep(seconds: float) -> None:
@@ -95,7 +94,7 @@ async def test_slow_sender_ends_by_its_deadline_however_late_its_pauses(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read)
-        monkeypatch.setattr(wire.trio, "sleep", late_sleep)
+        monkeypatch.setattr(trio, "sleep", late_sleep)
         pieces = await client.send_slowly(data, 0.01, budget=0.4, until=until)
         monkeypatch.undo()
         done = trio.current_time()
