@@ -249,7 +249,7 @@ class Licensing(GraceKeeper):
             mode=self.config.mode,
         )
         try:
-            granted = await ask_license(self.servers, issue, issuer=None)
+            granted = await self._ask_license(issue, issuer=None)
         except NoLicenseServer:
             if self.in_grace():
                 return await self._valid_client(stream)
@@ -327,7 +327,7 @@ class Licensing(GraceKeeper):
                 mode=self.config.mode,
             )
         try:
-            granted = await ask_license(self.servers, request, issuer=body.issuer)
+            granted = await self._ask_license(request, issuer=body.issuer)
         except (NoLicenseServer, ServiceError) as exc:
             if not expired:
                 # RDPELE 3.2.5.5: the old license is still valid; send it back.
@@ -363,6 +363,20 @@ class Licensing(GraceKeeper):
             self.state.count("echoed")
         await stream.send(UpgradeLicense(license=blob, scope=SCOPE))
         return True
+
+    async def _ask_license(self, request: Message, *, issuer: str | None) -> LicenseGranted:
+        """`ask_license`; a granted license that does not verify (SEC-12: signature, and with
+        a trust root the chain, a temporary issuer only for a temporary or built-in license)
+        is no license: a ServiceError with its code, as if the license server had refused."""
+        granted = await ask_license(self.servers, request, issuer=issuer)
+        try:
+            self._open(granted.license)
+        except ProtocolError as exc:
+            log.warning("refusing the license a license server issued: %s", exc.message)
+            raise ServiceError(
+                f"the license server's license does not verify: {exc.message}", code=exc.code
+            ) from None
+        return granted
 
     def _open(self, blob: bytes) -> SignedLicense:
         if self.config.trust_root is None:

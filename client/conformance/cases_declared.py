@@ -36,9 +36,6 @@ DECLARED: dict[str, tuple[frozenset[Role], str]] = {
                 "past the 60-minute re-discovery and rely on it"),
     "SEC-3": (frozenset({LS}), "a member added on the wire takes effect after a restart (SEC-2), "
               "and a directory group of the other spelling is not played yet"),
-    "SEC-12": (frozenset({AG}), "the agent preparation starts the agent without a "
-               "Clearinghouse root (--trust-root), so it validates no chain; checking it needs "
-               "doubles whose chains an activated root signs (not played yet)"),
     "CH-11": (frozenset({CH}), "records are internal: no interface shows them"),
     "DIR-8": (frozenset({LS}), _LAB),
     "RDP-2": (frozenset({AG}), "a rule for clients; the suite is the client"),

@@ -25,6 +25,7 @@ from . import (
     cases_agent_first,
     cases_agent_fresh,
     cases_agent_lic,
+    cases_agent_sec,
     cases_agent_sources,
     cases_agent_window,
     cases_ch_rules,
@@ -74,6 +75,7 @@ _MODULES = (
     cases_agent_env,  # moves the agent's clock past its grace, ends with a valid server
     cases_agent_sources,  # GRACE-9 after the grace period; DISC-5, DISC-6
     cases_agent_lic,  # after cases_agent_env, which leaves a valid license server in use
+    cases_agent_sec,  # SEC-12: uses the license server cases_agent_lic leaves valid
     cases_agent_disc,  # discovery order; leaves CONF-LS1 valid
     cases_agent,  # the challenge cases want a license server in use (the manifest's, or one)
     cases_clearinghouse,

@@ -60,6 +60,7 @@ class Manifest(TypedDict, total=False):
     suite_command: list[str]
     admin_credential: str
     clearinghouse: PlayedClearinghouse
-    trust_root: str
+    trust_root: str  # license server and agent: the suite's Clearinghouse root (PEM)
+    root_key: str  # agent: that root's key, which activates the license servers it plays
     purchases: Purchases
     web: str

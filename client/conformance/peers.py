@@ -22,6 +22,12 @@ Contract:
   (SEC-9) it answers license requests only on a conversation whose Hello presented a chain it
   issued, or after RequestTermServCert on it; otherwise ACCESS_DENIED. `mint` makes a license as
   this server would have issued it earlier (the suite's client then presents it).
+  With the suite's Clearinghouse `root` (an agent manifest's `root_key` and `trust_root`) a
+  double is activated under it: its chain is (root, license-server certificate), so the
+  certificates and licenses it gives validate against the root the agent trusts; without one
+  it is an unactivated server with a temporary self-signed certificate. `issue_permanent`
+  makes it give a new client a permanent CAL (60 days) at once, and `fault` (SEC-12) a bad
+  one: signed by another key, activated by another root, or from a temporary issuer.
   Every request it receives is counted in `requests` (message name -> count), so a case can
   tell whether the target asked it for a license at all, and logged in order in the shared
   `contacts` list as (the caller's Hello name, this double's name, message name), so a case
@@ -74,6 +80,7 @@ from .chdouble import ChDouble
 from .dirdouble import DirDouble
 from .watch import Watch, WatchedServer
 
+Root = tuple[Ed25519PrivateKey, x509.Certificate]  # the suite's Clearinghouse root (SEC-12)
 DAY = 86_400_000
 TEMPORARY_DAYS = 90  # §3.2 (the suite's own figure, not the implementation's constant)
 
@@ -88,14 +95,27 @@ class LsMode(enum.StrEnum):
     REFER = "refer"
 
 
+class LicenseFault(enum.StrEnum):
+    """What is wrong with the licenses a double issues (SEC-12)."""
+
+    NONE = ""
+    BAD_SIGNATURE = "bad-signature"  # signed by a key other than its issuer certificate's
+    FOREIGN_ROOT = "foreign-root"  # issuer activated by another Clearinghouse root
+    UNACTIVATED = "unactivated"  # a permanent CAL from a temporary (self-signed) issuer
+
+
 class LsDouble:
     """One license server played by the suite (see the module docstring)."""
 
     conversation = Conversation.LICENSING
 
     def __init__(self, name: str, clock: Clock, mode: LsMode = LsMode.DENY,
-                 contacts: list[tuple[str, str, str]] | None = None) -> None:  # fmt: skip
+                 contacts: list[tuple[str, str, str]] | None = None,
+                 root: Root | None = None) -> None:  # fmt: skip
         self.name = name
+        self.root = root
+        self.fault = LicenseFault.NONE
+        self.issue_permanent = False  # a new client gets a permanent CAL (60 days) at once
         self.contacts = contacts if contacts is not None else []
         self._marked: set[int] = set()
         self.clock = clock
@@ -106,6 +126,7 @@ class LsDouble:
         self._next_id = 1
         self._chains: dict[int, tuple[bytes, ...]] = {}
         self._certs: dict[int, x509.Certificate] = {}
+        self.last_issued = b""
 
     @property
     def version(self) -> int:
@@ -155,7 +176,8 @@ class LsDouble:
                            code=ErrorCode.ACCESS_DENIED)  # fmt: skip
 
     def _ours(self, chain: tuple[bytes, ...]) -> bool:
-        return bool(chain) and any(chain[0] == ours[0] for ours in self._chains.values())
+        """A terminal-server chain this double issued (its own chain, then the TS cert)."""
+        return bool(chain) and any(chain[:-1] == ours for ours in self._chains.values())
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now() / 1000, UTC)
@@ -163,14 +185,47 @@ class LsDouble:
     def _chain(self) -> tuple[bytes, ...]:
         version = self.version
         if version not in self._chains:
-            now = self._now()
-            cert = pki.make_temporary_license_server_cert(
-                self.key, name=self.name, version=version, not_before=now - timedelta(days=1),
-                not_after=now + timedelta(days=3650), serial=version,
-            )  # fmt: skip
+            if self.root is None:
+                cert = self._temporary_cert()
+                self._chains[version] = (pki.cert_to_der(cert),)
+            else:
+                # activated by the suite's Clearinghouse root, for as long as the root is valid
+                # (the cases move the clock both ways: CLOCK-3)
+                key, root = self.root
+                cert = pki.issue_license_server_cert(
+                    key, root, self.key.public_key(), name=self.name, version=version,
+                    license_server_id=f"CONF-{self.name}", serial=version,
+                    not_before=root.not_valid_before_utc, not_after=root.not_valid_after_utc,
+                )  # fmt: skip
+                self._chains[version] = (pki.cert_to_der(root), pki.cert_to_der(cert))
             self._certs[version] = cert
-            self._chains[version] = (pki.cert_to_der(cert),)
         return self._chains[version]
+
+    def _temporary_cert(self) -> x509.Certificate:
+        """The self-signed certificate of an unactivated license server (ACT-10)."""
+        now = self._now()
+        return pki.make_temporary_license_server_cert(
+            self.key, name=self.name, version=self.version, not_before=now - timedelta(days=1),
+            not_after=now + timedelta(days=3650), serial=self.version,
+        )  # fmt: skip
+
+    def _faulty_chain(self) -> tuple[bytes, ...]:
+        """The issuer chain of a license with `fault` (SEC-12)."""
+        if self.fault is LicenseFault.UNACTIVATED:
+            return (pki.cert_to_der(self._temporary_cert()),)
+        if self.fault is LicenseFault.FOREIGN_ROOT:
+            now = self._now()
+            other = Ed25519PrivateKey.generate()
+            root = pki.make_root(other, name="another Clearinghouse", serial=7,
+                                 not_before=now - timedelta(days=3650),
+                                 not_after=now + timedelta(days=3650))  # fmt: skip
+            cert = pki.issue_license_server_cert(
+                other, root, self.key.public_key(), name=self.name, version=self.version,
+                license_server_id=f"ALIEN-{self.name}", serial=8,
+                not_before=now - timedelta(days=1), not_after=now + timedelta(days=3650),
+            )  # fmt: skip
+            return (pki.cert_to_der(root), pki.cert_to_der(cert))
+        return self._chain()
 
     def _ts_chain(self, request: RequestTermServCert) -> tuple[bytes, ...]:
         chain = self._chain()
@@ -207,9 +262,11 @@ class LsDouble:
             product = CalProduct.W2003_DEVICE_CAL
         now = self.clock.now()
         license_id = self._take_id()
-        expires = now + TEMPORARY_DAYS * DAY
+        permanent = self.issue_permanent or self.fault is not LicenseFault.NONE
+        expires = now + (60 if permanent else TEMPORARY_DAYS) * DAY
         body = LicenseBody(
-            license_id=license_id, kind=LicenseKind.TEMPORARY, product=product,
+            license_id=license_id, product=product,
+            kind=LicenseKind.PERMANENT if permanent else LicenseKind.TEMPORARY,
             hwid=request.hwid, machine=request.machine, user=request.user,
             client_os=request.client_os, mode=request.mode, issuer=self.name,
             license_server_id="", issued_at=now, expires_at=expires,
@@ -217,7 +274,9 @@ class LsDouble:
         return self._granted(body, upgraded=False)
 
     def _granted(self, body: LicenseBody, *, upgraded: bool) -> LicenseGranted:
-        blob = sign_license(self.key, self._chain(), body)
+        key = Ed25519PrivateKey.generate() if self.fault is LicenseFault.BAD_SIGNATURE else self.key
+        blob = sign_license(key, self._faulty_chain(), body)
+        self.last_issued = blob
         return LicenseGranted(license=blob, license_id=body.license_id, kind=body.kind,
                               product=body.product, expires_at=body.expires_at,
                               upgraded=upgraded)  # fmt: skip
@@ -241,10 +300,12 @@ class Peers:
 
     def __init__(self, servers: dict[str, str], clock: Clock,
                  clearinghouse: tuple[str, ChDouble] | None = None,
-                 directory: tuple[str, DirDouble] | None = None) -> None:  # fmt: skip
+                 directory: tuple[str, DirDouble] | None = None,
+                 root: Root | None = None) -> None:  # fmt: skip
         self.addresses = dict(servers)  # name -> "host:port"
         self.contacts: list[tuple[str, str, str]] = []  # (caller, double, message), in order
-        self.license_servers = {name: LsDouble(name, clock, contacts=self.contacts)
+        self.root = root
+        self.license_servers = {name: LsDouble(name, clock, contacts=self.contacts, root=root)
                                 for name in servers}  # fmt: skip
         self.directory = directory[1] if directory else None
         self._dir_address = directory[0] if directory else ""

@@ -4,11 +4,13 @@ Contract: `prepare(role, out_dir)` writes `out_dir/manifest.json` and a clock fi
 `out_dir/clock`, and returns the manifest. For an agent target it chooses loopback ports for
 the license servers the suite will play during the run (`peers.LsDouble`: CONF-LS1, CONF-LS2,
 CONF-ENT, CONF-DC, CONF-MEMBER, CONF-ALIEN) and the directory, and gives the command line to
-start the agent with: the clock file (the suite moves time through it), CONF-LS1 and CONF-LS2
-as its LicenseServers entries (2003) or CONF-LS1 as DefaultLicenseServer (2000), CONF-MEMBER
-as the subnet's answer to a broadcast (DISC-5) and CONF-ALIEN through a source the version
-does not know (DISC-6); and `fresh_agent_command`, a second terminal server in a workgroup
-that the suite starts itself (cases_agent_fresh). The run then reads the manifest
+start the agent with: the clock file (the suite moves time through it), the suite's
+Clearinghouse root (`--trust-root` root.pem; its key ch-root.key is the manifest's
+`root_key`, with which the run activates the license servers it plays, SEC-12), CONF-LS1
+and CONF-LS2 as its LicenseServers entries (2003) or CONF-LS1 as DefaultLicenseServer (2000),
+CONF-MEMBER as the subnet's answer to a broadcast (DISC-5) and CONF-ALIEN through a source
+the version does not know (DISC-6); and `fresh_agent_command`, a second terminal server in a
+workgroup that the suite starts itself (cases_agent_fresh). The run then reads the manifest
 (`--manifest FILE`), binds the doubles to those ports and sets their behaviour case by case.
 Other roles get what their section of docs/CONFORMANCE.md §2 says. `load_manifest(path)` reads
 it back or raises ServiceError (INVALID_FIELD) naming the file.
@@ -43,14 +45,45 @@ DOMAIN, SITE, WORKGROUP = "CONFORMANCE", "CONF-SITE", "CONF-WORKGROUP"
 # workgroup (DISC-2, DISC-4, GRACE-4); "{data}" is replaced by a fresh directory each start.
 FRESH_NAME, DATA = "CONF-WG", "{data}"
 CH_START = 1_072_915_200_000  # 2004-01-01: the transition offer is open (CH-5, CH-6)
+_PORTS_FROM = 20000  # the loopback ports the suite may choose (above 20000)
+_RANDOM = secrets.SystemRandom()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The range the system takes ports from for bind(port 0) and outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default; other systems use 49152-65535 (IANA)
 
 
 def _free_port() -> int:
-    """A loopback port free now (the run binds it again; prepare just before the run)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A loopback port free now that the run binds again later (prepare just before the run).
+
+    The port is chosen at random outside the system's ephemeral range: a port taken from
+    that range (bind to port 0, then released) is soon handed out again as the local port of
+    an outgoing connection or to another server binding port 0, and the run could then not
+    bind it ("address in use" under load). Outside the range only another chooser like this
+    one can take it, and the check below skips a port bound already.
+    """
+    low, high = _ephemeral_range()
+    below = (max(_PORTS_FROM, 1024), low - 1)
+    above = (high + 1, 65535)
+    span = [r for r in (below, above) if r[1] - r[0] >= 1000] or [below]
+    for _ in range(200):
+        first, last = _RANDOM.choice(span)
+        port = _RANDOM.randint(first, last)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # every pick busy: let the
+        s.bind(("127.0.0.1", 0))  # system choose (the former behaviour)
+        chosen: int = s.getsockname()[1]
+        return chosen
 
 
 def prepare(
@@ -65,6 +98,13 @@ def prepare(
     manifest: Manifest = {"schema": SCHEMA, "role": str(role), "clock_file": str(clock)}
     start_target = ["--clock-file", str(clock)]
     if role is Role.AGENT:
+        # SEC-12: the agent trusts the suite's Clearinghouse root; the license servers the
+        # suite plays are activated under it (their chains end in it), as the Clearinghouse
+        # would have done, so the agent validates every license and certificate they give it.
+        _root(out_dir)
+        manifest["trust_root"] = str(out_dir / "root.pem")
+        manifest["root_key"] = str(out_dir / "ch-root.key")
+        start_target += ["--trust-root", manifest["trust_root"]]
         servers = {name: f"127.0.0.1:{_free_port()}" for name in LICENSE_SERVERS}
         manifest["license_servers"] = servers
         manifest["directory"] = {"address": f"127.0.0.1:{_free_port()}", "domain": DOMAIN,
@@ -127,18 +167,24 @@ def _fresh_agent(servers: dict[str, str], clock: Path, version: int) -> list[str
               for arg in ("--subnet-license-server", f"{name}={servers[name]}")]  # fmt: skip
     return ["tslic", "agent", "--version", str(version), "--name", FRESH_NAME, "--data", DATA,
             "--listen", "127.0.0.1:0", "--clock-file", str(clock), "--workgroup", WORKGROUP,
-            preferred, f"CONF-LS1={servers['CONF-LS1']}", *subnet]  # fmt: skip
+            "--trust-root", str(clock.parent / "root.pem"), preferred,
+            f"CONF-LS1={servers['CONF-LS1']}", *subnet]  # fmt: skip
 
 
-def _license_server(manifest: Manifest, out_dir: Path, start_target: list[str]) -> None:
-    """The Clearinghouse the suite plays: its root (key and certificate), its address, and
-    two retail codes it will grant (30 Per Device CALs, 5 User CALs)."""
+def _root(out_dir: Path) -> None:
+    """The Clearinghouse root the suite plays: `ch-root.key` and `root.pem` in `out_dir`."""
     key = load_or_create_key(out_dir / "ch-root.key")
     now = datetime.now(UTC)
     until = max(now, datetime(2030, 1, 1, tzinfo=UTC)) + timedelta(days=3650)
     root = make_root(key, name="tslic conformance Clearinghouse", serial=1,
                      not_before=datetime(2000, 1, 1, tzinfo=UTC), not_after=until)  # fmt: skip
     write_certs(out_dir / "root.pem", [root])
+
+
+def _license_server(manifest: Manifest, out_dir: Path, start_target: list[str]) -> None:
+    """The Clearinghouse the suite plays: its root (key and certificate), its address, and
+    two retail codes it will grant (30 Per Device CALs, 5 User CALs)."""
+    _root(out_dir)
     address = f"127.0.0.1:{_free_port()}"
     codes = {make_retail_code(secrets.token_bytes(16)): ("w2003-device-cal", 30),
              make_retail_code(secrets.token_bytes(16)): ("w2003-user-cal", 5)}  # fmt: skip

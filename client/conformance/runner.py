@@ -42,7 +42,7 @@ from .context import Context, judge_rejection
 from .dirdouble import DirDouble
 from .evidence import write_evidence
 from .model import Case, Judgement, Result
-from .peers import Peers
+from .peers import Peers, Root
 from .prepare import load_manifest
 from .provision import provision
 from .wire import Transcript
@@ -150,7 +150,8 @@ async def run_suite(
     if isinstance(directory, dict) and directory.get("address"):
         double = DirDouble(str(directory["domain"]), str(directory["site"]), servers, clock)
         dir_double = (str(directory["address"]), double)
-    peers = Peers(servers, clock, clearinghouse_double(manifest, config, clock), dir_double)
+    peers = Peers(servers, clock, clearinghouse_double(manifest, config, clock), dir_double,
+                  root=_agent_root(manifest, config))  # fmt: skip
     async with trio.open_nursery() as nursery:
         if isinstance(clock, FileClock):
             nursery.start_soon(clock.watch)
@@ -162,6 +163,17 @@ async def run_suite(
         report = await _run_cases(config, cases, on_result, peers, manifest)
         nursery.cancel_scope.cancel()
     return report
+
+
+def _agent_root(manifest: dict[str, Unvalidated], config: SuiteConfig) -> Root | None:
+    """The Clearinghouse root an agent target trusts (SEC-12): the license servers the suite
+    plays for it are activated under it. None for other roles, or a manifest without one."""
+    if config.role is not Role.AGENT or not manifest.get("root_key"):
+        return None
+    try:
+        return load_key(Path(manifest["root_key"])), read_certs(Path(manifest["trust_root"]))[0]
+    except (KeyError, OSError, ValueError, IndexError, ServiceError) as exc:
+        raise ServiceError(f"the manifest's Clearinghouse root is unusable: {exc}") from None
 
 
 def clearinghouse_double(

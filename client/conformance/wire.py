@@ -212,22 +212,36 @@ class RawClient:
         self._last_sent = time.monotonic()
         return True
 
-    async def send_slowly(self, data: bytes, delay: float, *, budget: float = 0.0) -> bool:
-        """Write one byte at a time, `delay` seconds apart (a slow sender). With a `budget`
-        (seconds) too short for a pause per byte on a busy machine (a timer's granularity is
-        about a millisecond), the bytes go in small pieces instead, at most one pause per
-        2 ms of the budget, so the whole write stays inside it."""
+    async def send_slowly(
+        self, data: bytes, delay: float, *, budget: float = 0.0, until: float | None = None
+    ) -> int:
+        """Write `data` in pieces, `delay` seconds apart (a slow sender); returns the number of
+        pieces written, 0 if the connection broke.
+
+        One byte at a time when the `budget` (seconds) allows a pause per byte; otherwise small
+        pieces, at most one pause per 2 ms of the budget (a timer's granularity is about a
+        millisecond). `until` (Trio time) is when the last byte must be out, however late the
+        pauses end on a busy machine: a pause that would end past it is not taken, and the
+        rest goes in one write. The slow sender thus stays inside the target's Hello
+        deadline at any load, and the frame is still written in pieces with pauses between.
+        """
         step = 1
         if budget > 0:
             pauses = max(1, int(budget / 0.002))
             step = max(1, -(-len(data) // pauses))
             delay = min(delay, budget / max(1, -(-len(data) // step)) / 2)
-        for i in range(0, len(data), step):
-            if not await self.send(data[i : i + step]):
-                return False
-            if i + step < len(data):
+        pieces = 0
+        i = 0
+        while i < len(data):
+            late = until is not None and trio.current_time() + delay >= until
+            end = len(data) if late and pieces else i + step
+            if not await self.send(data[i:end]):
+                return 0
+            pieces += 1
+            i = end
+            if i < len(data):
                 await trio.sleep(delay)
-        return True
+        return pieces
 
     async def half_close(self) -> None:
         try:

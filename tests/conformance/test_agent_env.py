@@ -20,7 +20,8 @@ from tslic.client.conformance.prepare import prepare
 from tslic.client.conformance.runner import SuiteConfig, run_suite
 from tslic.protocol.domain import WindowsVersion
 from tslic.runtime.clock import FileClock
-from tslic.runtime.service import Limits
+
+from tests.conformance.timing import HANDSHAKE, TARGET_LIMITS
 
 RULES = load_spec()
 AGENT_GAPS: tuple[str, ...] = ()
@@ -62,14 +63,14 @@ async def run_agent(
     args = parser.parse_args(manifest["target_command"][2:])
     config = build_config(args)
     data = args.data
-    agent = Agent(config, data, clock, limits=Limits(handshake_timeout=0.5))
+    agent = Agent(config, data, clock, limits=TARGET_LIMITS)
     events = f"{sys.executable} -m tslic.cli agent events --data {data} --json"
     state = (f"{sys.executable} -m tslic.cli agent status --data {data} --json"
              f" --clock-file {manifest['clock_file']}")  # fmt: skip
     async with trio.open_nursery() as nursery:
         nursery.start_soon(clock.watch)
         address = await nursery.start(agent.serve)
-        cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=0.5,
+        cfg = SuiteConfig(target=address, role=Role.AGENT, timeout=2.0, handshake_timeout=HANDSHAKE,
                           manifest=tmp_path / "prep" / "manifest.json", events_command=events,
                           status_command=state,
                           expect_fail=AGENT_GAPS,
@@ -211,3 +212,60 @@ async def test_broken_fresh_agent_fails_its_rule(
     """The second terminal server the suite starts itself, run with one rule broken."""
     results = await run_agent(tmp_path, only, version, fresh_break)
     assert results[case_id].verdict is Verdict.FAIL, results[case_id]
+
+
+SEC12 = [
+    "SEC-12:agent-passes-on-chained-license",
+    "SEC-12:agent-refuses-bad-signature",
+    "SEC-12:agent-refuses-foreign-root",
+    "SEC-12:agent-refuses-unactivated-permanent",
+]
+
+
+@pytest.mark.parametrize("version", [2003, 2000])
+async def test_agent_checks_the_licenses_of_its_license_server(
+    version: int, tmp_path: Path
+) -> None:
+    """SEC-12 alone (the agent in its grace period, its second license server made valid)."""
+    results = await run_agent(tmp_path, ["SEC-12"], version)
+    for case_id in SEC12:
+        assert results[case_id].verdict is Verdict.PASS, results[case_id]
+
+
+def _skips_license_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that hands a client whatever license its license server issued, reading it
+    without checking its signature or its issuer's chain."""
+    from tslic.client.agent import licensing
+    from tslic.protocol import licenses
+    from tslic.protocol.certs import cert_from_der, identity_of
+
+    def unchecked(blob: bytes, *_: Any) -> licenses.SignedLicense:
+        encoded, chain, _signature = licenses._split(blob)
+        issuer = identity_of(cert_from_der(chain[-1]))
+        return licenses.SignedLicense(licenses._decode_body(encoded), chain, issuer)
+
+    monkeypatch.setattr(licensing, "open_license", unchecked)
+    monkeypatch.setattr(licensing, "verify_license", unchecked)
+
+
+def _skips_chain_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent that checks a license's signature but not its issuer's chain."""
+    from tslic.client.agent import licensing
+    from tslic.protocol.licenses import open_license
+
+    monkeypatch.setattr(licensing, "verify_license", lambda blob, root, now: open_license(blob))
+
+
+@pytest.mark.parametrize(
+    ("patch", "failing"),
+    [(_skips_license_check, SEC12[1:]), (_skips_chain_check, SEC12[2:])],
+    ids=["hands on any license", "checks the signature, not the chain"],
+)
+async def test_agent_skipping_the_license_check_fails_sec_12(
+    patch: Any, failing: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patch(monkeypatch)
+    results = await run_agent(tmp_path, ["SEC-12"])
+    assert results[SEC12[0]].verdict is Verdict.PASS, results[SEC12[0]]
+    for case_id in failing:
+        assert results[case_id].verdict is Verdict.FAIL, results[case_id]

@@ -20,8 +20,10 @@ from tslic.client.conformance.runner import SuiteConfig, run_suite
 from tslic.protocol.clock import parse_date
 from tslic.protocol.domain import CalProduct, Program
 from tslic.runtime.clock import FileClock
-from tslic.runtime.service import Limits, Server
+from tslic.runtime.service import Server
 from tslic.server.clearinghouse.core import Clearinghouse
+
+from tests.conformance.timing import HANDSHAKE, TARGET_LIMITS
 
 RULES = load_spec()
 CH_RULES = ["CH-*", "ACT-12", "ACT-13"]
@@ -55,7 +57,7 @@ async def run_ch(tmp_path: Path, only: Sequence[str]) -> dict[str, Result]:
     service = ClearinghouseService(tmp_path / "ch", clock)
     register(service.ch, manifest["purchases"], clock.now())
     server = Server(service, key=Ed25519PrivateKey.generate(), clock=clock,
-                    limits=Limits(handshake_timeout=0.5))  # fmt: skip
+                    limits=TARGET_LIMITS)  # fmt: skip
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
@@ -64,7 +66,7 @@ async def run_ch(tmp_path: Path, only: Sequence[str]) -> dict[str, Result]:
             web = await nursery.start(serve_web, WebApp(service.ch, clock), "127.0.0.1", 0,
                                       stop.wait)  # fmt: skip
             cfg = SuiteConfig(target=address, role=Role.CLEARINGHOUSE, timeout=2.0,
-                              handshake_timeout=0.5, manifest=tmp_path / "prep" /
+                              handshake_timeout=HANDSHAKE, manifest=tmp_path / "prep" /
                               "manifest.json", web=web, only=only)  # fmt: skip
             report = await run_suite(cfg, all_cases(RULES))
             stop.set()

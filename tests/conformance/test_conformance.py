@@ -23,15 +23,13 @@ from tslic.protocol import Conversation
 from tslic.protocol.domain import WindowsVersion
 from tslic.protocol.rules import Level
 from tslic.runtime.clock import FileClock, WallClock, write_clock_file
-from tslic.runtime.service import Limits, Server
+from tslic.runtime.service import Server
 
 from tests.conformance.doubles import Double
+from tests.conformance.timing import HANDSHAKE, TARGET_LIMITS
 
 RULES = load_spec()
-# Short enough that the cases waiting for a Hello deadline (LIMIT-2) stay quick, long enough
-# that an honest Hello on a busy machine is never cut off.
-HANDSHAKE = 1.0
-FAST = Limits(handshake_timeout=HANDSHAKE)
+FAST = TARGET_LIMITS  # the targets' Hello deadline, HANDSHAKE (tests/conformance/timing.py)
 # Known gaps of tslic's own license server, as expected failures: an expected failure that
 # passes fails the run (tlsfuzzer's strict xpass), so this list can only shrink. Gaps once
 # here and fixed since: the Hello chain checks (SEC-7, LIMIT-8) and an expired terminal-server

@@ -18,10 +18,12 @@ from tslic.client.conformance.runner import SuiteConfig, SuiteReport, run_suite
 from tslic.protocol import policy
 from tslic.protocol.domain import CalProduct, WindowsVersion
 from tslic.runtime.clock import FileClock, WallClock, write_clock_file
-from tslic.runtime.service import Limits, Server
+from tslic.runtime.service import Server
+
+from tests.conformance.timing import HANDSHAKE, TARGET_LIMITS
 
 RULES = load_spec()
-FAST = Limits(handshake_timeout=0.5)
+FAST = TARGET_LIMITS
 LICENSING = ["COMPAT-*", "CAL-*", "TEMP-*", "LEASE-*", "EVT-*", "ACT-2", "ACT-10"]
 
 
@@ -56,7 +58,7 @@ async def run_activated(tmp_path: Path, only: Sequence[str], *, user_cals: bool 
             )  # fmt: skip
             address = await nursery.start(ls.serve)
             cfg = SuiteConfig(target=address, role=Role.LICENSE_SERVER, timeout=2.0,
-                              handshake_timeout=0.5, admin_credential=ls.admin_key_path,
+                              handshake_timeout=HANDSHAKE, admin_credential=ls.admin_key_path,
                               clock_file=clock_path, clearinghouse=ch_address,
                               retail_codes=tuple(codes), only=only)  # fmt: skip
             report: SuiteReport = await run_suite(cfg, all_cases(RULES))
@@ -215,7 +217,7 @@ async def run_with_suite_clearinghouse(tmp_path: Path, only: Sequence[str]) -> (
         )  # fmt: skip
         address = await nursery.start(ls.serve)
         cfg = SuiteConfig(target=address, role=Role.LICENSE_SERVER, timeout=2.0,
-                          handshake_timeout=0.5, manifest=tmp_path / "prep" / "manifest.json",
+                          handshake_timeout=HANDSHAKE, manifest=tmp_path / "prep" / "manifest.json",
                           only=only, expect_fail=LS_CH_GAPS)  # fmt: skip
         report = await run_suite(cfg, all_cases(RULES))
         ls.shutdown()

@@ -97,7 +97,12 @@ def test_agent_process(version: str, tmp_path: Path) -> None:
                      "RDP-4:new-license-path", "GRACE-9:grace-plus-one-temporary",
                      "DISC-5:member-server-not-found", "DISC-6:foreign-source-ignored",
                      "GRACE-4:first-permanent-cal-ends-grace", workgroup,
-                     "CAL-12:agent-follows-referral"])  # fmt: skip
+                     "CAL-12:agent-follows-referral", "SEC-12:agent-passes-on-chained-license",
+                     "SEC-12:agent-refuses-bad-signature", "SEC-12:agent-refuses-foreign-root",
+                     "SEC-12:agent-refuses-unactivated-permanent"])  # fmt: skip
+    # SEC-12: the agent was started with the suite's Clearinghouse root
+    assert "--trust-root" in manifest["target_command"]
+    assert "--trust-root" in manifest["fresh_agent_command"]
 
 
 def test_clearinghouse_process(tmp_path: Path) -> None:

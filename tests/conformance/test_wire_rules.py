@@ -18,20 +18,21 @@ from tslic.client.conformance.runner import SuiteConfig, run_suite
 from tslic.protocol import Conversation
 from tslic.protocol.domain import WindowsVersion
 from tslic.runtime.clock import FileClock, WallClock, write_clock_file
-from tslic.runtime.service import Limits, Server
+from tslic.runtime.service import Server
 
 from tests.conformance.doubles import Double
 from tests.conformance.test_agent_env import run_agent
 from tests.conformance.test_ch_rules import run_ch
 from tests.conformance.test_ls_rules import run_with_suite_clearinghouse
+from tests.conformance.timing import HANDSHAKE, TARGET_LIMITS
 
 RULES = load_spec()
-FAST = Limits(handshake_timeout=1.0)
+FAST = TARGET_LIMITS
 MINE = ["MSG-12", "ACT-14", "ENV-14", "ENV-16", "STATE-1", "STATE-4", "CLOCK-1", "CAL-5", "EVT-12"]
 
 
 def _config(address: str, role: Role, only: Sequence[str], **kw: Any) -> SuiteConfig:
-    values: dict[str, Any] = {"timeout": 2.0, "handshake_timeout": 1.0, **kw}
+    values: dict[str, Any] = {"timeout": 2.0, "handshake_timeout": HANDSHAKE, **kw}
     return SuiteConfig(target=address, role=role, only=list(only), **values)
 
 
