@@ -58,8 +58,9 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default; other systems use 49152-65535 (IANA)
 
 
-def _free_port() -> int:
-    """A loopback port free now that the run binds again later (prepare just before the run).
+def _free_port(taken: set[int]) -> int:
+    """A loopback port free now that the run binds again later (prepare just before the run),
+    and not one of `taken` (the ports this preparation chose already; it is added there).
 
     The port is chosen at random outside the system's ephemeral range: a port taken from
     that range (bind to port 0, then released) is soon handed out again as the local port of
@@ -74,15 +75,19 @@ def _free_port() -> int:
     for _ in range(200):
         first, last = _RANDOM.choice(span)
         port = _RANDOM.randint(first, last)
+        if port in taken:  # free now, but promised to another double of this run
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        taken.add(port)
         return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # every pick busy: let the
         s.bind(("127.0.0.1", 0))  # system choose (the former behaviour)
         chosen: int = s.getsockname()[1]
+        taken.add(chosen)
         return chosen
 
 
@@ -105,9 +110,10 @@ def prepare(
         manifest["trust_root"] = str(out_dir / "root.pem")
         manifest["root_key"] = str(out_dir / "ch-root.key")
         start_target += ["--trust-root", manifest["trust_root"]]
-        servers = {name: f"127.0.0.1:{_free_port()}" for name in LICENSE_SERVERS}
+        taken: set[int] = set()
+        servers = {name: f"127.0.0.1:{_free_port(taken)}" for name in LICENSE_SERVERS}
         manifest["license_servers"] = servers
-        manifest["directory"] = {"address": f"127.0.0.1:{_free_port()}", "domain": DOMAIN,
+        manifest["directory"] = {"address": f"127.0.0.1:{_free_port(taken)}", "domain": DOMAIN,
                                  "site": SITE}  # fmt: skip
         start_target += ["--domain", DOMAIN, "--site", SITE, "--directory",
                          manifest["directory"]["address"]]  # fmt: skip
@@ -185,7 +191,7 @@ def _license_server(manifest: Manifest, out_dir: Path, start_target: list[str]) 
     """The Clearinghouse the suite plays: its root (key and certificate), its address, and
     two retail codes it will grant (30 Per Device CALs, 5 User CALs)."""
     _root(out_dir)
-    address = f"127.0.0.1:{_free_port()}"
+    address = f"127.0.0.1:{_free_port(set())}"  # the only port of this preparation
     codes = {make_retail_code(secrets.token_bytes(16)): ("w2003-device-cal", 30),
              make_retail_code(secrets.token_bytes(16)): ("w2003-user-cal", 5)}  # fmt: skip
     manifest["clearinghouse"] = {

@@ -33,6 +33,19 @@ def test_agent_manifest_ports_are_outside_the_ephemeral_range(tmp_path: Path) ->
     assert all(p >= 20000 and not low <= p <= high for p in ports), (ports, low, high)
 
 
+def test_a_port_drawn_twice_is_not_given_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Random draws can repeat (a CI run drew 64169 for two doubles): each port goes once."""
+    draws = iter([24000, 24000, 24000, 24001, 24002, 24002, 24003, 24004, 24005, 24006])
+    monkeypatch.setattr(prep._RANDOM, "randint", lambda first, last: next(draws))
+    monkeypatch.setattr(prep, "_ephemeral_range", lambda: (32768, 60999))
+    manifest = prep.prepare(Role.AGENT, tmp_path, start_ms=NOW)
+    addresses = [*manifest["license_servers"].values(), manifest["directory"]["address"]]
+    ports = [int(a.rsplit(":", 1)[1]) for a in addresses]
+    assert sorted(ports) == list(range(24000, 24000 + len(ports)))
+
+
 def test_agent_manifest_gives_the_agent_the_suites_root(tmp_path: Path) -> None:
     manifest = prep.prepare(Role.AGENT, tmp_path, start_ms=NOW)
     root = read_certs(Path(manifest["trust_root"]))[0]
