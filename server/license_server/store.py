@@ -14,8 +14,9 @@ Contract:
   read-only data directory is named as such at opening, checked before SQLite). If the
   commit itself fails (disk full, read-only directory), every operation of the group gets a
   `StorageError`: a caller never acknowledges something that is not stored.
-- With `threaded=True` (daemons) the writer runs the SQLite work in a worker thread, so the
-  event loop keeps reading requests while a group is being fsynced, and the WAL is
+- With `threaded=True` (daemons) the writer runs a group's operations on the event loop
+  (they are Python: in a thread they only contended for the GIL) and its COMMIT in a worker
+  thread, so the event loop keeps reading requests while a group is being fsynced; the WAL is
   checkpointed in the background, CHECKPOINT_EVERY seconds after a write, on a second
   connection (a commit never waits for a whole checkpoint; the writer only finishes one between two
   groups once the WAL holds WAL_RESTART_FRAMES pages, so that the WAL can start over).
@@ -260,7 +261,7 @@ class Store:
                 self._checkpointer.close()
             self._db.close()
 
-    # ---- the worker-thread side ---------------------------------------------------------
+    # ---- running and committing groups (COMMIT in the worker thread when threaded) -----
 
     def _apply(self, group: list[_Job]) -> None:
         """Run and commit one group in the calling thread (`run_now`)."""
