@@ -14,6 +14,7 @@ manifest's), `unsupported`.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from tslic.protocol import ErrorCode, TslicError
 from tslic.protocol.clock import ClockSpec
@@ -23,6 +24,7 @@ from .cases_envelope import opening
 from .context import Context
 from .lsclient import move_clock
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Verdict, case
+from .wire import Frame
 
 CASES: list[Case] = []
 E = ErrorCode
@@ -39,36 +41,69 @@ def _speed(ctx: Context) -> float | None:
     return speed
 
 
-@case(CASES, "LIMIT-6", "window-follows-speed", "two Hellos stamped 0.8 and 1.2 freshness "
-      "windows in the past, the window being 300 s × max(1, speed of the target's clock file)",
-      ("the first welcomed, the second Error STALE_TIMESTAMP (1009)",),
-      roles=REQUEST_REPLY_ROLES)  # fmt: skip
-async def window_speed(ctx: Context) -> Judgement:
+Accepted = Callable[[Frame | None], bool]
+"""Whether the target accepted the opening message (a Welcome; for an agent, any answer)."""
+
+
+def welcomed(frame: Frame | None) -> bool:
+    return frame is not None and frame.name == "Welcome"
+
+
+async def judge_window(ctx: Context, what: str, accepted: Accepted, verb: str) -> Judgement:
+    """LIMIT-6 for any target: its opening message `what` stamped 0.8 window in the past is
+    accepted (`verb` says how), one stamped 1.2 window in the past is refused STALE_TIMESTAMP."""
     speed = _speed(ctx)
     if speed is None:
         return Judgement(Verdict.UNSUPPORTED, "needs --clock-file (the clock's speed)")
     window = int(WINDOW_MS * max(1.0, speed))
-    results = []
-    for share, welcomed in ((0.8, True), (1.2, False)):
+    for share, expect_accepted in ((0.8, True), (1.2, False)):
         crafter = ctx.crafter()
         msg = opening(ctx)
         inner = crafter.inner(int(msg.TYPE), to_wire(msg),
                               timestamp=max(0, ctx.now() - int(window * share)))  # fmt: skip
         client = await ctx.open_raw()
-        await client.send(crafter.frame(crafter.envelope(inner)), f"Hello {share} window old")
-        if welcomed:
+        await client.send(crafter.frame(crafter.envelope(inner)), f"{what} {share} window old")
+        if expect_accepted:
             reply = await client.read_frame(ctx.timeout)
-            if reply is None or reply.name != "Welcome":
-                return Judgement(Verdict.FAIL, f"a Hello {share} window ({window} ms) old was "
+            if not accepted(reply):
+                return Judgement(Verdict.FAIL, f"a {what} {share} window ({window} ms) old was "
                                  f"refused: {reply.label() if reply else 'no reply'}")  # fmt: skip
-            results.append("0.8 window welcomed")
-        else:
-            judged = ctx.reject(await client.observe(ctx.timeout), {E.STALE_TIMESTAMP})
-            if judged.verdict.failing:
-                judged.actual = f"a Hello 1.2 window ({window} ms) old: {judged.actual}"
-                return judged
-            results.append("1.2 window refused")
-    return Judgement(Verdict.PASS, f"window {window} ms (speed {speed}): " + ", ".join(results))
+            await client.aclose()
+            continue
+        judged = ctx.reject(await client.observe(ctx.timeout), {E.STALE_TIMESTAMP})
+        if judged.verdict.failing:
+            judged.actual = f"a {what} 1.2 window ({window} ms) old: {judged.actual}"
+            return judged
+    return Judgement(Verdict.PASS, f"window {window} ms (speed {speed}): 0.8 window {verb}, "
+                     "1.2 window refused")  # fmt: skip
+
+
+async def judge_replay(ctx: Context, what: str, accepted: Accepted, verb: str) -> Judgement:
+    """ENV-12 for any target: its opening message `what` is accepted, the suite moves the
+    target's clock forward half a window and replays it on a new connection: REPLAYED_MESSAGE."""
+    speed = _speed(ctx)
+    if speed is None:
+        return Judgement(Verdict.UNSUPPORTED, "needs --clock-file (the suite moves the clock)")
+    frame = ctx.crafter().message(opening(ctx))
+    first = await ctx.open_raw()
+    await first.send(frame, "original")
+    reply = await first.read_frame(ctx.timeout)
+    if not accepted(reply):
+        return Judgement(Verdict.FAIL, f"the original {what} was not {verb}: "
+                         + (reply.label() if reply else "no reply"))  # fmt: skip
+    await first.aclose()
+    await move_clock(ctx, int(WINDOW_MS * max(1.0, speed)) // 2)
+    second = await ctx.open_raw()
+    await second.send(frame, "replay")
+    return ctx.reject(await second.observe(ctx.timeout), {E.REPLAYED_MESSAGE})
+
+
+@case(CASES, "LIMIT-6", "window-follows-speed", "two Hellos stamped 0.8 and 1.2 freshness "
+      "windows in the past, the window being 300 s × max(1, speed of the target's clock file)",
+      ("the first welcomed, the second Error STALE_TIMESTAMP (1009)",),
+      roles=REQUEST_REPLY_ROLES)  # fmt: skip
+async def window_speed(ctx: Context) -> Judgement:
+    return await judge_window(ctx, "Hello", welcomed, "welcomed")
 
 
 @case(CASES, "ENV-12", "replay-after-half-a-window", "a Hello is welcomed; the suite moves the "
@@ -76,18 +111,4 @@ async def window_speed(ctx: Context) -> Judgement:
       "connection", ("Error REPLAYED_MESSAGE (1008): the nonce is remembered while its "
       "timestamp is inside the window",), roles=REQUEST_REPLY_ROLES, negative=True)  # fmt: skip
 async def replay_later(ctx: Context) -> Judgement:
-    speed = _speed(ctx)
-    if speed is None:
-        return Judgement(Verdict.UNSUPPORTED, "needs --clock-file (the suite moves the clock)")
-    frame = ctx.crafter().message(opening(ctx))
-    first = await ctx.open_raw()
-    await first.send(frame, "original")
-    welcome = await first.read_frame(ctx.timeout)
-    if welcome is None or welcome.name != "Welcome":
-        return Judgement(Verdict.FAIL, "the original Hello was not welcomed: "
-                         + (welcome.label() if welcome else "no reply"))  # fmt: skip
-    await first.aclose()
-    await move_clock(ctx, int(WINDOW_MS * max(1.0, speed)) // 2)
-    second = await ctx.open_raw()
-    await second.send(frame, "replay")
-    return ctx.reject(await second.observe(ctx.timeout), {E.REPLAYED_MESSAGE})
+    return await judge_replay(ctx, "Hello", welcomed, "welcomed")
