@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import multiprocessing
 import os
 import sqlite3
@@ -48,11 +49,13 @@ import trio
 
 # Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import issuance, signed_echo
+from bench import issuance, presealed, signed_echo
 from bench.procstat import per_request_us, threads_cpu
 
 if TYPE_CHECKING:
     from tslic.server.license_server.daemon import LicenseServer
+
+PINNED_RATE_BOUND = 8_000  # requests/s a pinned server cannot reach here: sizes the presealing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -188,6 +191,7 @@ def _serve_echo(conn: Pipe) -> None:
 class _Measured(TypedDict):
     requests: int
     per_second: float
+    driver_ran_out: int  # presealed loops that ran out of requests (0 unless the bound is off)
     threads_us: dict[str, int]  # CPU per request by thread (/proc)
     steps_us: dict[str, float]  # CPU per request by step
 
@@ -208,9 +212,17 @@ def _drive(
         os.sched_setaffinity(proc.pid or 0, {0})
     address = parent.recv()
     before = threads_cpu(proc.pid or 0)
-    started = time.perf_counter()
-    done = trio.run(loops, address, connections, seconds)
-    elapsed = time.perf_counter() - started
+    exhausted = 0
+    if pin:
+        # Requests signed ahead, replies not verified: the pinned server is the bound.
+        per_loop = math.ceil(seconds * PINNED_RATE_BOUND / connections)
+        kind_driven = "issuance" if kind == "issuance" else "echo"
+        driven = trio.run(presealed.drive, address, kind_driven, connections, seconds, per_loop)
+        done, elapsed, exhausted = driven.answered, driven.measured_seconds, driven.exhausted
+    else:
+        started = time.perf_counter()
+        done = trio.run(loops, address, connections, seconds)
+        elapsed = time.perf_counter() - started
     after = threads_cpu(proc.pid or 0)
     parent.send("stop")
     totals: dict[str, float] = parent.recv()
@@ -228,6 +240,7 @@ def _drive(
     return {
         "requests": done,
         "per_second": round(done / elapsed, 1),
+        "driver_ran_out": exhausted,
         "threads_us": threads,
         "steps_us": steps,
     }

@@ -5,16 +5,18 @@ Once it reports its bound address, one JSON line `{"role", "address", "pid", ...
 stdout (flushed) and, if asked, to the ready file (atomically). The soft open-files limit is
 raised to the hard one first (runtime/fdlimit.py). SIGINT or SIGTERM sets the
 shutdown event (the daemon stops accepting and gives handlers their grace period); a second
-signal cancels everything at once. Start-up errors are `TslicError`s printed as one line with
-their code, with exit status 2; nobody sees a traceback for a bad flag or a busy port. Listeners
-open their sockets with `runtime.listen.open_listeners`, whose refusal names the address; an
-`OSError` that still escapes (a path the daemon could not use) is printed the same way, as one
-line naming the file, and also gives exit status 2. `check_ready_file` refuses a ready file
-that cannot be written before anything starts.
+signal cancels everything at once. Once started, the daemon's start-up objects are frozen
+out of the garbage collector's sight (`settle`). Start-up errors are `TslicError`s printed as
+one line with their code, with exit status 2; nobody sees a traceback for a bad flag or a busy
+port. Listeners open their sockets with `runtime.listen.open_listeners`, whose refusal names
+the address; an `OSError` that still escapes (a path the daemon could not use) is printed the
+same way, as one line naming the file, and also gives exit status 2. `check_ready_file`
+refuses a ready file that cannot be written before anything starts.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -62,9 +64,21 @@ async def _run(start: Starter, ready_file: Path | None) -> None:
 
                 outer.start_soon(watch)
                 info = await inner.start(start, shutdown)
+                settle()
                 announce(info, ready_file)
             # The daemon has drained (or was cancelled); stop watching signals.
             outer.cancel_scope.cancel()
+
+
+def settle() -> None:
+    """Freeze what start-up built (modules, classes, configuration, the opened store: ~40,000
+    objects that live as long as the daemon) out of the garbage collector's sight. A full
+    collection walks every tracked object with the event loop stopped: 7-10 ms here for the
+    start-up objects alone, in the tail of every request in flight; frozen, it walks only
+    what was made since. Only a daemon's own process calls this (tests run many servers in
+    one process, whose garbage must stay collectable)."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_daemon(start: Starter, *, ready_file: Path | None = None) -> int:

@@ -141,7 +141,7 @@ class Activation:
     # ---- properties -------------------------------------------------------------------------
 
     async def set_properties(self, contact: ContactInfo, method: Method, actor: str) -> None:
-        now = self.clock.now()  # read here: operations run in the store's worker thread
+        now = self.clock.now()  # read once, before the operation is queued
 
         def op(db: sqlite3.Connection) -> None:
             settings.set_meta(db, "contact", {f: getattr(contact, f) for f in _CONTACT_FIELDS})
