@@ -1,10 +1,11 @@
 """`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing |
-flood-latency | crash-cycles | rdp | steps | load] ...`.
+flood-latency | crash-cycles | rdp | steps | tail | load] ...`.
 
 Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`),
 bench/full_stack.py (`full-stack`), bench/listing.py (`listing`, see bench/LISTING.md),
 bench/flood_latency.py (`flood-latency`), bench/crash_cycles.py (`crash-cycles`),
-bench/rdp_connections.py (`rdp`, see bench/RDP.md), bench/steps.py (`steps`) or
+bench/rdp_connections.py (`rdp`, see bench/RDP.md), bench/steps.py (`steps`), bench/tail.py
+(`tail`) or
 bench/load_vs_baseline.py (`load`, the default) with the remaining arguments; see
 bench/README.md and bench/FULL_STACK.md.
 """
@@ -23,6 +24,7 @@ from bench import (
     rdp_connections,
     signed_echo,
     steps,
+    tail,
 )
 
 
@@ -43,6 +45,8 @@ def main(argv: list[str]) -> int:
         return rdp_connections.main(argv[1:])
     if argv and argv[0] == "steps":
         return steps.main(argv[1:])
+    if argv and argv[0] == "tail":
+        return tail.main(argv[1:])
     if argv and argv[0] == "load":
         argv = argv[1:]
     return load_vs_baseline.main(argv)

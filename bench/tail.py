@@ -1,0 +1,259 @@
+"""What a license server's response-time tail at a fixed open rate is made of.
+
+Contract: `python -m bench tail [--rates R,R,...] [--seconds S] [--warm W] [--json]` starts a
+Windows Server 2003 license server in a child process, as bench/load_vs_baseline.py does
+(fresh data directory, durable store, settled like a daemon), fills its database with a
+closed run (128 loops, W seconds, as the maximum-rate runs there do), then drives it at each
+rate R (open model, 128 terminal servers, `tslic load`'s generator) for S seconds. Inside
+the server it records, for the open runs only:
+- every store operation's wait, from `run_op` to its group's commit (queueing included);
+- every group: its operations' time, its COMMIT's time (the fsync), its size;
+- the background WAL checkpoints' times;
+- every garbage collection (`gc.callbacks`): its generation and pause.
+For each rate it prints the generator's response and service time percentiles, the server's
+main-thread CPU per license and how busy that thread was (CPU seconds over wall seconds:
+one thread cannot exceed 1.0), the store's percentiles, the collections and checkpoints,
+and the share of the machine's CPU time the hypervisor stole meanwhile. Reading: a tail
+that the store and the collector do not explain is queueing for the one event-loop thread,
+which grows steeply as that thread's busy share nears 1.0; a run with a steal share above
+~0.02 measured the host, not the server. A benchmark: figures, never assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import multiprocessing
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+
+import trio
+
+# Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tslic.client.load.schedule import OpenSchedule
+
+from bench.load_vs_baseline import _config, _run
+from bench.procstat import StealMeter, threads_cpu
+
+Span = tuple[float, float]  # perf_counter start, end (seconds)
+
+
+class _Recorder:
+    """Timings collected inside the server while `on` is set."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.waits: list[float] = []
+        self.groups: list[tuple[float, float, int]] = []  # ops s, commit s, size
+        self.checkpoints: list[float] = []
+        self.collections: list[tuple[int, float]] = []  # generation, pause s
+        self.last_ops = 0.0  # the group being committed: its operations' time
+        self._gc_started = 0.0
+
+    def start(self) -> None:
+        self.waits, self.groups, self.checkpoints, self.collections = [], [], [], []
+        self.on = True
+
+    def gc_callback(self, phase: str, info: dict[str, int]) -> None:
+        if not self.on:
+            return
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.collections.append((info["generation"], time.perf_counter() - self._gc_started))
+
+
+def _instrument(rec: _Recorder) -> None:
+    """Wrap the store's methods (class attributes, before the server is built)."""
+    from tslic.server.license_server.store import Op, Store, T, _Job
+
+    clock = time.perf_counter
+    run_op, run_ops, commit, checkpoint = (
+        Store.run_op,
+        Store._run_ops,
+        Store._commit,
+        Store.checkpoint,
+    )
+
+    async def timed_run_op(self: Store, fn: Op[T]) -> T:
+        started = clock()
+        try:
+            return await run_op(self, fn)
+        finally:
+            if rec.on:
+                rec.waits.append(clock() - started)
+
+    def timed_run_ops(self: Store, group: list[_Job]) -> bool:
+        started = clock()
+        ok = run_ops(self, group)
+        rec.last_ops = clock() - started
+        return ok
+
+    def timed_commit(self: Store, group: list[_Job]) -> None:
+        started = clock()
+        commit(self, group)
+        if rec.on:
+            rec.groups.append((rec.last_ops, clock() - started, len(group)))
+
+    def timed_checkpoint(self: Store, db: sqlite3.Connection | None = None) -> tuple[int, int]:
+        started = clock()
+        try:
+            return checkpoint(self, db)
+        finally:
+            if rec.on:
+                rec.checkpoints.append(clock() - started)
+
+    setattr(Store, "run_op", timed_run_op)  # noqa: B010  (a method, replaced for the run)
+    setattr(Store, "_run_ops", timed_run_ops)  # noqa: B010
+    setattr(Store, "_commit", timed_commit)  # noqa: B010
+    setattr(Store, "checkpoint", timed_checkpoint)  # noqa: B010
+
+
+def _serve(conn: Pipe) -> None:
+    from tslic.protocol.domain import WindowsVersion
+    from tslic.runtime.clock import WallClock
+    from tslic.runtime.daemon import settle
+    from tslic.runtime.service import Limits
+    from tslic.server.license_server.config import Config
+    from tslic.server.license_server.daemon import LicenseServer
+
+    rec = _Recorder()
+    _instrument(rec)
+    gc.callbacks.append(rec.gc_callback)
+
+    async def main(data_dir: str) -> None:
+        config = Config(name="BENCHLS", version=WindowsVersion.W2003, data_dir=Path(data_dir))
+        limits = Limits(rate_per_second=1e9, rate_burst=1e9)
+        server = LicenseServer(config, WallClock(), limits=limits)
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(server.serve)
+            settle()  # as `tslic server serve` does once started
+            conn.send((address, os.getpid()))
+            while (command := await trio.to_thread.run_sync(conn.recv)) != "stop":
+                if command == "start":
+                    rec.start()
+                else:  # "report"
+                    rec.on = False
+                    conn.send(_summary(rec))
+            server.shutdown()
+
+    with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
+        trio.run(main, data_dir)
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    """Percentiles of `values` (seconds) in milliseconds."""
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3, 2)
+
+    return {"count": len(ordered), "p50": at(0.5), "p99": at(0.99), "max": at(1.0)}
+
+
+def _summary(rec: _Recorder) -> dict[str, object]:
+    sizes = [n for _, _, n in rec.groups]
+    by_generation: dict[str, dict[str, float]] = {}
+    for generation, pause in rec.collections:
+        entry = by_generation.setdefault(
+            str(generation), {"count": 0, "total_ms": 0.0, "max_ms": 0.0}
+        )
+        entry["count"] += 1
+        entry["total_ms"] = round(entry["total_ms"] + pause * 1e3, 2)
+        entry["max_ms"] = round(max(entry["max_ms"], pause * 1e3), 2)
+    return {
+        "store_wait_ms": _ms(rec.waits),
+        "group_ops_ms": _ms([ops for ops, _, _ in rec.groups]),
+        "group_commit_ms": _ms([c for _, c, _ in rec.groups]),
+        "group_size_mean": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
+        "checkpoints_ms": _ms(rec.checkpoints),
+        "collections": by_generation,
+    }
+
+
+def measure(rates: list[float], seconds: float, warm: float) -> dict[str, object]:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve, args=(child,), daemon=True)
+    proc.start()
+    out: dict[str, object] = {"cpus": os.cpu_count()}
+    try:
+        address, pid = parent.recv()
+        closed = _config(
+            address, model="closed", stages=(), concurrency=128, agents=128, duration=warm
+        )
+        _, report = _run(closed)
+        out["warm_rate_per_s"] = report["rate"]["achieved"]
+        runs = []
+        for rate in rates:
+            config = _config(
+                address,
+                stages=OpenSchedule.constant(rate, seconds).stages,
+                start_rate=rate,
+                agents=128,
+                duration=seconds,
+            )
+            parent.send("start")
+            stolen = StealMeter()
+            before, started = threads_cpu(pid), time.perf_counter()
+            _, report = _run(config)
+            wall = time.perf_counter() - started
+            main_cpu = threads_cpu(pid).get("python", 0.0) - before.get("python", 0.0)
+            parent.send("report")
+            inside: dict[str, object] = parent.recv()
+            done = max(1, report["requests"]["completed"])
+            runs.append(
+                {
+                    "rate_per_s": rate,
+                    "achieved_per_s": report["rate"]["achieved"],
+                    "response_ms": report["latency_ms"]["response"],
+                    "service_ms": report["latency_ms"]["service"],
+                    "main_thread_cpu_per_license_us": round(main_cpu / done * 1e6),
+                    "main_thread_busy_share": round(main_cpu / wall, 3),
+                    "steal_share": stolen.share(),
+                    **inside,
+                }
+            )
+        out["runs"] = runs
+    finally:
+        parent.send("stop")
+        proc.join(15)
+        if proc.is_alive():
+            proc.terminate()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--rates", default="300,600,900", help="open-model rates, comma-separated")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warm", type=float, default=3.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    rates = [float(r) for r in args.rates.split(",")]
+    result = measure(rates, args.seconds, args.warm)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"warm-up (closed, 128 loops): {result['warm_rate_per_s']} licenses/s")
+    runs = result["runs"]
+    assert isinstance(runs, list)
+    for run in runs:
+        print(f"at {run['rate_per_s']:g}/s (achieved {run['achieved_per_s']}):")
+        for key, value in run.items():
+            if key not in ("rate_per_s", "achieved_per_s"):
+                print(f"  {key:32} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
