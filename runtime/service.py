@@ -23,6 +23,9 @@ Contract:
 - Graceful shutdown (the hypercorn pattern): on `shutdown`, stop accepting, tell idle peers
   Goodbye, and give busy handlers `grace` seconds before they are cancelled; a peer whose
   request is cancelled that way is told SHUTTING_DOWN (fatal) before the connection closes.
+This module is the listener (binding, accepting, pacing, admitting, shutting down); each
+connection's conversation is runtime/conversing.py, which `Server` inherits; `Peer`,
+`Service` and `Counters` are runtime/service_types.py, and all three are importable from here.
 """
 
 from __future__ import annotations
@@ -31,9 +34,7 @@ import contextlib
 import errno
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import ParamSpec, Protocol, TypeVar, cast
+from collections.abc import Callable, Mapping
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -43,66 +44,29 @@ from tslic.protocol import (
     Conversation,
     Direction,
     ErrorCode,
-    Message,
     ProtocolError,
-    ServiceError,
-    TslicError,
 )
 from tslic.protocol.envelope import ReplayGuard
-from tslic.protocol.messages import Error, Goodbye, Hello, Welcome, describe
-from tslic.protocol.states import next_state
 
 from .clock import Clock, clock_view
+from .conversing import Conversing
 from .fdlimit import connection_ceiling
 from .limits import Limits as Limits
 from .limits import RateLimiter
 from .listen import open_listeners
-from .session import Closing, Conversant, Session
+from .service_types import Counters as Counters
+from .service_types import Peer as Peer
+from .service_types import Service as Service
+from .session import Conversant
 from .stream import MessageStream
 
 log = logging.getLogger(__name__)
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 # accept() errors that mean "out of resources for now", not a broken listener (as in trio).
 _ACCEPT_CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 
 
-@dataclass(slots=True)
-class Peer:
-    """What a handler knows about the other end of one connection."""
-
-    address: str
-    key: bytes
-    hello: Hello
-    state: dict[str, object] = field(default_factory=dict)  # the service's, per connection
-
-
-class Service(Protocol):
-    """A daemon's request handlers for one conversation."""
-
-    conversation: Conversation
-
-    async def on_hello(self, peer: Peer) -> Welcome: ...
-
-    async def handle(self, peer: Peer, request: Message) -> Message: ...
-
-
-@dataclass(slots=True)
-class Counters:
-    """Connection-level counts for status pages and metrics."""
-
-    accepted: int = 0
-    refused_busy: int = 0
-    active: int = 0
-    errors: dict[int, int] = field(default_factory=dict)
-
-    def error(self, code: ErrorCode) -> None:
-        self.errors[int(code)] = self.errors.get(int(code), 0) + 1
-
-
-class Server:
+class Server(Conversing):
     """One listening conversation. `serve` runs it; `shutdown()` winds it down."""
 
     def __init__(
@@ -151,28 +115,6 @@ class Server:
 
     def shutdown(self) -> None:
         self._shutdown.set()
-
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutdown.is_set()
-
-    def count(self, code: ErrorCode) -> None:
-        """Count an Error sent (status pages and metrics)."""
-        self.counters.error(code)
-        if self._on_error is not None:
-            self._on_error(code)
-
-    _count = count
-
-    def idle_while(self, stream: MessageStream, scope: trio.CancelScope) -> None:
-        """`stream` waits for nothing but its peer: a shutdown cancels `scope` (at once if
-        it has begun), and the conversation's handler then says Goodbye itself."""
-        self._idle[stream] = scope
-        if self._shutdown.is_set():
-            scope.cancel()
-
-    def busy_again(self, stream: MessageStream) -> None:
-        self._idle.pop(stream, None)
 
     async def serve(
         self,
@@ -288,168 +230,3 @@ class Server:
             self.counters.active -= 1
             self._idle.pop(stream, None)
             await stream.aclose()
-
-    async def _refuse(
-        self,
-        stream: MessageStream,
-        code: ErrorCode,
-        text: str,
-        detail: Mapping[str, object] | None = None,
-    ) -> None:
-        # The detail travels too (MSG-1: an INVALID_FIELD names its field in detail.field).
-        with trio.move_on_after(1, shield=True):
-            await stream.send_error(code, text, **{k: str(v) for k, v in (detail or {}).items()})
-
-    async def _converse(self, stream: MessageStream, peer_addr: str) -> None:
-        with trio.move_on_after(self.limits.handshake_timeout) as scope:
-            first = await stream.receive()
-        if scope.cancelled_caught:
-            self._count(ErrorCode.HANDSHAKE_TIMEOUT)
-            await self._refuse(stream, ErrorCode.HANDSHAKE_TIMEOUT, "no Hello in time")
-            return
-        assert isinstance(first, Hello)  # the state table admits nothing else first
-        assert stream.conn.peer_key is not None
-        peer = Peer(address=peer_addr, key=stream.conn.peer_key, hello=first)
-        service = self._service_for(stream, first)
-        if service is None:  # §5.1, MSG-11: the Hello names a conversation not served here
-            served = ", ".join(sorted({self.service.conversation, *self.more_services}))
-            self._count(ErrorCode.UNSUPPORTED_CONVERSATION)
-            await self._refuse(
-                stream,
-                ErrorCode.UNSUPPORTED_CONVERSATION,
-                f"this port serves {served}, not {first.conversation}; connect to the"
-                f" daemon that serves {first.conversation}",
-                {"served": served},
-            )
-            return
-        try:
-            welcome = await self._call(service.on_hello, peer)
-        except ServiceError as exc:
-            self._count(exc.code)
-            await self._refuse(stream, exc.code, exc.message, exc.detail)
-            return
-        await stream.send(welcome)
-        while True:
-            with trio.move_on_after(self.limits.idle_timeout) as scope:
-                self._idle[stream] = scope
-                if self._shutdown.is_set():
-                    scope.cancel()
-                request = await stream.receive()
-            self._idle.pop(stream, None)
-            if scope.cancelled_caught and self._shutdown.is_set():
-                await stream.aclose(goodbye="the service is shutting down")
-                return
-            if scope.cancelled_caught:
-                self._count(ErrorCode.IDLE_TIMEOUT)
-                await self._refuse(stream, ErrorCode.IDLE_TIMEOUT, "idle for too long")
-                return
-            if isinstance(request, Goodbye):
-                return
-            if not self._take_token(peer.key):
-                self._count(ErrorCode.RATE_LIMITED)
-                await stream.send(_refusal(ErrorCode.RATE_LIMITED, "too many requests; slow down"))
-                continue
-            try:
-                with trio.fail_after(self.limits.request_timeout):
-                    reply = await self._call(service.handle, peer, request)
-            except ServiceError as exc:
-                self._count(exc.code)
-                reply = _refusal(_refusal_code(exc.code), exc.message, exc.detail)
-            except trio.TooSlowError:
-                self._count(ErrorCode.INTERNAL_ERROR)
-                reply = _refusal(ErrorCode.INTERNAL_ERROR, "the request took too long")
-            if not _may_answer(stream, reply):
-                # A handler bug (a reply the state table does not allow here) is ours, not
-                # the peer's: log it and answer INTERNAL_ERROR instead of an ILLEGAL_STATE
-                # that would blame the client.
-                log.error("handler answered %s with %s", describe(request), describe(reply))
-                self._count(ErrorCode.INTERNAL_ERROR)
-                reply = _refusal(ErrorCode.INTERNAL_ERROR, "internal error in the service (logged)")
-            await stream.send(reply)
-            if isinstance(reply, Error) and reply.fatal:
-                return
-            if self._shutdown.is_set():
-                await stream.aclose(goodbye="the service is shutting down")
-                return
-
-    async def _converse_first(
-        self, conversant: Conversant, stream: MessageStream, peer_addr: str
-    ) -> None:
-        """Run a server-first conversation (runtime/session.py); translate its endings."""
-        try:
-            await conversant.converse(Session(self, stream, peer_addr))
-        except Closing:
-            await stream.aclose(goodbye="the service is shutting down")
-            return
-        except (ProtocolError, ConnectionLost):
-            raise  # the peer's fault or gone: _handle_tcp answers or just closes
-        except TslicError as exc:
-            if exc.code.closes_connection:  # a timeout, or a limit that ends the conversation
-                self._count(exc.code)
-                await self._refuse(stream, exc.code, exc.message, exc.detail)
-                return
-            log.error("peer %s: %s", peer_addr, exc)
-            await self._failed(stream, "the service failed (logged)")
-            return
-        except Exception:
-            # A bug must not take the daemon down or leave the peer hanging.
-            log.exception("conversation with %s failed", peer_addr)
-            await self._failed(stream, "internal error (logged)")
-            return
-        # Over: a Goodbye where the state allows one (after an abort, or before a logon).
-        await stream.aclose(goodbye="done")
-
-    async def _failed(self, stream: MessageStream, text: str) -> None:
-        """Our failure in a server-first conversation: INTERNAL_ERROR where its state table
-        allows a refusal; the RDP table has only fatal Errors, so there the connection just
-        closes (the peer sees the conversation end; the log says why)."""
-        refusal = _refusal(ErrorCode.INTERNAL_ERROR, text)
-        if _may_answer(stream, refusal):
-            self._count(ErrorCode.INTERNAL_ERROR)
-            await self._refuse(stream, ErrorCode.INTERNAL_ERROR, text)
-
-    def _service_for(self, stream: MessageStream, hello: Hello) -> Service | None:
-        """The service for the conversation a Hello names (None if this port serves none)."""
-        if hello.conversation == self.service.conversation:
-            return cast(Service, self.service)  # a Conversant never gets a Hello here
-        service = self.more_services.get(hello.conversation)
-        if service is None:
-            return None
-        stream.conn.conversation = service.conversation
-        return service
-
-    async def _call(self, fn: Callable[_P, Awaitable[_R]], *args: _P.args, **kw: _P.kwargs) -> _R:
-        try:
-            return await fn(*args, **kw)
-        except (ServiceError, ProtocolError, ConnectionLost):
-            raise
-        except Exception:
-            # A bug must not take the daemon down or leave the peer hanging.
-            log.exception("handler failed")
-            raise ServiceError(
-                "internal error in the service (logged)", code=ErrorCode.INTERNAL_ERROR
-            ) from None
-
-    def _take_token(self, key: bytes) -> bool:
-        return self.rate.take(key)
-
-
-def _may_answer(stream: MessageStream, reply: Message) -> bool:
-    """Whether the state table lets the server send `reply` now."""
-    conn = stream.conn
-    return conn.conversation in reply.CONVERSATIONS and (
-        next_state(conn.conversation, conn.state, conn.our_role, reply.TYPE, reply.variant())
-        is not None
-    )
-
-
-def _refusal_code(code: ErrorCode) -> ErrorCode:
-    """A handler's refusal never ends the conversation: a 1xxx code (which would) from a
-    handler judging a request's values becomes INVALID_REQUEST, with the same message."""
-    return ErrorCode.INVALID_REQUEST if code.closes_connection else code
-
-
-def _refusal(code: ErrorCode, text: str, detail: Mapping[str, object] | None = None) -> Error:
-    return Error(
-        code=int(code), message=text, detail={k: str(v) for k, v in (detail or {}).items()}
-    )

@@ -15,7 +15,9 @@ Contract:
   without yielding (`link.Link.send`); one reader (`_read_replies`, over a `link.ReadySet`
   of every agent's socket) reads the replies that came, records them and gives the agents
   back. Closed loops send their next request from there. Timeouts are swept every tenth of
-  `timeout` (no cancel scope per request).
+  `timeout` (no cancel scope per request). The reading half (replies, timeouts, dropped
+  connections) is client/load/replies.py, a mixin `Worker` inherits; this module runs the
+  fleet, the schedule, the sending and the per-second intervals.
 - Self-check (`summary.self_check`): dispatch lateness p99 over `max_lag`, or a saturated
   CPU, makes the run inconclusive.
 - Times come from `trio.current_time()`, so under pytest-trio's autojump clock the whole
@@ -30,20 +32,19 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import trio
-from tslic.protocol import ConnectionLost, Message, ProtocolError, ServiceError
-from tslic.protocol.errors import RemoteProtocolError, Timeout, TslicError
-from tslic.protocol.messages import Error, Goodbye
+from tslic.protocol import ConnectionLost, ProtocolError
+from tslic.protocol.errors import Timeout
 from tslic.runtime.clock import Clock
 
 from .config import LoadConfig
 from .fleet import Agent, Fleet
 from .histograms import Interval, new_histogram
 from .link import ReadySet
-from .operations import Operations, Planned
+from .operations import Operations
 from .rdp_driver import RdpDriver
+from .replies import InFlight, Replies
 from .schedule import ClosedSchedule, OpenSchedule, Share
 from .summary import WorkerSummary, self_check
 
@@ -52,7 +53,7 @@ async def _start_now() -> float:
     return trio.current_time()
 
 
-class Worker:
+class Worker(Replies):
     """One generator process's share of a run."""
 
     def __init__(
@@ -96,7 +97,7 @@ class Worker:
         self._waiters: trio.Nursery | None = None
         # (deadline, agent, request) in sending order: the timeout is the same for all, so
         # the oldest is first; `_sweep_timeouts` drops the connections of overdue requests.
-        self._deadlines: deque[tuple[float, Agent, _InFlight]] = deque()
+        self._deadlines: deque[tuple[float, Agent, InFlight]] = deque()
         self._ready: ReadySet[Agent] | None = None  # set by `run` where epoll exists
 
     async def run(self) -> WorkerSummary:
@@ -168,21 +169,6 @@ class Worker:
     def _flush(self) -> None:
         self._emit()
         self._current = Interval(self._current.second + 1)
-
-    async def _sweep_timeouts(self) -> None:
-        """Every tenth of `timeout`, end the connections whose request is overdue, which
-        records a Timeout for it. One periodic check instead of a cancel scope
-        deadline per request, which costs the generator more than the check (so a request
-        times out between 1.0 and 1.1 times `timeout` after it was sent)."""
-        period = self.config.timeout / 10
-        deadlines = self._deadlines
-        while True:
-            await trio.sleep(period)
-            now = trio.current_time()
-            while deadlines and (deadlines[0][2].done or deadlines[0][0] <= now):
-                _, agent, flight = deadlines.popleft()
-                if not flight.done and agent.pending is flight:
-                    self._drop_connection(agent, Timeout("no reply in time"))
 
     # ---- the schedule --------------------------------------------------------------------
 
@@ -265,7 +251,7 @@ class Worker:
         read by the agent's reader task (`_serve_agent`)."""
         planned = self.ops.plan(k, agent)
         sent = trio.current_time()
-        flight = _InFlight(planned, intended, dispatched, sent, loop)
+        flight = InFlight(planned, intended, dispatched, sent, loop)
         agent.pending = flight
         self._in_flight += 1
         assert agent.stream is not None
@@ -289,88 +275,6 @@ class Worker:
         except ConnectionLost as exc:
             if agent.link is link:
                 self._drop_connection(agent, exc)
-
-    async def _serve_agent(self, agent: Agent) -> None:
-        """Keep one connected agent's socket read until the connection must be replaced
-        (`_drop_connection`: broken, closed, timed out): by the shared reader
-        (`_read_replies`) where there is a `ReadySet`, else by waiting on this socket."""
-        assert agent.link is not None
-        link, ready = agent.link, self._ready
-        with trio.CancelScope() as scope:
-            agent.scope = scope
-            if ready is not None:
-                ready.add(link.fd, agent)
-                try:
-                    await trio.sleep_forever()
-                finally:
-                    ready.discard(link.fd)
-            else:
-                while True:
-                    await link.wait_readable()
-                    self._read(agent)
-
-    async def _read_replies(self, ready: ReadySet[Agent]) -> None:
-        """The one reader of every agent's replies: each wake-up serves all that came."""
-        while True:
-            for fd in await ready.wait():
-                agent = ready.get(fd)
-                if agent is not None:
-                    self._read(agent)
-
-    def _read(self, agent: Agent) -> None:
-        """Complete the requests whose replies wait on `agent`'s socket."""
-        if agent.link is None or agent.stream is None:
-            return  # dropped in this same scheduler pass (its reader is being cancelled)
-        replies, error = agent.link.read_available(agent.stream.conn, self._now)
-        for reply in replies:
-            if agent.pending is None:
-                # Unasked for (a Goodbye, a fatal Error): the server is closing.
-                self._drop_connection(agent, None)
-                return
-            if isinstance(reply, Error):
-                if reply.fatal:  # the server ends the conversation (MessageStream's rule)
-                    text = f"peer reported: {reply.message}"
-                    code, detail = reply.error_code, reply.detail
-                    self._drop_connection(
-                        agent, RemoteProtocolError(text, code=code, detail=detail)
-                    )
-                    return
-                refusal = ServiceError(reply.message, code=reply.error_code, detail=reply.detail)
-                self._complete(agent, None, refusal, usable=True)
-            elif isinstance(reply, Goodbye):
-                self._drop_connection(agent, ConnectionLost("the server said Goodbye"))
-                return
-            else:
-                self._complete(agent, reply, None, usable=True)
-        if error is not None:
-            self._drop_connection(agent, error)
-
-    def _drop_connection(self, agent: Agent, error: TslicError | None) -> None:
-        """`agent`'s connection must be replaced: its request in flight fails with `error`,
-        nothing more is read or sent on it, and the fleet reconnects it."""
-        if agent.pending is not None:
-            self._complete(agent, None, error or ConnectionLost("connection closed"), False)
-        if agent.link is not None and self._ready is not None:
-            self._ready.discard(agent.link.fd)
-        agent.link = None  # the pool skips it from now on (Fleet._take)
-        if agent.scope is not None:
-            agent.scope.cancel()
-
-    def _complete(
-        self, agent: Agent, reply: Message | None, error: TslicError | None, usable: bool
-    ) -> None:
-        flight = agent.pending
-        assert isinstance(flight, _InFlight)  # set by the send this reply answers
-        flight.done = True
-        agent.pending = None
-        self._in_flight -= 1
-        done = trio.current_time()
-        outcome = self.ops.settle(flight.planned, reply, error)
-        code = None if error is None else int(error.code)
-        self._record(outcome, flight.intended, flight.dispatched, flight.sent, done, code)
-        if usable:
-            self.fleet.release(agent)
-        self._finished(flight.loop)
 
     def _finished(self, loop: tuple[int, int] | None) -> None:
         if loop is not None:
@@ -398,15 +302,3 @@ class Worker:
             dispatch=max(0.0, dispatched - intended),
             error=error,
         )
-
-
-@dataclass(slots=True)
-class _InFlight:
-    """One request sent and not yet answered."""
-
-    planned: Planned
-    intended: float
-    dispatched: float
-    sent: float
-    loop: tuple[int, int] | None  # (closed loop, its request number), or None (open model)
-    done: bool = False
