@@ -28,6 +28,9 @@ Contract (KB 813052, KB 287687, termsrv.dll messages; MS-RDPELE semantics):
   `logged_on(client)` records a successful logon (marking a temporary license validated);
   `converse(channel)` is both plus the emulated logon of the msgpack conversation.
 - Timeouts and protocol errors propagate to the caller (the listener), which answers them.
+- Parts: the replies to the client (alerts, the platform challenge, UpgradeLicense) are
+  replies.py (`ClientReplies`), the logon and the post-logon mark logon.py (`Logons`), the
+  grace bookkeeping grace.py (`GraceKeeper`); `Licensing` is all of them plus the decisions.
 """
 
 from __future__ import annotations
@@ -41,28 +44,21 @@ from tslic.protocol.clock import to_datetime
 from tslic.protocol.domain import LicenseKind, LicensingMode
 from tslic.protocol.errors import ProtocolError
 from tslic.protocol.licenses import SignedLicense, open_license, verify_license
-from tslic.protocol.messages import Goodbye
 from tslic.protocol.messages.licensing import (
     IssueLicense,
     LicenseGranted,
-    LicenseMarked,
-    MarkLicense,
     UpgradeLicenseRequest,
 )
 from tslic.protocol.messages.rdp import (
-    ClientLogon,
     DisconnectReason,
     ErrorAlert,
     LicenseInfo,
     LicenseRequest,
-    LogonComplete,
     NewLicense,
     NewLicenseRequest,
     PlatformChallenge,
     PlatformChallengeResponse,
     RdpError,
-    StateTransition,
-    UpgradeLicense,
 )
 from tslic.protocol.messages.records import LicenseBody, ProductInfo
 from tslic.protocol.policy import GraceEnd, accepted_as_is, is_expired, needs_renewal
@@ -71,23 +67,20 @@ from tslic.runtime.clock import Clock
 from ..rdp import texts
 from .channel import Channel, LicensedClient
 from .config import COMPANY, PRODUCT_ID, SCOPE, AgentConfig
-from .discovery import LicenseServers, NoLicenseServer
+from .discovery import LicenseServers
 from .events import EventId, EventLog
-from .grace import GraceKeeper
+from .failover import NoLicenseServer
+from .logon import LOGON_FAILED as LOGON_FAILED  # re-exported: it was defined here
+from .logon import Logons
+from .replies import ClientReplies
 from .state import AgentState
-from .upstream import ask, ask_license
+from .upstream import ask_license
 
 log = logging.getLogger(__name__)
 
-_ABORT = StateTransition.ST_TOTAL_ABORT
-LOGON_FAILED = (
-    "The system could not log you on. Make sure your User name and domain are correct, then "
-    "type your password again."
-)
 
-
-class Licensing(GraceKeeper):
-    """The licensing logic of one terminal server (the grace bookkeeping is inherited)."""
+class Licensing(Logons, ClientReplies):
+    """The licensing logic of one terminal server (replies, logon and grace are inherited)."""
 
     def __init__(
         self,
@@ -158,68 +151,7 @@ class Licensing(GraceKeeper):
             await self.state.save_grouped()  # the counts; a client that logs on: then
         return held if ok else None
 
-    async def _alert(
-        self,
-        stream: Channel,
-        code: RdpError,
-        reason: DisconnectReason,
-        text: str,
-        transition: StateTransition = _ABORT,
-    ) -> bool:
-        await stream.send(
-            ErrorAlert(
-                error_code=code, state_transition=transition, disconnect_reason=reason, text=text
-            )
-        )
-        if transition is _ABORT:
-            self.state.count("refused")
-            return False
-        return True
-
-    async def _valid_client(self, stream: Channel) -> bool:
-        self.state.count("valid_client")
-        return await self._alert(
-            stream,
-            RdpError.STATUS_VALID_CLIENT,
-            DisconnectReason.NONE,
-            "",
-            StateTransition.ST_NO_TRANSITION,
-        )
-
-    async def _no_license_server(self, stream: Channel) -> bool:
-        self.note_no_server()
-        return await self._alert(
-            stream,
-            RdpError.ERR_NO_LICENSE_SERVER,
-            DisconnectReason.LICENSE_NO_LICENSE_SERVER,
-            texts.NO_LICENSE_SERVER,
-        )
-
-    async def _challenge(self, stream: Channel, expected_hwid: bytes | None) -> bytes | None:
-        """Send the platform challenge; return the proven hardware id, or None after an alert."""
-        challenge = self._random(32)
-        await stream.send(PlatformChallenge(challenge=challenge))
-        reply = await stream.receive()
-        if not isinstance(reply, PlatformChallengeResponse):
-            return None  # the client aborted (ErrorAlert ST_TOTAL_ABORT)
-        bound = stream.peer_key
-        if reply.challenge != challenge or (bound is not None and reply.hwid != bound):
-            await self._alert(
-                stream,
-                RdpError.ERR_INVALID_CLIENT,
-                DisconnectReason.LICENSE_BAD_CLIENT_MSG,
-                texts.BAD_CLIENT_MSG,
-            )
-            return None
-        if expected_hwid is not None and reply.hwid != expected_hwid:
-            await self._alert(
-                stream,
-                RdpError.ERR_INVALID_CLIENT,
-                DisconnectReason.LICENSE_HWID_DOESNT_MATCH_LICENSE,
-                texts.HWID_MISMATCH,
-            )
-            return None
-        return reply.hwid
+    # ---- the decisions (module docstring) ----------------------------------------------
 
     async def _usable_server(self) -> bool:
         if await self.servers.settled() is not None:
@@ -358,11 +290,7 @@ class Licensing(GraceKeeper):
             return await self._upgrade(stream, info.license, echoed=True)
         return await self._upgrade(stream, granted.license, echoed=False)
 
-    async def _upgrade(self, stream: Channel, blob: bytes, *, echoed: bool) -> bool:
-        if echoed:
-            self.state.count("echoed")
-        await stream.send(UpgradeLicense(license=blob, scope=SCOPE))
-        return True
+    # ---- the licenses handed to clients ------------------------------------------------
 
     async def _ask_license(self, request: Message, *, issuer: str | None) -> LicenseGranted:
         """`ask_license`; a granted license that does not verify (SEC-12: signature, and with
@@ -395,45 +323,3 @@ class Licensing(GraceKeeper):
         if permanent:
             self.end_grace(GraceEnd.FIRST_PERMANENT_CAL)
         return body
-
-    async def _logon(self, stream: Channel, held: LicensedClient) -> None:
-        message = await stream.receive()
-        if isinstance(message, Goodbye):
-            await self.state.save_grouped()
-            return
-        assert isinstance(message, ClientLogon)  # the state table admits nothing else
-        ok = message.credentials_valid
-        session_id = await self.logged_on(held) if ok else self._next_session()
-        text = "" if ok else LOGON_FAILED
-        await stream.send(LogonComplete(logged_on=ok, session_id=session_id, text=text))
-        await self.state.save_grouped()
-        # The session lasts until the client says Goodbye (or goes away): an idle wait, so a
-        # shutdown says Goodbye at once.
-        await stream.receive(idle=True)
-
-    def _next_session(self) -> int:
-        self._sessions += 1
-        return self._sessions
-
-    async def logged_on(self, client: LicensedClient) -> int:
-        """A client licensed by `license_client` logged on successfully; returns its session
-        id. KB 287687: a temporary Per Device license is then marked validated at its issuer
-        (before the session starts, so it starts with the mark recorded). Per User
-        temporaries are not upgraded (TechNet cc727934), so they are not marked either."""
-        body = client.body
-        per_device = self.config.mode is LicensingMode.PER_DEVICE
-        if per_device and body is not None and body.kind is LicenseKind.TEMPORARY:
-            await self._mark(body)
-        return self._next_session()
-
-    async def _mark(self, body: LicenseBody) -> None:
-        """KB 287687: after a successful logon, the temporary license is marked validated."""
-        try:
-            reply = await ask(
-                self.servers, MarkLicense(license_id=body.license_id, hwid=body.hwid), body.issuer
-            )
-        except (NoLicenseServer, ServiceError) as exc:
-            log.info("could not mark license %s validated: %s", body.license_id, exc)
-            return
-        if isinstance(reply, LicenseMarked) and reply.validated:
-            self.state.count("marked_validated")

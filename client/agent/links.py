@@ -14,7 +14,7 @@ Contract:
   while it was idle (a restarting server's Goodbye, its idle timeout, a reset), or its Hello
   presented another certificate chain than the one the agent holds now, it is replaced by a
   new one (one new Hello). A connection that breaks during a request, or a refused Hello,
-  is closed; the error goes to the caller (discovery.py then marks the server unusable and
+  is closed; the error goes to the caller (failover.py then marks the server unusable and
   fails over, DISC-8).
 - Reconnecting has a backoff: after a failed connection attempt to an address, requests do
   not dial it again for 1 s, doubling up to 60 s (reset by a success), and fail at once with
