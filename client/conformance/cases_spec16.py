@@ -20,10 +20,11 @@ from tslic.protocol.messages.admin import AdminGetStatus, AdminSetPolicy, AdminS
 from tslic.protocol.messages.licensing import LicenseGranted, MarkLicense, UpgradeLicenseRequest
 from tslic.protocol.pki import cert_from_der, identity_of
 
+from .crafter import HeaderOverrides
 from .lsclient import administrator, call, license_request, terminal_server
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Role, Verdict, case
 from .runner import Context
-from .wire import Frame, HeaderOverrides
+from .wire import Frame
 
 CASES: list[Case] = []
 E = ErrorCode
