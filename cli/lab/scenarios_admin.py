@@ -22,9 +22,10 @@ from tslic.protocol.messages.admin import (
     AdminUsers,
 )
 
+from .clearinghouse import CODE, first_code
 from .model import Context, scenario
 from .scenarios import ready_2003_server
-from .world import CODE, World, first_code
+from .world import World
 
 DEVICE = CalProduct.W2003_DEVICE_CAL
 

@@ -7,20 +7,15 @@ root every daemon trusts, and gives scenarios what an administrator and a user h
 licensing utility's operations (over the admin conversation, with the server's credential),
 the Clearinghouse's web page and telephone line, and emulated RDP clients (`tslic connect`'s
 client, in this process, each with its own license store). Daemons are named after their
-computer accounts in the lab topology, so the directory can publish and resolve them.
+computer accounts in the lab topology, so the directory can publish and resolve them. The
+Clearinghouse's purchases and its by-hand channels live in `clearinghouse.py`.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict, Unpack
+from typing import Unpack
 
 import trio
 from cryptography import x509
@@ -45,42 +40,16 @@ from tslic.protocol.messages.admin import (
     AdminInstallKeyPack,
     AdminSetProperties,
 )
-from tslic.protocol.messages.records import ContactInfo
 from tslic.runtime.files import load_key, write_certs
 from tslic.runtime.peer import open_peer
-from tslic.server.clearinghouse.core import Clearinghouse
-from tslic.server.clearinghouse.purchases import add_agreement, add_retail, add_xp
 
+from . import clearinghouse
+from .clearinghouse import CONTACT, Catalogue, XpVolume
 from .clock import LabClock
-from .procs import Daemon, Deployment, LabError
+from .procs import Daemon, Deployment
 
 CREDENTIAL = "lab-enterprise-admin"
-CONTACT = ContactInfo(
-    first_name="Pat",
-    last_name="Admin",
-    company="Contoso Lab",
-    country="United States",
-    email="pat@contoso.example",
-)
 TOPOLOGY = Path(__file__).with_name("lab_topology.toml")
-CODE = re.compile(r"\b(?:[BCDFGHJKMPQRTVWXY2346789]{5}-){4,}[BCDFGHJKMPQRTVWXY2346789]{5}\b")
-
-
-@dataclass
-class Catalogue:
-    """Test purchases the lab seeds before the Clearinghouse starts."""
-
-    retail: dict[str, str] = field(default_factory=dict)  # label -> 25-character code
-    agreement: str = "4711001"
-
-
-class XpVolume(TypedDict, total=False):
-    """A volume XP license's program and numbers (`purchases.add_xp`)."""
-
-    program: Program | None
-    license_number: str
-    authorization_number: str
-    agreement_number: str
 
 
 class World:
@@ -123,49 +92,15 @@ class World:
 
     def _seed_clearinghouse(self) -> None:
         """The catalogue of purchases a customer of 2003 might have made."""
-        ch = Clearinghouse(self.data / "clearinghouse")
-        try:
-            today = self.clock.now()
-            for label, product, count in (
-                ("w2003-device-25", CalProduct.W2003_DEVICE_CAL, 25),
-                ("w2003-device-5", CalProduct.W2003_DEVICE_CAL, 5),
-                ("w2003-device-5b", CalProduct.W2003_DEVICE_CAL, 5),
-                ("w2003-device-2b", CalProduct.W2003_DEVICE_CAL, 2),
-                ("w2003-device-10b", CalProduct.W2003_DEVICE_CAL, 10),
-                ("w2003-device-2", CalProduct.W2003_DEVICE_CAL, 2),
-                ("w2003-device-3", CalProduct.W2003_DEVICE_CAL, 3),
-                ("w2003-device-10", CalProduct.W2003_DEVICE_CAL, 10),
-                ("w2003-device-20", CalProduct.W2003_DEVICE_CAL, 20),
-                ("w2003-device-1", CalProduct.W2003_DEVICE_CAL, 1),
-                ("w2003-user-10", CalProduct.W2003_USER_CAL, 10),
-                ("w2000-cal-1", CalProduct.W2000_TS_CAL, 1),
-                ("w2000-cal-5", CalProduct.W2000_TS_CAL, 5),
-                ("w2003-device-web", CalProduct.W2003_DEVICE_CAL, 5),
-                ("w2003-device-phone", CalProduct.W2003_DEVICE_CAL, 5),
-            ):
-                row = add_retail(ch, product=product, count=count, now=today)
-                self.catalogue.retail[label] = row.reference
-            add_agreement(
-                ch,
-                program=Program.SELECT,
-                agreement_number=self.catalogue.agreement,
-                product=CalProduct.W2003_DEVICE_CAL,
-                count=50,
-                now=today,
-            )
-            self.root = ch.root_cert
-        finally:
-            ch.close()
+        self.root = clearinghouse.seed_clearinghouse(
+            self.data / "clearinghouse", self.clock.now(), self.catalogue
+        )
         write_certs(self.root_pem, [self.root])
 
     def add_xp_license(
         self, key: str, acquired: int, channel: str, **volume: Unpack[XpVolume]
     ) -> None:
-        ch = Clearinghouse(self.data / "clearinghouse")
-        try:
-            add_xp(ch, product_key=key, acquired_at=acquired, channel=channel, **volume)
-        finally:
-            ch.close()
+        clearinghouse.add_xp_license(self.data / "clearinghouse", key, acquired, channel, **volume)
 
     # ---- daemons --------------------------------------------------------------------------
 
@@ -333,60 +268,20 @@ class World:
 
     async def web_post(self, page: str, form: dict[str, str]) -> str:
         assert self.ch is not None
-        url = f"{self.ch.info['url'].rstrip('/')}/{page}"
-        body = urllib.parse.urlencode(form).encode()
-
-        def post() -> str:
-            request = urllib.request.Request(url, data=body, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=120) as response:  # hang guard
-                    return str(response.read().decode())
-            except urllib.error.HTTPError as exc:
-                return str(exc.read().decode())
-
-        return await trio.to_thread.run_sync(post)
+        return await clearinghouse.web_post(self.ch.info["url"], page, form)
 
     async def web_activate(self, product_id: str) -> str:
-        html = await self.web_post(
-            "activate",
-            {"product_id": product_id, **{k: getattr(CONTACT, k) for k in vars_of(CONTACT)}},
-        )
-        return first_code(html, "the activation page")
+        assert self.ch is not None
+        return await clearinghouse.web_activate(self.ch.info["url"], product_id)
 
     async def phone(self, answers: list[str]) -> list[dict[str, str]]:
         """Call the Clearinghouse: answer its prompts in order; return its JSON results."""
-        argv = [
-            sys.executable,
-            "-m",
-            "tslic.cli",
-            "clearinghouse",
-            "phone",
-            "--json",
-            "--data",
-            str(self.data / "clearinghouse"),
-            "--clock-file",
-            str(self.clock.path),
-        ]
-        stdin = ("\n".join([*answers, "5"]) + "\n").encode()
-        result = await trio.run_process(
-            argv, stdin=stdin, capture_stdout=True, capture_stderr=True, check=False
-        )
-        return [json.loads(line) for line in result.stdout.decode().splitlines() if line]
+        return await clearinghouse.phone(self.data / "clearinghouse", self.clock.path, answers)
 
     async def phone_activate(self, product_id: str) -> str:
-        results = await self.phone(
-            [
-                "1",
-                product_id,
-                CONTACT.first_name,
-                CONTACT.last_name,
-                CONTACT.company,
-                CONTACT.country,
-            ]
+        return await clearinghouse.phone_activate(
+            self.data / "clearinghouse", self.clock.path, product_id
         )
-        if not results:
-            raise LabError("the telephone activation was refused")
-        return results[0]["license_server_id"]
 
     # ---- clients -----------------------------------------------------------------------------
 
@@ -424,14 +319,3 @@ class World:
 
     def agent_events(self, agent_name: str) -> list[int]:
         return [int(e["id"]) for e in events_document(self.data / "agents" / agent_name)]
-
-
-def vars_of(contact: ContactInfo) -> tuple[str, ...]:
-    return ("first_name", "last_name", "company", "country", "email")
-
-
-def first_code(html: str, where: str) -> str:
-    match = CODE.search(html)
-    if match is None:
-        raise LabError(f"no code on {where}: {re.sub('<[^>]+>', ' ', html)[:300]}")
-    return match.group(0)

@@ -32,8 +32,9 @@ from tslic.protocol.messages.rdp import (
 )
 
 from .context import Context
+from .crafter import Crafter
 from .model import Case, Judgement, Role, Verdict, case
-from .wire import Crafter, Frame, RawClient
+from .wire import Frame, RawClient
 
 CASES: list[Case] = []
 AGENT = frozenset({Role.AGENT})

@@ -22,8 +22,8 @@ from tslic.protocol.messages.rdp import NewLicenseRequest
 from tslic.protocol.rules import Level
 
 from .context import Context
+from .crafter import Crafter, EnvelopeOverrides
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Role, Verdict, case
-from .wire import Crafter, EnvelopeOverrides
 
 CASES: list[Case] = []
 E = ErrorCode

@@ -46,7 +46,7 @@ async def _hello_with_chain(
 ) -> Judgement:
     from tslic.protocol.codec import to_wire
 
-    from .wire import Crafter
+    from .crafter import Crafter
 
     crafter = Crafter(key=signer, rng=ctx.rng, now=ctx.now)
     client = await ctx.open_raw()

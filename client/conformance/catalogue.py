@@ -30,6 +30,7 @@ from . import (
     cases_agent_window,
     cases_ch_rules,
     cases_clearinghouse,
+    cases_clock,
     cases_declared,
     cases_dir_writes,
     cases_directory,
@@ -84,6 +85,7 @@ _MODULES = (
     cases_directory,
     cases_dir_writes,
     cases_spec16,
+    cases_clock,  # CLOCK-2..4, split from cases_spec16 and run right after it
     cases_order,  # ENV-14, STATE-1: stateless
     cases_agent_window,  # LIMIT-6 first: no small clock move in the 5 s before it (CLOCK-3)
     cases_habits,  # STATE-4 moves an agent's clock; CLOCK-1 after the CLOCK cases

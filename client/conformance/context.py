@@ -29,8 +29,9 @@ from tslic.protocol.messages.licensing import ReturnLicense
 from tslic.runtime.peer import open_peer
 
 from .basics import CONVERSATION, Judgement, OffsetClock, Role, SuiteConfig, Verdict
+from .crafter import Crafter
 from .peers import Peers
-from .wire import Crafter, Frame, Observation, RawClient, Transcript
+from .wire import Frame, Observation, RawClient, Transcript
 
 
 class HelloFields(TypedDict, total=False):

@@ -8,9 +8,7 @@ Contract:
   the Error code), and how the connection ended: "clean-close" (FIN), "reset" (RST or
   another transport failure) or "open" (silence until the budget ran out). Time is measured
   from the last byte we sent, so a negative case can report its time-to-reject.
-- `Crafter` builds frames with the real framing, envelope and codec functions, and exposes
-  every knob a probe needs (key, claimed sender, nonce, timestamp, version, type, body,
-  signature) so that one field at a time can be made wrong.
+- The frames a probe sends, right or deliberately wrong, are built by `crafter.Crafter`.
 - Transport errors never escape as trio or OS exceptions: connecting raises `ConnectionLost`,
   everything after that is recorded as part of the observation.
 """
@@ -18,22 +16,17 @@ Contract:
 from __future__ import annotations
 
 import contextlib
-import random
 import socket
 import struct
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypedDict, Unpack
 
 import trio
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import ConnectionLost, ErrorCode, RemoteProtocolError
-from tslic.protocol.codec import Unvalidated, pack, to_wire
-from tslic.protocol.connection import raw_public
-from tslic.protocol.envelope import PROTOCOL_VERSION, SIGNATURE_CONTEXT, open_envelope
-from tslic.protocol.framing import PREFIX, FrameDecoder
-from tslic.protocol.messages import REGISTRY, Message
+from tslic.protocol.codec import Unvalidated
+from tslic.protocol.envelope import open_envelope
+from tslic.protocol.framing import FrameDecoder
+from tslic.protocol.messages import REGISTRY
 from tslic.runtime.peer import split_address
 
 OUT, IN = "out", "in"
@@ -316,89 +309,3 @@ class RawClient:
         self.closed = True
         with trio.CancelScope(shield=True):
             await self.stream.aclose()
-
-
-class HeaderOverrides(TypedDict, total=False):
-    """Inner-header fields a case may set to anything (wrong types included), or `header`:
-    the whole inner array, sent as given."""
-
-    version: object
-    nonce: object
-    timestamp: object
-    msg_id: object
-    reply_to: object
-    header: list[object] | None
-
-
-class EnvelopeOverrides(TypedDict, total=False):
-    """`Crafter.envelope`'s optional parts: who signs, the sender key sent, the signature."""
-
-    signer: Ed25519PrivateKey | None
-    sender: bytes | None
-    signature: bytes | None
-
-
-class Crafter:
-    """Builds frames, right or deliberately wrong, for one simulated peer."""
-
-    def __init__(
-        self, *, key: Ed25519PrivateKey, rng: random.Random, now: Callable[[], int]
-    ) -> None:
-        self.key = key
-        self.sender = raw_public(key)
-        self.rng = rng
-        self.now = now
-        self.msg_id = 0
-
-    def nonce(self) -> bytes:
-        return self.rng.randbytes(16)
-
-    def inner(
-        self,
-        type_: int,
-        body: object,
-        *,
-        version: object = PROTOCOL_VERSION,
-        nonce: object = None,
-        timestamp: object = None,
-        msg_id: object = None,
-        reply_to: object = 0,
-        header: list[object] | None = None,
-    ) -> bytes:
-        if header is None:
-            self.msg_id += 1
-            header = [
-                version,
-                type_,
-                self.msg_id if msg_id is None else msg_id,
-                reply_to,
-                self.nonce() if nonce is None else nonce,
-                self.now() if timestamp is None else timestamp,
-                body,
-            ]
-        return pack(header)
-
-    def envelope(
-        self,
-        inner: bytes,
-        *,
-        signer: Ed25519PrivateKey | None = None,
-        sender: bytes | None = None,
-        signature: bytes | None = None,
-    ) -> bytes:
-        """The frame body [sender, inner, signature], signed by `signer` (default our key)."""
-        if signature is None:
-            signature = (signer or self.key).sign(SIGNATURE_CONTEXT + inner)
-        return pack([self.sender if sender is None else sender, inner, signature])
-
-    def frame(self, body: bytes) -> bytes:
-        """Length-prefix a body without any size check (so bad sizes can be sent)."""
-        return PREFIX.pack(len(body)) + body
-
-    def message(self, msg: Message, **header: Unpack[HeaderOverrides]) -> bytes:
-        """A correct, signed frame of `msg` (header fields may be overridden)."""
-        return self.raw(int(msg.TYPE), to_wire(msg), **header)
-
-    def raw(self, type_: int, body: object, **header: Unpack[HeaderOverrides]) -> bytes:
-        """A signed frame of any type and body (no validation of either)."""
-        return self.frame(self.envelope(self.inner(type_, body, **header)))

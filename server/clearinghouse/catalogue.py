@@ -5,7 +5,8 @@ Contract:
   mode; every change runs inside `transaction()` (BEGIN IMMEDIATE ... COMMIT), so a change is
   on disk before the caller acknowledges it, and a failure leaves nothing half done.
 - Every `sqlite3` error is translated to `StorageError` with a message naming the file: no
-  sqlite3 exception reaches a caller.
+  sqlite3 exception reaches a caller. The connection, transactions and that translation are
+  `database.Database`'s, which `Catalogue` extends with the tables' queries.
 - This module stores and fetches; it does not judge. The rules (who may redeem what, dates,
   counts) are in `core.py` and `installation.py`, which call these methods inside one
   transaction so that a check and its update cannot be separated.
@@ -15,19 +16,14 @@ Contract:
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import cast
 
 from tslic.protocol.domain import ActivationMethod, ActivationState, CalProduct, Program
-from tslic.protocol.errors import StorageError
 from tslic.protocol.messages.records import ContactInfo
 
+from .database import Database
 from .rows import (
     DB_NAME,
-    SCHEMA,
     Activation,
     Claim,
     ClaimPayload,
@@ -50,72 +46,8 @@ __all__ = [
 ]
 
 
-class Catalogue:
+class Catalogue(Database):
     """The SQLite store. Use as a context manager or call `close()`."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / DB_NAME
-        try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=5000")  # the phone CLI may share the file
-            self._db.executescript(SCHEMA)
-        except sqlite3.Error as exc:
-            raise self._storage_error("open", exc) from None
-
-    def _storage_error(self, what: str, exc: sqlite3.Error) -> StorageError:
-        return StorageError(
-            f"the Clearinghouse database {self.path} could not {what}: {exc}"
-            " (is the disk full, the directory read-only, or the file damaged?)"
-        )
-
-    def close(self) -> None:
-        try:
-            self._db.close()
-        except sqlite3.Error as exc:
-            raise self._storage_error("close", exc) from None
-
-    def __enter__(self) -> Catalogue:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All changes inside commit together, or none do (any exception rolls back)."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise self._storage_error("start a transaction", exc) from None
-        try:
-            yield
-        except BaseException:
-            with suppress(sqlite3.Error):  # the original error is the one worth reporting
-                self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-            raise self._storage_error("commit", exc) from None
-
-    def _run(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, args)
-        except sqlite3.IntegrityError as exc:
-            raise StorageError(f"the change conflicts with stored data: {exc}") from None
-        except sqlite3.Error as exc:
-            raise self._storage_error("run a query", exc) from None
-
-    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
-        cursor = self._run(sql, args)
-        try:
-            return cursor.fetchall()
-        except sqlite3.Error as exc:
-            raise self._storage_error("read", exc) from None
 
     # --- entitlements ---------------------------------------------------------------------
 

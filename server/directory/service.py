@@ -16,7 +16,8 @@ Contract (docs/DIRECTORY.md, MS-ADSC Licensing-Site-Settings, KB 232520, TechNet
   with hmac.compare_digest before anything else is looked at; a wrong one is refused with
   PUBLISH_DENIED. Unknown sites, domains, computers and groups are NOT_FOUND; values that
   break the rules (a bad name or address, a 2000 DC in a 2003 domain, demoting the last DC,
-  an OS downgrade) are INVALID_REQUEST refusals. A refusal changes nothing.
+  an OS downgrade) are INVALID_REQUEST refusals (the account-change checks are in
+  changes.py). A refusal changes nothing.
 - Changes are committed to the store before the reply, then applied to the in-memory view;
   a StorageError becomes a STORAGE_ERROR refusal and the view is unchanged.
 - At start the view is the topology file overlaid with the stored changes. Stored entries that
@@ -50,9 +51,10 @@ from tslic.protocol.messages.directory import (
 )
 from tslic.protocol.messages.records import ComputerInfo, ServerRef
 from tslic.runtime.clock import Clock
-from tslic.runtime.peer import split_address
 from tslic.runtime.service import Peer
 
+from .changes import check_change, checked_address, describe_change
+from .changes import invalid as _invalid
 from .store import ComputerRow, DirectoryStore
 from .topology import (
     TS_GROUP_NAMES,
@@ -72,10 +74,6 @@ log = logging.getLogger(__name__)
 
 def _not_found(text: str) -> ServiceError:
     return ServiceError(text, code=ErrorCode.NOT_FOUND)
-
-
-def _invalid(text: str, field: str) -> ServiceError:
-    return ServiceError(text, code=ErrorCode.INVALID_REQUEST, detail={"field": field})
 
 
 class DirectoryService:
@@ -281,7 +279,7 @@ class DirectoryService:
 
     def _register(self, request: DirRegister) -> DirAck:
         computer = self._computer(request.computer)
-        address = _checked_address(request.address)
+        address = checked_address(request.address)
         self.store.register(computer.name, address, self.clock.now())
         self._addresses[computer.name.casefold()] = address
         log.info("%s registered at %s", computer.name, address)
@@ -316,7 +314,7 @@ class DirectoryService:
         domain = self._domain(info.domain)
         site = self._site(info.site)
         os_version = check_version(info.os_version, "computer.os_version")
-        address = _checked_address(info.address) if info.address else ""
+        address = checked_address(info.address) if info.address else ""
         new = Computer(
             name=info.name,
             domain=domain.netbios,
@@ -327,7 +325,7 @@ class DirectoryService:
         old = self._computers.get(info.name.casefold())
         if old is not None:
             new = dataclasses.replace(new, name=old.name, address=old.address)
-            self._check_change(old, new)
+            check_change(old, new, self._computers.values())
         check_dc_rules(domain, new)
         self.store.put_computer(
             ComputerRow(
@@ -343,65 +341,10 @@ class DirectoryService:
         self._computers[new.name.casefold()] = new
         if address:
             self._addresses[new.name.casefold()] = address
-        detail = _describe_change(old, new)
+        detail = describe_change(old, new)
         log.info("computer account: %s", detail)
         return DirAck(detail=detail)
-
-    def _check_change(self, old: Computer, new: Computer) -> None:
-        if new.os_version < old.os_version:
-            raise _invalid(
-                f"{old.name} runs Windows Server {old.os_version}; an operating system cannot "
-                f"be downgraded to {new.os_version}",
-                "computer.os_version",
-            )
-        if old.is_domain_controller and new.domain != old.domain:
-            raise _invalid(
-                f"{old.name} is a domain controller of {old.domain}; demote it before moving "
-                "it to another domain",
-                "computer.domain",
-            )
-        leaving = old.is_domain_controller and not new.is_domain_controller
-        others = [
-            c
-            for c in self._computers.values()
-            if c.is_domain_controller and c.domain == old.domain and c.name != old.name
-        ]
-        if leaving and not others:
-            raise _invalid(
-                f"{old.name} is the last domain controller of {old.domain}; promote another "
-                "computer first, or the domain would have none",
-                "computer.is_domain_controller",
-            )
 
 
 def _named(group: Group, name: str) -> bool:
     return same_group(group, group.scope, name)
-
-
-def _checked_address(address: str) -> str:
-    try:
-        split_address(address.strip())
-    except ServiceError:
-        raise _invalid(f"{address!r} is not an address like 127.0.0.1:4000", "address") from None
-    return address.strip()
-
-
-def _describe_change(old: Computer | None, new: Computer) -> str:
-    role = "domain controller" if new.is_domain_controller else "member server"
-    if old is None:
-        return (
-            f"{new.name} created: {role} of {new.domain} in site {new.site}, "
-            f"Windows {new.os_version}"
-        )
-    changes = []
-    if new.is_domain_controller and not old.is_domain_controller:
-        changes.append("promoted to domain controller")
-    if old.is_domain_controller and not new.is_domain_controller:
-        changes.append("demoted to member server")
-    if new.os_version != old.os_version:
-        changes.append(f"upgraded to Windows Server {new.os_version}")
-    if new.domain != old.domain:
-        changes.append(f"moved to domain {new.domain}")
-    if new.site != old.site:
-        changes.append(f"moved to site {new.site}")
-    return f"{new.name}: " + ("; ".join(changes) if changes else "unchanged")

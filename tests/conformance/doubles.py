@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tslic.client.conformance.wire import Crafter
+from tslic.client.conformance.crafter import Crafter
 from tslic.protocol import Connection, Conversation, Direction, ErrorCode, ProtocolError
 from tslic.protocol import connection as connection_module
 from tslic.protocol.codec import from_wire
