@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
