@@ -1,26 +1,28 @@
 """Drivers that leave a pinned server the only bound: requests signed before the clock starts.
 
-Contract: `issue_loops(address, connections, seconds)` and `echo_loops(...)` drive a license
-server (IssueLicense for new devices) or the signed echo (MarkLicense) with C closed loops for
-S seconds, like bench/issuance.py's loops, and return the number of answered requests. The
-difference is the driver's own CPU per request: each loop opens its conversation the usual
-way (Hello, and for issuance the terminal-server certificate first), then signs all of its
-requests before the measured seconds start (each with its own nonce, the message ids and
-reply ids the connection would use, the timestamp of now: the freshness window is 300 s),
-and while measured only writes frames and splits the replies into frames, reading each
-reply's type from its envelope without verifying its signature. So the driver spends tens of
+Contract: a `Driver(address, kind, connections, per_loop)` drives a license server
+(`kind` "issuance": IssueLicense for new devices) or the signed echo ("echo": MarkLicense)
+with C closed loops, in measured slices (`await driver.slice(seconds)`), and `drive(...)` is
+one slice against a fresh set of loops. Each loop opens its conversation the usual way
+(Hello, and for issuance the terminal-server certificate first), then signs all of its
+requests before any slice starts (each with its own nonce, the message ids and reply ids the
+connection would use, the timestamp of now: the freshness window is 300 s), and while
+measured only writes frames and splits the replies into frames, reading each reply's type
+from its envelope without verifying its signature. So the driver spends tens of
 microseconds per request where a full client spends a sign and a verify (~250-500 us here),
 and a server pinned to a core of its own, with the driver on the other, is bound by its own
 CPU per request: the ratio of two servers' rates is then the inverse of their CPU ratio
 (issue 19's pinned form). A reply of any other type than expected (an Error) ends the run
-with that type named. A loop that runs out of sealed requests stops; `exhausted` counts them
-(size `per_loop` so that none does). A benchmark's driver: figures, never assertions.
+with that type named. A loop that runs out of sealed requests stops for that slice;
+`exhausted` counts them (size `per_loop` for all the slices, so that none does). A
+benchmark's driver: figures, never assertions.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -47,7 +49,7 @@ from tslic.runtime.peer import PeerStream, open_peer
 
 @dataclass
 class Driven:
-    """What a presealed run did."""
+    """What a presealed slice (or run) did."""
 
     answered: int = 0
     exhausted: int = 0  # loops that ran out of sealed requests before the time was up
@@ -88,17 +90,45 @@ def seal_ahead(stream: PeerStream, key: Ed25519PrivateKey, messages: list[Messag
     return frames
 
 
-class _Run:
-    """One presealed run: its loops seal, then all start together on `go`."""
+class Driver:
+    """Presealed closed loops against one server, run in measured slices.
 
-    def __init__(self, address: str, kind: str, per_loop: int) -> None:
+    `open` (under a nursery) connects every loop and seals its requests; each `await
+    slice(seconds)` then lets all loops send for that long and returns what they did, the
+    loops keeping their connections and their place in their sealed requests between slices
+    (so two servers can be driven in alternation, each slice seeing the same host as the
+    other server's neighbouring slices).
+    """
+
+    def __init__(self, address: str, kind: str, connections: int, per_loop: int) -> None:
         self.address = address
         self.kind = kind
+        self.connections = connections
         self.per_loop = per_loop
-        self.driven = Driven()
-        self.go = trio.Event()
-        self.start = 0.0
-        self.stop = 0.0
+        self.sealing_seconds = 0.0
+        self._go = trio.Event()
+        self._stop = 0.0
+        self._start = 0.0
+        self._slice = Driven()
+        self._running = 0
+        self._all_stopped = trio.Event()
+
+    async def open(self, nursery: trio.Nursery) -> None:
+        sealing = time.perf_counter()
+        for i in range(self.connections):
+            await nursery.start(self._loop, i)
+        self.sealing_seconds = time.perf_counter() - sealing
+
+    async def slice(self, seconds: float) -> Driven:
+        go, self._go = self._go, trio.Event()
+        self._slice = Driven(sealing_seconds=self.sealing_seconds)
+        self._all_stopped = trio.Event()
+        self._running = self.connections
+        self._start = trio.current_time()
+        self._stop = self._start + seconds
+        go.set()
+        await self._all_stopped.wait()
+        return self._slice
 
     def _hello(
         self, key: Ed25519PrivateKey, i: int, cert_chain: tuple[bytes, ...] = ()
@@ -133,7 +163,7 @@ class _Run:
         ]
         return issue, int(LicenseGranted.TYPE)
 
-    async def loop(self, i: int, *, task_status: trio.TaskStatus[None]) -> None:
+    async def _loop(self, i: int, *, task_status: trio.TaskStatus[None]) -> None:
         key = Ed25519PrivateKey.generate()
         chain: tuple[bytes, ...] = ()
         if self.kind == "issuance":
@@ -151,18 +181,28 @@ class _Run:
             chain = cert.cert_chain
         async with self._hello(key, i, chain) as stream:
             messages, expected = self._requests(i, key)
-            frames = seal_ahead(stream, key, messages)
+            frames = iter(seal_ahead(stream, key, messages))
+            decoder = FrameDecoder()
             task_status.started()
-            await self.go.wait()
-            await self._replay(stream, frames, expected)
+            while True:
+                await self._go.wait()
+                try:
+                    await self._replay(stream, frames, decoder, expected)
+                finally:
+                    self._running -= 1
+                    if self._running == 0:
+                        self._all_stopped.set()
 
-    async def _replay(self, stream: PeerStream, frames: list[bytes], expected: int) -> None:
-        """Send each frame and wait for its reply, until the stop or the frames run out."""
+    async def _replay(
+        self, stream: PeerStream, frames: Iterator[bytes], decoder: FrameDecoder, expected: int
+    ) -> None:
+        """Send frames and wait for each reply, until the slice's stop or the frames run out."""
         tcp = stream.stream
-        decoder = FrameDecoder()
-        driven = self.driven
-        for frame in frames:
-            if trio.current_time() >= self.stop:
+        driven = self._slice
+        while trio.current_time() < self._stop:
+            frame = next(frames, None)
+            if frame is None:
+                driven.exhausted += 1
                 return
             await tcp.send_all(frame)
             reply = decoder.next_frame()
@@ -177,19 +217,15 @@ class _Run:
             if kind != expected:
                 raise UnexpectedReply(f"message type 0x{kind:03x}, not 0x{expected:03x}")
             driven.answered += 1
-            driven.measured_seconds = trio.current_time() - self.start
-        driven.exhausted += 1
+            driven.measured_seconds = trio.current_time() - self._start
 
 
 async def drive(address: str, kind: str, connections: int, seconds: float, per_loop: int) -> Driven:
-    """`kind` "issuance" (a license server) or "echo" (bench/signed_echo.py's server)."""
-    run = _Run(address, kind, per_loop)
-    sealing = time.perf_counter()
+    """One slice of `seconds` against one server: `kind` "issuance" (a license server) or
+    "echo" (bench/signed_echo.py's server)."""
     async with trio.open_nursery() as nursery:
-        for i in range(connections):
-            await nursery.start(run.loop, i)
-        run.driven.sealing_seconds = time.perf_counter() - sealing
-        run.start = trio.current_time()
-        run.stop = run.start + seconds
-        run.go.set()
-    return run.driven
+        driver = Driver(address, kind, connections, per_loop)
+        await driver.open(nursery)
+        driven = await driver.slice(seconds)
+        nursery.cancel_scope.cancel()
+    return driven

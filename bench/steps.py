@@ -1,11 +1,12 @@
 """Where a license server's CPU goes, per request and per step, against the signed echo.
 
-Contract: `python -m bench steps [--seconds S] [--connections C] [--json]` starts, each in a
-child process of its own, a Windows Server 2003 license server (fresh data directory,
-durable threaded store, as the daemon runs) and the signed echo of bench/signed_echo.py,
-and drives each with C closed loops for S seconds from this process (IssueLicense for new
-devices; MarkLicense for the echo), as bench/issuance.py does. Inside each server, the
-functions that make up a request are wrapped with CPU-time counters (`time.thread_time`,
+Contract: `python -m bench steps [--seconds S] [--connections C] [--pin [--rounds R]]
+[--json]` starts, each in a child process of its own, a Windows Server 2003 license server
+(fresh data directory, durable store with background checkpoints, as the daemon runs) and
+the signed echo of bench/signed_echo.py, and drives each with C closed loops for S seconds
+from this process (IssueLicense for new devices; MarkLicense for the echo), as
+bench/issuance.py does. Inside each server, the functions that make up a request are
+wrapped with CPU-time counters (`time.thread_time`,
 each step counting its own time, not its callees' that are steps too):
 - verify: opening the envelope (msgpack of the envelope, Ed25519 verification);
 - freshness: the timestamp window and the replay cache;
@@ -14,22 +15,24 @@ each step counting its own time, not its callees' that are steps too):
 - SQL: every statement of an operation (`execute` on the store's connection);
 - sign license: the license document (its encoding and Ed25519 signature);
 - commit: COMMIT and its fsync, and the WAL checkpoints (steps marked [worker] ran in a
-  worker thread: the store's commits and checkpoints);
+  worker thread: the store's background checkpoints);
 - encode reply, seal reply: the reply's body map, then the envelope with its signature;
-- the rest: the event loop, sockets, scheduling and handing groups to the store's thread
-  (the thread's CPU less the steps above).
+- the rest: the event loop, sockets, scheduling and handing operations to the store's
+  writer task (the thread's CPU less the steps above).
 It prints each step in microseconds per request, each thread's CPU per request (/proc), the
 ratio of the license server's CPU per license to the echo's per round trip (issue 19's goal:
-at most 1.4), and the ratio of their rates. With `--pin` each server runs on core 0 and the
+at most 1.4), the ratio of their rates, and the share of the machine's CPU the hypervisor
+stole meanwhile (bench/procstat.py). With `--pin` each server runs on core 0 and the
 driver on core 1, so a server's rate is bound by its own CPU per request and the rate ratio
-is the inverse of the CPU ratio (goal: at least 0.70); there the driver sends requests it
-signed before the measured seconds and does not verify the replies (bench/presealed.py), so
-that its own CPU per request is a small part of the server's and the pinned server, not the
-driver, is the bound (`driver_ran_out` counts loops that ran out of sealed requests). The
-servers' start-up objects are frozen out of the collector, as a daemon's are
-(`runtime.daemon.settle`). The counters
-cost a little CPU of their own (about 1 us per step), alike in both servers.
-A benchmark: figures, never assertions.
+is the inverse of the CPU ratio (goal: at least 0.70). There both servers run at once and
+are driven in alternated slices (`--rounds`, 5 each by default: license server, echo,
+license server, ...) so that both see the same host, and the driver sends requests it
+signed before the measured seconds and does not verify the replies (bench/presealed.py):
+its own CPU per request is then a small part of the server's, and the pinned server, not
+the driver, is the bound (`driver_ran_out` counts loops that ran out of sealed requests).
+The servers' start-up objects are frozen out of the collector, as a daemon's are
+(`runtime.daemon.settle`). The counters cost a little CPU of their own (about 1 us per
+step), alike in both servers. A benchmark: figures, never assertions.
 """
 
 from __future__ import annotations
@@ -55,11 +58,12 @@ import trio
 # Run as a script (`python bench/NAME.py`): the repository root makes `bench` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import issuance, presealed, signed_echo
-from bench.procstat import per_request_us, threads_cpu
+from bench.procstat import StealMeter, per_request_us, threads_cpu
 
 if TYPE_CHECKING:
     from tslic.server.license_server.daemon import LicenseServer
 
+KINDS = ("issuance", "echo")
 PINNED_RATE_BOUND = 8_000  # requests/s a pinned server cannot reach here: sizes the presealing
 
 P = ParamSpec("P")
@@ -205,38 +209,36 @@ class _Measured(TypedDict):
     steps_us: dict[str, float]  # CPU per request by step
 
 
-def _drive(
-    kind: str, connections: int, seconds: float, data_dir: str, *, pin: bool = False
-) -> _Measured:
+def _start(kind: str, data_dir: str) -> tuple[multiprocessing.process.BaseProcess, Pipe, str]:
+    """A server child process (`kind` "issuance" or "echo"), started; its address."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     if kind == "issuance":
         proc = ctx.Process(target=_serve_license_server, args=(child, data_dir), daemon=True)
-        loops = issuance._issue_loops
     else:
         proc = ctx.Process(target=_serve_echo, args=(child,), daemon=True)
-        loops = issuance._echo_loops
     proc.start()
-    if pin:  # the server on core 0; this process (the driver) is on core 1 (main)
-        os.sched_setaffinity(proc.pid or 0, {0})
-    address = parent.recv()
-    before = threads_cpu(proc.pid or 0)
-    exhausted = 0
-    if pin:
-        # Requests signed ahead, replies not verified: the pinned server is the bound.
-        per_loop = math.ceil(seconds * PINNED_RATE_BOUND / connections)
-        kind_driven = "issuance" if kind == "issuance" else "echo"
-        driven = trio.run(presealed.drive, address, kind_driven, connections, seconds, per_loop)
-        done, elapsed, exhausted = driven.answered, driven.measured_seconds, driven.exhausted
-    else:
-        started = time.perf_counter()
-        done = trio.run(loops, address, connections, seconds)
-        elapsed = time.perf_counter() - started
-    after = threads_cpu(proc.pid or 0)
-    parent.send("stop")
-    totals: dict[str, float] = parent.recv()
+    return proc, parent, parent.recv()
+
+
+def _stop(proc: multiprocessing.process.BaseProcess, pipe: Pipe) -> dict[str, float]:
+    """Stop a server; its step totals (CPU seconds by step)."""
+    pipe.send("stop")
+    totals: dict[str, float] = pipe.recv()
     proc.join(10)
-    threads = per_request_us(before, after, done)
+    return totals
+
+
+def _measured(
+    totals: dict[str, float],
+    cpu: dict[str, float],
+    done: int,
+    elapsed: float,
+    exhausted: int = 0,
+) -> _Measured:
+    """Per-request figures from a server's step totals and its threads' CPU seconds."""
+    done = max(1, done)
+    threads = per_request_us({}, cpu, done)
     steps = {k: round(v / done * 1e6, 1) for k, v in sorted(totals.items(), key=lambda i: -i[1])}
     in_main = sum(v for k, v in steps.items() if not k.endswith("[worker]"))
     in_workers = sum(v for k, v in steps.items() if k.endswith("[worker]"))
@@ -248,29 +250,98 @@ def _drive(
         steps["the rest [worker] (thread hand-over)"] = round(workers - in_workers, 1)
     return {
         "requests": done,
-        "per_second": round(done / elapsed, 1),
+        "per_second": round(done / max(1e-9, elapsed), 1),
         "driver_ran_out": exhausted,
         "threads_us": threads,
         "steps_us": steps,
     }
 
 
-def measure(seconds: float, connections: int, *, pin: bool = False) -> dict[str, object]:
-    if pin:
-        os.sched_setaffinity(0, {1})
+def _spent(before: dict[str, float], after: dict[str, float], into: dict[str, float]) -> None:
+    for name, seconds in after.items():
+        into[name] = into.get(name, 0.0) + seconds - before.get(name, 0.0)
+
+
+def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> _Measured:
+    """One server driven by full clients (a sign and a verify per request) for `seconds`."""
+    proc, pipe, address = _start(kind, data_dir)
+    loops = issuance._issue_loops if kind == "issuance" else issuance._echo_loops
+    before = threads_cpu(proc.pid or 0)
+    started = time.perf_counter()
+    done = trio.run(loops, address, connections, seconds)
+    elapsed = time.perf_counter() - started
+    cpu: dict[str, float] = {}
+    _spent(before, threads_cpu(proc.pid or 0), cpu)
+    return _measured(_stop(proc, pipe), cpu, done, elapsed)
+
+
+def _drive_pinned(
+    connections: int, seconds: float, rounds: int, data_dir: str
+) -> tuple[_Measured, _Measured]:
+    """Both servers on core 0, this process (the driver) on core 1, driven by presealed loops
+    in `rounds` alternated slices each (license server, echo, license server, ...), so that
+    both see the same host: on a shared machine the hypervisor's steal moves from one minute
+    to the next, and a ratio of two runs minutes apart measured that as much as the servers."""
+    os.sched_setaffinity(0, {1})
+    servers = {kind: _start(kind, data_dir if kind == "issuance" else "") for kind in KINDS}
+    for proc, _, _ in servers.values():
+        os.sched_setaffinity(proc.pid or 0, {0})
+    per_loop = math.ceil(seconds * PINNED_RATE_BOUND / connections)
+    cpu: dict[str, dict[str, float]] = {kind: {} for kind in KINDS}
+    done = dict.fromkeys(KINDS, 0)
+    elapsed = dict.fromkeys(KINDS, 0.0)
+    exhausted = dict.fromkeys(KINDS, 0)
+
+    async def alternate() -> None:
+        async with trio.open_nursery() as nursery:
+            drivers = {
+                kind: presealed.Driver(servers[kind][2], kind, connections, per_loop)
+                for kind in KINDS
+            }
+            for driver in drivers.values():
+                await driver.open(nursery)
+            for _ in range(rounds):
+                for kind, driver in drivers.items():
+                    pid = servers[kind][0].pid or 0
+                    before = threads_cpu(pid)
+                    driven = await driver.slice(seconds / rounds)
+                    _spent(before, threads_cpu(pid), cpu[kind])
+                    done[kind] += driven.answered
+                    elapsed[kind] += driven.measured_seconds
+                    exhausted[kind] += driven.exhausted
+            nursery.cancel_scope.cancel()
+
+    trio.run(alternate)
+    totals = {kind: _stop(proc, pipe) for kind, (proc, pipe, _) in servers.items()}
+    issued, echoed = (
+        _measured(totals[kind], cpu[kind], done[kind], elapsed[kind], exhausted[kind])
+        for kind in KINDS
+    )
+    return issued, echoed
+
+
+def measure(
+    seconds: float, connections: int, *, pin: bool = False, rounds: int = 5
+) -> dict[str, object]:
+    steal_meter = StealMeter()
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
-        issued = _drive("issuance", connections, seconds, data_dir, pin=pin)
-    echoed = _drive("echo", connections, seconds, "", pin=pin)
+        if pin:
+            issued, echoed = _drive_pinned(connections, seconds, rounds, data_dir)
+        else:
+            issued = _drive("issuance", connections, seconds, data_dir)
+            echoed = _drive("echo", connections, seconds, "")
     license_us = issued["threads_us"]["total"]
     echo_us = echoed["threads_us"]["total"]
     return {
         "pinned": pin,
+        "rounds": rounds if pin else 1,
         "issuance": issued,
         "signed_echo": echoed,
         "server_cpu_per_license_over_echo": round(license_us / max(1, echo_us), 3),
         "issuance_over_echo_rate": round(issued["per_second"] / max(1e-9, echoed["per_second"]), 3),
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
+        "steal_share": steal_meter.share(),
     }
 
 
@@ -284,9 +355,15 @@ def main(argv: list[str] | None = None) -> int:
         help="each server on core 0, the driver on core 1 (then the rate ratio is the"
         " inverse of the CPU ratio)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="with --pin: alternated slices per server (the seconds are split between them)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = measure(args.seconds, args.connections, pin=args.pin)
+    result = measure(args.seconds, args.connections, pin=args.pin, rounds=args.rounds)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -301,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {step:44} {us:8.1f} us")
     print(f"server CPU per license / per echo: {result['server_cpu_per_license_over_echo']}")
     print(f"issuance rate / echo rate: {result['issuance_over_echo_rate']}")
+    print(f"share of the machine's CPU stolen by the hypervisor meanwhile: {result['steal_share']}")
     return 0
 
 
