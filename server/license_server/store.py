@@ -14,19 +14,16 @@ Contract:
   read-only data directory is named as such at opening, checked before SQLite). If the
   commit itself fails (disk full, read-only directory), every operation of the group gets a
   `StorageError`: a caller never acknowledges something that is not stored.
-- A group's operations and its COMMIT (the WAL write and its fsync) run on the event loop,
-  one group after another: they are Python and SQLite, and handed to a worker thread they
-  only fought the loop for the GIL (the thread's return waited up to the interpreter's 5 ms
-  switch interval behind a busy loop) and cost a thread hand-over per group, which at half
-  load is one per license. An fsync stops the loop for its duration (~0.3 ms here, a few ms
-  at worst); requests that arrive meanwhile wait in the kernel and go into the next group.
-- With `threaded=True` (daemons) the WAL is checkpointed in the background, CHECKPOINT_EVERY
-  seconds after a write, on a second connection in a worker thread (a commit never waits for
-  a whole checkpoint; the writer only finishes one between two groups once the WAL holds
-  WAL_RESTART_FRAMES pages, so that the WAL can start over). With `threaded=False` SQLite
-  checkpoints as it commits; tests use this because the autojump clock would otherwise jump
-  virtual time forward while a thread works (every task looks blocked), firing timeouts
-  spuriously.
+- With `threaded=True` (daemons) the writer runs a group's operations on the event loop
+  (they are Python: in a thread they only contended for the GIL) and its COMMIT in a worker
+  thread, so the event loop keeps reading requests while a group is being fsynced; the WAL is
+  checkpointed in the background, CHECKPOINT_EVERY seconds after a write, on a second
+  connection (a commit never waits for a whole checkpoint; the writer only finishes one between two
+  groups once the WAL holds WAL_RESTART_FRAMES pages, so that the WAL can start over).
+  With `threaded=False` it runs on the Trio thread, and SQLite checkpoints as it commits:
+  the operations queued during one scheduling round still form one group; tests use this
+  because the autojump clock would otherwise jump virtual time forward while a thread works
+  (every task looks blocked), firing timeouts spuriously.
 """
 
 from __future__ import annotations
@@ -183,14 +180,24 @@ class Store:
                     group.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
                     break
-            if self._run_ops(group):
-                self._commit(group)
+            if self.threaded:
+                # The operations run here, on the event loop: they are Python (decisions,
+                # signatures, encoding) and in a worker thread they only fought the loop for
+                # the GIL. The COMMIT (the WAL write and its fsync, GIL released) runs in the
+                # worker thread, not cancellable: a group, once started, is committed or
+                # rolled back whole.
+                if self._run_ops(group):
+                    await trio.to_thread.run_sync(self._commit, group)
+            else:
+                if self._run_ops(group):
+                    self._commit(group)
             for pending in group:
                 pending.done.set()
             self._committed.set()
-            # Let the woken callers answer and newly arrived requests be read, so the next
-            # group collects everything queued meanwhile.
-            await trio.lowlevel.checkpoint()
+            if not self.threaded:
+                # Let the woken callers and newly arrived requests run, so the next group
+                # collects everything queued meanwhile.
+                await trio.lowlevel.checkpoint()
 
     async def _checkpoints(self) -> None:
         assert self._checkpointer is not None
@@ -254,7 +261,7 @@ class Store:
                 self._checkpointer.close()
             self._db.close()
 
-    # ---- running and committing groups -------------------------------------------------
+    # ---- running and committing groups (COMMIT in the worker thread when threaded) -----
 
     def _apply(self, group: list[_Job]) -> None:
         """Run and commit one group in the calling thread (`run_now`)."""
@@ -284,7 +291,7 @@ class Store:
         return True
 
     def _commit(self, group: list[_Job]) -> None:
-        """Commit the group's transaction."""
+        """Commit the group's transaction (the worker-thread side of a threaded store)."""
         db = self._db
         try:
             if not db.in_transaction:
