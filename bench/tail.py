@@ -5,7 +5,8 @@ Windows Server 2003 license server in a child process, as bench/load_vs_baseline
 (fresh data directory, durable store, settled like a daemon), fills its database with a
 closed run (128 loops, W seconds, as the maximum-rate runs there do), then drives it at each
 rate R (open model, 128 terminal servers, `tslic load`'s generator) for S seconds. Inside
-the server it records, for the open runs only:
+the server it records, for the open runs only and from the end of each schedule's first
+second (the terminal servers connect before the schedule starts):
 - every store operation's wait, from `run_op` to its group's commit (queueing included);
 - every group: its operations' time, its COMMIT's time (the fsync), its size;
 - the background WAL checkpoints' times;
@@ -205,16 +206,17 @@ def measure(rates: list[float], seconds: float, warm: float) -> dict[str, object
                 agents=128,
                 duration=seconds,
             )
-            parent.send("start")
             stolen = StealMeter()
-            # The server's main-thread CPU from the end of the schedule's first second to the
-            # end of its last: the terminal servers' connections (Hello, certificate) are
-            # made before the schedule starts, and are no license's cost.
+            # Measured from the end of the schedule's first second to the end of its last:
+            # the terminal servers' connections (Hello, certificate, the store operation
+            # that admits each) are made before the schedule starts, and are no license's.
             marks: list[tuple[float, float, int]] = []  # wall, main-thread CPU, completed
 
             def mark(snap: Snapshot, marks: list[tuple[float, float, int]] = marks) -> None:
                 cpu = threads_cpu(pid).get("python", 0.0)
                 marks.append((time.perf_counter(), cpu, snap.total.completed))
+                if len(marks) == 1:
+                    parent.send("start")  # the server's own records from here on
 
             _, report = _run(config, progress=mark)
             parent.send("report")
@@ -242,15 +244,36 @@ def measure(rates: list[float], seconds: float, warm: float) -> dict[str, object
     return out
 
 
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(r) for r in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of rates per second: {text!r}") from None
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError("every rate must be above 0 per second")
+    return rates
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if seconds < 3:  # measured from the first second's end to the last's: at least 2 s
+        raise argparse.ArgumentTypeError("at least 3 seconds per rate")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--rates", default="300,600,900", help="open-model rates, comma-separated")
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--rates", type=_rates, default="300,600,900", help="open-model rates, comma-separated"
+    )
+    parser.add_argument("--seconds", type=_seconds, default=5.0)
     parser.add_argument("--warm", type=float, default=3.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    rates = [float(r) for r in args.rates.split(",")]
-    result = measure(rates, args.seconds, args.warm)
+    result = measure(args.rates, args.seconds, args.warm)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
