@@ -33,14 +33,14 @@ _INSTALLABLE: dict[WindowsVersion, frozenset[CalProduct]] = {
 
 # KB 823313, KB 822134: "most appropriate" permanent CALs per (terminal server, mode), best first. A
 # product newer than the terminal server is a license upgrade (the Prevent License Upgrade policy).
-_PERMANENT_PREFERENCE: dict[tuple[WindowsVersion, LicensingMode], tuple[CalProduct, ...]] = {
+PERMANENT_PREFERENCE: dict[tuple[WindowsVersion, LicensingMode], tuple[CalProduct, ...]] = {
     (W2000, LicensingMode.PER_DEVICE): (CalProduct.W2000_TS_CAL, CalProduct.W2003_DEVICE_CAL),
     (W2003, LicensingMode.PER_DEVICE): (CalProduct.W2003_DEVICE_CAL,),
     (W2003, LicensingMode.PER_USER): (CalProduct.W2003_USER_CAL,),
 }
 _ACCEPTED = {
     (ts, mode): frozenset(products) | ({CalProduct.W2000_BUILT_IN} if ts is W2000 else frozenset())
-    for (ts, mode), products in _PERMANENT_PREFERENCE.items()
+    for (ts, mode), products in PERMANENT_PREFERENCE.items()
 }
 
 
@@ -99,7 +99,7 @@ def permanent_products(
     Returns:
         The products in order of preference; empty when the combination is not supported.
     """
-    products = _PERMANENT_PREFERENCE.get((ts_version, mode), ())
+    products = PERMANENT_PREFERENCE.get((ts_version, mode), ())
     return tuple(
         p
         for p in products

@@ -7,7 +7,7 @@ Contract:
   reports `IssueDecision.missing`, and `should_refer` says whether another server could help;
   the license server finds that server and builds the Referral (TS licensing FAQ).
 - Rules are tables where natural. Which versions work together, which key packs install and
-  which CALs satisfy a terminal server (`_SERVES`, `_INSTALLABLE`, `_PERMANENT_PREFERENCE`)
+  which CALs satisfy a terminal server (`_SERVES`, `_INSTALLABLE`, `PERMANENT_PREFERENCE`)
   live in compat.py and are re-exported here like the lease rules.
 
 Uncertain choices, made switches (`GraceEnd`, `PolicyOptions`):
@@ -34,7 +34,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .compat import _PERMANENT_PREFERENCE
+from .compat import PERMANENT_PREFERENCE
 from .compat import accepted_as_is as accepted_as_is
 from .compat import keypack_installable as keypack_installable
 from .compat import ls_serves_ts as ls_serves_ts
@@ -165,7 +165,7 @@ def choose_license(
             f"A {ctx.ls_version.label} license server cannot serve a {ctx.ts_version.label}"
             " terminal server; install a Windows Server 2003 license server (KB 823313).",
         )
-    products = _PERMANENT_PREFERENCE.get((ctx.ts_version, ctx.ts_mode))
+    products = PERMANENT_PREFERENCE.get((ctx.ts_version, ctx.ts_mode))
     if products is None:  # KB 822134
         return _refuse(
             ErrorCode.MODE_NOT_SUPPORTED,

@@ -15,7 +15,7 @@ from tslic.protocol import ErrorCode, ServiceError
 from tslic.protocol.clock import MS_PER_DAY, ClockSpec, format_date
 from tslic.runtime.clock import write_clock_file
 
-from .cases_spec16 import _hello_body, _send_hello
+from .cases_spec16 import hello_body, send_hello
 from .model import REQUEST_REPLY_ROLES, Case, Judgement, Verdict, case
 from .runner import Context
 
@@ -33,7 +33,7 @@ DAY = MS_PER_DAY
       negative=True)  # fmt: skip
 async def wrong_clock(ctx: Context) -> Judgement:
     stamp = ctx.now() - 2 * DAY
-    frame = await _send_hello(ctx, _hello_body(ctx), timestamp=stamp)
+    frame = await send_hello(ctx, hello_body(ctx), timestamp=stamp)
     if frame is None or frame.error_code != int(E.STALE_TIMESTAMP) or frame.body is None:
         return Judgement(Verdict.WRONG_CODE, frame.label() if frame else "no answer")
     text = str(frame.body.get("message", ""))
@@ -65,7 +65,7 @@ async def jump_both_ways(ctx: Context) -> Judgement:
     ctx.transcript.event("moved the target's clock file a day forward")
     seen = []
     for label, spec in (("new", new), ("old", old)):
-        frame = await _send_hello(ctx, _hello_body(ctx), timestamp=spec.at(time.time()))
+        frame = await send_hello(ctx, hello_body(ctx), timestamp=spec.at(time.time()))
         seen.append(f"{label} clock: {frame.label() if frame else 'nothing'}")
         if frame is None or frame.name != "Welcome":
             await ctx.sync_clock()
@@ -86,7 +86,7 @@ async def never_backwards(ctx: Context) -> Judgement:
     write_clock_file(str(path), ClockSpec(start=old.at(real) - DAY, anchor=real, speed=old.speed))
     try:
         await trio.sleep(0.3)  # several polls of the target
-        frame = await _send_hello(ctx, _hello_body(ctx))
+        frame = await send_hello(ctx, hello_body(ctx))
     finally:
         write_clock_file(str(path), old)  # the spec it follows, unchanged
     welcome = frame.body if frame is not None and frame.name == "Welcome" else None

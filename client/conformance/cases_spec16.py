@@ -34,15 +34,18 @@ _LIBRARY_NAMES = ("ValueError", "TypeError", "KeyError", "UnpackException", "For
                   "ExtraData", "Traceback", "RecursionError")  # fmt: skip
 
 
-def _hello_body(ctx: Context, **changes: object) -> dict[str, object]:
+def hello_body(ctx: Context, **changes: object) -> dict[str, object]:
+    """The body map of this target's honest Hello, with `changes` applied (cases_clock.py
+    builds its Hellos from it too)."""
     body: dict[str, object] = dict(to_wire(ctx.hello()))
     body.update(changes)
     return body
 
 
-async def _send_hello(
+async def send_hello(
     ctx: Context, body: dict[str, object], **header: Unpack[HeaderOverrides]
 ) -> Frame | None:
+    """Send `body` as a Hello on a new raw connection; the first frame back, or None."""
     client = await ctx.open_raw()
     await client.send(ctx.crafter().raw(0x001, body, **header), "Hello")
     return await client.read_frame(ctx.timeout)
@@ -75,9 +78,9 @@ async def cert_on_connection(ctx: Context) -> Judgement:
       ("Error INVALID_FIELD (1006) with detail.field = name",), roles=REQUEST_REPLY_ROLES,
       negative=True)  # fmt: skip
 async def detail_names_field(ctx: Context) -> Judgement:
-    body = _hello_body(ctx)
+    body = hello_body(ctx)
     body.pop("name")
-    frame = await _send_hello(ctx, body)
+    frame = await send_hello(ctx, body)
     if frame is None or frame.error_code != int(E.INVALID_FIELD) or frame.body is None:
         return Judgement(Verdict.WRONG_CODE, frame.label() if frame else "no answer")
     field = (frame.body.get("detail") or {}).get("field")
@@ -110,7 +113,7 @@ def _version_case(slug: str, bad: int) -> None:
         versioned = ctx.hello().role in (PeerRole.TERMINAL_SERVER, PeerRole.LICENSE_SERVER)
         version = bad if versioned else 2003
         client = await ctx.open_raw()
-        await client.send(ctx.crafter().raw(0x001, _hello_body(ctx, version=version)))
+        await client.send(ctx.crafter().raw(0x001, hello_body(ctx, version=version)))
         return ctx.reject(await client.observe(ctx.timeout), {E.INVALID_FIELD})
 
     case(CASES, "MSG-9", slug, f"a Hello whose version does not go with its role ({bad} for a "
@@ -136,7 +139,7 @@ _OTHER = {Role.LICENSE_SERVER: Conversation.DIRECTORY, Role.CLEARINGHOUSE: Conve
       negative=True)  # fmt: skip
 async def conversation_not_served(ctx: Context) -> Judgement:
     client = await ctx.open_raw()
-    body = _hello_body(ctx, conversation=str(_OTHER[ctx.role]))
+    body = hello_body(ctx, conversation=str(_OTHER[ctx.role]))
     await client.send(ctx.crafter().raw(0x001, body))
     return ctx.reject(await client.observe(ctx.timeout), {E.UNSUPPORTED_CONVERSATION})
 
@@ -145,9 +148,9 @@ async def conversation_not_served(ctx: Context) -> Judgement:
       "server's one port", ("Welcome (or a refusal of the administrator), never "
       "UNSUPPORTED_CONVERSATION",), roles=LS)  # fmt: skip
 async def admin_same_port(ctx: Context) -> Judgement:
-    body = _hello_body(ctx, role=str(PeerRole.ADMINISTRATOR), version=0,
+    body = hello_body(ctx, role=str(PeerRole.ADMINISTRATOR), version=0,
                        conversation=str(Conversation.ADMIN))  # fmt: skip
-    frame = await _send_hello(ctx, body)
+    frame = await send_hello(ctx, body)
     if frame is None:
         return Judgement(Verdict.TIMEOUT, "no answer to the admin Hello")
     if frame.error_code == int(E.UNSUPPORTED_CONVERSATION):
@@ -179,7 +182,7 @@ def _padded_hello(ctx: Context, inner_len: int) -> bytes:
     last = 0
     for _ in range(5):
         features = ["a" * 16_000] * 3 + ["a" * last]
-        inner = crafter.inner(0x001, _hello_body(ctx, features=features), msg_id=1)
+        inner = crafter.inner(0x001, hello_body(ctx, features=features), msg_id=1)
         if len(inner) == inner_len:
             break
         last += inner_len - len(inner)
@@ -239,7 +242,7 @@ async def own_chain(ctx: Context) -> Judgement:
         await ctx.open_raw()
         frame = ctx.greeting
     else:
-        frame = await _send_hello(ctx, _hello_body(ctx))
+        frame = await send_hello(ctx, hello_body(ctx))
     if frame is None or frame.body is None:
         return Judgement(Verdict.UNSUPPORTED, "no Welcome or LicenseRequest to look at")
     chain = frame.body.get("cert_chain") or []
@@ -266,13 +269,13 @@ async def other_root(ctx: Context) -> Judgement:
     from .cases_ls_wire import _foreign_chain
 
     signer = ctx.key()
-    probe = await _send_hello(ctx, _hello_body(ctx))
+    probe = await send_hello(ctx, hello_body(ctx))
     chain = (probe.body or {}).get("cert_chain") if probe else None
     if not chain or identity_of(cert_from_der(bytes(chain[0]))).role != "clearinghouse":
         return Judgement(Verdict.UNSUPPORTED, "the target trusts no Clearinghouse root yet "
                          "(activate it, or give it --trust-root)")  # fmt: skip
     client = await ctx.open_raw()
-    hello = _hello_body(ctx, cert_chain=list(_foreign_chain(ctx, signer.public_key())))
+    hello = hello_body(ctx, cert_chain=list(_foreign_chain(ctx, signer.public_key())))
     await client.send(ctx.crafter(signer).raw(0x001, hello))
     return ctx.reject(await client.observe(ctx.timeout), {E.UNTRUSTED_CERTIFICATE})
 
