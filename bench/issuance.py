@@ -75,6 +75,28 @@ def _serve_license_server(conn: Any, data_dir: str, threaded: bool) -> None:
     trio.run(main)
 
 
+async def enrol(
+    address: str, key: Ed25519PrivateKey, i: int, clock: WallClock
+) -> tuple[bytes, ...]:
+    """Terminal server TS{i}'s certificate chain from the license server at `address` (one
+    conversation: Hello, RequestTermServCert), to present in the Hello of the next."""
+    async with open_peer(
+        address, conversation=Conversation.LICENSING, key=key, clock=clock,
+        role=PeerRole.TERMINAL_SERVER, name=f"TS{i}", version=2003,
+    ) as s:  # fmt: skip
+        reply = await s.request(
+            RequestTermServCert(
+                name=f"TS{i}",
+                domain="D",
+                site="S",
+                version=WindowsVersion.W2003,
+                public_key=raw_public_key(key),
+            )
+        )
+    assert isinstance(reply, TermServCert)
+    return reply.cert_chain
+
+
 async def _issue_loops(address: str, connections: int, seconds: float) -> int:
     clock = WallClock()
     done = 0
@@ -93,18 +115,7 @@ async def _issue_loops(address: str, connections: int, seconds: float) -> int:
             name=f"TS{i}",
             version=2003,
         )
-        async with hello() as s:
-            reply = await s.request(
-                RequestTermServCert(
-                    name=f"TS{i}",
-                    domain="D",
-                    site="S",
-                    version=WindowsVersion.W2003,
-                    public_key=raw_public_key(key),
-                )
-            )
-        assert isinstance(reply, TermServCert)
-        async with hello(cert_chain=reply.cert_chain) as s:
+        async with hello(cert_chain=await enrol(address, key, i, clock)) as s:
             n = 0
             while trio.current_time() < stop:
                 n += 1

@@ -31,7 +31,7 @@ import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tslic.protocol import Conversation, Message
 from tslic.protocol.codec import to_wire
-from tslic.protocol.domain import ClientOS, LicensingMode, PeerRole, WindowsVersion
+from tslic.protocol.domain import ClientOS, LicensingMode, PeerRole
 from tslic.protocol.envelope import seal
 from tslic.protocol.framing import FrameDecoder, encode_frame
 from tslic.protocol.messages.licensing import (
@@ -39,12 +39,12 @@ from tslic.protocol.messages.licensing import (
     LicenseGranted,
     LicenseMarked,
     MarkLicense,
-    RequestTermServCert,
-    TermServCert,
 )
 from tslic.protocol.pki import raw_public_key
 from tslic.runtime.clock import WallClock
 from tslic.runtime.peer import PeerStream, open_peer
+
+from bench.issuance import enrol
 
 
 @dataclass
@@ -167,18 +167,7 @@ class Driver:
         key = Ed25519PrivateKey.generate()
         chain: tuple[bytes, ...] = ()
         if self.kind == "issuance":
-            async with self._hello(key, i) as stream:
-                cert = await stream.request(
-                    RequestTermServCert(
-                        name=f"TS{i}",
-                        domain="D",
-                        site="S",
-                        version=WindowsVersion.W2003,
-                        public_key=raw_public_key(key),
-                    )
-                )
-            assert isinstance(cert, TermServCert)
-            chain = cert.cert_chain
+            chain = await enrol(self.address, key, i, WallClock())
         async with self._hello(key, i, chain) as stream:
             messages, expected = self._requests(i, key)
             frames = iter(seal_ahead(stream, key, messages))

@@ -19,6 +19,8 @@ cache live in `AgentState`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import trio
 from tslic.protocol import ConnectionLost, ErrorCode, Message, ServiceError
 from tslic.protocol.domain import Connectivity
@@ -42,9 +44,11 @@ class Failover(Prober):
 
     _lost: bool
 
-    async def discover(self, *, exclude: frozenset[str] = frozenset()) -> ServerEntry | None:
-        # LicenseServers (discovery.py) runs discovery; declared here for the failover.
-        raise NotImplementedError
+    if TYPE_CHECKING:  # LicenseServers (discovery.py) runs discovery; a failover calls it
+
+        async def discover(
+            self, *, exclude: frozenset[str] = frozenset()
+        ) -> ServerEntry | None: ...
 
     def current(self) -> ServerEntry | None:
         """The server in use, if it was usable at its last check."""
