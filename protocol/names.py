@@ -77,6 +77,11 @@ _DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 def _unprintable(value: str) -> str | None:
     """The first control or formatting character, as the user would name it."""
+    # str.isprintable() is False for every category refused below (and for spaces other
+    # than U+0020), so a printable string needs no per-character lookup: the common case,
+    # and the one on every license request's path (machine and user names).
+    if value.isprintable():
+        return None
     for ch in value:
         if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
             return f"U+{ord(ch):04X}"

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import sqlite3
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar, cast
+from typing import Generic, Protocol, TypeVar
 
 import trio
 from tslic.protocol.errors import ServiceError, StorageError
@@ -71,12 +71,20 @@ def storage_error(exc: BaseException, doing: str) -> StorageError:
     return StorageError(f"the license database could not {doing}: {hint}; nothing was changed")
 
 
-@dataclass(slots=True)
 class _Pending(Generic[T]):
-    fn: Op[T]
-    done: trio.Event = field(default_factory=trio.Event)
-    result: T | None = None
-    error: BaseException | None = None
+    """One queued operation and the task waiting for it. The waiter parks itself with Trio's
+    low-level `wait_task_rescheduled` and the writer wakes it with `reschedule`: one Event
+    and one memory channel per license request cost more than everything else the hand-over
+    does (issue 19)."""
+
+    __slots__ = ("_waiter", "done", "error", "fn", "result")
+
+    def __init__(self, fn: Op[T]) -> None:
+        self.fn = fn
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.done = False
+        self._waiter: trio.lowlevel.Task | None = None
 
     def run(self, db: sqlite3.Connection) -> None:
         self.result = self.fn(db)
@@ -85,6 +93,24 @@ class _Pending(Generic[T]):
         self.result = None
         self.error = error
 
+    async def wait(self) -> None:
+        """Until `finish` (a cancelled waiter leaves; the operation still runs or ran)."""
+        if not self.done:
+            self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abandon)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def _abandon(self, _: object) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def finish(self) -> None:
+        self.done = True
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter)
+
 
 class _Job(Protocol):
     """A queued operation with its result type erased: the queue holds operations of every
@@ -92,12 +118,11 @@ class _Job(Protocol):
 
     error: BaseException | None
 
-    @property
-    def done(self) -> trio.Event: ...
-
     def run(self, db: sqlite3.Connection) -> None: ...
 
     def fail(self, error: BaseException) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -149,7 +174,8 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise storage_error(exc, f"be opened at {self.path}") from None
-        self._send, self._receive = trio.open_memory_channel[_Job](math.inf)
+        self._queue: deque[_Job] = deque()  # operations waiting for the next group
+        self._writer: trio.lowlevel.Task | None = None  # the writer, parked on an empty queue
         self._wal_frames = 0  # pages in the WAL at the last background checkpoint
         self._committed = trio.Event()  # a group was written since the last checkpoint
         self._running = False
@@ -171,15 +197,22 @@ class Store:
         finally:
             self._running = False
             self.close()
+            # Callers still waiting are told: nothing of theirs was (or will be) stored.
+            while self._queue:
+                pending = self._queue.popleft()
+                pending.fail(StorageError("the license database closed before this was written"))
+                pending.finish()
 
     async def _write_groups(self) -> None:
-        async for first in self._receive:
-            group = [first]
-            while len(group) < MAX_GROUP:
-                try:
-                    group.append(self._receive.receive_nowait())
-                except trio.WouldBlock:
-                    break
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._closed:
+                    return
+                self._writer = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._writer_abandon)
+                continue
+            group = [queue.popleft() for _ in range(min(len(queue), MAX_GROUP))]
             if self.threaded:
                 # The operations run here, on the event loop: they are Python (decisions,
                 # signatures, encoding) and in a worker thread they only fought the loop for
@@ -192,7 +225,7 @@ class Store:
                 if self._run_ops(group):
                     self._commit(group)
             for pending in group:
-                pending.done.set()
+                pending.finish()
             self._committed.set()
             if not self.threaded:
                 # Let the woken callers and newly arrived requests run, so the next group
@@ -236,11 +269,18 @@ class Store:
         if self._closed:
             raise StorageError("the license database is closed (the server is shutting down)")
         pending: _Pending[T] = _Pending(fn)
-        self._send.send_nowait(pending)
-        await pending.done.wait()
+        self._queue.append(pending)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            trio.lowlevel.reschedule(writer)
+        await pending.wait()
         if pending.error is not None:
             raise pending.error
-        return cast(T, pending.result)  # set by a successful operation
+        return pending.result  # type: ignore[return-value]  # set by a successful operation
+
+    def _writer_abandon(self, _: object) -> trio.lowlevel.Abort:
+        self._writer = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def run_now(self, fn: Op[T]) -> T:
         """Run `fn` synchronously in its own transaction (startup and offline tools only,
@@ -251,12 +291,14 @@ class Store:
         self._apply([pending])
         if pending.error is not None:
             raise pending.error
-        return cast(T, pending.result)
+        return pending.result  # type: ignore[return-value]  # set by a successful operation
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._send.close()
+            writer, self._writer = self._writer, None
+            if writer is not None:  # a parked writer ends (`run` returns)
+                trio.lowlevel.reschedule(writer)
             if self._checkpointer is not None:
                 self._checkpointer.close()
             self._db.close()

@@ -21,7 +21,9 @@ DEVICE_CAL = CalProduct.W2003_DEVICE_CAL
 
 
 def pool_gauge(ls: LicenseServer, product: CalProduct) -> float:
-    value: float = ls.metrics.pool.labels(product=product.value)._value.get()
+    # As a scraper reads it: the exposed sample, not the collector's internals.
+    value = ls.metrics.registry.get_sample_value("tslic_pool_available", {"product": product})
+    assert value is not None, f"no pool figure for {product}"
     return value
 
 

@@ -222,3 +222,52 @@ async def test_the_running_store_checkpoints_in_the_background(
         nursery.cancel_scope.cancel()
     assert len(copied) == 2
     assert store._closed
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+async def test_a_caller_cancelled_while_waiting_leaves_the_others_and_its_write_stands(
+    tmp_path: Path, threaded: bool
+) -> None:
+    """A request that times out while its operation waits for the group's commit stops
+    waiting; the operation itself still runs (it was queued), the writer goes on, and the
+    callers after it get their results."""
+    store = Store(tmp_path, threaded=threaded)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        with trio.CancelScope() as impatient:
+            impatient.cancel()  # cancelled before the writer can even start the group
+            await store.run_op(insert(1))
+        assert impatient.cancelled_caught
+        assert await store.run_op(insert(2)) == 2
+        assert await store.run_op(count) == 2  # the abandoned write was committed too
+        nursery.cancel_scope.cancel()
+
+
+async def test_closing_with_operations_queued_fails_them_with_a_storage_error(
+    tmp_path: Path,
+) -> None:
+    """Operations queued when the writer stops are refused, never left waiting forever."""
+    store = Store(tmp_path, threaded=False)
+    errors: list[StorageError] = []
+
+    async def queued() -> None:
+        try:
+            await store.run_op(insert(1))
+        except StorageError as exc:
+            errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        writer = trio.CancelScope()
+
+        async def run_store(task_status: trio.TaskStatus[None]) -> None:
+            with writer:
+                await store.run(task_status=task_status)
+
+        await nursery.start(run_store)
+        writer.cancel()  # the writer stops before it takes the operation below
+        nursery.start_soon(queued)
+    assert len(errors) == 1
+    assert "closed" in errors[0].message
+    reopened = Store(tmp_path)
+    assert reopened.run_now(count) == 0
+    reopened.close()
