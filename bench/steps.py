@@ -1,10 +1,10 @@
 """Where a license server's CPU goes, per request and per step, against the signed echo.
 
 Contract: `python -m bench steps [--seconds S] [--connections C] [--pin [--rounds R]]
-[--json]` starts, each in a child process of its own, a Windows Server 2003 license server
-(fresh data directory, durable store with background checkpoints, as the daemon runs) and
-the signed echo of bench/signed_echo.py, and drives each with C closed loops for S seconds
-from this process (IssueLicense for new devices; MarkLicense for the echo), as
+[--no-steps] [--json]` starts, each in a child process of its own, a Windows Server 2003
+license server (fresh data directory, durable store with background checkpoints, as the
+daemon runs) and the signed echo of bench/signed_echo.py, and drives each with C closed
+loops for S seconds from this process (IssueLicense for new devices; MarkLicense for the echo), as
 bench/issuance.py does. Inside each server, the functions that make up a request are
 wrapped with CPU-time counters (`time.thread_time`,
 each step counting its own time, not its callees' that are steps too):
@@ -32,7 +32,8 @@ its own CPU per request is then a small part of the server's, and the pinned ser
 the driver, is the bound (`driver_ran_out` counts loops that ran out of sealed requests).
 The servers' start-up objects are frozen out of the collector, as a daemon's are
 (`runtime.daemon.settle`). The counters cost a little CPU of their own (about 1 us per
-step), alike in both servers. A benchmark: figures, never assertions.
+step; a license has more steps than an echo), so `--no-steps` leaves them out and reports the
+threads' CPU only: the form for the ratio of record. A benchmark: figures, never assertions.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def _instrument_license_server(clock: StepClock, server: LicenseServer) -> None:
     setattr(store, "_db", timed)  # noqa: B010  (mypy: the store holds a sqlite3.Connection)
 
 
-def _serve_license_server(conn: Pipe, data_dir: str) -> None:
+def _serve_license_server(conn: Pipe, data_dir: str, steps: bool) -> None:
     from tslic.protocol.domain import WindowsVersion
     from tslic.runtime.clock import WallClock
     from tslic.runtime.daemon import settle
@@ -155,13 +156,15 @@ def _serve_license_server(conn: Pipe, data_dir: str) -> None:
     from tslic.server.license_server.daemon import LicenseServer
 
     clock = StepClock()
-    _instrument(clock)
+    if steps:
+        _instrument(clock)
 
     async def main() -> None:
         config = Config(name="BENCHLS", version=WindowsVersion.W2003, data_dir=Path(data_dir))
         limits = Limits(rate_per_second=1e9, rate_burst=1e9)
         server = LicenseServer(config, WallClock(), limits=limits)
-        _instrument_license_server(clock, server)
+        if steps:
+            _instrument_license_server(clock, server)
         async with trio.open_nursery() as nursery:
             address = await nursery.start(server.serve)
             settle()
@@ -173,14 +176,15 @@ def _serve_license_server(conn: Pipe, data_dir: str) -> None:
     trio.run(main)
 
 
-def _serve_echo(conn: Pipe) -> None:
+def _serve_echo(conn: Pipe, steps: bool) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from tslic.runtime.clock import WallClock
     from tslic.runtime.daemon import settle
     from tslic.runtime.service import Limits, Server
 
     clock = StepClock()
-    _instrument(clock)
+    if steps:
+        _instrument(clock)
 
     async def main() -> None:
         limits = Limits(rate_per_second=1e9, rate_burst=1e9)
@@ -209,14 +213,16 @@ class _Measured(TypedDict):
     steps_us: dict[str, float]  # CPU per request by step
 
 
-def _start(kind: str, data_dir: str) -> tuple[multiprocessing.process.BaseProcess, Pipe, str]:
+def _start(
+    kind: str, data_dir: str, steps: bool = True
+) -> tuple[multiprocessing.process.BaseProcess, Pipe, str]:
     """A server child process (`kind` "issuance" or "echo"), started; its address."""
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     if kind == "issuance":
-        proc = ctx.Process(target=_serve_license_server, args=(child, data_dir), daemon=True)
+        proc = ctx.Process(target=_serve_license_server, args=(child, data_dir, steps), daemon=True)
     else:
-        proc = ctx.Process(target=_serve_echo, args=(child,), daemon=True)
+        proc = ctx.Process(target=_serve_echo, args=(child, steps), daemon=True)
     proc.start()
     return proc, parent, parent.recv()
 
@@ -262,9 +268,11 @@ def _spent(before: dict[str, float], after: dict[str, float], into: dict[str, fl
         into[name] = into.get(name, 0.0) + seconds - before.get(name, 0.0)
 
 
-def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> _Measured:
+def _drive(
+    kind: str, connections: int, seconds: float, data_dir: str, steps: bool = True
+) -> _Measured:
     """One server driven by full clients (a sign and a verify per request) for `seconds`."""
-    proc, pipe, address = _start(kind, data_dir)
+    proc, pipe, address = _start(kind, data_dir, steps)
     loops = issuance._issue_loops if kind == "issuance" else issuance._echo_loops
     before = threads_cpu(proc.pid or 0)
     started = time.perf_counter()
@@ -276,14 +284,14 @@ def _drive(kind: str, connections: int, seconds: float, data_dir: str) -> _Measu
 
 
 def _drive_pinned(
-    connections: int, seconds: float, rounds: int, data_dir: str
+    connections: int, seconds: float, rounds: int, data_dir: str, steps: bool = True
 ) -> tuple[_Measured, _Measured]:
     """Both servers on core 0, this process (the driver) on core 1, driven by presealed loops
     in `rounds` alternated slices each (license server, echo, license server, ...), so that
     both see the same host: on a shared machine the hypervisor's steal moves from one minute
     to the next, and a ratio of two runs minutes apart measured that as much as the servers."""
     os.sched_setaffinity(0, {1})
-    servers = {kind: _start(kind, data_dir if kind == "issuance" else "") for kind in KINDS}
+    servers = {kind: _start(kind, data_dir if kind == "issuance" else "", steps) for kind in KINDS}
     for proc, _, _ in servers.values():
         os.sched_setaffinity(proc.pid or 0, {0})
     per_loop = math.ceil(seconds * PINNED_RATE_BOUND / connections)
@@ -321,19 +329,20 @@ def _drive_pinned(
 
 
 def measure(
-    seconds: float, connections: int, *, pin: bool = False, rounds: int = 5
+    seconds: float, connections: int, *, pin: bool = False, rounds: int = 5, steps: bool = True
 ) -> dict[str, object]:
     steal_meter = StealMeter()
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
         if pin:
-            issued, echoed = _drive_pinned(connections, seconds, rounds, data_dir)
+            issued, echoed = _drive_pinned(connections, seconds, rounds, data_dir, steps)
         else:
-            issued = _drive("issuance", connections, seconds, data_dir)
-            echoed = _drive("echo", connections, seconds, "")
+            issued = _drive("issuance", connections, seconds, data_dir, steps)
+            echoed = _drive("echo", connections, seconds, "", steps)
     license_us = issued["threads_us"]["total"]
     echo_us = echoed["threads_us"]["total"]
     return {
         "pinned": pin,
+        "steps_counted": steps,
         "rounds": rounds if pin else 1,
         "issuance": issued,
         "signed_echo": echoed,
@@ -361,9 +370,17 @@ def main(argv: list[str] | None = None) -> int:
         default=5,
         help="with --pin: alternated slices per server (the seconds are split between them)",
     )
+    parser.add_argument(
+        "--no-steps",
+        action="store_true",
+        help="leave the step counters out (they cost ~1 us a step, and a license has more"
+        " steps than an echo): threads' CPU only, for the ratio of record",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = measure(args.seconds, args.connections, pin=args.pin, rounds=args.rounds)
+    result = measure(
+        args.seconds, args.connections, pin=args.pin, rounds=args.rounds, steps=not args.no_steps
+    )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -93,14 +93,20 @@ def _scalar(py_type: type, label: str) -> Checker:
 
 def _enum(enum_type: type[enum.Enum]) -> Checker:
     base = int if issubclass(enum_type, int) else str
+    # Value to member, read once: `enum_type(value)` goes through EnumType.__call__ and
+    # __new__ in Python, on every enum field of every decoded message.
+    members: dict[object, object] = {m.value: m for m in enum_type}
 
     def check(value: Unvalidated, path: str) -> object:
         if isinstance(value, enum_type):
             return value
         if type(value) is not base:
             _fail(path, f"a {enum_type.__name__} ({base.__name__})", value)
+        member = members.get(value)
+        if member is not None:
+            return member
         try:
-            return enum_type(value)
+            return enum_type(value)  # an alias or a _missing_ hook, if the enum has one
         except ValueError:
             allowed = ", ".join(repr(m.value) for m in enum_type)
             raise LocalProtocolError(

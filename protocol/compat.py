@@ -11,6 +11,8 @@ Contract:
 
 from __future__ import annotations
 
+import functools
+
 from .domain import CalProduct, LicensingMode, WindowsVersion
 
 W2000 = WindowsVersion.W2000
@@ -99,9 +101,16 @@ def permanent_products(
     Returns:
         The products in order of preference; empty when the combination is not supported.
     """
+    return _permanent_products(ls_version, ts_version, mode, prevent_upgrade)
+
+
+@functools.cache  # a pure function of four small enums: asked on every license request
+def _permanent_products(
+    ls_version: WindowsVersion, ts_version: WindowsVersion, mode: LicensingMode, no_upgrade: bool
+) -> tuple[CalProduct, ...]:
     products = PERMANENT_PREFERENCE.get((ts_version, mode), ())
     return tuple(
         p
         for p in products
-        if keypack_installable(ls_version, p) and not (prevent_upgrade and p.version > ts_version)
+        if keypack_installable(ls_version, p) and not (no_upgrade and p.version > ts_version)
     )

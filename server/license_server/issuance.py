@@ -78,22 +78,28 @@ class Issuer:
         """Decide and record one license request (runs inside a store transaction)."""
         out = Outcome()
         rows = licenses.licenses_of_device(db, req.hwid)
-        presented = self._presented(req, rows)
-        referred = presented is None and self._referred_validated(req, now)
-        temp = next((r for r in reversed(rows) if r.kind is LicenseKind.TEMPORARY), None)
-        suitable = permanent_products(self.config.version, ts.version, req.mode)
-        lease = next(
-            (
-                r
-                for r in reversed(rows)
-                if r.kind is LicenseKind.PERMANENT
-                and r.status is LicenseStatus.ACTIVE
-                and r.product in suitable
-                and r.expires_at > now
-                and not r.product.is_per_user
-            ),
-            None,
+        # The guards below only skip calls that would return None / False at once: a new
+        # device presents nothing and has no rows (most requests under load).
+        presented = self._presented(req, rows) if req.presented else None
+        referred = (
+            presented is None and req.temporary_validated and self._referred_validated(req, now)
         )
+        suitable = permanent_products(self.config.version, ts.version, req.mode)
+        temp = lease = None
+        if rows:
+            temp = next((r for r in reversed(rows) if r.kind is LicenseKind.TEMPORARY), None)
+            lease = next(
+                (
+                    r
+                    for r in reversed(rows)
+                    if r.kind is LicenseKind.PERMANENT
+                    and r.status is LicenseStatus.ACTIVE
+                    and r.product in suitable
+                    and r.expires_at > now
+                    and not r.product.is_per_user
+                ),
+                None,
+            )
         # A presented lease far from expiry: nothing to do (the client keeps it).
         if (
             presented is not None
@@ -125,7 +131,7 @@ class Issuer:
             out.events.append(
                 (int(decision.event_id), self._event_text(decision.event_id, ts, req))
             )
-        events = tuple(e for e, _ in out.events)  # named in the reply (LicenseGranted)
+        events = tuple(e for e, _ in out.events) if out.events else ()  # named in the reply
         peer = self._peer_for(decision.missing) if should_refer(decision) else None
         if peer is not None and decision.missing is not None:
             out.reply = Referral(

@@ -19,9 +19,10 @@ Contract (protocol/messages/licensing.py; KB 823313, MS-RDPBCGR 5.3.3.2, TechNet
 from __future__ import annotations
 
 import sqlite3
-from typing import NoReturn
+import time
+from collections.abc import Awaitable
+from typing import NoReturn, cast
 
-import trio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tslic.protocol.clock import to_datetime
 from tslic.protocol.domain import LicenseKind, LicenseStatus, PeerRole, WindowsVersion
@@ -156,15 +157,19 @@ class LicensingService:
         )
 
     async def handle(self, peer: Peer, request: Message) -> Message:
-        started = trio.current_time()
+        # The handler's own time (a metric): perf_counter, as Trio's clock would read it
+        # with the real clock, for less per request than `trio.current_time()` costs.
+        started = time.perf_counter()
         try:
             return await self._dispatch(peer, request)
         finally:
-            self.metrics.observe(type(request).__name__, trio.current_time() - started)
+            self.metrics.observe(type(request).__name__, time.perf_counter() - started)
 
-    async def _dispatch(self, peer: Peer, request: Message) -> Message:
-        if isinstance(request, RequestTermServCert):
-            return await self._cert(peer, request)
+    def _dispatch(self, peer: Peer, request: Message) -> Awaitable[Message]:
+        """The handler of `request` (an awaitable: one coroutine frame less per request)."""
+        kind = type(request)
+        if kind is RequestTermServCert:
+            return self._cert(peer, cast(RequestTermServCert, request))
         ts = peer.state.get("ts")
         if not isinstance(ts, TerminalServer):
             return self._denied(
@@ -172,26 +177,36 @@ class LicensingService:
                 "present the certificate this license server issued you"
                 " (ask for one with RequestTermServCert)",
             )
-        if isinstance(request, IssueLicense | UpgradeLicenseRequest):
-            presented = request.license if isinstance(request, UpgradeLicenseRequest) else b""
-            had = request.had_temporary if isinstance(request, IssueLicense) else False
-            validated = (
-                request.temporary_validated if isinstance(request, UpgradeLicenseRequest) else False
+        if kind is IssueLicense:
+            issue = cast(IssueLicense, request)
+            return self._grant(
+                ts,
+                Request(
+                    hwid=issue.hwid,
+                    machine=issue.machine,
+                    user=issue.user,
+                    client_os=issue.client_os,
+                    mode=issue.mode,
+                    had_temporary=issue.had_temporary,
+                ),
             )
-            req = Request(
-                hwid=request.hwid,
-                machine=request.machine,
-                user=request.user,
-                client_os=request.client_os,
-                mode=request.mode,
-                had_temporary=had,
-                presented=presented,
-                temporary_validated=validated,
+        if kind is UpgradeLicenseRequest:
+            upgrade = cast(UpgradeLicenseRequest, request)
+            return self._grant(
+                ts,
+                Request(
+                    hwid=upgrade.hwid,
+                    machine=upgrade.machine,
+                    user=upgrade.user,
+                    client_os=upgrade.client_os,
+                    mode=upgrade.mode,
+                    presented=upgrade.license,
+                    temporary_validated=upgrade.temporary_validated,
+                ),
             )
-            return await self._grant(ts, req)
-        if isinstance(request, MarkLicense | ReturnLicense):
-            return await self._mark_or_return(ts, request)
-        raise ServiceError(f"{type(request).__name__} is not a licensing request")
+        if kind is MarkLicense or kind is ReturnLicense:
+            return self._mark_or_return(ts, cast(MarkLicense | ReturnLicense, request))
+        raise ServiceError(f"{kind.__name__} is not a licensing request")
 
     async def _grant(self, ts: TerminalServer, req: Request) -> LicenseGranted | Referral:
         """Decide one license request (issue, upgrade or renew) and record it."""

@@ -107,10 +107,12 @@ _INSERT = (
 
 
 def _values(row: LicenseRow) -> tuple[object, ...]:
+    # The members themselves: a StrEnum is a str and an IntEnum an int to sqlite3, which
+    # stores their values (an enum's `.value` is a Python-level property, on every license).
     return (
-        row.id, row.keypack_id, row.product.value, row.kind.value, int(row.status), row.hwid,
-        row.machine, row.user, row.client_os, row.mode, row.terminal_server, row.issued_at,
-        row.expires_at, int(row.validated), row.blob,
+        row.id, row.keypack_id, row.product, row.kind, row.status, row.hwid, row.machine,
+        row.user, row.client_os, row.mode, row.terminal_server, row.issued_at, row.expires_at,
+        row.validated, row.blob,
     )  # fmt: skip
 
 
