@@ -261,6 +261,8 @@ def from_wire(cls: type[T], data: Unvalidated, *, path: str = "") -> T:
     if not isinstance(data, dict):
         raise LocalProtocolError(f"message body{where} must be a map", code=ErrorCode.INVALID_FIELD)
     schema = schema_of(cls)
+    if data.keys() == schema.keys():  # every field, nothing else: the usual case, at C speed
+        return cls(**data)
     missing = [n for n in schema if n not in data]
     if missing:
         raise LocalProtocolError(

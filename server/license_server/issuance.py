@@ -249,7 +249,7 @@ class Issuer:
         status = LicenseStatus.TEMPORARY if kind is LicenseKind.TEMPORARY else LicenseStatus.ACTIVE
         row = LicenseRow(
             0, keypack, product, kind, status, req.hwid, req.machine, req.user, ts.name, now,
-            expiry, False, b"", req.client_os.value, req.mode.value,
+            expiry, False, b"", req.client_os, req.mode,
         )  # fmt: skip
         if old is not None:  # renewed or re-issued: same id, pool and issue date
             row.id, row.keypack_id, row.issued_at = old.id, old.keypack_id or keypack, old.issued_at

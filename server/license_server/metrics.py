@@ -46,7 +46,7 @@ class _RequestFigures(Collector):
     """The per-request metrics, kept as plain numbers and turned into families at scrape."""
 
     def __init__(self) -> None:
-        self.issued: dict[tuple[str, str], int] = {}
+        self.issued: dict[tuple[CalProduct, LicenseKind], int] = {}
         self.pools: dict[CalProduct, int] = {}
         self.latency: dict[str, _Latency] = {}
 
@@ -55,7 +55,7 @@ class _RequestFigures(Collector):
             "tslic_licenses_issued", "Licenses issued", labels=["product", "kind"]
         )
         for (product, kind), count in sorted(self.issued.items()):
-            issued.add_metric([product, kind], count)
+            issued.add_metric([product.value, kind.value], count)
         yield issued
         pool = GaugeMetricFamily(
             "tslic_pool_available", "Free CALs per product", labels=["product"]
@@ -96,7 +96,7 @@ class Metrics:
         self.accepted.set_function(lambda: counters.accepted)
 
     def issued(self, product: CalProduct, kind: LicenseKind) -> None:
-        key = (product.value, kind.value)
+        key = (product, kind)  # StrEnums: their values when exposed
         issued = self._figures.issued
         issued[key] = issued.get(key, 0) + 1
 
