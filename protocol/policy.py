@@ -174,10 +174,6 @@ def choose_license(
         )
     activated = ctx.ls_activation.may_issue_permanent
     best = products[0]  # the most appropriate CAL; a temporary license stands in for it
-    not_activated = (
-        f"The license server is {ctx.ls_activation}, so it issues only temporary licenses"
-        " (TechNet cc740046, KB 814593)."
-    )
 
     # KB 823313: OS equivalency, Windows 2000 terminal servers only.
     if ctx.ts_version is W2000 and ctx.client_os.has_w2000_built_in:
@@ -188,13 +184,14 @@ def choose_license(
                 reason="Windows 2000 Professional and XP Professional clients of a Windows 2000"
                 " terminal server get the built-in license (OS equivalency, KB 823313).",
             )
-        built_in = CalProduct.W2000_BUILT_IN
-        return _without_permanent(ctx, best, built_in, LsEvent.NOT_ACTIVATED, not_activated)
+        built_in, why = CalProduct.W2000_BUILT_IN, _not_activated(ctx)
+        return _without_permanent(ctx, best, built_in, LsEvent.NOT_ACTIVATED, why)
 
     # KB 823313: User CALs are handed out uncounted and without a validation step.
     if ctx.ts_mode is LicensingMode.PER_USER:
         if not activated:
-            return _without_permanent(ctx, best, best, LsEvent.NOT_ACTIVATED, not_activated)
+            why = _not_activated(ctx)
+            return _without_permanent(ctx, best, best, LsEvent.NOT_ACTIVATED, why)
         if ctx.available.get(best, 0) > 0:
             return IssueDecision(
                 kind=DecisionKind.PERMANENT,
@@ -216,8 +213,8 @@ def choose_license(
             )
         return _refuse(
             ErrorCode.NOT_ACTIVATED,
-            f"{not_activated} The lease is not renewed; the device keeps its current CAL until"
-            " it runs out (MS-RDPELE 3.2.5.5).",
+            f"{_not_activated(ctx)} The lease is not renewed; the device keeps its current CAL"
+            " until it runs out (MS-RDPELE 3.2.5.5).",
             event_id=LsEvent.NOT_ACTIVATED,
             keeps_existing=True,
         )
@@ -232,7 +229,8 @@ def choose_license(
         )
         return _without_permanent(ctx, best, None, None, why)
     if not activated:
-        return _without_permanent(ctx, best, best, LsEvent.NOT_ACTIVATED, not_activated)
+        why = _not_activated(ctx)
+        return _without_permanent(ctx, best, best, LsEvent.NOT_ACTIVATED, why)
     allowed = permanent_products(
         ctx.ls_version, ctx.ts_version, ctx.ts_mode, prevent_upgrade=ctx.prevent_upgrade
     )
@@ -256,6 +254,14 @@ def choose_license(
         + " (event 21, KB 813052)."
     )
     return _without_permanent(ctx, best, best, LsEvent.NO_PERMANENT_LICENSE, why)
+
+
+def _not_activated(ctx: IssueContext) -> str:
+    # Built where it is said, not on every decision: formatting an enum is not free.
+    return (
+        f"The license server is {ctx.ls_activation}, so it issues only temporary licenses"
+        " (TechNet cc740046, KB 814593)."
+    )
 
 
 def _refuse(
