@@ -36,7 +36,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, cast
 
 import trio
 from tslic.protocol.errors import ServiceError, StorageError
@@ -276,7 +276,7 @@ class Store:
         await pending.wait()
         if pending.error is not None:
             raise pending.error
-        return pending.result  # type: ignore[return-value]  # set by a successful operation
+        return cast(T, pending.result)  # set by a successful operation
 
     def _writer_abandon(self, _: object) -> trio.lowlevel.Abort:
         self._writer = None
@@ -291,7 +291,7 @@ class Store:
         self._apply([pending])
         if pending.error is not None:
             raise pending.error
-        return pending.result  # type: ignore[return-value]  # set by a successful operation
+        return cast(T, pending.result)  # set by a successful operation
 
     def close(self) -> None:
         if not self._closed:
