@@ -76,8 +76,7 @@ class _Recorder:
 
 def _instrument(rec: _Recorder) -> None:
     """Wrap the store's methods (class attributes, before the server is built)."""
-    from tslic.server.license_server.pending import Job, Op, T
-    from tslic.server.license_server.store import Store
+    from tslic.server.license_server.store import Op, Store, T, _Job
 
     clock = time.perf_counter
     run_op, run_ops, commit, checkpoint = (
@@ -95,13 +94,13 @@ def _instrument(rec: _Recorder) -> None:
             if rec.on:
                 rec.waits.append(clock() - started)
 
-    def timed_run_ops(self: Store, group: list[Job]) -> bool:
+    def timed_run_ops(self: Store, group: list[_Job]) -> bool:
         started = clock()
         ok = run_ops(self, group)
         rec.last_ops = clock() - started
         return ok
 
-    def timed_commit(self: Store, group: list[Job]) -> None:
+    def timed_commit(self: Store, group: list[_Job]) -> None:
         started = clock()
         commit(self, group)
         if rec.on:

@@ -2,31 +2,28 @@
 
 Contract:
 - One `Store` per data directory (`<data>/licenses.db`). Every read and write is an
-  *operation*: a plain function `fn(db) -> T` run on the database, one group of operations
-  at a time. `await store.run_op(fn)` returns only after the transaction holding the
-  operation has been committed (and fsynced: WAL with `synchronous=FULL`), so nothing
-  acknowledged is lost in a crash or restart.
+  *operation*: a plain function `fn(db) -> T` run on the database by a single writer task.
+  `await store.run_op(fn)` returns only after the transaction holding the operation has been
+  committed (and fsynced: WAL with `synchronous=FULL`), so nothing acknowledged is lost in a
+  crash or restart.
 - Group commit: operations that arrive while a transaction is being written wait in a queue;
-  the next transaction takes all of them (one fsync for the group). Each operation runs
-  inside its own SAVEPOINT, so one operation refusing (`ServiceError`) or failing rolls back
-  only its own changes; the others in the group still commit.
+  the writer takes all of them into the next transaction (one fsync for the group). Each
+  operation runs inside its own SAVEPOINT, so one operation refusing (`ServiceError`) or
+  failing rolls back only its own changes; the others in the group still commit.
 - Errors: sqlite errors become `StorageError` with a sentence for the administrator (a
   read-only data directory is named as such at opening, checked before SQLite). If the
   commit itself fails (disk full, read-only directory), every operation of the group gets a
-  `StorageError`: a caller never acknowledges something that is not stored. Operations still
-  queued when the store closes get one too.
-- With `threaded=True` (daemons) a group's operations run on the Trio thread (they are
-  Python: in a thread they only contended for the GIL), in the requesting task when no
-  group is in flight, else right after the commit before; its COMMIT runs in a worker thread
-  (`trio.lowlevel.start_thread_soon`), so the event loop keeps reading requests while a group
-  is being fsynced, and the commit's completion wakes its callers and starts the next group.
-  The WAL is checkpointed in the background, CHECKPOINT_EVERY seconds after a write, on a
-  second connection (a commit never waits for a whole checkpoint; the store only finishes
-  one between two groups once the WAL holds WAL_RESTART_FRAMES pages, so that the WAL can
-  start over). With `threaded=False` a writer task runs each group on the Trio thread, and
-  SQLite checkpoints as it commits: the operations queued during one scheduling round form
-  one group; tests use this because the autojump clock would otherwise jump virtual time
-  forward while a thread works (every task looks blocked), firing timeouts spuriously.
+  `StorageError`: a caller never acknowledges something that is not stored.
+- With `threaded=True` (daemons) the writer runs a group's operations on the event loop
+  (they are Python: in a thread they only contended for the GIL) and its COMMIT in a worker
+  thread, so the event loop keeps reading requests while a group is being fsynced; the WAL is
+  checkpointed in the background, CHECKPOINT_EVERY seconds after a write, on a second
+  connection (a commit never waits for a whole checkpoint; the writer only finishes one between two
+  groups once the WAL holds WAL_RESTART_FRAMES pages, so that the WAL can start over).
+  With `threaded=False` it runs on the Trio thread, and SQLite checkpoints as it commits:
+  the operations queued during one scheduling round still form one group; tests use this
+  because the autojump clock would otherwise jump virtual time forward while a thread works
+  (every task looks blocked), firing timeouts spuriously.
 """
 
 from __future__ import annotations
@@ -36,22 +33,22 @@ import logging
 import os
 import sqlite3
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import cast
+from typing import Generic, Protocol, TypeVar, cast
 
 import trio
 from outcome import Error, Outcome
 from tslic.protocol.errors import ServiceError, StorageError
 
 from .db.schema import SCHEMA_VERSION, create_schema
-from .pending import Job, Op, Pending, T
-
-__all__ = ["Op", "Store", "StoreStats", "T", "storage_error"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], T]
 
 DB_NAME = "licenses.db"
 MAX_GROUP = 512  # operations per transaction; bounds the time one group holds the writer
@@ -74,6 +71,60 @@ def storage_error(exc: BaseException, doing: str) -> StorageError:
     else:
         hint = f"sqlite reported: {exc}"
     return StorageError(f"the license database could not {doing}: {hint}; nothing was changed")
+
+
+class _Pending(Generic[T]):
+    """One queued operation and the task waiting for it. The waiter parks itself with Trio's
+    low-level `wait_task_rescheduled` and the writer wakes it with `reschedule`: one Event
+    and one memory channel per license request cost more than everything else the hand-over
+    does (issue 19)."""
+
+    __slots__ = ("_waiter", "done", "error", "fn", "result")
+
+    def __init__(self, fn: Op[T]) -> None:
+        self.fn = fn
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.done = False
+        self._waiter: trio.lowlevel.Task | None = None
+
+    def run(self, db: sqlite3.Connection) -> None:
+        self.result = self.fn(db)
+
+    def fail(self, error: BaseException) -> None:
+        self.result = None
+        self.error = error
+
+    async def wait(self) -> None:
+        """Until `finish` (a cancelled waiter leaves; the operation still runs or ran)."""
+        if not self.done:
+            self._waiter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abandon)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    def _abandon(self, _: object) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def finish(self) -> None:
+        self.done = True
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter)
+
+
+class _Job(Protocol):
+    """A queued operation with its result type erased: the queue holds operations of every
+    result type, and each caller reads its own typed `_Pending[T]` back."""
+
+    error: BaseException | None
+
+    def run(self, db: sqlite3.Connection) -> None: ...
+
+    def fail(self, error: BaseException) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -125,9 +176,9 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise storage_error(exc, f"be opened at {self.path}") from None
-        self._queue: deque[Job] = deque()  # operations waiting for the next group
+        self._queue: deque[_Job] = deque()  # operations waiting for the next group
         self._writer: trio.lowlevel.Task | None = None  # the writer, parked on an empty queue
-        self._in_flight: list[Job] | None = None  # the group whose COMMIT is in a thread
+        self._in_flight: list[_Job] | None = None  # the group whose COMMIT is in a thread
         self._drained = trio.Event()  # set when the group in flight has come back
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop_scope: trio.CancelScope | None = None
@@ -211,7 +262,7 @@ class Store:
         # Not cancellable: a group, once started, is committed or rolled back whole.
         trio.lowlevel.start_thread_soon(partial(self._commit, group), deliver, name="commit")
 
-    def _group_committed(self, group: list[Job], result: Outcome[None]) -> None:
+    def _group_committed(self, group: list[_Job], result: Outcome[None]) -> None:
         """Back on the Trio thread (a `run_sync_soon` callback, which must not raise): wake
         the group's callers, then start the next group with what queued meanwhile."""
         if isinstance(result, Error):  # a bug in _commit itself: nothing of the group is stored
@@ -271,7 +322,7 @@ class Store:
         """
         if self._closed:
             raise StorageError("the license database is closed (the server is shutting down)")
-        pending: Pending[T] = Pending(fn)
+        pending: _Pending[T] = _Pending(fn)
         self._queue.append(pending)
         if self.threaded:
             self._start_group()  # at once unless a group is in flight (then after it)
@@ -293,7 +344,7 @@ class Store:
         before `run` starts)."""
         if self._running:
             raise RuntimeError("run_now is for use before the writer task starts")
-        pending: Pending[T] = Pending(fn)
+        pending: _Pending[T] = _Pending(fn)
         self._apply([pending])
         if pending.error is not None:
             raise pending.error
@@ -324,12 +375,12 @@ class Store:
 
     # ---- running and committing groups (COMMIT in the worker thread when threaded) -----
 
-    def _apply(self, group: list[Job]) -> None:
+    def _apply(self, group: list[_Job]) -> None:
         """Run and commit one group in the calling thread (`run_now`)."""
         if self._run_ops(group):
             self._commit(group)
 
-    def _run_ops(self, group: list[Job]) -> bool:
+    def _run_ops(self, group: list[_Job]) -> bool:
         """Begin a transaction and run each operation of `group` in it; False if there is
         nothing to commit (the transaction could not start: every operation has its error)."""
         db = self._db
@@ -351,7 +402,7 @@ class Store:
                 self._cause = pending.error
         return True
 
-    def _commit(self, group: list[Job]) -> None:
+    def _commit(self, group: list[_Job]) -> None:
         """Commit the group's transaction (the worker-thread side of a threaded store)."""
         db = self._db
         try:
@@ -377,7 +428,7 @@ class Store:
             self.checkpoint()
 
     @staticmethod
-    def _apply_one(db: sqlite3.Connection, pending: Job) -> None:
+    def _apply_one(db: sqlite3.Connection, pending: _Job) -> None:
         db.execute("SAVEPOINT op")
         try:
             pending.run(db)
