@@ -35,12 +35,10 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar, cast
 
 import trio
-from outcome import Error, Outcome
 from tslic.protocol.errors import ServiceError, StorageError
 
 from .db.schema import SCHEMA_VERSION, create_schema
@@ -178,10 +176,6 @@ class Store:
             raise storage_error(exc, f"be opened at {self.path}") from None
         self._queue: deque[_Job] = deque()  # operations waiting for the next group
         self._writer: trio.lowlevel.Task | None = None  # the writer, parked on an empty queue
-        self._in_flight: list[_Job] | None = None  # the group whose COMMIT is in a thread
-        self._drained = trio.Event()  # set when the group in flight has come back
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._stop_scope: trio.CancelScope | None = None
         self._wal_frames = 0  # pages in the WAL at the last background checkpoint
         self._committed = trio.Event()  # a group was written since the last checkpoint
         self._running = False
@@ -190,32 +184,26 @@ class Store:
         log.debug("opened %s (schema %d)", self.path, SCHEMA_VERSION)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Apply queued operations in groups until cancelled (and, for a threaded store,
-        checkpoint the WAL CHECKPOINT_EVERY seconds after each write). A threaded store's
-        groups are driven by `run_op` and the commits' completions (`_start_group`); an
-        unthreaded one's by the writer loop here."""
-        self._token = trio.lowlevel.current_trio_token()
+        """The writer task: apply queued operations in groups until cancelled (and, for a
+        threaded store, checkpoint the WAL CHECKPOINT_EVERY seconds after each write)."""
         self._running = True
         task_status.started()
         try:
             async with trio.open_nursery() as background:
-                self._stop_scope = background.cancel_scope
                 if self.threaded:
                     background.start_soon(self._checkpoints)
-                    await trio.sleep_forever()
                 await self._write_groups()
                 background.cancel_scope.cancel()
         finally:
             self._running = False
-            # A commit in its worker thread uses the connection: let it end, then close.
-            with trio.CancelScope(shield=True):
-                while self._in_flight is not None:
-                    await self._drained.wait()
             self.close()
+            # Callers still waiting are told: nothing of theirs was (or will be) stored.
+            while self._queue:
+                pending = self._queue.popleft()
+                pending.fail(StorageError("the license database closed before this was written"))
+                pending.finish()
 
     async def _write_groups(self) -> None:
-        """The unthreaded writer: the operations queued during one scheduling round form a
-        group, run and committed on the Trio thread."""
         queue = self._queue
         while True:
             if not queue:
@@ -225,66 +213,24 @@ class Store:
                 await trio.lowlevel.wait_task_rescheduled(self._writer_abandon)
                 continue
             group = [queue.popleft() for _ in range(min(len(queue), MAX_GROUP))]
-            if self._run_ops(group):
-                self._commit(group)
+            if self.threaded:
+                # The operations run here, on the event loop: they are Python (decisions,
+                # signatures, encoding) and in a worker thread they only fought the loop for
+                # the GIL. The COMMIT (the WAL write and its fsync, GIL released) runs in the
+                # worker thread, not cancellable: a group, once started, is committed or
+                # rolled back whole.
+                if self._run_ops(group):
+                    await trio.to_thread.run_sync(self._commit, group)
+            else:
+                if self._run_ops(group):
+                    self._commit(group)
             for pending in group:
                 pending.finish()
-            # Let the woken callers and newly arrived requests run, so the next group
-            # collects everything queued meanwhile.
-            await trio.lowlevel.checkpoint()
-
-    # ---- the threaded store's groups: no writer task between a request and its commit ----
-
-    def _start_group(self) -> None:
-        """Run the queued operations as one group on the Trio thread and hand its COMMIT to
-        a worker thread (`trio.lowlevel.start_thread_soon`); `_group_committed` comes back
-        with the outcome. Called by `run_op` when no group is in flight, and by the previous
-        group's completion otherwise: a request's operation runs in its own task or right
-        after the commit before it, never one scheduling round later in a writer task, and
-        its caller wakes one round after its commit (issue 19: every round is a batch of
-        other requests' work at half load)."""
-        queue = self._queue
-        if self._in_flight is not None or not queue or not self._running:
-            return
-        group = [queue.popleft() for _ in range(min(len(queue), MAX_GROUP))]
-        if not self._run_ops(group):  # the transaction could not start: each op has its error
-            for pending in group:
-                pending.finish()
-            return
-        self._in_flight = group
-        self._drained = trio.Event()
-        token = self._token
-        assert token is not None  # set by `run`, which `_running` says has started
-
-        def deliver(outcome: Outcome[None]) -> None:  # in the worker thread; must not block
-            token.run_sync_soon(self._group_committed, group, outcome)
-
-        # Not cancellable: a group, once started, is committed or rolled back whole.
-        trio.lowlevel.start_thread_soon(partial(self._commit, group), deliver, name="commit")
-
-    def _group_committed(self, group: list[_Job], result: Outcome[None]) -> None:
-        """Back on the Trio thread (a `run_sync_soon` callback, which must not raise): wake
-        the group's callers, then start the next group with what queued meanwhile."""
-        if isinstance(result, Error):  # a bug in _commit itself: nothing of the group is stored
-            log.error("commit of %d operations failed", len(group), exc_info=result.error)
-            for pending in group:
-                pending.fail(StorageError("internal error while committing; nothing was stored"))
-        self._in_flight = None
-        for pending in group:
-            pending.finish()
-        self._committed.set()
-        self._drained.set()
-        if self._closed:  # closed while this group was committing: close what it used
-            self._close_connections()
-            return
-        try:
-            self._start_group()
-        except Exception:  # a bug; never let it out of a run_sync_soon callback
-            log.exception("starting a group of database operations failed")
-            while self._queue:
-                pending = self._queue.popleft()
-                pending.fail(StorageError("internal error in the license database"))
-                pending.finish()
+            self._committed.set()
+            if not self.threaded:
+                # Let the woken callers and newly arrived requests run, so the next group
+                # collects everything queued meanwhile.
+                await trio.lowlevel.checkpoint()
 
     async def _checkpoints(self) -> None:
         assert self._checkpointer is not None
@@ -324,12 +270,9 @@ class Store:
             raise StorageError("the license database is closed (the server is shutting down)")
         pending: _Pending[T] = _Pending(fn)
         self._queue.append(pending)
-        if self.threaded:
-            self._start_group()  # at once unless a group is in flight (then after it)
-        else:
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                trio.lowlevel.reschedule(writer)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            trio.lowlevel.reschedule(writer)
         await pending.wait()
         if pending.error is not None:
             raise pending.error
@@ -351,27 +294,14 @@ class Store:
         return cast(T, pending.result)  # set by a successful operation
 
     def close(self) -> None:
-        """Close the database. Operations still queued are refused (nothing of theirs was
-        stored) and `run` returns. Called by `run` once no commit is in flight."""
         if not self._closed:
             self._closed = True
-            self._running = False
             writer, self._writer = self._writer, None
             if writer is not None:  # a parked writer ends (`run` returns)
                 trio.lowlevel.reschedule(writer)
-            if self._stop_scope is not None:
-                self._stop_scope.cancel()
-            while self._queue:
-                pending = self._queue.popleft()
-                pending.fail(StorageError("the license database closed before this was written"))
-                pending.finish()
-            if self._in_flight is None:  # else the commit's thread still uses the connection
-                self._close_connections()
-
-    def _close_connections(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-        self._db.close()
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+            self._db.close()
 
     # ---- running and committing groups (COMMIT in the worker thread when threaded) -----
 
