@@ -108,6 +108,27 @@ def _check_presented_chain(peer: Peer, now: int) -> None:
         )
 
 
+def _request(
+    message: IssueLicense | UpgradeLicenseRequest,
+    *,
+    had_temporary: bool = False,
+    presented: bytes = b"",
+    temporary_validated: bool = False,
+) -> Request:
+    """The request a license message relays: the client's fields, and what only one of the
+    two messages carries."""
+    return Request(
+        hwid=message.hwid,
+        machine=message.machine,
+        user=message.user,
+        client_os=message.client_os,
+        mode=message.mode,
+        had_temporary=had_temporary,
+        presented=presented,
+        temporary_validated=temporary_validated,
+    )
+
+
 class LicensingService:
     """Request handlers of the terminal server <-> license server conversation."""
 
@@ -179,27 +200,13 @@ class LicensingService:
             )
         if kind is IssueLicense:
             issue = cast(IssueLicense, request)
-            return self._grant(
-                ts,
-                Request(
-                    hwid=issue.hwid,
-                    machine=issue.machine,
-                    user=issue.user,
-                    client_os=issue.client_os,
-                    mode=issue.mode,
-                    had_temporary=issue.had_temporary,
-                ),
-            )
+            return self._grant(ts, _request(issue, had_temporary=issue.had_temporary))
         if kind is UpgradeLicenseRequest:
             upgrade = cast(UpgradeLicenseRequest, request)
             return self._grant(
                 ts,
-                Request(
-                    hwid=upgrade.hwid,
-                    machine=upgrade.machine,
-                    user=upgrade.user,
-                    client_os=upgrade.client_os,
-                    mode=upgrade.mode,
+                _request(
+                    upgrade,
                     presented=upgrade.license,
                     temporary_validated=upgrade.temporary_validated,
                 ),
