@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 Validator = Callable[[object], None]
 Encoder = Callable[[object], dict[str, object]]
@@ -110,3 +110,30 @@ def make_encoder(
     encode = typing.cast(Encoder, namespace["encode"])
     encode.__qualname__ = f"encode_{cls.__name__}"
     return encode
+
+
+def make_builder(
+    cls: type, names: Iterable[str], defaults: Mapping[str, object]
+) -> Callable[..., object]:
+    """A constructor of `cls` taking the same keyword arguments as its `__init__` (its fields
+    `names`, with the same defaults, `defaults` mapping the fields that have one) that stores
+    them through the slots and runs no validation: see `codec.trusted_builder` for who may
+    use it."""
+    env: dict[str, object] = {"_new": object.__new__, "_cls": cls}
+    params, body = [], ["    obj = _new(_cls)"]
+    for field_name in names:
+        setter = f"_set_{field_name}"
+        env[setter] = getattr(cls, field_name).__set__  # the slot's own descriptor
+        if field_name in defaults:
+            env[f"_default_{field_name}"] = defaults[field_name]
+            params.append(f"{field_name}=_default_{field_name}")
+        else:
+            params.append(field_name)
+        body.append(f"    {setter}(obj, {field_name})")
+    signature = f"*, {', '.join(params)}" if params else ""
+    source = f"def build({signature}):\n" + "\n".join(body) + "\n    return obj"
+    namespace: dict[str, object] = {}
+    exec(source, env, namespace)  # the source is built above from field names
+    build = typing.cast(Callable[..., object], namespace["build"])
+    build.__qualname__ = f"build_{cls.__name__}"
+    return build

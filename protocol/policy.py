@@ -31,6 +31,7 @@ Uncertain choices, made switches (`GraceEnd`, `PolicyOptions`):
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -254,6 +255,64 @@ def choose_license(
         + " (event 21, KB 813052)."
     )
     return _without_permanent(ctx, best, best, LsEvent.NO_PERMANENT_LICENSE, why)
+
+
+def context_for(
+    ls_version: WindowsVersion,
+    ls_activation: ActivationState,
+    ts_version: WindowsVersion,
+    ts_mode: LicensingMode,
+    client_os: ClientOS,
+    with_cals: frozenset[CalProduct],
+    prevent_upgrade: bool = False,
+    had_temporary: bool = False,
+    temporary_validated: bool = False,
+    temporary_expired: bool = False,
+    holds_permanent: bool = False,
+) -> IssueContext:
+    """The context `decide` decides on: `with_cals` are the products with any CAL left."""
+    return IssueContext(
+        ls_version=ls_version,
+        ls_activation=ls_activation,
+        ts_version=ts_version,
+        ts_mode=ts_mode,
+        client_os=client_os,
+        available=dict.fromkeys(with_cals, 1),
+        prevent_upgrade=prevent_upgrade,
+        had_temporary=had_temporary,
+        temporary_validated=temporary_validated,
+        temporary_expired=temporary_expired,
+        holds_permanent=holds_permanent,
+    )
+
+
+@functools.cache  # a finite domain: enums, flags and a subset of four products
+def decide(
+    ls_version: WindowsVersion,
+    ls_activation: ActivationState,
+    ts_version: WindowsVersion,
+    ts_mode: LicensingMode,
+    client_os: ClientOS,
+    with_cals: frozenset[CalProduct],
+    prevent_upgrade: bool = False,
+    had_temporary: bool = False,
+    temporary_validated: bool = False,
+    temporary_expired: bool = False,
+    holds_permanent: bool = False,
+) -> IssueDecision:
+    """`choose_license(context_for(...))` with the default options, remembered: the license
+    server asks it on every request, and building the context and the decision cost more
+    than the rest of the decision's Python (issue 19). Keying on `with_cals` rather than
+    counts is exact: `choose_license` reads `available` only as "more than none", which
+    tests/protocol/test_policy_cache.py holds over every context. Same errors as
+    IssueContext."""
+    return choose_license(
+        context_for(
+            ls_version, ls_activation, ts_version, ts_mode, client_os, with_cals,
+            prevent_upgrade, had_temporary, temporary_validated, temporary_expired,
+            holds_permanent,
+        )
+    )  # fmt: skip
 
 
 def _not_activated(ctx: IssueContext) -> str:

@@ -27,6 +27,7 @@ import random
 import sqlite3
 
 from tslic.protocol.clock import MS_PER_DAY, to_datetime
+from tslic.protocol.codec import trusted_builder
 from tslic.protocol.domain import (
     CalProduct,
     LicenseKind,
@@ -36,13 +37,12 @@ from tslic.protocol.domain import (
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
 from tslic.protocol.events import LsEvent
 from tslic.protocol.licenses import open_license, sign_license, verify_license
-from tslic.protocol.messages.licensing import LicenseGranted, Referral
+from tslic.protocol.messages.licensing import LicenseGranted, Referral, UpgradeLicenseRequest
 from tslic.protocol.messages.records import LicenseBody, ServerRef
 from tslic.protocol.policy import (
     TEMPORARY_DAYS,
     DecisionKind,
-    IssueContext,
-    choose_license,
+    decide,
     lease_days,
     needs_renewal,
     permanent_products,
@@ -54,7 +54,12 @@ from .config import Config, PeerServer, event
 from .db import keypacks, licenses, settings
 from .db.licenses import LicenseRow
 from .policies import Policies
-from .records import Outcome, Request, TerminalServer
+from .records import LicenseAsk, Outcome, TerminalServer
+
+# The license document and the reply are built from values already validated (the request's
+# decoded fields, this server's rows and names): without re-checking them (issue 19).
+_license_body = trusted_builder(LicenseBody)
+_license_granted = trusted_builder(LicenseGranted)
 
 
 class Issuer:
@@ -74,16 +79,20 @@ class Issuer:
 
     # ---- the store operation ----------------------------------------------------------------
 
-    def decide(self, db: sqlite3.Connection, ts: TerminalServer, req: Request, now: int) -> Outcome:
+    def decide(
+        self, db: sqlite3.Connection, ts: TerminalServer, req: LicenseAsk, now: int
+    ) -> Outcome:
         """Decide and record one license request (runs inside a store transaction)."""
         out = Outcome()
+        if isinstance(req, UpgradeLicenseRequest):  # the client presented a license
+            shown, had_temporary, forwarded = req.license, False, req.temporary_validated
+        else:
+            shown, had_temporary, forwarded = b"", req.had_temporary, False
         rows = licenses.licenses_of_device(db, req.hwid)
         # The guards below only skip calls that would return None / False at once: a new
         # device presents nothing and has no rows (most requests under load).
-        presented = self._presented(req, rows) if req.presented else None
-        referred = (
-            presented is None and req.temporary_validated and self._referred_validated(req, now)
-        )
+        presented = self._presented(req, shown, rows) if shown else None
+        referred = presented is None and forwarded and self._referred_validated(req, shown, now)
         suitable = permanent_products(self.config.version, ts.version, req.mode)
         temp = lease = None
         if rows:
@@ -113,20 +122,20 @@ class Issuer:
         # Free CALs now; reused as the reply's pool figures unless this decision takes one.
         free = keypacks.available_by_product(db, now)
         expired_temp = temp is not None and now >= temp.expires_at
-        ctx = IssueContext(
-            ls_version=self.config.version,
-            ls_activation=self.activation.state,
-            ts_version=ts.version,
-            ts_mode=req.mode,
-            client_os=req.client_os,
-            available=keypacks.installed_by_product(db, now) if per_user else free,
-            prevent_upgrade=self.policies.prevent_upgrade,
-            had_temporary=temp is not None or req.had_temporary or referred,
-            temporary_validated=(temp is not None and temp.validated) or referred,
-            temporary_expired=expired_temp or (temp is None and req.had_temporary),
-            holds_permanent=lease is not None,
+        pools = keypacks.installed_by_product(db, now) if per_user else free
+        decision = decide(  # choose_license, remembered: it is pure
+            self.config.version,
+            self.activation.state,
+            ts.version,
+            req.mode,
+            req.client_os,
+            frozenset(product for product, count in pools.items() if count > 0),
+            self.policies.prevent_upgrade,
+            temp is not None or had_temporary or referred,
+            (temp is not None and temp.validated) or referred,
+            expired_temp or (temp is None and had_temporary),
+            lease is not None,
         )
-        decision = choose_license(ctx)
         if decision.event_id is not None:
             out.events.append(
                 (int(decision.event_id), self._event_text(decision.event_id, ts, req))
@@ -190,7 +199,7 @@ class Issuer:
         self,
         db: sqlite3.Connection,
         ts: TerminalServer,
-        req: Request,
+        req: LicenseAsk,
         now: int,
         product: CalProduct,
         temp: LicenseRow | None,
@@ -204,7 +213,9 @@ class Issuer:
             row = self._write(
                 db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack, previous
             )
-            granted = self._granted(row, upgraded=req.presented != b"", event_ids=events)
+            granted = self._granted(
+                row, upgraded=isinstance(req, UpgradeLicenseRequest), event_ids=events
+            )
             return granted, (product, row.kind)
         keypack = keypacks.take_from_pool(db, product, now)
         if not keypack:  # available_by_product said otherwise: a bug, refuse loudly
@@ -225,7 +236,7 @@ class Issuer:
         self,
         db: sqlite3.Connection,
         ts: TerminalServer,
-        req: Request,
+        req: LicenseAsk,
         now: int,
         kind: LicenseKind,
         product: CalProduct,
@@ -238,7 +249,7 @@ class Issuer:
         self,
         db: sqlite3.Connection,
         ts: TerminalServer,
-        req: Request,
+        req: LicenseAsk,
         now: int,
         kind: LicenseKind,
         product: CalProduct,
@@ -275,8 +286,8 @@ class Issuer:
                     raise
         return row
 
-    def _sign(self, req: Request, row: LicenseRow) -> bytes:
-        body = LicenseBody(
+    def _sign(self, req: LicenseAsk, row: LicenseRow) -> bytes:
+        body = _license_body(
             license_id=row.id,
             kind=row.kind,
             product=row.product,
@@ -304,7 +315,7 @@ class Issuer:
     def _granted(
         row: LicenseRow, *, upgraded: bool, event_ids: tuple[int, ...] = ()
     ) -> LicenseGranted:
-        return LicenseGranted(
+        return _license_granted(
             license=row.blob,
             license_id=row.id,
             kind=row.kind,
@@ -314,12 +325,13 @@ class Issuer:
             event_ids=event_ids,
         )
 
-    def _presented(self, req: Request, rows: list[LicenseRow]) -> LicenseRow | None:
-        """The database row of the license the client presented, if this server issued it."""
-        if not req.presented:
-            return None
+    def _presented(
+        self, req: LicenseAsk, shown: bytes, rows: list[LicenseRow]
+    ) -> LicenseRow | None:
+        """The database row of the license the client presented (`shown`), if this server
+        issued it."""
         try:
-            signed = open_license(req.presented)
+            signed = open_license(shown)
         except ProtocolError as exc:
             raise ServiceError(
                 f"the client's license is not valid: {exc.message}", code=ErrorCode.INVALID_LICENSE
@@ -333,19 +345,17 @@ class Issuer:
             return None  # another server's license: decide as for a new request
         return next((r for r in rows if r.id == signed.body.license_id), None)
 
-    def _referred_validated(self, req: Request, now: int) -> bool:
+    def _referred_validated(self, req: LicenseAsk, shown: bytes, now: int) -> bool:
         """CAL-12: the presented license is another license server's temporary, which that
         server (through the Referral the terminal server forwards) says a logon validated.
         It counts as this device's validated temporary if it is genuine (its issuer chains
         to the Clearinghouse root), unexpired and for this device. The terminal server's word
         is trusted as for MarkLicense, which also rests on it alone (KB 287687)."""
-        if not (req.temporary_validated and req.presented):
-            return False  # checked first: most requests stop here, before any certificate
         root = self.activation.trusted_root
         if root is None:
             return False
         try:
-            signed = verify_license(req.presented, root, to_datetime(now))
+            signed = verify_license(shown, root, to_datetime(now))
         except ProtocolError:
             return False  # not genuine here: decide as for a new request
         body = signed.body
@@ -359,7 +369,7 @@ class Issuer:
     def _peer_for(self, product: CalProduct | None) -> PeerServer | None:
         return next((p for p in self.config.peers if product in p.products), None)
 
-    def _event_text(self, event_id: int, ts: TerminalServer, req: Request) -> str:
+    def _event_text(self, event_id: int, ts: TerminalServer, req: LicenseAsk) -> str:
         if event_id == LsEvent.NOT_ACTIVATED:
             text = (
                 f"The Terminal Services license server {self.config.name} has not been"

@@ -1,6 +1,6 @@
 """The data the licensing decisions work on: requests, outcomes and license rows.
 
-Contract: plain values, no I/O. `Request` is a client's license request as its terminal
+Contract: plain values, no I/O. `LicenseAsk` is a client's license request as its terminal
 server relays it; `TerminalServer` the authenticated requester; `Outcome` what one decision
 produced (handed back from the store operation); `ts_cert_validity` the five-year window of a
 terminal-server certificate.
@@ -12,9 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tslic.protocol.clock import to_datetime
-from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode, WindowsVersion
+from tslic.protocol.domain import CalProduct, LicenseKind, WindowsVersion
 from tslic.protocol.errors import ServiceError
-from tslic.protocol.messages.licensing import LicenseGranted, Referral
+from tslic.protocol.messages.licensing import (
+    IssueLicense,
+    LicenseGranted,
+    Referral,
+    UpgradeLicenseRequest,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +31,9 @@ class TerminalServer:
     public_key: bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
-    """A client's license request as the terminal server relays it."""
-
-    hwid: bytes
-    machine: str
-    user: str
-    client_os: ClientOS
-    mode: LicensingMode
-    had_temporary: bool = False
-    presented: bytes = b""  # the license the client presented (upgrade / renewal)
-    temporary_validated: bool = False  # forwarded from the referring server's Referral
+# A client's license request as its terminal server relays it: the decoded message itself
+# (an UpgradeLicenseRequest when the client presented a license), not a copy of its fields.
+LicenseAsk = IssueLicense | UpgradeLicenseRequest
 
 
 @dataclass(slots=True)

@@ -61,7 +61,7 @@ from .db import keypacks, licenses, settings
 from .issuance import Issuer
 from .metrics import Metrics
 from .policies import Policies
-from .records import Outcome, Request, TerminalServer, ts_cert_validity
+from .records import LicenseAsk, Outcome, TerminalServer, ts_cert_validity
 from .store import Store
 
 
@@ -106,27 +106,6 @@ def _check_presented_chain(peer: Peer, now: int) -> None:
             f" {leaf.not_after:%Y-%m-%d}, not on {when:%Y-%m-%d}; ask for a new one",
             code=ErrorCode.CERTIFICATE_EXPIRED,
         )
-
-
-def _request(
-    message: IssueLicense | UpgradeLicenseRequest,
-    *,
-    had_temporary: bool = False,
-    presented: bytes = b"",
-    temporary_validated: bool = False,
-) -> Request:
-    """The request a license message relays: the client's fields, and what only one of the
-    two messages carries."""
-    return Request(
-        hwid=message.hwid,
-        machine=message.machine,
-        user=message.user,
-        client_os=message.client_os,
-        mode=message.mode,
-        had_temporary=had_temporary,
-        presented=presented,
-        temporary_validated=temporary_validated,
-    )
 
 
 class LicensingService:
@@ -198,24 +177,13 @@ class LicensingService:
                 "present the certificate this license server issued you"
                 " (ask for one with RequestTermServCert)",
             )
-        if kind is IssueLicense:
-            issue = cast(IssueLicense, request)
-            return self._grant(ts, _request(issue, had_temporary=issue.had_temporary))
-        if kind is UpgradeLicenseRequest:
-            upgrade = cast(UpgradeLicenseRequest, request)
-            return self._grant(
-                ts,
-                _request(
-                    upgrade,
-                    presented=upgrade.license,
-                    temporary_validated=upgrade.temporary_validated,
-                ),
-            )
+        if kind is IssueLicense or kind is UpgradeLicenseRequest:
+            return self._grant(ts, cast(LicenseAsk, request))
         if kind is MarkLicense or kind is ReturnLicense:
             return self._mark_or_return(ts, cast(MarkLicense | ReturnLicense, request))
         raise ServiceError(f"{kind.__name__} is not a licensing request")
 
-    async def _grant(self, ts: TerminalServer, req: Request) -> LicenseGranted | Referral:
+    async def _grant(self, ts: TerminalServer, req: LicenseAsk) -> LicenseGranted | Referral:
         """Decide one license request (issue, upgrade or renew) and record it."""
         now = self.clock.now()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -104,18 +105,17 @@ Change = Callable[[Ctx, Decision], Decision]
 
 
 def _wrap_choose(change: Change) -> Patch:
-    """A license server whose every decision passes through `change(context, decision)`."""
+    """A license server whose every decision passes through `change(context, decision)`:
+    its `decide` (what issuance imported, patched there) forgets nothing and asks
+    `choose_license` each time."""
     from tslic.server.license_server import issuance
 
-    real = policy.choose_license  # what issuance imported, patched there below
-
     def patch(mp: pytest.MonkeyPatch) -> None:
-        def broken(
-            ctx: policy.IssueContext, options: policy.PolicyOptions = policy.DEFAULT_OPTIONS
-        ) -> policy.IssueDecision:
-            return change(ctx, real(ctx, options))
+        def broken(*facts: Any) -> policy.IssueDecision:
+            ctx = policy.context_for(*facts)
+            return change(ctx, policy.choose_license(ctx))
 
-        mp.setattr(issuance, "choose_license", broken)
+        mp.setattr(issuance, "decide", broken)
 
     return patch
 

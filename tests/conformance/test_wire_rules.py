@@ -191,12 +191,12 @@ def _built_in_regardless(monkeypatch: pytest.MonkeyPatch) -> None:
     from tslic.protocol import policy
     from tslic.server.license_server import issuance
 
-    def lax(request: Any, options: Any = None) -> Any:
+    def lax(*facts: Any) -> Any:
         return policy.choose_license(
-            request, policy.PolicyOptions(built_in_requires_activation=False)
+            policy.context_for(*facts), policy.PolicyOptions(built_in_requires_activation=False)
         )
 
-    monkeypatch.setattr(issuance, "choose_license", lax)
+    monkeypatch.setattr(issuance, "decide", lax)
 
 
 def _agent_window_60s(monkeypatch: pytest.MonkeyPatch) -> None:
