@@ -26,7 +26,8 @@ from typing import Any, TypeAlias, TypeVar, cast
 
 import msgpack
 
-from .compiled import Encoder, Validator, make_builder, make_encoder, make_validator
+from .compiled import Encoder, Validator, make_encoder, make_validator
+from .compiled import trusted_builder as trusted_builder
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 
 # Limits inside one frame (docs/PROTOCOL.md §10). A 64 KiB frame bounds the total anyway;
@@ -195,7 +196,6 @@ _SCHEMAS: dict[type, dict[str, Checker]] = {}
 _HINTS: dict[type, dict[str, object]] = {}
 _VALIDATORS: dict[type, Validator] = {}
 _ENCODERS: dict[type, Encoder] = {}
-_BUILDERS: dict[type, Callable[..., object]] = {}
 _LIMITS: dict[type, int] = {str: MAX_STR, bytes: MAX_BIN, tuple: MAX_ARRAY}
 
 
@@ -250,23 +250,6 @@ def to_wire(obj: object) -> dict[str, WireValue]:
         schema_of(cls)
         encode = _ENCODERS[cls] = make_encoder(cls, _HINTS[cls], _plain)
     return cast(dict[str, WireValue], encode(obj))
-
-
-def trusted_builder(cls: type[T]) -> Callable[..., T]:
-    """A constructor of `cls` that does not validate: for a license server's own documents
-    and replies built from values already validated (a decoded request's fields, its own
-    rows, names and enum members), on the issuance path, where the checks cost as much as
-    the rest of building them (issue 19). Same keyword arguments and defaults as `cls`;
-    the caller passes values in their final shape (tuples, enum members).
-    tests/protocol/test_trusted_builder.py holds its results equal to validated ones."""
-    build = _BUILDERS.get(cls)
-    if build is None:
-        fields = dataclasses.fields(cast(Any, cls))
-        if any(f.default_factory is not dataclasses.MISSING for f in fields):
-            raise TypeError(f"{cls.__name__} has a default factory: build it the usual way")
-        defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
-        build = _BUILDERS[cls] = make_builder(cls, [f.name for f in fields], defaults)
-    return cast(Callable[..., T], build)
 
 
 def from_wire(cls: type[T], data: Unvalidated, *, path: str = "") -> T:

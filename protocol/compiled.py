@@ -11,6 +11,9 @@ with the same results and the same errors:
   for values that already are;
 - the encoder reads each field once and converts only what msgpack cannot take as it is
   (enum members to their values, tuples and records through `plain`).
+- `trusted_builder` gives a constructor that stores keyword arguments through the slots'
+  own descriptors and does not validate, for values already validated (its docstring
+  says who may use it).
 The functions are generated once per class as Python source, as `dataclasses` does for
 `__init__`: every message built or decoded runs one of them, and a loop over a schema cost
 about three times as much per field (issue 19's breakdown). Pure code, no I/O.
@@ -18,10 +21,14 @@ about three times as much per field (issue 19's breakdown). Pure code, no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
 
 Validator = Callable[[object], None]
 Encoder = Callable[[object], dict[str, object]]
@@ -117,8 +124,8 @@ def make_builder(
 ) -> Callable[..., object]:
     """A constructor of `cls` taking the same keyword arguments as its `__init__` (its fields
     `names`, with the same defaults, `defaults` mapping the fields that have one) that stores
-    them through the slots and runs no validation: see `codec.trusted_builder` for who may
-    use it."""
+    them through the slots' own descriptors and runs no validation (`__post_init__`): see
+    `trusted_builder` for who may use it."""
     env: dict[str, object] = {"_new": object.__new__, "_cls": cls}
     params, body = [], ["    obj = _new(_cls)"]
     for field_name in names:
@@ -137,3 +144,24 @@ def make_builder(
     build = typing.cast(Callable[..., object], namespace["build"])
     build.__qualname__ = f"build_{cls.__name__}"
     return build
+
+
+_BUILDERS: dict[type, Callable[..., object]] = {}
+
+
+def trusted_builder(cls: type[T]) -> Callable[..., T]:
+    """A constructor of `cls` that does not validate: for a license server's own documents
+    and replies built from values already validated (a decoded request's fields, its own
+    rows, names and enum members), on the issuance path, where the checks cost as much as
+    the rest of building them (issue 19). Same keyword arguments and defaults as `cls`;
+    the caller passes values in their final shape (tuples, enum members).
+    tests/protocol/test_trusted_builder.py holds its results equal to validated ones."""
+    build = _BUILDERS.get(cls)
+    if build is None:
+        fields = dataclasses.fields(cast(Any, cls))
+        if any(f.default_factory is not dataclasses.MISSING for f in fields):
+            raise TypeError(f"{cls.__name__} has a default factory: build it the usual way")
+        defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+        names = [f.name for f in fields]
+        build = _BUILDERS[cls] = make_builder(cls, names, defaults)
+    return cast(Callable[..., T], build)

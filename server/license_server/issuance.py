@@ -83,7 +83,6 @@ class Issuer:
         self, db: sqlite3.Connection, ts: TerminalServer, req: LicenseAsk, now: int
     ) -> Outcome:
         """Decide and record one license request (runs inside a store transaction)."""
-        out = Outcome()
         if isinstance(req, UpgradeLicenseRequest):  # the client presented a license
             shown, had_temporary, forwarded = req.license, False, req.temporary_validated
         else:
@@ -109,6 +108,9 @@ class Issuer:
                 ),
                 None,
             )
+        # Free CALs now; reused as the reply's pool figures unless this decision takes one.
+        free = keypacks.available_by_product(db, now)
+        out = Outcome(free)
         # A presented lease far from expiry: nothing to do (the client keeps it).
         if (
             presented is not None
@@ -119,8 +121,6 @@ class Issuer:
             out.reply = self._granted(lease, upgraded=False)
             return out
         per_user = req.mode is LicensingMode.PER_USER
-        # Free CALs now; reused as the reply's pool figures unless this decision takes one.
-        free = keypacks.available_by_product(db, now)
         expired_temp = temp is not None and now >= temp.expires_at
         pools = keypacks.installed_by_product(db, now) if per_user else free
         decision = decide(  # choose_license, remembered: it is pure
@@ -129,18 +129,17 @@ class Issuer:
             ts.version,
             req.mode,
             req.client_os,
-            frozenset(product for product, count in pools.items() if count > 0),
+            frozenset([product for product, count in pools.items() if count > 0]),
             self.policies.prevent_upgrade,
             temp is not None or had_temporary or referred,
             (temp is not None and temp.validated) or referred,
             expired_temp or (temp is None and had_temporary),
             lease is not None,
         )
+        events: tuple[int, ...] = ()  # named in the reply
         if decision.event_id is not None:
-            out.events.append(
-                (int(decision.event_id), self._event_text(decision.event_id, ts, req))
-            )
-        events = tuple(e for e, _ in out.events) if out.events else ()  # named in the reply
+            events = (int(decision.event_id),)
+            out.events = ((events[0], self._event_text(decision.event_id, ts, req)),)
         peer = self._peer_for(decision.missing) if should_refer(decision) else None
         if peer is not None and decision.missing is not None:
             out.reply = Referral(
@@ -191,8 +190,8 @@ class Issuer:
         for event_id, text in out.events:
             settings.audit(db, at=now, what="event", actor=ts.name, event_id=event_id, text=text)
         # A CAL left a pool only when the policy said so (a new Per Device or 2000 CAL).
-        took = decision.consumes and out.issued is not None
-        out.available = keypacks.available_by_product(db, now) if took else free
+        if decision.consumes and out.issued is not None:
+            out.available = keypacks.available_by_product(db, now)
         return out
 
     def _permanent(

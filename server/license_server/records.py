@@ -8,7 +8,7 @@ terminal-server certificate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tslic.protocol.clock import to_datetime
@@ -40,11 +40,13 @@ LicenseAsk = IssueLicense | UpgradeLicenseRequest
 class Outcome:
     """What one decision produced (handed back from the store operation)."""
 
+    # No default factories: one Outcome per license request, and a factory call costs more
+    # than the plain defaults (issue 19).
+    available: dict[CalProduct, int]  # free CALs per product after the decision
     reply: LicenseGranted | Referral | None = None
     refusal: ServiceError | None = None
-    events: list[tuple[int, str]] = field(default_factory=list)
+    events: tuple[tuple[int, str], ...] = ()  # (event id, text) logged for this request
     issued: tuple[CalProduct, LicenseKind] | None = None
-    available: dict[CalProduct, int] = field(default_factory=dict)
 
 
 def ts_cert_validity(now: int) -> tuple[datetime, datetime]:
