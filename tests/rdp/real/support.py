@@ -92,28 +92,44 @@ def amber(rgb: bytes) -> bool:
     return rgb[0] >= 0xE0 and 0xC0 <= rgb[1] <= 0xF0 and rgb[2] <= 0x20
 
 
+# Each test worker takes display numbers from its own range, and never the one it took
+# last: with `-displayfd` alone every Xvfb took the lowest free number, so one worker's
+# Xvfb could start on a number another worker's Xvfb was still giving up, and that one's
+# exit then took the new display's name with it ("failed to open display" in a client run
+# in the middle of a test, beside other work).
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_FIRST_DISPLAY = 100 + 50 * (int(_WORKER[2:]) if _WORKER[2:].isdigit() else os.getpid() % 64)
+_displays = iter(range(_FIRST_DISPLAY, _FIRST_DISPLAY + 10_000))
+
+
 @asynccontextmanager
 async def xvfb() -> AsyncIterator[str]:
-    """A private X display; Xvfb picks a free number and writes it to stdout."""
-    process = await trio.lowlevel.open_process(
-        ["Xvfb", "-displayfd", "1", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        assert process.stdout is not None
-        number = b""
-        with trio.fail_after(LIMIT):
-            while not number.endswith(b"\n"):
-                chunk = await process.stdout.receive_some(16)
-                if not chunk:
-                    raise AssertionError("Xvfb exited before reporting its display")
-                number += chunk
-        yield f":{number.decode().strip()}"
-    finally:
-        process.terminate()
-        with trio.move_on_after(5):
-            await process.wait()
+    """A private X display: the next free number of this worker's range (one taken by
+    another X server makes Xvfb exit at once: the number after it is tried)."""
+    for _ in range(20):
+        screen = ["-screen", "0", "1024x768x24", "-nolisten", "tcp"]
+        process = await trio.lowlevel.open_process(
+            ["Xvfb", f":{next(_displays)}", "-displayfd", "1", *screen],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert process.stdout is not None
+            said = b""
+            with trio.fail_after(LIMIT):
+                while not said.endswith(b"\n"):
+                    chunk = await process.stdout.receive_some(16)
+                    if not chunk:
+                        break  # exited: the number is taken
+                    said += chunk
+            if said.endswith(b"\n"):
+                yield f":{said.decode().strip()}"
+                return
+        finally:
+            process.terminate()
+            with trio.move_on_after(5):
+                await process.wait()
+    raise AssertionError("Xvfb found no free display in 20 tries")
 
 
 def client_env(home: Path, display: str) -> dict[str, str]:
