@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .codec import from_wire, pack, to_wire, unpack_untrusted
-from .domain import LicenseKind
+from .codec import WireValue, from_wire, pack, to_wire, unpack_untrusted
+from .domain import CalProduct, ClientOS, LicenseKind, LicensingMode
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .messages.records import KeyPackGrant, LicenseBody
 from .pki import CertIdentity, cert_from_der, identity_of, validate_chain
@@ -54,10 +55,46 @@ def sign_license(
     Raises:
         LocalProtocolError: INVALID_FIELD if the chain is empty.
     """
+    return sign_license_wire(key, issuer_chain, to_wire(body))
+
+
+def sign_license_wire(
+    key: Ed25519PrivateKey, issuer_chain: tuple[bytes, ...], body: dict[str, WireValue]
+) -> bytes:
+    """`sign_license` for a body already in its wire form (`license_body_wire`)."""
     if not issuer_chain:
         raise LocalProtocolError("a license needs its issuer's chain", code=ErrorCode.INVALID_FIELD)
-    encoded = pack(to_wire(body))
+    encoded = pack(body)
     return pack([encoded, list(issuer_chain), key.sign(LICENSE_CONTEXT + encoded)])
+
+
+_SCOPE = cast(str, LicenseBody.__dataclass_fields__["scope"].default)  # "microsoft.com"
+
+
+def license_body_wire(
+    license_id: int,
+    kind: LicenseKind,
+    product: CalProduct,
+    hwid: bytes,
+    machine: str,
+    user: str,
+    client_os: ClientOS,
+    mode: LicensingMode,
+    issuer: str,
+    license_server_id: str,
+    issued_at: int,
+    expires_at: int,
+) -> dict[str, WireValue]:
+    """`to_wire(LicenseBody(...))` of these fields, for values already validated (a decoded
+    request's, a license server's own), without building and re-checking the record: the
+    license server signs one per license (issue 19). tests/protocol/test_licenses.py holds
+    the two equal."""
+    return {
+        "license_id": license_id, "kind": kind._value_, "product": product._value_,
+        "hwid": hwid, "machine": machine, "user": user, "client_os": client_os._value_,
+        "mode": mode._value_, "issuer": issuer, "license_server_id": license_server_id,
+        "issued_at": issued_at, "expires_at": expires_at, "scope": _SCOPE,
+    }  # fmt: skip
 
 
 def _split(blob: bytes) -> tuple[bytes, tuple[bytes, ...], bytes]:

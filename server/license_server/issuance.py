@@ -36,9 +36,14 @@ from tslic.protocol.domain import (
 )
 from tslic.protocol.errors import ErrorCode, ProtocolError, ServiceError
 from tslic.protocol.events import LsEvent
-from tslic.protocol.licenses import open_license, sign_license, verify_license
+from tslic.protocol.licenses import (
+    license_body_wire,
+    open_license,
+    sign_license_wire,
+    verify_license,
+)
 from tslic.protocol.messages.licensing import LicenseGranted, Referral, UpgradeLicenseRequest
-from tslic.protocol.messages.records import LicenseBody, ServerRef
+from tslic.protocol.messages.records import ServerRef
 from tslic.protocol.policy import (
     TEMPORARY_DAYS,
     DecisionKind,
@@ -56,9 +61,9 @@ from .db.licenses import LicenseRow
 from .policies import Policies
 from .records import LicenseAsk, Outcome, TerminalServer
 
-# The license document and the reply are built from values already validated (the request's
-# decoded fields, this server's rows and names): without re-checking them (issue 19).
-_license_body = trusted_builder(LicenseBody)
+# The reply is built from values already validated (the request's decoded fields, this
+# server's rows and names), without re-checking them; so is the license document's body
+# (`license_body_wire`) (issue 19).
 _license_granted = trusted_builder(LicenseGranted)
 
 
@@ -286,21 +291,13 @@ class Issuer:
         return row
 
     def _sign(self, req: LicenseAsk, row: LicenseRow) -> bytes:
-        body = _license_body(
-            license_id=row.id,
-            kind=row.kind,
-            product=row.product,
-            hwid=req.hwid,
-            machine=req.machine,
-            user=req.user,
-            client_os=req.client_os,
-            mode=req.mode,
-            issuer=self.config.name,
-            license_server_id=self.activation.license_server_id,
-            issued_at=row.issued_at,
-            expires_at=row.expires_at,
-        )
-        return sign_license(self.activation.key, self.activation.chain, body)
+        activation = self.activation
+        body = license_body_wire(
+            row.id, row.kind, row.product, req.hwid, req.machine, req.user, req.client_os,
+            req.mode, self.config.name, activation.license_server_id, row.issued_at,
+            row.expires_at,
+        )  # fmt: skip
+        return sign_license_wire(activation.key, activation.chain, body)
 
     def _new_license_id(self, db: sqlite3.Connection) -> int:
         """The id for a new license row: read once, then counted here."""

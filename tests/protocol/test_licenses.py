@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tslic.protocol.clock import from_datetime
+from tslic.protocol.codec import pack, to_wire
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicensingMode, Program
 from tslic.protocol.errors import ErrorCode, RemoteProtocolError
 from tslic.protocol.licenses import (
+    license_body_wire,
     open_grant,
     open_license,
     sign_grant,
@@ -158,3 +163,39 @@ def test_grant_round_trip_and_forgery(pki: Pki) -> None:
         open_grant(forged, pki["root"])
     assert info.value.code is ErrorCode.INVALID_LICENSE
     assert raw_public_key(pki["root_key"]) != raw_public_key(pki["ls_key"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    license_id=st.integers(0, 2**62),
+    kind=st.sampled_from(LicenseKind),
+    product=st.sampled_from(CalProduct),
+    names=st.tuples(*[st.text(st.characters(blacklist_categories=["Cs"]), max_size=20)] * 3),
+    client_os=st.sampled_from(ClientOS),
+    mode=st.sampled_from(LicensingMode),
+    times=st.tuples(st.integers(0, 2**40), st.integers(0, 2**40)),
+)
+def test_the_issuers_body_map_is_the_records(
+    license_id: int,
+    kind: LicenseKind,
+    product: CalProduct,
+    names: tuple[str, str, str],
+    client_os: ClientOS,
+    mode: LicensingMode,
+    times: tuple[int, int],
+) -> None:
+    """`license_body_wire` (the license server's fast path) is `to_wire(LicenseBody(...))`,
+    field for field and byte for byte once packed, so every verifier reads the same body."""
+    machine, user, issuer = names
+    issued, expires = min(times), max(times)
+    fields = (
+        license_id, kind, product, bytes(32), machine, user, client_os, mode, issuer,
+        "LSID-1", issued, expires,
+    )  # fmt: skip
+    names_of = [f.name for f in dataclasses.fields(LicenseBody) if f.name != "scope"]
+    values: dict[str, Any] = dict(zip(names_of, fields, strict=True))
+    record = to_wire(LicenseBody(**values))
+    fast = license_body_wire(*fields)
+    assert fast == record
+    assert list(fast) == list(record)  # the same order: msgpack keeps it
+    assert pack(fast) == pack(record)
