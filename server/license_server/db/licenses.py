@@ -66,7 +66,10 @@ def _row(r: _RowTuple) -> LicenseRow:
 
 def licenses_of_device(db: sqlite3.Connection, hwid: bytes) -> list[LicenseRow]:
     """Every license issued to the device with hardware id `hwid`, oldest first."""
-    return [_row(r) for r in db.execute(f"{_ROW_QUERY} WHERE hwid = ? ORDER BY id", (hwid,))]
+    return [_row(r) for r in db.execute(_DEVICE_QUERY, (hwid,))]
+
+
+_DEVICE_QUERY = f"{_ROW_QUERY} WHERE hwid = ? ORDER BY id"
 
 
 def latest_user_cal(db: sqlite3.Connection, product: CalProduct, user: str) -> LicenseRow | None:
