@@ -26,7 +26,7 @@ import enum
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 
@@ -158,7 +158,9 @@ def trusted_builder(cls: type[T]) -> Callable[..., T]:
     tests/protocol/test_trusted_builder.py holds its results equal to validated ones."""
     build = _BUILDERS.get(cls)
     if build is None:
-        fields = dataclasses.fields(cast(Any, cls))
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls.__name__} is not a dataclass")
+        fields = dataclasses.fields(cls)
         if any(f.default_factory is not dataclasses.MISSING for f in fields):
             raise TypeError(f"{cls.__name__} has a default factory: build it the usual way")
         defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
