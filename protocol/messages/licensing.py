@@ -60,10 +60,28 @@ class IssueLicense(Message):
     had_temporary: bool = False  # the client presented an expired temporary license
 
     def check(self) -> None:
+        if _usual_client(self.hwid, self.machine, self.user):
+            return
         require_len(self.hwid, "hwid", 32)
         require_len(self.machine, "machine", 1, REMOTE_NAME_MAX)
         require_text(self.machine, "machine", REMOTE_NAME_MAX)
         require_text(self.user, "user", REMOTE_USER_MAX)
+
+
+def _usual_client(hwid: bytes, machine: str, user: str) -> bool:
+    """Whether a license request's client fields pass every check of its `check`: a 32-byte
+    hardware id, a machine name of 1 to 64 characters and a user name of at most 255, both
+    printable (a printable string holds no character `text_problem` refuses). Asked on
+    every license request: the usual answer is this one expression, and only a request that
+    fails it goes through the checks that say what is wrong (issue 19).
+    tests/protocol/test_client_fields_fast_path.py holds it to that."""
+    return (
+        len(hwid) == 32
+        and 0 < len(machine) <= REMOTE_NAME_MAX
+        and len(user) <= REMOTE_USER_MAX
+        and machine.isprintable()
+        and user.isprintable()
+    )
 
 
 @message(MessageType.LS_UPGRADE_LICENSE, LIC)
@@ -83,6 +101,9 @@ class UpgradeLicenseRequest(Message):
     temporary_validated: bool = False
 
     def check(self) -> None:
+        if _usual_client(self.hwid, self.machine, self.user):
+            require_len(self.license, "license", 1, 8192)
+            return
         require_len(self.hwid, "hwid", 32)
         require_len(self.license, "license", 1, 8192)
         require_len(self.machine, "machine", 1, REMOTE_NAME_MAX)

@@ -92,7 +92,10 @@ class Issuer:
             shown, had_temporary, forwarded = req.license, False, req.temporary_validated
         else:
             shown, had_temporary, forwarded = b"", req.had_temporary, False
-        rows = licenses.licenses_of_device(db, req.hwid)
+        # A device that holds no license of ours asks with IssueLicense and no temporary:
+        # most often a new device, which has no rows to read.
+        new = not (shown or had_temporary) and not licenses.device_known(db, req.hwid)
+        rows = [] if new else licenses.licenses_of_device(db, req.hwid)
         # The guards below only skip calls that would return None / False at once: a new
         # device presents nothing and has no rows (most requests under load).
         presented = self._presented(req, shown, rows) if shown else None

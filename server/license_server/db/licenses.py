@@ -72,6 +72,17 @@ def licenses_of_device(db: sqlite3.Connection, hwid: bytes) -> list[LicenseRow]:
 _DEVICE_QUERY = f"{_ROW_QUERY} WHERE hwid = ? ORDER BY id"
 
 
+def device_known(db: sqlite3.Connection, hwid: bytes) -> bool:
+    """Whether any license was issued to the device with hardware id `hwid`. Cheaper than
+    `licenses_of_device` when the answer is no (a device's first request, the usual one
+    under load): one column to describe instead of fifteen."""
+    (known,) = db.execute(_KNOWN_QUERY, (hwid,)).fetchone()
+    return bool(known)
+
+
+_KNOWN_QUERY = "SELECT EXISTS (SELECT 1 FROM licenses WHERE hwid = ?)"
+
+
 def latest_user_cal(db: sqlite3.Connection, product: CalProduct, user: str) -> LicenseRow | None:
     """The newest permanent `product` license issued to `user` (a User CAL to re-issue)."""
     found = db.execute(
