@@ -140,7 +140,7 @@ def _instrument(clock: StepClock) -> None:
 def _instrument_license_server(clock: StepClock, server: LicenseServer) -> None:
     from tslic.server.license_server import issuance as issuing
 
-    _wrap(clock, issuing, "sign_license", "sign license")
+    _wrap(clock, issuing, "sign_license_wire", "sign license")
     _wrap(clock, issuing.Issuer, "decide", "decide")
     store = server.store
     timed = _TimedConnection(store._db, clock)
