@@ -224,7 +224,11 @@ def _start(
     else:
         proc = ctx.Process(target=_serve_echo, args=(child, steps), daemon=True)
     proc.start()
-    return proc, parent, parent.recv()
+    child.close()  # the child holds its end: if it dies, recv sees the pipe close
+    try:
+        return proc, parent, parent.recv()
+    except EOFError:
+        raise SystemExit(f"the {kind} server exited before it started (its error is above)") from None
 
 
 def _stop(proc: multiprocessing.process.BaseProcess, pipe: Pipe) -> dict[str, float]:
