@@ -228,7 +228,8 @@ def _start(
     try:
         return proc, parent, parent.recv()
     except EOFError:
-        raise SystemExit(f"the {kind} server exited before it started (its error is above)") from None
+        why = f"the {kind} server exited before it started (its error is above)"
+        raise SystemExit(why) from None
 
 
 def _stop(proc: multiprocessing.process.BaseProcess, pipe: Pipe) -> dict[str, float]:
