@@ -3,7 +3,8 @@
 Contract:
 - Sans-IO: no clock, no randomness. Time comes in as `now` (aware datetime); a random lease
   length comes in as an integer the caller drew.
-- `choose_license` alone decides which license a device gets. It never refers by itself: it
+- `choose_license` alone decides which license a device gets (`decide` is the same
+  function, remembered, for the license server's every request). It never refers by itself: it
   reports `IssueDecision.missing`, and `should_refer` says whether another server could help;
   the license server finds that server and builds the Referral (TS licensing FAQ).
 - Rules are tables where natural. Which versions work together, which key packs install and
@@ -304,8 +305,8 @@ def decide(
     server asks it on every request, and building the context and the decision cost more
     than the rest of the decision's Python (issue 19). Keying on `with_cals` rather than
     counts is exact: `choose_license` reads `available` only as "more than none", which
-    tests/protocol/test_policy_cache.py holds over every context. Same errors as
-    IssueContext."""
+    tests/protocol/test_policy_cache.py checks on contexts drawn across every enum, flag and
+    count (0 to 5) of each product. Same errors as IssueContext."""
     return choose_license(
         context_for(
             ls_version, ls_activation, ts_version, ts_mode, client_os, with_cals,

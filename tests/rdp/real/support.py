@@ -11,6 +11,7 @@ dumps Xvfb writes are read.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -99,7 +100,7 @@ def amber(rgb: bytes) -> bool:
 # in the middle of a test, beside other work).
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 _FIRST_DISPLAY = 100 + 50 * (int(_WORKER[2:]) if _WORKER[2:].isdigit() else os.getpid() % 64)
-_displays = iter(range(_FIRST_DISPLAY, _FIRST_DISPLAY + 10_000))
+_displays = itertools.cycle(range(_FIRST_DISPLAY, _FIRST_DISPLAY + 50))  # 50 a worker
 
 
 @asynccontextmanager
