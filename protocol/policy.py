@@ -34,7 +34,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .compat import PERMANENT_PREFERENCE
 from .compat import accepted_as_is as accepted_as_is
@@ -258,62 +258,48 @@ def choose_license(
     return _without_permanent(ctx, best, best, LsEvent.NO_PERMANENT_LICENSE, why)
 
 
-def context_for(
-    ls_version: WindowsVersion,
-    ls_activation: ActivationState,
-    ts_version: WindowsVersion,
-    ts_mode: LicensingMode,
-    client_os: ClientOS,
-    with_cals: frozenset[CalProduct],
-    prevent_upgrade: bool = False,
-    had_temporary: bool = False,
-    temporary_validated: bool = False,
-    temporary_expired: bool = False,
-    holds_permanent: bool = False,
-) -> IssueContext:
-    """The context `decide` decides on: `with_cals` are the products with any CAL left."""
-    return IssueContext(
-        ls_version=ls_version,
-        ls_activation=ls_activation,
-        ts_version=ts_version,
-        ts_mode=ts_mode,
-        client_os=client_os,
-        available=dict.fromkeys(with_cals, 1),
-        prevent_upgrade=prevent_upgrade,
-        had_temporary=had_temporary,
-        temporary_validated=temporary_validated,
-        temporary_expired=temporary_expired,
-        holds_permanent=holds_permanent,
-    )
+class DecisionFacts(NamedTuple):
+    """What `decide` decides on: IssueContext's fields, with `with_cals`, the products with
+    any CAL left, in place of the counts. A tuple, so that `decide` can remember it."""
+
+    ls_version: WindowsVersion
+    ls_activation: ActivationState
+    ts_version: WindowsVersion
+    ts_mode: LicensingMode
+    client_os: ClientOS
+    with_cals: frozenset[CalProduct]
+    prevent_upgrade: bool = False
+    had_temporary: bool = False
+    temporary_validated: bool = False
+    temporary_expired: bool = False
+    holds_permanent: bool = False
+
+    def context(self) -> IssueContext:
+        """The IssueContext of these facts (one CAL for each product that has any)."""
+        return IssueContext(
+            ls_version=self.ls_version,
+            ls_activation=self.ls_activation,
+            ts_version=self.ts_version,
+            ts_mode=self.ts_mode,
+            client_os=self.client_os,
+            available=dict.fromkeys(self.with_cals, 1),
+            prevent_upgrade=self.prevent_upgrade,
+            had_temporary=self.had_temporary,
+            temporary_validated=self.temporary_validated,
+            temporary_expired=self.temporary_expired,
+            holds_permanent=self.holds_permanent,
+        )
 
 
 @functools.cache  # a finite domain: enums, flags and a subset of four products
-def decide(
-    ls_version: WindowsVersion,
-    ls_activation: ActivationState,
-    ts_version: WindowsVersion,
-    ts_mode: LicensingMode,
-    client_os: ClientOS,
-    with_cals: frozenset[CalProduct],
-    prevent_upgrade: bool = False,
-    had_temporary: bool = False,
-    temporary_validated: bool = False,
-    temporary_expired: bool = False,
-    holds_permanent: bool = False,
-) -> IssueDecision:
-    """`choose_license(context_for(...))` with the default options, remembered: the license
+def decide(facts: DecisionFacts) -> IssueDecision:
+    """`choose_license(facts.context())` with the default options, remembered: the license
     server asks it on every request, and building the context and the decision cost more
     than the rest of the decision's Python (issue 19). Keying on `with_cals` rather than
     counts is exact: `choose_license` reads `available` only as "more than none", which
     tests/protocol/test_policy_cache.py checks on contexts drawn across every enum, flag and
     count (0 to 5) of each product. Same errors as IssueContext."""
-    return choose_license(
-        context_for(
-            ls_version, ls_activation, ts_version, ts_mode, client_os, with_cals,
-            prevent_upgrade, had_temporary, temporary_validated, temporary_expired,
-            holds_permanent,
-        )
-    )  # fmt: skip
+    return choose_license(facts.context())
 
 
 def _not_activated(ctx: IssueContext) -> str:

@@ -46,6 +46,7 @@ from tslic.protocol.messages.licensing import LicenseGranted, Referral, UpgradeL
 from tslic.protocol.messages.records import ServerRef
 from tslic.protocol.policy import (
     TEMPORARY_DAYS,
+    DecisionFacts,
     DecisionKind,
     decide,
     lease_days,
@@ -132,17 +133,19 @@ class Issuer:
         expired_temp = temp is not None and now >= temp.expires_at
         pools = keypacks.installed_by_product(db, now) if per_user else free
         decision = decide(  # choose_license, remembered: it is pure
-            self.config.version,
-            self.activation.state,
-            ts.version,
-            req.mode,
-            req.client_os,
-            frozenset([product for product, count in pools.items() if count > 0]),
-            self.policies.prevent_upgrade,
-            temp is not None or had_temporary or referred,
-            (temp is not None and temp.validated) or referred,
-            expired_temp or (temp is None and had_temporary),
-            lease is not None,
+            DecisionFacts(
+                ls_version=self.config.version,
+                ls_activation=self.activation.state,
+                ts_version=ts.version,
+                ts_mode=req.mode,
+                client_os=req.client_os,
+                with_cals=frozenset([p for p, count in pools.items() if count > 0]),
+                prevent_upgrade=self.policies.prevent_upgrade,
+                had_temporary=temp is not None or had_temporary or referred,
+                temporary_validated=(temp is not None and temp.validated) or referred,
+                temporary_expired=expired_temp or (temp is None and had_temporary),
+                holds_permanent=lease is not None,
+            )
         )
         events: tuple[int, ...] = ()  # named in the reply
         if decision.event_id is not None:

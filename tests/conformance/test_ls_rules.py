@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
@@ -111,8 +110,8 @@ def _wrap_choose(change: Change) -> Patch:
     from tslic.server.license_server import issuance
 
     def patch(mp: pytest.MonkeyPatch) -> None:
-        def broken(*facts: Any) -> policy.IssueDecision:
-            ctx = policy.context_for(*facts)
+        def broken(facts: policy.DecisionFacts) -> policy.IssueDecision:
+            ctx = facts.context()
             return change(ctx, policy.choose_license(ctx))
 
         mp.setattr(issuance, "decide", broken)

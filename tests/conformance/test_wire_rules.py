@@ -191,9 +191,9 @@ def _built_in_regardless(monkeypatch: pytest.MonkeyPatch) -> None:
     from tslic.protocol import policy
     from tslic.server.license_server import issuance
 
-    def lax(*facts: Any) -> Any:
+    def lax(facts: policy.DecisionFacts) -> policy.IssueDecision:
         return policy.choose_license(
-            policy.context_for(*facts), policy.PolicyOptions(built_in_requires_activation=False)
+            facts.context(), policy.PolicyOptions(built_in_requires_activation=False)
         )
 
     monkeypatch.setattr(issuance, "decide", lax)
