@@ -170,7 +170,8 @@ def _serve_license_server(conn: Pipe, data_dir: str, steps: bool) -> None:
             settle()
             conn.send(address)
             await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
-            conn.send(dict(clock.totals))
+            stats = server.store.stats
+            conn.send((dict(clock.totals), (stats.operations, stats.transactions)))
             server.shutdown()
 
     trio.run(main)
@@ -199,7 +200,7 @@ def _serve_echo(conn: Pipe, steps: bool) -> None:
             settle()
             conn.send(address)
             await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
-            conn.send(dict(clock.totals))
+            conn.send((dict(clock.totals), (0, 0)))
             server.shutdown()
 
     trio.run(main)
@@ -211,6 +212,7 @@ class _Measured(TypedDict):
     driver_ran_out: int  # presealed loops that ran out of requests (0 unless the bound is off)
     threads_us: dict[str, int]  # CPU per request by thread (/proc)
     steps_us: dict[str, float]  # CPU per request by step
+    per_transaction: float  # store operations per committed transaction (0: no store)
 
 
 def _start(
@@ -232,22 +234,25 @@ def _start(
         raise SystemExit(why) from None
 
 
-def _stop(proc: multiprocessing.process.BaseProcess, pipe: Pipe) -> dict[str, float]:
-    """Stop a server; its step totals (CPU seconds by step)."""
+def _stop(proc: multiprocessing.process.BaseProcess, pipe: Pipe) -> tuple[dict[str, float], float]:
+    """Stop a server; its step totals (CPU seconds by step) and its store's operations per
+    transaction over the whole run (0 for the echo, which has no store)."""
     pipe.send("stop")
-    totals: dict[str, float] = pipe.recv()
+    totals: dict[str, float]
+    totals, (operations, transactions) = pipe.recv()
     proc.join(10)
-    return totals
+    return totals, round(operations / max(1, transactions), 2)
 
 
 def _measured(
-    totals: dict[str, float],
+    stopped: tuple[dict[str, float], float],
     cpu: dict[str, float],
     done: int,
     elapsed: float,
     exhausted: int = 0,
 ) -> _Measured:
     """Per-request figures from a server's step totals and its threads' CPU seconds."""
+    totals, per_transaction = stopped
     done = max(1, done)
     threads = per_request_us({}, cpu, done)
     steps = {k: round(v / done * 1e6, 1) for k, v in sorted(totals.items(), key=lambda i: -i[1])}
@@ -265,6 +270,7 @@ def _measured(
         "driver_ran_out": exhausted,
         "threads_us": threads,
         "steps_us": steps,
+        "per_transaction": per_transaction,
     }
 
 
@@ -398,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for step, us in part["steps_us"].items():
             print(f"  {step:44} {us:8.1f} us")
+        if part["per_transaction"]:
+            print(f"  store operations per committed transaction: {part['per_transaction']}")
     print(f"server CPU per license / per echo: {result['server_cpu_per_license_over_echo']}")
     print(f"issuance rate / echo rate: {result['issuance_over_echo_rate']}")
     print(f"share of the machine's CPU stolen by the hypervisor meanwhile: {result['steal_share']}")
