@@ -14,13 +14,6 @@ Contract:
   read-only data directory is named as such at opening, checked before SQLite). If the
   commit itself fails (disk full, read-only directory), every operation of the group gets a
   `StorageError`: a caller never acknowledges something that is not stored.
-- Gathering (threaded stores): before it takes a group, the writer lets the event loop
-  finish what it is doing (`trio.testing.wait_all_tasks_blocked`: until no other task can
-  run), for at most `gather_seconds` (GATHER_SECONDS, 2 ms; 0 turns it off), so that a
-  request the loop is verifying right now joins this group instead of the next. An idle
-  loop commits at once; a busy one writes fewer, larger groups: each COMMIT's fsync costs
-  ~0.25 ms of CPU on this kind of VM, whatever it carries (PostgreSQL's commit_delay, bounded
-  by the loop going idle instead of only by time; issue 19).
 - With `threaded=True` (daemons) the writer runs a group's operations on the event loop
   (they are Python: in a thread they only contended for the GIL) and its COMMIT in a worker
   thread, so the event loop keeps reading requests while a group is being fsynced; the WAL is
@@ -46,7 +39,6 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar, cast
 
 import trio
-import trio.testing  # wait_all_tasks_blocked: the writer's "nothing else can run now"
 from tslic.protocol.errors import ServiceError, StorageError
 
 from .db.schema import SCHEMA_VERSION, create_schema
@@ -61,7 +53,6 @@ MAX_GROUP = 512  # operations per transaction; bounds the time one group holds t
 CHECKPOINT_EVERY = 0.25  # seconds between background WAL checkpoints (threaded stores)
 WAL_RESTART_FRAMES = 4000  # WAL pages (4 KiB) after which the writer lets the WAL restart
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated back to
-GATHER_SECONDS = 0.002  # longest a threaded writer waits for a busy loop before a group
 
 # sqlite3 binds exact int, float, str and bytearray at once; for anything else, bytes
 # included, it first looks for an adapter, and each miss formats two AttributeErrors:
@@ -155,14 +146,9 @@ class StoreStats:
 class Store:
     """The database of one license server. Start `run` in a nursery before `run_op`."""
 
-    def __init__(
-        self, data_dir: Path, *, threaded: bool = True, gather_seconds: float = GATHER_SECONDS
-    ) -> None:
+    def __init__(self, data_dir: Path, *, threaded: bool = True) -> None:
         self.path = data_dir / DB_NAME
         self.threaded = threaded
-        # Unthreaded stores (tests) already group what one scheduling round queued; waiting
-        # for the loop to go idle there would only race the autojump clock.
-        self._gather = gather_seconds if threaded else 0.0
         self.stats = StoreStats()
         # SQLite only says "unable to open database file" for a read-only directory (it
         # cannot create the journal files there); say what is wrong before it tries.
@@ -233,9 +219,6 @@ class Store:
                 self._writer = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._writer_abandon)
                 continue
-            if self._gather and len(queue) < MAX_GROUP:
-                with trio.move_on_after(self._gather):
-                    await trio.testing.wait_all_tasks_blocked()
             group = [queue.popleft() for _ in range(min(len(queue), MAX_GROUP))]
             if self.threaded:
                 # The operations run here, on the event loop: they are Python (decisions,

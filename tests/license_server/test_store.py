@@ -52,37 +52,6 @@ async def test_concurrent_operations_share_transactions_and_all_are_durable(
     reopened.close()
 
 
-@pytest.mark.parametrize("gather_seconds", [30.0, 0.0])
-async def test_a_threaded_writer_gathers_what_the_busy_loop_is_about_to_queue(
-    tmp_path: Path, gather_seconds: float
-) -> None:
-    """Forty callers reach `run_op` one scheduling round apart. A gathering writer waits until
-    no other task can run (bounded by gather_seconds, far off here) and commits all forty in
-    one group; without gathering, the first group leaves with the first one or two."""
-    store = Store(tmp_path, threaded=True, gather_seconds=gather_seconds)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(store.run)
-
-        async def one(i: int) -> None:
-            for _ in range(i):
-                await trio.lowlevel.checkpoint()
-            assert await store.run_op(insert(i)) == i
-
-        async with trio.open_nursery() as clients:
-            for i in range(40):
-                clients.start_soon(one, i)
-        nursery.cancel_scope.cancel()
-    assert store.stats.operations == 40
-    if gather_seconds:
-        assert store.stats.transactions == 1
-    else:
-        assert store.stats.transactions >= 2
-        assert store.stats.largest_group < 40
-    reopened = Store(tmp_path)
-    assert reopened.run_now(count) == 40
-    reopened.close()
-
-
 async def test_a_refused_operation_rolls_back_alone(tmp_path: Path) -> None:
     store = Store(tmp_path, threaded=False)
 
