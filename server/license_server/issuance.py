@@ -193,16 +193,11 @@ class Issuer:
             )
             out.reply = self._granted(row, upgraded=True, event_ids=events)
         elif decision.product is not None:
-            out.reply, out.issued = self._permanent(
-                db, ts, req, now, decision.product, temp, events
-            )
+            self._permanent(db, ts, req, now, decision.product, temp, events, out)
         else:  # choose_license never returns this combination
             out.refusal = ServiceError(decision.reason, code=ErrorCode.INTERNAL_ERROR)
         for event_id, text in out.events:
             settings.audit(db, at=now, what="event", actor=ts.name, event_id=event_id, text=text)
-        # A CAL left a pool only when the policy said so (a new Per Device or 2000 CAL).
-        if decision.consumes and out.issued is not None:
-            out.available = keypacks.available_by_product(db, now)
         return out
 
     def _permanent(
@@ -214,7 +209,10 @@ class Issuer:
         product: CalProduct,
         temp: LicenseRow | None,
         events: tuple[int, ...],
-    ) -> tuple[LicenseGranted, tuple[CalProduct, LicenseKind]]:
+        out: Outcome,
+    ) -> None:
+        """Issue a permanent CAL of `product` into `out` (its reply, what was issued and,
+        when a CAL left a pool, the pools after it)."""
         if product.is_per_user:  # KB 823313: not decremented; usage recorded
             licenses.record_usage(db, req.user, product, now)
             previous = licenses.latest_user_cal(db, product, req.user)
@@ -223,19 +221,24 @@ class Issuer:
             row = self._write(
                 db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack, previous
             )
-            granted = self._granted(
+            out.reply = self._granted(
                 row, upgraded=isinstance(req, UpgradeLicenseRequest), event_ids=events
             )
-            return granted, (product, row.kind)
+            out.issued = (product, row.kind)
+            return
         keypack = keypacks.take_from_pool(db, product, now)
         if not keypack:  # available_by_product said otherwise: a bug, refuse loudly
             raise ServiceError(f"no {product.label} left in any key pack")
+        # One CAL of `product` left the unexpired key packs that `out.available` (read in
+        # this operation, at this `now`) sums: the pools after the decision, without a second
+        # query (issue 19).
+        out.available = {**out.available, product: out.available[product] - 1}
         expiry = now + self._lease_ms()
         row = self._insert(db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack)
         if temp is not None:
             licenses.set_license_status(db, temp.id, LicenseStatus.UPGRADED)
-        granted = self._granted(row, upgraded=temp is not None, event_ids=events)
-        return granted, (product, LicenseKind.PERMANENT)
+        out.reply = self._granted(row, upgraded=temp is not None, event_ids=events)
+        out.issued = (product, LicenseKind.PERMANENT)
 
     # ---- rows and documents -----------------------------------------------------------------
 

@@ -121,17 +121,17 @@ def installed_by_product(db: sqlite3.Connection, now: int) -> dict[CalProduct, i
 
 
 def take_from_pool(db: sqlite3.Connection, product: CalProduct, now: int) -> int:
-    """Decrement the key pack of `product` that expires first; return its id (0: none)."""
-    row = db.execute(
+    """Decrement the key pack of `product` that expires first; return its id (0: none).
+    One statement (UPDATE ... RETURNING): it runs on every new Per Device CAL (issue 19)."""
+    rows = db.execute(
+        "UPDATE keypacks SET issued = issued + 1 WHERE id = ("
         "SELECT id FROM keypacks WHERE product = ? AND issued < total"
         " AND (expires_at = 0 OR expires_at > ?)"
-        " ORDER BY CASE expires_at WHEN 0 THEN 1 ELSE 0 END, expires_at, id LIMIT 1",
+        " ORDER BY CASE expires_at WHEN 0 THEN 1 ELSE 0 END, expires_at, id LIMIT 1"
+        ") RETURNING id",
         (product.value, now),
-    ).fetchone()
-    if row is None:
-        return 0
-    db.execute("UPDATE keypacks SET issued = issued + 1 WHERE id = ?", (row[0],))
-    return int(row[0])
+    ).fetchall()  # to the end: the statement is finished before the next one runs
+    return int(rows[0][0]) if rows else 0
 
 
 def first_keypack_of(db: sqlite3.Connection, product: CalProduct) -> int:
