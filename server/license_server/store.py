@@ -15,11 +15,15 @@ Contract:
   commit itself fails (disk full, read-only directory), every operation of the group gets a
   `StorageError`: a caller never acknowledges something that is not stored.
 - With `threaded=True` (daemons) the writer runs a group's operations on the event loop
-  (they are Python: in a thread they only contended for the GIL) and its COMMIT in a worker
-  thread, so the event loop keeps reading requests while a group is being fsynced; the WAL is
-  checkpointed in the background, CHECKPOINT_EVERY seconds after a write, on a second
-  connection (a commit never waits for a whole checkpoint; the writer only finishes one between two
-  groups once the WAL holds WAL_RESTART_FRAMES pages, so that the WAL can start over).
+  (they are Python: in a thread they only contended for the GIL). Its COMMIT runs on the
+  loop too while commits are quick (the WAL write and fsync under `slow_commit`, 1 ms); once
+  one takes longer (a disk without a write cache), the commits of the next THREAD_COMMITS_FOR
+  seconds run in a worker thread, so that the loop keeps reading requests during each fsync,
+  and then one is tried on the loop again. (A worker thread's hand-over and its wake-ups cost
+  more CPU than a quick fsync keeps the loop waiting: issue 19.) The WAL is checkpointed in
+  the background, CHECKPOINT_EVERY seconds after a write, on a second connection (a commit
+  never waits for a whole checkpoint; the writer only finishes one between two groups once
+  the WAL holds WAL_RESTART_FRAMES pages, so that the WAL can start over).
   With `threaded=False` it runs on the Trio thread, and SQLite checkpoints as it commits:
   the operations queued during one scheduling round still form one group; tests use this
   because the autojump clock would otherwise jump virtual time forward while a thread works
@@ -36,6 +40,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic
 from typing import Generic, Protocol, TypeVar, cast
 
 import trio
@@ -53,6 +58,11 @@ MAX_GROUP = 512  # operations per transaction; bounds the time one group holds t
 CHECKPOINT_EVERY = 0.25  # seconds between background WAL checkpoints (threaded stores)
 WAL_RESTART_FRAMES = 4000  # WAL pages (4 KiB) after which the writer lets the WAL restart
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated back to
+# A COMMIT on the loop (threaded stores) that took this long (seconds, wall time: the WAL
+# write and its fsync) sends the commits of the next THREAD_COMMITS_FOR seconds to a worker
+# thread. Here a commit takes 0.15-0.5 ms; a disk without a write cache, milliseconds.
+SLOW_COMMIT = 0.001
+THREAD_COMMITS_FOR = 1.0
 
 # sqlite3 binds exact int, float, str and bytearray at once; for anything else, bytes
 # included, it first looks for an adapter, and each miss formats two AttributeErrors:
@@ -141,14 +151,22 @@ class StoreStats:
     largest_group: int = 0
     failed_commits: int = 0
     checkpoints: int = 0
+    loop_commits: int = 0  # threaded stores: groups committed on the event loop
+    thread_commits: int = 0  # ... and in a worker thread (after a slow commit)
 
 
 class Store:
     """The database of one license server. Start `run` in a nursery before `run_op`."""
 
-    def __init__(self, data_dir: Path, *, threaded: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, *, threaded: bool = True, slow_commit: float = SLOW_COMMIT
+    ) -> None:
         self.path = data_dir / DB_NAME
         self.threaded = threaded
+        # Threaded stores: a commit on the loop taking this long (seconds) sends the next
+        # ones to a worker thread; 0 sends every one there.
+        self.slow_commit = slow_commit
+        self._threads_until = 0.0  # monotonic() until which commits go to a thread
         self.stats = StoreStats()
         # SQLite only says "unable to open database file" for a read-only directory (it
         # cannot create the journal files there); say what is wrong before it tries.
@@ -220,21 +238,24 @@ class Store:
                 await trio.lowlevel.wait_task_rescheduled(self._writer_abandon)
                 continue
             group = [queue.popleft() for _ in range(min(len(queue), MAX_GROUP))]
-            if self.threaded:
-                # The operations run here, on the event loop: they are Python (decisions,
-                # signatures, encoding) and in a worker thread they only fought the loop for
-                # the GIL. The COMMIT (the WAL write and its fsync, GIL released) runs in the
-                # worker thread, not cancellable: a group, once started, is committed or
-                # rolled back whole.
-                if self._run_ops(group):
-                    await trio.to_thread.run_sync(self._commit, group)
-            else:
-                if self._run_ops(group):
+            # The operations run here, on the event loop: they are Python (decisions,
+            # signatures, encoding) and in a worker thread they only fought the loop for the
+            # GIL. So does a quick COMMIT; a slow one (GIL released while it waits for the
+            # disk) runs in a worker thread, not cancellable: a group, once started, is
+            # committed or rolled back whole.
+            on_loop = not self.threaded or self._commit_on_loop()
+            if self._run_ops(group):
+                if not self.threaded:
                     self._commit(group)
+                elif on_loop:
+                    self._commit_timed(group)
+                else:
+                    await trio.to_thread.run_sync(self._commit, group)
+                    self.stats.thread_commits += 1
             for pending in group:
                 pending.finish()
             self._committed.set()
-            if not self.threaded:
+            if on_loop:
                 # Let the woken callers and newly arrived requests run, so the next group
                 # collects everything queued meanwhile.
                 await trio.lowlevel.checkpoint()
@@ -310,7 +331,7 @@ class Store:
                 self._checkpointer.close()
             self._db.close()
 
-    # ---- running and committing groups (COMMIT in the worker thread when threaded) -----
+    # ---- running and committing groups (COMMIT on the loop, or in a worker thread) ------
 
     def _apply(self, group: list[_Job]) -> None:
         """Run and commit one group in the calling thread (`run_now`)."""
@@ -339,8 +360,22 @@ class Store:
                 self._cause = pending.error
         return True
 
+    def _commit_on_loop(self) -> bool:
+        return self.slow_commit > 0 and monotonic() >= self._threads_until
+
+    def _commit_timed(self, group: list[_Job]) -> None:
+        """Commit on the loop; if that was slow, commit in a worker thread for a while."""
+        started = monotonic()
+        self._commit(group)
+        ended = monotonic()
+        self.stats.loop_commits += 1
+        if ended - started >= self.slow_commit:
+            self._threads_until = ended + THREAD_COMMITS_FOR
+            log.debug("a commit took %.1f ms: committing in a worker thread for %.0f s",
+                      (ended - started) * 1000, THREAD_COMMITS_FOR)  # fmt: skip
+
     def _commit(self, group: list[_Job]) -> None:
-        """Commit the group's transaction (the worker-thread side of a threaded store)."""
+        """Commit the group's transaction (on the loop, or in a worker thread)."""
         db = self._db
         try:
             if not db.in_transaction:

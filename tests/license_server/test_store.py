@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 from trio.testing import MockClock
 from tslic.protocol.domain import CalProduct, LicenseKind
 from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
-from tslic.server.license_server.store import Op, Store
+from tslic.server.license_server import store as store_module
+from tslic.server.license_server.store import SLOW_COMMIT, THREAD_COMMITS_FOR, Op, Store
 
 from tests.license_server import harness as h
 
@@ -27,11 +29,34 @@ def count(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT COUNT(*) FROM sg_members").fetchone()[0])
 
 
-@pytest.mark.parametrize("threaded", [False, True])
+# How a store commits: on the Trio thread with SQLite's own checkpoints (tests), on the loop
+# with background checkpoints (a daemon whose commits are quick), in a worker thread (a
+# daemon after a slow commit; `slow_commit=0` sends every commit there).
+MODES = {  # (threaded, slow_commit)
+    "unthreaded": (False, SLOW_COMMIT),
+    "loop commits": (True, float("inf")),
+    "thread commits": (True, 0.0),
+}
+
+
+def store_in(tmp_path: Path, mode: str) -> Store:
+    threaded, slow_commit = MODES[mode]
+    return Store(tmp_path, threaded=threaded, slow_commit=slow_commit)
+
+
+def assert_committed_as(store: Store, mode: str) -> None:
+    """Every group was committed where `mode` says (the threaded stores count them)."""
+    stats = store.stats
+    where = {"unthreaded": (0, 0), "loop commits": (stats.transactions, 0)}
+    expected = where.get(mode, (0, stats.transactions))
+    assert (stats.loop_commits, stats.thread_commits) == expected
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_concurrent_operations_share_transactions_and_all_are_durable(
-    tmp_path: Path, threaded: bool
+    tmp_path: Path, mode: str
 ) -> None:
-    store = Store(tmp_path, threaded=threaded)
+    store = store_in(tmp_path, mode)
     results: list[int] = []
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
@@ -47,6 +72,7 @@ async def test_concurrent_operations_share_transactions_and_all_are_durable(
     assert store.stats.operations == 200
     assert store.stats.transactions < 200
     assert store.stats.largest_group > 1
+    assert_committed_as(store, mode)
     reopened = Store(tmp_path)
     assert reopened.run_now(count) == 200
     reopened.close()
@@ -150,6 +176,45 @@ async def test_many_terminal_servers_at_once_fewer_transactions_than_requests(
     assert rows == 50
 
 
+async def test_a_slow_commit_sends_the_next_ones_to_a_worker_thread_for_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon's store commits on the loop; after a commit that took SLOW_COMMIT or longer
+    (a disk without a write cache), the commits of the next THREAD_COMMITS_FOR seconds run in
+    a worker thread, and then one is tried on the loop again."""
+    clock = [1000.0]  # the store's monotonic clock, moved by each commit's "duration"
+    takes = [0.0]  # how long the next commit takes
+
+    monkeypatch.setattr(store_module, "monotonic", lambda: clock[0])
+    store = Store(tmp_path, threaded=True)
+    commit = store._commit
+
+    def timed(group: list[Any]) -> None:
+        commit(group)
+        clock[0] += takes[0]
+
+    monkeypatch.setattr(store, "_commit", timed)
+    committed: list[tuple[int, int]] = []
+
+    async def write(n: int, took: float) -> None:
+        takes[0] = took
+        await store.run_op(insert(n))
+        committed.append((store.stats.loop_commits, store.stats.thread_commits))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        await write(1, SLOW_COMMIT / 2)  # quick: on the loop
+        await write(2, 2 * SLOW_COMMIT)  # on the loop, but slow ...
+        await write(3, SLOW_COMMIT / 2)  # ... so the next ones go to a thread
+        clock[0] += THREAD_COMMITS_FOR / 2
+        await write(4, SLOW_COMMIT / 2)  # still within the while
+        clock[0] += THREAD_COMMITS_FOR
+        await write(5, SLOW_COMMIT / 2)  # the while is over: on the loop again
+        assert await store.run_op(count) == 5
+        nursery.cancel_scope.cancel()
+    assert committed == [(1, 0), (2, 0), (2, 1), (2, 2), (3, 2)]
+
+
 @pytest.mark.parametrize("threaded", [False, True])
 def test_who_checkpoints_the_wal(tmp_path: Path, threaded: bool) -> None:
     """A threaded store leaves checkpoints to its background connection (no COMMIT pays for
@@ -224,14 +289,14 @@ async def test_the_running_store_checkpoints_in_the_background(
     assert store._closed
 
 
-@pytest.mark.parametrize("threaded", [False, True])
+@pytest.mark.parametrize("mode", MODES)
 async def test_a_caller_cancelled_while_waiting_leaves_the_others_and_its_write_stands(
-    tmp_path: Path, threaded: bool
+    tmp_path: Path, mode: str
 ) -> None:
     """A request that times out while its operation waits for the group's commit stops
     waiting; the operation itself still runs (it was queued), the writer goes on, and the
     callers after it get their results."""
-    store = Store(tmp_path, threaded=threaded)
+    store = store_in(tmp_path, mode)
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
         with trio.CancelScope() as impatient:
