@@ -171,7 +171,8 @@ def _serve_license_server(conn: Pipe, data_dir: str, steps: bool) -> None:
             conn.send(address)
             await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
             stats = server.store.stats
-            conn.send((dict(clock.totals), (stats.operations, stats.transactions)))
+            store_figures = (stats.operations, stats.transactions, stats.thread_commits)
+            conn.send((dict(clock.totals), store_figures))
             server.shutdown()
 
     trio.run(main)
@@ -200,7 +201,7 @@ def _serve_echo(conn: Pipe, steps: bool) -> None:
             settle()
             conn.send(address)
             await trio.to_thread.run_sync(conn.recv, abandon_on_cancel=True)
-            conn.send((dict(clock.totals), (0, 0)))
+            conn.send((dict(clock.totals), (0, 0, 0)))
             server.shutdown()
 
     trio.run(main)
@@ -213,6 +214,7 @@ class _Measured(TypedDict):
     threads_us: dict[str, int]  # CPU per request by thread (/proc)
     steps_us: dict[str, float]  # CPU per request by step
     per_transaction: float  # store operations per committed transaction (0: no store)
+    thread_commits: int  # groups committed in a worker thread (after a slow commit)
 
 
 def _start(
@@ -234,25 +236,29 @@ def _start(
         raise SystemExit(why) from None
 
 
-def _stop(proc: multiprocessing.process.BaseProcess, pipe: Pipe) -> tuple[dict[str, float], float]:
-    """Stop a server; its step totals (CPU seconds by step) and its store's operations per
-    transaction over the whole run (0 for the echo, which has no store)."""
+_Stopped = tuple[dict[str, float], float, int]
+
+
+def _stop(proc: multiprocessing.process.BaseProcess, pipe: Pipe) -> _Stopped:
+    """Stop a server; its step totals (CPU seconds by step), its store's operations per
+    transaction over the whole run and its groups committed in a worker thread (0 and 0 for
+    the echo, which has no store)."""
     pipe.send("stop")
     totals: dict[str, float]
-    totals, (operations, transactions) = pipe.recv()
+    totals, (operations, transactions, thread_commits) = pipe.recv()
     proc.join(10)
-    return totals, round(operations / max(1, transactions), 2)
+    return totals, round(operations / max(1, transactions), 2), thread_commits
 
 
 def _measured(
-    stopped: tuple[dict[str, float], float],
+    stopped: _Stopped,
     cpu: dict[str, float],
     done: int,
     elapsed: float,
     exhausted: int = 0,
 ) -> _Measured:
     """Per-request figures from a server's step totals and its threads' CPU seconds."""
-    totals, per_transaction = stopped
+    totals, per_transaction, thread_commits = stopped
     done = max(1, done)
     threads = per_request_us({}, cpu, done)
     steps = {k: round(v / done * 1e6, 1) for k, v in sorted(totals.items(), key=lambda i: -i[1])}
@@ -271,6 +277,7 @@ def _measured(
         "threads_us": threads,
         "steps_us": steps,
         "per_transaction": per_transaction,
+        "thread_commits": thread_commits,
     }
 
 
@@ -406,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {step:44} {us:8.1f} us")
         if part["per_transaction"]:
             print(f"  store operations per committed transaction: {part['per_transaction']}")
+            in_thread = part["thread_commits"]
+            print(f"  groups committed in a worker thread (after a slow commit): {in_thread}")
     print(f"server CPU per license / per echo: {result['server_cpu_per_license_over_echo']}")
     print(f"issuance rate / echo rate: {result['issuance_over_echo_rate']}")
     print(f"share of the machine's CPU stolen by the hypervisor meanwhile: {result['steal_share']}")
