@@ -12,7 +12,13 @@ from trio.testing import MockClock
 from tslic.protocol.domain import CalProduct, LicenseKind
 from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
 from tslic.server.license_server import store as store_module
-from tslic.server.license_server.store import SLOW_COMMIT, THREAD_COMMITS_FOR, Op, Store
+from tslic.server.license_server.store import (
+    SLOW_COMMIT,
+    SLOW_COMMITS_IN_A_ROW,
+    THREAD_COMMITS_FOR,
+    Op,
+    Store,
+)
 
 from tests.license_server import harness as h
 
@@ -176,14 +182,17 @@ async def test_many_terminal_servers_at_once_fewer_transactions_than_requests(
     assert rows == 50
 
 
-async def test_a_slow_commit_sends_the_next_ones_to_a_worker_thread_for_a_while(
+async def test_slow_commits_send_the_next_ones_to_a_worker_thread_for_a_while(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A daemon's store commits on the loop; after a commit that took SLOW_COMMIT or longer
-    (a disk without a write cache), the commits of the next THREAD_COMMITS_FOR seconds run in
-    a worker thread, and then one is tried on the loop again."""
+    """A daemon's store commits on the loop; after SLOW_COMMITS_IN_A_ROW commits in a row that
+    each took SLOW_COMMIT or longer (a disk without a write cache), the commits of the next
+    THREAD_COMMITS_FOR seconds run in a worker thread; then one is tried on the loop again,
+    and if that one is slow too, the next ones go back to the thread at once."""
+    assert SLOW_COMMITS_IN_A_ROW == 3  # the sequence below is written for three
     clock = [1000.0]  # the store's monotonic clock, moved by each commit's "duration"
     takes = [0.0]  # how long the next commit takes
+    quick, slow = SLOW_COMMIT / 2, 2 * SLOW_COMMIT
 
     monkeypatch.setattr(store_module, "monotonic", lambda: clock[0])
     store = Store(tmp_path, threaded=True)
@@ -194,7 +203,7 @@ async def test_a_slow_commit_sends_the_next_ones_to_a_worker_thread_for_a_while(
         clock[0] += takes[0]
 
     monkeypatch.setattr(store, "_commit", timed)
-    committed: list[tuple[int, int]] = []
+    committed: list[tuple[int, int]] = []  # (on the loop, in a thread) after each write
 
     async def write(n: int, took: float) -> None:
         takes[0] = took
@@ -203,16 +212,19 @@ async def test_a_slow_commit_sends_the_next_ones_to_a_worker_thread_for_a_while(
 
     async with trio.open_nursery() as nursery:
         await nursery.start(store.run)
-        await write(1, SLOW_COMMIT / 2)  # quick: on the loop
-        await write(2, 2 * SLOW_COMMIT)  # on the loop, but slow ...
-        await write(3, SLOW_COMMIT / 2)  # ... so the next ones go to a thread
-        clock[0] += THREAD_COMMITS_FOR / 2
-        await write(4, SLOW_COMMIT / 2)  # still within the while
+        for n, took in enumerate([quick, slow, quick, slow, slow, slow, quick]):
+            await write(n, took)  # one slow commit is not enough; three in a row are
         clock[0] += THREAD_COMMITS_FOR
-        await write(5, SLOW_COMMIT / 2)  # the while is over: on the loop again
-        assert await store.run_op(count) == 5
+        await write(7, slow)  # the while is over: tried on the loop, slow again ...
+        await write(8, quick)  # ... so straight back to the thread
+        clock[0] += THREAD_COMMITS_FOR
+        await write(9, quick)  # tried on the loop again: quick, so it stays there
+        await write(10, quick)
+        assert await store.run_op(count) == 11
         nursery.cancel_scope.cancel()
-    assert committed == [(1, 0), (2, 0), (2, 1), (2, 2), (3, 2)]
+    assert committed == [
+        (1, 0), (2, 0), (3, 0), (4, 0), (5, 0), (6, 0), (6, 1), (7, 1), (7, 2), (8, 2), (9, 2),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("threaded", [False, True])
