@@ -56,7 +56,8 @@ Op = Callable[[sqlite3.Connection], T]
 DB_NAME = "licenses.db"
 MAX_GROUP = 512  # operations per transaction; bounds the time one group holds the writer
 # Seconds between background WAL checkpoints (threaded stores). At 0.25 a license cost 3-4%
-# more CPU: a page written again between two checkpoints is copied by each (issue 19).
+# more CPU (measured; presumably a page written again between two checkpoints is copied by
+# each, and each checkpoint has its fsync: issue 19).
 CHECKPOINT_EVERY = 1.0
 WAL_RESTART_FRAMES = 4000  # WAL pages (4 KiB) after which the writer lets the WAL restart
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL file is truncated back to
@@ -157,7 +158,7 @@ class StoreStats:
     failed_commits: int = 0
     checkpoints: int = 0
     loop_commits: int = 0  # threaded stores: groups committed on the event loop
-    thread_commits: int = 0  # ... and in a worker thread (after a slow commit)
+    thread_commits: int = 0  # ... and in a worker thread (after slow commits)
 
 
 class Store:
