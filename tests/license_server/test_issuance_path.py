@@ -1,8 +1,8 @@
 """The issuance path's shortcuts (bench/README.md, issue 7) keep the decisions unchanged:
 the Clearinghouse root is parsed once per chain and follows activation; the pool figures a
 decision reports are those it read, less one when it took a CAL from a pool (the database
-agrees); a new license row is
-written whole (its blob in the INSERT) under an id counted in memory."""
+agrees); a new license row is written whole (its blob in the INSERT) under an id counted in
+memory."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ async def test_pool_figures_track_only_decisions_that_take_a_cal(
         assert pool_gauge(ls, DEVICE_CAL) == 2  # the pools read before, less the CAL taken
         now = lab.clock.now()
         stored = await ls.store.run_op(lambda db: keypacks.available_by_product(db, now))
-        assert stored[CalProduct(DEVICE_CAL)] == 2  # what the database itself now says
+        assert stored[DEVICE_CAL] == 2  # what the database itself now says
         other = h.Device("PC2", ClientOS.XP_PRO)
         assert (await other.connect(s)).kind is LicenseKind.TEMPORARY
         assert pool_gauge(ls, DEVICE_CAL) == 2
