@@ -76,7 +76,8 @@ class _Recorder:
 
 def _instrument(rec: _Recorder) -> None:
     """Wrap the store's methods (class attributes, before the server is built)."""
-    from tslic.server.license_server.store import Op, Store, T, _Job
+    from tslic.server.license_server.group import Job
+    from tslic.server.license_server.store import Op, Store, T
 
     clock = time.perf_counter
     run_op, run_ops, commit, checkpoint = (
@@ -94,13 +95,13 @@ def _instrument(rec: _Recorder) -> None:
             if rec.on:
                 rec.waits.append(clock() - started)
 
-    def timed_run_ops(self: Store, group: list[_Job]) -> bool:
+    def timed_run_ops(self: Store, group: list[Job]) -> bool:
         started = clock()
         ok = run_ops(self, group)
         rec.last_ops = clock() - started
         return ok
 
-    def timed_commit(self: Store, group: list[_Job]) -> None:
+    def timed_commit(self: Store, group: list[Job]) -> None:
         started = clock()
         commit(self, group)
         if rec.on:

@@ -7,9 +7,10 @@ Contract:
   committed (and fsynced: WAL with `synchronous=FULL`), so nothing acknowledged is lost in a
   crash or restart.
 - Group commit: operations that arrive while a transaction is being written wait in a queue;
-  the writer takes all of them into the next transaction (one fsync for the group). Each
-  operation runs inside its own SAVEPOINT, so one operation refusing (`ServiceError`) or
-  failing rolls back only its own changes; the others in the group still commit.
+  the writer takes all of them into the next transaction (one fsync for the group). One
+  operation refusing (`ServiceError`) or failing leaves none of its changes; the others in
+  the group still commit (group.py: how, without a SAVEPOINT per operation, and why an
+  operation may then run twice).
 - Errors: sqlite errors become `StorageError` with a sentence for the administrator (a
   read-only data directory is named as such at opening, checked before SQLite). If the
   commit itself fails (disk full, read-only directory), every operation of the group gets a
@@ -41,12 +42,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic
-from typing import Generic, Protocol, TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import trio
-from tslic.protocol.errors import ServiceError, StorageError
+from tslic.protocol.errors import StorageError
 
 from .db.schema import SCHEMA_VERSION, create_schema
+from .group import Job, run_group, storage_error
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +78,6 @@ THREAD_COMMITS_FOR = 1.0
 # documents; issue 19). The identity adapter (a C call) makes that lookup one dict hit. It
 # is registered for the whole process, which changes nothing else: bytes stay bytes.
 sqlite3.register_adapter(bytes, bytes)
-
-
-def storage_error(exc: BaseException, doing: str) -> StorageError:
-    """Translate a sqlite3/OSError into a StorageError a person can act on."""
-    text = str(exc).lower()
-    if "full" in text:
-        hint = "the disk (or the database's size limit) is full; free space and retry"
-    elif "readonly" in text or "read-only" in text or "read only" in text:
-        hint = "the data directory is read-only; make it writable"
-    elif "locked" in text or "busy" in text:
-        hint = "another process holds the database; run one license server per data directory"
-    elif "malformed" in text or "not a database" in text:
-        hint = "the database file is damaged; restore it from a backup"
-    else:
-        hint = f"sqlite reported: {exc}"
-    return StorageError(f"the license database could not {doing}: {hint}; nothing was changed")
 
 
 class _Pending(Generic[T]):
@@ -135,19 +121,6 @@ class _Pending(Generic[T]):
             trio.lowlevel.reschedule(waiter)
 
 
-class _Job(Protocol):
-    """A queued operation with its result type erased: the queue holds operations of every
-    result type, and each caller reads its own typed `_Pending[T]` back."""
-
-    error: BaseException | None
-
-    def run(self, db: sqlite3.Connection) -> None: ...
-
-    def fail(self, error: BaseException) -> None: ...
-
-    def finish(self) -> None: ...
-
-
 @dataclass(slots=True)
 class StoreStats:
     """What the group commit achieved (the tests and the benchmark read these)."""
@@ -159,6 +132,7 @@ class StoreStats:
     checkpoints: int = 0
     loop_commits: int = 0  # threaded stores: groups committed on the event loop
     thread_commits: int = 0  # ... and in a worker thread (after slow commits)
+    replays: int = 0  # groups run again: an operation failed after changing rows
 
 
 class Store:
@@ -206,7 +180,7 @@ class Store:
             )
         except sqlite3.Error as exc:
             raise storage_error(exc, f"be opened at {self.path}") from None
-        self._queue: deque[_Job] = deque()  # operations waiting for the next group
+        self._queue: deque[Job] = deque()  # operations waiting for the next group
         self._writer: trio.lowlevel.Task | None = None  # the writer, parked on an empty queue
         self._wal_frames = 0  # pages in the WAL at the last background checkpoint
         self._committed = trio.Event()  # a group was written since the last checkpoint
@@ -340,37 +314,26 @@ class Store:
 
     # ---- running and committing groups (COMMIT on the loop, or in a worker thread) ------
 
-    def _apply(self, group: list[_Job]) -> None:
+    def _apply(self, group: list[Job]) -> None:
         """Run and commit one group in the calling thread (`run_now`)."""
         if self._run_ops(group):
             self._commit(group)
 
-    def _run_ops(self, group: list[_Job]) -> bool:
+    def _run_ops(self, group: list[Job]) -> bool:
         """Begin a transaction and run each operation of `group` in it; False if there is
-        nothing to commit (the transaction could not start: every operation has its error)."""
-        db = self._db
+        nothing to commit (every operation has its error)."""
         self.stats.transactions += 1
         self.stats.operations += len(group)
         self.stats.largest_group = max(self.stats.largest_group, len(group))
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            for pending in group:
-                pending.error = storage_error(exc, "start a transaction")
-            return False
-        self._cause = None
-        for pending in group:
-            if not db.in_transaction:  # sqlite rolled the whole group back (disk full, I/O)
-                break
-            self._apply_one(db, pending)
-            if self._cause is None and isinstance(pending.error, StorageError):
-                self._cause = pending.error
-        return True
+        run = run_group(self._db, group)
+        self.stats.replays += run.replayed
+        self._cause = run.cause
+        return run.to_commit
 
     def _commit_on_loop(self) -> bool:
         return self.slow_commit > 0 and monotonic() >= self._threads_until
 
-    def _commit_timed(self, group: list[_Job]) -> None:
+    def _commit_timed(self, group: list[Job]) -> None:
         """Commit on the loop; after slow commits in a row, commit in a worker thread for a
         while (a slow commit tried after that while sends the next ones back at once)."""
         started = monotonic()
@@ -386,7 +349,7 @@ class Store:
             log.debug("commits take %.1f ms: committing in a worker thread for %.0f s",
                       (ended - started) * 1000, THREAD_COMMITS_FOR)  # fmt: skip
 
-    def _commit(self, group: list[_Job]) -> None:
+    def _commit(self, group: list[Job]) -> None:
         """Commit the group's transaction (on the loop, or in a worker thread)."""
         db = self._db
         try:
@@ -410,24 +373,3 @@ class Store:
             # the little that is left, so the WAL file stays bounded.
             self._wal_frames = 0
             self.checkpoint()
-
-    @staticmethod
-    def _apply_one(db: sqlite3.Connection, pending: _Job) -> None:
-        db.execute("SAVEPOINT op")
-        try:
-            pending.run(db)
-        except ServiceError as exc:
-            pending.error = exc
-        except sqlite3.Error as exc:
-            pending.error = storage_error(exc, "be written")
-        except Exception as exc:  # a bug in an operation: refuse it, keep the others
-            log.exception("database operation failed")
-            pending.error = ServiceError(f"internal error in the license database: {exc!r}")
-        if pending.error is None:
-            db.execute("RELEASE op")
-        else:
-            try:
-                db.execute("ROLLBACK TO op")
-                db.execute("RELEASE op")
-            except sqlite3.Error:
-                pass  # the whole transaction is broken; COMMIT will fail and say so

@@ -108,6 +108,8 @@ async def test_a_refused_operation_rolls_back_alone(tmp_path: Path) -> None:
         assert await store.run_op(count) == 2
         nursery.cancel_scope.cancel()
     assert outcomes == {"a": 1, "b": ErrorCode.NO_LICENSE_AVAILABLE, "c": 2}
+    # b refused after writing: its group was run again without it (group.py).
+    assert (store.stats.transactions, store.stats.replays) == (2, 1)
 
 
 async def test_full_disk_refuses_and_acknowledges_nothing_unstored(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 Contract: each module holds named queries, plain synchronous functions over a
 `sqlite3.Connection`, each named for what it answers or does, meant to run inside a `Store`
 operation (so inside its transaction; `..store` owns transactions, durability and
-checkpoints, and is the only other place SQL appears, for BEGIN/COMMIT/SAVEPOINT).
+checkpoints, and with `..group` is the only other place SQL appears, for BEGIN, COMMIT,
+ROLLBACK and SAVEPOINT).
 - `schema`: the tables (DDL) and their creation.
 - `settings`: settings and blobs (`meta`, `blobs`), durable counters, the audit log, the
   License Server Security Group's local members, terminal-server certificates.
