@@ -116,14 +116,18 @@ def test_a_failure_after_writing_is_undone_and_the_others_run_again(
     statements = traced(db)
     run = run_group(db, jobs)
     db.execute("COMMIT")
-    assert run.to_commit and run.replayed
+    assert run.to_commit
+    assert run.replayed
     assert names(db) == ["a", "c", "e"]  # nothing of b or d, though both wrote twice
     assert [job.runs for job in jobs] == [2, 1, 1, 1, 1, 1]
     assert [job.result for job in jobs] == ["a", None, None, "c", None, "e"]
-    assert refused.error is not None and jobs[2].error is not None
-    assert jobs[2].error.message == "refused late"  # type: ignore[attr-defined]
+    assert refused.error is not None
+    late = jobs[2].error
+    assert isinstance(late, ServiceError)
+    assert late.message == "refused late"
     bug = jobs[4].error
-    assert isinstance(bug, ServiceError) and bug.code is ErrorCode.INTERNAL_ERROR
+    assert isinstance(bug, ServiceError)
+    assert bug.code is ErrorCode.INTERNAL_ERROR
     assert "a bug" in bug.message
     assert statements.count("ROLLBACK") == 1
     assert statements.count("SAVEPOINT op") == 4  # a, c, d and e, after the replay
@@ -144,7 +148,8 @@ def test_a_storage_error_is_the_groups_cause(db: sqlite3.Connection) -> None:
     run = run_group(db, jobs)
     db.execute("COMMIT")
     assert not run.replayed
-    assert isinstance(run.cause, StorageError) and run.cause is jobs[1].error
+    assert isinstance(run.cause, StorageError)
+    assert run.cause is jobs[1].error
     assert "could not be written" in run.cause.message
     assert names(db) == ["a", "b"]
 
