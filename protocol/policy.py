@@ -302,6 +302,23 @@ def decide(facts: DecisionFacts) -> IssueDecision:
     return choose_license(facts.context())
 
 
+# Every set of products that could have CALs left: what `decide_whatever_the_pools` tries.
+_EVERY_WITH_CALS = tuple(
+    frozenset(p for bit, p in enumerate(CalProduct) if mask >> bit & 1)
+    for mask in range(2 ** len(CalProduct))
+)
+
+
+@functools.cache
+def decide_whatever_the_pools(facts: DecisionFacts) -> IssueDecision | None:
+    """`decide(facts)` if it is the same whichever products have CALs left, else None;
+    `facts.with_cals` is not read (pass an empty set: it is part of the key). Then the
+    license server need not read its pools for the decision: an unactivated server, a
+    device that keeps its temporary or renews its lease (issue 19)."""
+    decisions = {decide(facts._replace(with_cals=cals)) for cals in _EVERY_WITH_CALS}
+    return decisions.pop() if len(decisions) == 1 else None
+
+
 def _not_activated(ctx: IssueContext) -> str:
     # Built where it is said, not on every decision: formatting an enum is not free.
     return (

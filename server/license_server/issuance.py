@@ -49,6 +49,7 @@ from tslic.protocol.policy import (
     DecisionFacts,
     DecisionKind,
     decide,
+    decide_whatever_the_pools,
     lease_days,
     needs_renewal,
     permanent_products,
@@ -66,6 +67,7 @@ from .records import LicenseAsk, Outcome, TerminalServer
 # server's rows and names), without re-checking them; so is the license document's body
 # (`license_body_wire`) (issue 19).
 _license_granted = trusted_builder(LicenseGranted)
+_NO_PRODUCTS: frozenset[CalProduct] = frozenset()
 
 
 class Issuer:
@@ -117,9 +119,9 @@ class Issuer:
                 ),
                 None,
             )
-        # Free CALs now; reused as the reply's pool figures unless this decision takes one.
-        free = keypacks.available_by_product(db, now)
-        out = Outcome(free)
+        # The pools are read below only if the decision depends on them; then the free CALs
+        # are also the pool figures (metrics) unless this decision takes one.
+        out = Outcome({})
         # A presented lease far from expiry: nothing to do (the client keeps it).
         if (
             presented is not None
@@ -131,22 +133,27 @@ class Issuer:
             return out
         per_user = req.mode is LicensingMode.PER_USER
         expired_temp = temp is not None and now >= temp.expires_at
-        pools = keypacks.installed_by_product(db, now) if per_user else free
-        decision = decide(  # choose_license, remembered: it is pure
-            DecisionFacts(
-                ls_version=self.config.version,
-                ls_activation=self.activation.state,
-                ts_version=ts.version,
-                ts_mode=req.mode,
-                client_os=req.client_os,
-                with_cals=frozenset([p for p, count in pools.items() if count > 0]),
-                prevent_upgrade=self.policies.prevent_upgrade,
-                had_temporary=temp is not None or had_temporary or referred,
-                temporary_validated=(temp is not None and temp.validated) or referred,
-                temporary_expired=expired_temp or (temp is None and had_temporary),
-                holds_permanent=lease is not None,
-            )
+        facts = DecisionFacts(
+            ls_version=self.config.version,
+            ls_activation=self.activation.state,
+            ts_version=ts.version,
+            ts_mode=req.mode,
+            client_os=req.client_os,
+            with_cals=_NO_PRODUCTS,
+            prevent_upgrade=self.policies.prevent_upgrade,
+            had_temporary=temp is not None or had_temporary or referred,
+            temporary_validated=(temp is not None and temp.validated) or referred,
+            temporary_expired=expired_temp or (temp is None and had_temporary),
+            holds_permanent=lease is not None,
         )
+        # choose_license, remembered (it is pure); without reading the pools where no pool
+        # could change it (an unactivated server: issue 19).
+        decision = decide_whatever_the_pools(facts)
+        if decision is None:
+            out.available = free = keypacks.available_by_product(db, now)
+            pools = keypacks.installed_by_product(db, now) if per_user else free
+            cals = frozenset([p for p, count in pools.items() if count > 0])
+            decision = decide(facts._replace(with_cals=cals))
         events: tuple[int, ...] = ()  # named in the reply
         if decision.event_id is not None:
             events = (int(decision.event_id),)
@@ -231,8 +238,14 @@ class Issuer:
             raise ServiceError(f"no {product.label} left in any key pack")
         # One CAL of `product` left the unexpired key packs that `out.available` (read in
         # this operation, at this `now`) sums: the pools after the decision, without a second
-        # query (issue 19).
-        out.available = {**out.available, product: out.available[product] - 1}
+        # query (issue 19). (A decision that takes a CAL depends on the pools, so they were
+        # read; should they not have been, they are read now.)
+        free = out.available
+        out.available = (
+            {**free, product: free[product] - 1}
+            if product in free
+            else keypacks.available_by_product(db, now)
+        )
         expiry = now + self._lease_ms()
         row = self._insert(db, ts, req, now, LicenseKind.PERMANENT, product, expiry, keypack)
         if temp is not None:

@@ -68,6 +68,36 @@ async def test_pool_figures_track_only_decisions_that_take_a_cal(
         assert pool_gauge(ls, DEVICE_CAL) == 2
 
 
+async def test_pools_are_read_only_for_decisions_that_depend_on_them(
+    lab: h.Lab, autojump_clock: MockClock
+) -> None:
+    """An unactivated server issues a temporary whatever its pools hold: it does not read
+    them. Activated, the decision on a validated temporary (a permanent CAL if one is left)
+    reads them."""
+    ls = await lab.start_ls(lab.config("LSREAD", 2003))
+    statements: list[str] = []
+    ts = h.TerminalServerPeer(lab, "TS1", 2003)
+    await ts.enrol(ls)
+    dev = h.Device("PC1", ClientOS.XP_PRO)
+    async with ts.connect(ls) as s:
+        ls.store._db.set_trace_callback(statements.append)
+        first = await dev.connect(s)
+        ls.store._db.set_trace_callback(None)
+        assert first.kind is LicenseKind.TEMPORARY
+        assert any("INSERT INTO licenses" in sql for sql in statements)
+        assert not [sql for sql in statements if "keypacks" in sql]
+        await lab.activate(ls)
+        await lab.install(ls, DEVICE_CAL, 3)
+        await dev.logon(s)
+        statements.clear()
+        ls.store._db.set_trace_callback(statements.append)
+        second = await dev.connect(s)
+        ls.store._db.set_trace_callback(None)
+        assert second.kind is LicenseKind.PERMANENT
+        assert [sql for sql in statements if "FROM keypacks" in sql]
+        assert pool_gauge(ls, DEVICE_CAL) == 2
+
+
 def license_rows(ls: LicenseServer) -> Awaitable[list[Any]]:
     return ls.store.run_op(
         lambda db: db.execute("SELECT id, blob FROM licenses ORDER BY id").fetchall()

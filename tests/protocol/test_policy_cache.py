@@ -71,3 +71,34 @@ def test_decide_remembers_and_refuses_what_the_context_refuses() -> None:
     # Validated without ever having had a temporary: IssueContext's own refusal.
     with pytest.raises(ValueError, match="had_temporary"):
         policy.decide(facts._replace(had_temporary=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(drawn=facts_and_counts())
+def test_a_decision_made_without_the_pools_is_the_one_any_pools_give(
+    drawn: tuple[policy.DecisionFacts, dict[CalProduct, int]],
+) -> None:
+    facts, _ = drawn
+    without = policy.decide_whatever_the_pools(facts._replace(with_cals=frozenset()))
+    if without is not None:
+        assert policy.decide(facts) == without
+
+
+def test_an_unactivated_server_decides_without_its_pools_an_activated_one_reads_them() -> None:
+    new_device = policy.DecisionFacts(
+        ls_version=WindowsVersion.W2003,
+        ls_activation=ActivationState.UNACTIVATED,
+        ts_version=WindowsVersion.W2003,
+        ts_mode=LicensingMode.PER_DEVICE,
+        client_os=ClientOS.XP_PRO,
+        with_cals=frozenset(),
+    )
+    decision = policy.decide_whatever_the_pools(new_device)
+    assert decision is not None
+    assert decision.kind is policy.DecisionKind.TEMPORARY
+    # Activated, a new device gets a temporary first whatever the pools hold, too; a
+    # validated temporary is upgraded to a permanent CAL only if one is left.
+    activated = new_device._replace(ls_activation=ActivationState.ACTIVATED)
+    assert policy.decide_whatever_the_pools(activated) == policy.decide(activated)
+    validated = activated._replace(had_temporary=True, temporary_validated=True)
+    assert policy.decide_whatever_the_pools(validated) is None
