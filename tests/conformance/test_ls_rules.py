@@ -106,7 +106,8 @@ Change = Callable[[Ctx, Decision], Decision]
 def _wrap_choose(change: Change) -> Patch:
     """A license server whose every decision passes through `change(context, decision)`:
     its `decide` (what issuance imported, patched there) forgets nothing and asks
-    `choose_license` each time."""
+    `choose_license` each time, and no decision is taken without it (the unpatched
+    `decide_whatever_the_pools` would answer pool-independent ones itself)."""
     from tslic.server.license_server import issuance
 
     def patch(mp: pytest.MonkeyPatch) -> None:
@@ -115,6 +116,7 @@ def _wrap_choose(change: Change) -> Patch:
             return change(ctx, policy.choose_license(ctx))
 
         mp.setattr(issuance, "decide", broken)
+        mp.setattr(issuance, "decide_whatever_the_pools", lambda facts: None)
 
     return patch
 

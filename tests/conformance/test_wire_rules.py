@@ -197,6 +197,8 @@ def _built_in_regardless(monkeypatch: pytest.MonkeyPatch) -> None:
         )
 
     monkeypatch.setattr(issuance, "decide", lax)
+    # Every decision through `lax`: none answered by the unpatched pool-independent path.
+    monkeypatch.setattr(issuance, "decide_whatever_the_pools", lambda facts: None)
 
 
 def _agent_window_60s(monkeypatch: pytest.MonkeyPatch) -> None:
