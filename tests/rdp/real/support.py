@@ -108,7 +108,11 @@ async def xvfb() -> AsyncIterator[str]:
     """A private X display: the next free number of this worker's range (one taken by
     another X server makes Xvfb exit at once: the number after it is tried)."""
     for _ in range(20):
-        screen = ["-screen", "0", "1024x768x24", "-nolisten", "tcp"]
+        # -noreset: by default the server resets when its last client leaves, and a client
+        # connecting meanwhile is refused ("unable to open display"). The paint poll's xwd
+        # runs come and go while the RDP client starts: beside two CPU burners, 4 of 900
+        # connections right after a disconnection failed so, none of 900 with -noreset.
+        screen = ["-screen", "0", "1024x768x24", "-nolisten", "tcp", "-noreset"]
         process = await trio.lowlevel.open_process(
             ["Xvfb", f":{next(_displays)}", "-displayfd", "1", *screen],
             stdout=subprocess.PIPE,
