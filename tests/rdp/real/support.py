@@ -303,10 +303,19 @@ async def run_until_outcome(
         process = await trio.lowlevel.open_process(
             argv, env=env, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT
         )
+    ran: list[tuple[int, str]] = []  # a client that exits first fails at once, with its output
+
+    async def watch() -> None:
+        code = await process.wait()
+        ran.append((code, out_path.read_text(errors="replace")))
+
     try:
         assert process.stdin is not None
         await process.stdin.send_all(b"yes\n")
-        screen = await wait_for_outcome(display, folder, name)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch)
+            screen = await wait_for_outcome(display, folder, name, ran=ran)
+            nursery.cancel_scope.cancel()
     finally:
         process.terminate()
         with trio.fail_after(LIMIT):
