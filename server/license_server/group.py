@@ -5,7 +5,8 @@ Contract:
   leaving the COMMIT to the caller. Each operation either succeeds or ends with its `error`
   set (its `ServiceError`, or a `StorageError` for a sqlite error, or INTERNAL_ERROR for a
   bug), and an operation that ends with an error leaves none of its changes behind; the
-  others keep theirs.
+  others keep theirs. A transaction that a failed ROLLBACK left open (its operations were
+  all told they failed) is rolled back first, so that the store does not stay stuck.
 - Operations run without a SAVEPOINT each. One that fails without having changed a row
   (SQLite's `total_changes`) has nothing to undo: refusals are decided before anything is
   written. One that fails after changing rows is undone with the whole transaction; then
@@ -135,6 +136,12 @@ def _replay(db: sqlite3.Connection, group: Sequence[Job], failed: int) -> GroupR
 def _begin(db: sqlite3.Connection, group: Sequence[Job]) -> bool:
     """BEGIN IMMEDIATE; False (every operation of `group` given the error) if it failed."""
     try:
+        if db.in_transaction:
+            # A failed ROLLBACK (of a failed commit, or before a replay) left a transaction
+            # open, whose operations were all told they failed: undo it, or no group could
+            # ever begin again.
+            log.warning("rolling back a transaction left open by a failed rollback")
+            db.execute("ROLLBACK")
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
         error = storage_error(exc, "start a transaction")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
@@ -154,10 +155,28 @@ def test_a_storage_error_is_the_groups_cause(db: sqlite3.Connection) -> None:
     assert names(db) == ["a", "b"]
 
 
-def test_a_transaction_that_cannot_begin_fails_every_operation(db: sqlite3.Connection) -> None:
-    db.execute("BEGIN")  # someone else's transaction is open on this connection
+def test_a_transaction_that_cannot_begin_fails_every_operation(tmp_path: Path) -> None:
+    path = tmp_path / "names.db"
+    db = sqlite3.connect(path, isolation_level=None, timeout=0)
+    db.execute("CREATE TABLE names (name TEXT NOT NULL UNIQUE)")
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the database
     jobs = [insert("a"), insert("b")]
     run = run_group(db, jobs)
     assert not run.to_commit
     assert all(isinstance(job.error, StorageError) for job in jobs)
+    assert "another process holds the database" in str(jobs[0].error)
     assert [job.runs for job in jobs] == [0, 0]
+    other.close()
+    db.close()
+
+
+def test_a_transaction_left_open_is_rolled_back_before_the_next_group(
+    db: sqlite3.Connection,
+) -> None:
+    db.execute("BEGIN")  # as a failed ROLLBACK leaves the failed group's transaction
+    db.execute("INSERT INTO names (name) VALUES ('refused')")
+    run = run_group(db, [insert("a")])
+    db.execute("COMMIT")
+    assert run.to_commit
+    assert names(db) == ["a"]
