@@ -1,8 +1,8 @@
-"""The issuance path's shortcuts (bench/README.md, issue 7) keep the decisions unchanged:
-the Clearinghouse root is parsed once per chain and follows activation; the pool figures a
+"""The issuance path's shortcuts (bench/README.md, issue 7) keep the decisions unchanged: the
+Clearinghouse root is parsed once per chain and follows activation; the pool figures a
 decision reports are those it read, less one when it took a CAL from a pool (the database
-agrees); a new license row is written whole (its blob in the INSERT) under an id counted in
-memory."""
+agrees), and it reads them only where they could change it; a new license row is written
+whole (its blob in the INSERT) under an id counted in memory."""
 
 from __future__ import annotations
 
