@@ -87,12 +87,9 @@ def run_group(db: sqlite3.Connection, group: Sequence[Job]) -> GroupRun:
             break
         changes = db.total_changes
         _run(db, job)
-        if job.error is None:
-            continue
-        if db.total_changes != changes and db.in_transaction:
+        if job.error is not None and db.total_changes != changes and db.in_transaction:
             return _replay(db, group, index)
-        if run.cause is None and isinstance(job.error, StorageError):
-            run.cause = job.error
+    run.cause = _first_storage_error(group)
     return run
 
 
@@ -120,17 +117,17 @@ def _replay(db: sqlite3.Connection, group: Sequence[Job], failed: int) -> GroupR
     run.replayed = True
     if not run.to_commit:
         return run
-    run.cause = next(
-        (job.error for job in group[: failed + 1] if isinstance(job.error, StorageError)), None
-    )
     for job in others:
         if not db.in_transaction:
             break
         job.error = None
         _run_in_savepoint(db, job)
-        if run.cause is None and isinstance(job.error, StorageError):
-            run.cause = job.error
+    run.cause = _first_storage_error(group)
     return run
+
+
+def _first_storage_error(group: Sequence[Job]) -> StorageError | None:
+    return next((job.error for job in group if isinstance(job.error, StorageError)), None)
 
 
 def _begin(db: sqlite3.Connection, group: Sequence[Job]) -> bool:
