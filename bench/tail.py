@@ -9,7 +9,7 @@ the server it records, for the open runs only and from the end of each schedule'
 second (the terminal servers connect before the schedule starts):
 - every store operation's wait, from `run_op` to its group's commit (queueing included);
 - every group: its operations' time, its COMMIT's time (the fsync), its size;
-- the background WAL checkpoints' times;
+- the background WAL checkpoints' times, and which commits of 5 ms or more overlapped one;
 - every garbage collection (`gc.callbacks`): its generation and pause.
 For each rate it prints the generator's response and service time percentiles, the server's
 main-thread CPU per license and how busy that thread was (CPU seconds over wall seconds,
@@ -57,12 +57,15 @@ class _Recorder:
         self.waits: list[float] = []
         self.groups: list[tuple[float, float, int]] = []  # ops s, commit s, size
         self.checkpoints: list[float] = []
+        self.commit_spans: list[Span] = []
+        self.checkpoint_spans: list[Span] = []
         self.collections: list[tuple[int, float]] = []  # generation, pause s
         self.last_ops = 0.0  # the group being committed: its operations' time
         self._gc_started = 0.0
 
     def start(self) -> None:
         self.waits, self.groups, self.checkpoints, self.collections = [], [], [], []
+        self.commit_spans, self.checkpoint_spans = [], []
         self.on = True
 
     def gc_callback(self, phase: str, info: dict[str, int]) -> None:
@@ -105,7 +108,9 @@ def _instrument(rec: _Recorder) -> None:
         started = clock()
         commit(self, group)
         if rec.on:
-            rec.groups.append((rec.last_ops, clock() - started, len(group)))
+            ended = clock()
+            rec.groups.append((rec.last_ops, ended - started, len(group)))
+            rec.commit_spans.append((started, ended))
 
     def timed_checkpoint(self: Store, db: sqlite3.Connection | None = None) -> tuple[int, int]:
         started = clock()
@@ -113,7 +118,9 @@ def _instrument(rec: _Recorder) -> None:
             return checkpoint(self, db)
         finally:
             if rec.on:
-                rec.checkpoints.append(clock() - started)
+                ended = clock()
+                rec.checkpoints.append(ended - started)
+                rec.checkpoint_spans.append((started, ended))
 
     setattr(Store, "run_op", timed_run_op)  # noqa: B010  (a method, replaced for the run)
     setattr(Store, "_run_ops", timed_run_ops)  # noqa: B010
@@ -165,6 +172,21 @@ def _ms(values: list[float]) -> dict[str, float]:
     return {"count": len(ordered), "p50": at(0.5), "p99": at(0.99), "max": at(1.0)}
 
 
+SLOW_COMMIT_S = 0.005  # a commit this long holds every connection of the loop
+
+
+def _slow_commits(rec: _Recorder) -> dict[str, object]:
+    """The commits that took SLOW_COMMIT_S or longer, and how many of them overlapped a
+    background checkpoint (whose writes and fsync share the disk with the commit's)."""
+    slow = [(a, b) for a, b in rec.commit_spans if b - a >= SLOW_COMMIT_S]
+    during = [(a, b) for a, b in slow if any(c < b and a < d for c, d in rec.checkpoint_spans)]
+    return {
+        "count": len(slow),
+        "during_checkpoint": len(during),
+        "total_ms": round(sum(b - a for a, b in slow) * 1e3, 1),
+    }
+
+
 def _summary(rec: _Recorder) -> dict[str, object]:
     sizes = [n for _, _, n in rec.groups]
     by_generation: dict[str, dict[str, float]] = {}
@@ -181,6 +203,7 @@ def _summary(rec: _Recorder) -> dict[str, object]:
         "group_commit_ms": _ms([c for _, c, _ in rec.groups]),
         "group_size_mean": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
         "checkpoints_ms": _ms(rec.checkpoints),
+        "slow_commits": _slow_commits(rec),
         "collections": by_generation,
     }
 
