@@ -1,11 +1,11 @@
 """`make bench` / `python -m bench [signed-echo | issuance | full-stack | listing |
-flood-latency | crash-cycles | rdp | steps | tail | load] ...`.
+flood-latency | crash-cycles | rdp | steps | tail | commit-cost | load] ...`.
 
 Contract: runs bench/signed_echo.py (`signed-echo`), bench/issuance.py (`issuance`),
 bench/full_stack.py (`full-stack`), bench/listing.py (`listing`, see bench/LISTING.md),
 bench/flood_latency.py (`flood-latency`), bench/crash_cycles.py (`crash-cycles`),
 bench/rdp_connections.py (`rdp`, see bench/RDP.md), bench/steps.py (`steps`), bench/tail.py
-(`tail`) or
+(`tail`), bench/commit_cost.py (`commit-cost`) or
 bench/load_vs_baseline.py (`load`, the default) with the remaining arguments; see
 bench/README.md and bench/FULL_STACK.md.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 
 from bench import (
+    commit_cost,
     crash_cycles,
     flood_latency,
     full_stack,
@@ -47,6 +48,8 @@ def main(argv: list[str]) -> int:
         return steps.main(argv[1:])
     if argv and argv[0] == "tail":
         return tail.main(argv[1:])
+    if argv and argv[0] == "commit-cost":
+        return commit_cost.main(argv[1:])
     if argv and argv[0] == "load":
         argv = argv[1:]
     return load_vs_baseline.main(argv)
