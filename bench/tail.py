@@ -8,17 +8,20 @@ rate R (open model, 128 terminal servers, `tslic load`'s generator) for S second
 the server it records, for the open runs only and from the end of each schedule's first
 second (the terminal servers connect before the schedule starts):
 - every store operation's wait, from `run_op` to its group's commit (queueing included);
-- every group: its operations' time, its COMMIT's time (the fsync), its size;
+- every group: its operations' time, its COMMIT's time (the fsync), its size; and the time
+  the event loop's thread slept inside its commits (wall minus CPU: waiting for the disk),
+  as a share of the recorded time;
 - the background WAL checkpoints' times, and which commits of 5 ms or more overlapped one;
 - every garbage collection (`gc.callbacks`): its generation and pause.
 For each rate it prints the generator's response and service time percentiles, the server's
 main-thread CPU per license and how busy that thread was (CPU seconds over wall seconds,
 both from the end of the schedule's first second to the end of its last, so that the
-terminal servers' connections are left out: one thread cannot exceed 1.0), the store's
-percentiles, the collections and checkpoints, and the share of the machine's CPU time the
-hypervisor stole meanwhile. Reading: a tail that the store and the collector do not explain
-is queueing for the one event-loop thread, which grows steeply as that thread's busy share
-nears 1.0; a run with a steal share above ~0.02 measured the host, not the server. A
+terminal servers' connections are left out: one thread cannot exceed 1.0), how occupied the
+loop was (that busy share plus its sleep in commits: nobody else is served meanwhile), the
+store's percentiles, the collections and checkpoints, and the share of the machine's CPU
+time the hypervisor stole meanwhile. Reading: a tail that the store and the collector do not explain
+is queueing for the one event-loop thread, which grows steeply as its occupied share nears
+1.0; a run with a steal share above ~0.02 measured the host, not the server. A
 benchmark: figures, never assertions.
 """
 
@@ -32,6 +35,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
@@ -58,6 +62,8 @@ class _Recorder:
         self.groups: list[tuple[float, float, int]] = []  # ops s, commit s, size
         self.checkpoints: list[float] = []
         self.commit_spans: list[Span] = []
+        self.commit_sleep = 0.0  # seconds the event loop's thread slept inside its commits
+        self.started = self.stopped = 0.0  # perf_counter while `on`
         self.checkpoint_spans: list[Span] = []
         self.collections: list[tuple[int, float]] = []  # generation, pause s
         self.last_ops = 0.0  # the group being committed: its operations' time
@@ -66,7 +72,13 @@ class _Recorder:
     def start(self) -> None:
         self.waits, self.groups, self.checkpoints, self.collections = [], [], [], []
         self.commit_spans, self.checkpoint_spans = [], []
+        self.commit_sleep = 0.0
+        self.started = time.perf_counter()
         self.on = True
+
+    def stop(self) -> None:
+        self.on = False
+        self.stopped = time.perf_counter()
 
     def gc_callback(self, phase: str, info: dict[str, int]) -> None:
         if not self.on:
@@ -105,10 +117,12 @@ def _instrument(rec: _Recorder) -> None:
         return ok
 
     def timed_commit(self: Store, group: list[Job]) -> None:
-        started = clock()
+        started, cpu = clock(), time.thread_time()
         commit(self, group)
         if rec.on:
             ended = clock()
+            if threading.current_thread() is threading.main_thread():
+                rec.commit_sleep += max(0.0, (ended - started) - (time.thread_time() - cpu))
             rec.groups.append((rec.last_ops, ended - started, len(group)))
             rec.commit_spans.append((started, ended))
 
@@ -152,7 +166,7 @@ def _serve(conn: Pipe) -> None:
                 if command == "start":
                     rec.start()
                 else:  # "report"
-                    rec.on = False
+                    rec.stop()
                     conn.send(_summary(rec))
             server.shutdown()
 
@@ -204,6 +218,9 @@ def _summary(rec: _Recorder) -> dict[str, object]:
         "group_size_mean": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
         "checkpoints_ms": _ms(rec.checkpoints),
         "slow_commits": _slow_commits(rec),
+        "loop_commit_sleep_share": round(
+            rec.commit_sleep / max(1e-9, rec.stopped - rec.started), 3
+        ),
         "collections": by_generation,
     }
 
@@ -245,6 +262,8 @@ def measure(rates: list[float], seconds: float, warm: float) -> dict[str, object
             _, report = _run(config, progress=mark)
             parent.send("report")
             inside: dict[str, object] = parent.recv()
+            slept = inside["loop_commit_sleep_share"]
+            assert isinstance(slept, float)
             (wall0, cpu0, done0), (wall1, cpu1, done1) = marks[0], marks[-1]
             main_cpu, wall, done = cpu1 - cpu0, max(1e-9, wall1 - wall0), max(1, done1 - done0)
             runs.append(
@@ -256,6 +275,7 @@ def measure(rates: list[float], seconds: float, warm: float) -> dict[str, object
                     "main_thread_cpu_per_license_us": round(main_cpu / done * 1e6),
                     "main_thread_busy_share": round(main_cpu / wall, 3),
                     "steal_share": stolen.share(),
+                    "loop_occupied_share": round(main_cpu / wall + slept, 3),
                     **inside,
                 }
             )
