@@ -20,6 +20,9 @@ C,C,...] [--beyond B] [--json]` runs, in order, and prints one JSON document (or
 Beside each phase's figures it reports the share of the machine's CPU time the hypervisor
 stole meanwhile (`steal_share_*`, bench/procstat.py): on a shared host that is the largest
 noise in the tail, and a p99 measured with a share above ~0.02 does not describe the server.
+It also times the bare sign + verify right after the maximum-rate runs and right after the
+half-rate run (`host_slowdown_since_max`): a host that slowed by more than 10% in between
+(seen here with no steal reported) marks the half-rate p99 inconclusive.
 The license server runs in its own process from a fresh data directory (unactivated: it
 issues temporary licenses, which are written to its database like any other). If the
 license server package is missing, steps 2-4 are skipped and the output says so. Figures and
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             out["issuance_over_signed_echo"] = round(top / out["signed_echo_per_s"], 3)
             _generator_cost(out, "busy_", result, report, bare)
             _machine_ceiling(out, server_cpu_us, top)
+            host_at_max = bare_cost_per_request(issuance=True)
             # 3. p99 response time at half the maximum, open model, and the generator's CPU
             half = max(1.0, top / 2)
             stages = OpenSchedule.constant(half, args.seconds).stages
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             out["half_rate_response_p99_ms"] = report["latency_ms"]["response"]["p99"]
             out["half_rate_service_p99_ms"] = report["latency_ms"]["service"]["p99"]
             out["half_rate_inconclusive"] = report["verdict"]["inconclusive"]
+            _host_drift(out, host_at_max, bare_cost_per_request(issuance=True))
             _generator_cost(out, "", result, report, bare)
             # 4. memory per connection, and the refusals beyond the server's limit
             before = _rss_kb(pid)
@@ -260,6 +265,26 @@ def _generator_cost(
     out[f"{prefix}generator_over_bare"] = round(cpu / done / bare, 2)
     out[f"{prefix}generator_user_over_bare"] = round((cpu - system) / done / bare, 2)
     out[f"{prefix}generator_core_share"] = round(share, 3)
+
+
+HOST_DRIFT_LIMIT = 0.10  # a change in the host's speed beyond which "half" is not half
+
+
+def _host_drift(out: dict[str, Any], at_max: float, after_half: float) -> None:
+    """The host's speed when the maximum was measured and right after the half-rate run
+    (the bare sign + verify cost, a fixed piece of CPU work). On a shared host it can change
+    by a third within minutes with no steal reported; then the half-rate run loaded the
+    server more (or less) than half, and its p99 is marked inconclusive."""
+    change = after_half / at_max - 1
+    out["host_bare_us_at_max"] = round(at_max * 1e6, 1)
+    out["host_bare_us_after_half_rate"] = round(after_half * 1e6, 1)
+    out["host_slowdown_since_max"] = round(change, 3)
+    if abs(change) > HOST_DRIFT_LIMIT:
+        out["half_rate_inconclusive"] = [
+            *out["half_rate_inconclusive"],
+            f"the host's speed changed by {change:+.0%} between the maximum-rate run and the"
+            " half-rate run: that rate was not half of what the server could then sustain",
+        ]
 
 
 def _machine_ceiling(out: dict[str, Any], server_cpu_us: float, top: float) -> None:
