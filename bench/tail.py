@@ -19,9 +19,9 @@ both from the end of the schedule's first second to the end of its last, so that
 terminal servers' connections are left out: one thread cannot exceed 1.0), how occupied the
 loop was (that busy share plus its sleep in commits: nobody else is served meanwhile), the
 store's percentiles, the collections and checkpoints, and the share of the machine's CPU
-time the hypervisor stole meanwhile. Reading: a tail that the store and the collector do not explain
-is queueing for the one event-loop thread, which grows steeply as its occupied share nears
-1.0; a run with a steal share above ~0.02 measured the host, not the server. A
+time the hypervisor stole meanwhile. Reading: a tail that the store and the collector do
+not explain is queueing for the one event-loop thread, which grows steeply as its occupied
+share nears 1.0; a run with a steal share above ~0.02 measured the host, not the server. A
 benchmark: figures, never assertions.
 """
 
