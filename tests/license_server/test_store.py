@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from trio.testing import MockClock
 from tslic.protocol.domain import CalProduct, LicenseKind
 from tslic.protocol.errors import ErrorCode, ServiceError, StorageError
@@ -269,6 +271,54 @@ def test_a_background_checkpoint_copies_the_wal_and_the_writer_lets_it_restart(
     finally:
         background.close()
         store.close()
+
+
+async def test_the_writer_finishes_a_checkpoint_in_a_worker_thread_while_the_loop_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over WAL_RESTART_FRAMES the writer copies what is left of the WAL itself, after
+    answering its group: in a worker thread, so the event loop keeps serving during the
+    checkpoint's fsync; operations queued meanwhile are committed once it is done."""
+    monkeypatch.setattr(store_module, "WAL_RESTART_FRAMES", 1)
+    store = Store(tmp_path, threaded=True)
+    holding, release = threading.Event(), threading.Event()
+    ran_in: list[threading.Thread] = []
+    checkpoint = store.checkpoint
+
+    def held(db: sqlite3.Connection | None = None) -> tuple[int, int]:
+        if db is None:  # the writer's own, not a background one
+            ran_in.append(threading.current_thread())
+            holding.set()
+            # On the loop's thread this would stop the loop: the test fails after 10 s.
+            assert release.wait(10), "the loop did not run while the writer checkpointed"
+        return checkpoint(db)
+
+    monkeypatch.setattr(store, "checkpoint", held)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run)
+        store._wal_frames = 5  # what a background checkpoint found in the WAL
+        assert await store.run_op(insert(1)) == 1  # answered before the checkpoint
+        with trio.fail_after(30):
+            await trio.to_thread.run_sync(holding.wait)
+        committed: list[int] = []
+        done = trio.Event()
+
+        async def second() -> None:
+            committed.append(await store.run_op(insert(2)))
+            done.set()
+
+        nursery.start_soon(second)
+        await trio.testing.wait_all_tasks_blocked()
+        assert committed == []  # queued behind the writer's checkpoint, not lost
+        release.set()
+        with trio.fail_after(30):
+            await done.wait()
+        assert committed == [2]
+        assert len(ran_in) == 1
+        assert ran_in[0] is not threading.main_thread()
+        assert store._wal_frames == 0
+        assert await store.run_op(count) == 2
+        nursery.cancel_scope.cancel()
 
 
 async def test_the_running_store_checkpoints_in_the_background(
