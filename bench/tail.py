@@ -12,7 +12,9 @@ second (the terminal servers connect before the schedule starts):
   the event loop's thread slept inside its commits (wall minus CPU: waiting for the disk),
   as a share of the recorded time;
 - the background WAL checkpoints' times, and which commits of 5 ms or more overlapped one;
-- every garbage collection (`gc.callbacks`): its generation and pause.
+- every garbage collection (`gc.callbacks`): its generation and pause;
+- every task step of 2 ms or more (a Trio instrument): while one runs, the loop serves no
+  one else.
 For each rate it prints the generator's response and service time percentiles, the server's
 main-thread CPU per license and how busy that thread was (CPU seconds over wall seconds,
 both from the end of the schedule's first second to the end of its last, so that the
@@ -66,13 +68,14 @@ class _Recorder:
         self.started = self.stopped = 0.0  # perf_counter while `on`
         self.checkpoint_spans: list[Span] = []
         self.collections: list[tuple[int, float]] = []  # generation, pause s
+        self.long_steps: list[float] = []  # task steps of LONG_STEP_S or more, s
         self.last_ops = 0.0  # the group being committed: its operations' time
         self._gc_started = 0.0
 
     def start(self) -> None:
         self.waits, self.groups, self.checkpoints, self.collections = [], [], [], []
         self.commit_spans, self.checkpoint_spans = [], []
-        self.commit_sleep = 0.0
+        self.commit_sleep, self.long_steps = 0.0, []
         self.started = time.perf_counter()
         self.on = True
 
@@ -87,6 +90,26 @@ class _Recorder:
             self._gc_started = time.perf_counter()
         else:
             self.collections.append((info["generation"], time.perf_counter() - self._gc_started))
+
+
+LONG_STEP_S = 0.002  # a task step this long holds the event loop from everyone else
+
+
+class _LoopHolds(trio.abc.Instrument):
+    """Every task step of LONG_STEP_S or more: while one runs, no other connection is read,
+    answered or committed for."""
+
+    def __init__(self, rec: _Recorder) -> None:
+        self.rec = rec
+        self.started = 0.0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.started = time.perf_counter()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        held = time.perf_counter() - self.started
+        if held >= LONG_STEP_S and self.rec.on:
+            self.rec.long_steps.append(held)
 
 
 def _instrument(rec: _Recorder) -> None:
@@ -171,7 +194,7 @@ def _serve(conn: Pipe) -> None:
             server.shutdown()
 
     with tempfile.TemporaryDirectory(prefix="tslic-bench-") as data_dir:
-        trio.run(main, data_dir)
+        trio.run(main, data_dir, instruments=[_LoopHolds(rec)])
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -218,6 +241,11 @@ def _summary(rec: _Recorder) -> dict[str, object]:
         "group_size_mean": round(sum(sizes) / len(sizes), 2) if sizes else 0.0,
         "checkpoints_ms": _ms(rec.checkpoints),
         "slow_commits": _slow_commits(rec),
+        "loop_holds_over_2ms": {
+            "count": len(rec.long_steps),
+            "total_ms": round(sum(rec.long_steps) * 1e3, 1),
+            "max_ms": round(max(rec.long_steps, default=0.0) * 1e3, 2),
+        },
         "loop_commit_sleep_share": round(
             rec.commit_sleep / max(1e-9, rec.stopped - rec.started), 3
         ),
