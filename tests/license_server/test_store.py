@@ -298,8 +298,7 @@ async def test_the_writer_finishes_a_checkpoint_in_a_worker_thread_while_the_loo
         await nursery.start(store.run)
         store._wal_frames = 5  # what a background checkpoint found in the WAL
         assert await store.run_op(insert(1)) == 1  # answered before the checkpoint
-        with trio.fail_after(30):
-            await trio.to_thread.run_sync(holding.wait)
+        assert await trio.to_thread.run_sync(holding.wait, 30)  # the writer is in it now
         committed: list[int] = []
         done = trio.Event()
 
