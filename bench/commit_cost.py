@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tslic.protocol.domain import CalProduct, ClientOS, LicenseKind, LicenseStatus, LicensingMode
 from tslic.server.license_server.db import licenses
-from tslic.server.license_server.store import Store, _Pending
+from tslic.server.license_server.store import MAX_GROUP, Store, _Pending
 
 DOCUMENT_BYTES = 834  # a signed license document as issuance stores it
 START = 1_051_747_200_000  # 2003-05-01, as the lab's first day
@@ -104,8 +104,10 @@ def _sizes(text: str) -> list[int]:
         sizes = sorted({int(s) for s in text.split(",")})
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a list of group sizes: {text!r}") from None
-    if not sizes or sizes[0] < 1 or sizes[-1] > 512:
-        raise argparse.ArgumentTypeError("group sizes run from 1 to 512 (the store's largest)")
+    if not sizes or sizes[0] < 1 or sizes[-1] > MAX_GROUP:
+        raise argparse.ArgumentTypeError(
+            f"group sizes run from 1 to {MAX_GROUP} (the store's largest group)"
+        )
     return sizes
 
 
